@@ -1,0 +1,7 @@
+"""``synthcv generate|inspect|preview|export``."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass
