@@ -14,8 +14,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from synthcv.cli import data_commands, genmodel
+    from synthcv.cli import data_commands, generate, genmodel
 
+    generate.register(app)
     data_commands.register(app)
     app.add_typer(genmodel.app, name="genmodel", help="Deep generative image models.")
 

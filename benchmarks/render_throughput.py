@@ -1,0 +1,93 @@
+"""Throughput of the full `tiny` pipeline vs a bare getCameraImage loop over the same scenes.
+
+    ./run python benchmarks/render_throughput.py [--count 48] [--spec examples/tabletop.yaml]
+
+Prints samples/s for:
+  bare       pybullet getCameraImage only, scenes pre-built (the floor any pipeline pays)
+  bare+build the same plus creating the scene's bodies (what a hand-written script does)
+  full 1w    synthcv generate, all outputs written, 1 worker
+  full 2w    the same with 2 workers
+and the ratios full-1w / bare and full-2w / full-1w (targets: >= 0.8 and >= 1.7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("SYNTHCV_TRACKING", "0")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spec", default=str(Path(__file__).parents[1] / "examples/tabletop.yaml"))
+    ap.add_argument("--count", type=int, default=48)
+    args = ap.parse_args()
+
+    import numpy as np
+
+    from synthcv.physics import settle
+    from synthcv.pipeline import generate
+    from synthcv.render.tiny import CV_TO_GL, TinyRenderer, gl_projection
+    from synthcv.sampler import sample_scene
+    from synthcv.spec import load_spec
+
+    spec = load_spec(args.spec).with_count(args.count)
+    scenes = [settle(sample_scene(spec, i), spec.physics)[0] for i in range(args.count)]
+
+    r = TinyRenderer()
+    p, c = r._p, r._client
+
+    def camera_args(scene):
+        cam = scene.camera
+        return dict(width=cam.width, height=cam.height,
+                    viewMatrix=(CV_TO_GL @ cam.world_to_camera).T.reshape(-1).tolist(),
+                    projectionMatrix=gl_projection(cam).T.reshape(-1).tolist(),
+                    lightDirection=list(scene.sun.direction), shadow=1,
+                    renderer=p.ER_TINY_RENDERER, physicsClientId=c)
+
+    # bare+build: build bodies and render, per scene
+    t0 = time.perf_counter()
+    for s in scenes:
+        r.render(s)
+    t_build = time.perf_counter() - t0
+    # bare: getCameraImage only, on the last built scene's bodies replaced per scene
+    t_bare = 0.0
+    for s in scenes:
+        r.render(s)  # build (untimed below)
+        kw = camera_args(s)
+        t0 = time.perf_counter()
+        p.getCameraImage(**kw)
+        t_bare += time.perf_counter() - t0
+    r.close()
+
+    tmp = Path(tempfile.mkdtemp(prefix="synthcv-bench-"))
+    try:
+        t0 = time.perf_counter()
+        generate(spec, tmp / "w1", workers=1, progress=False)
+        t_full1 = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        generate(spec, tmp / "w2", workers=2, progress=False)
+        t_full2 = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    n = args.count
+    rate = {k: n / v for k, v in
+            [("bare", t_bare), ("bare+build", t_build), ("full 1w", t_full1), ("full 2w", t_full2)]}
+    print(f"spec {args.spec}  {spec.image.width}x{spec.image.height}  {n} samples  "
+          f"cores {os.cpu_count()}")
+    for k, v in rate.items():
+        print(f"  {k:<11} {v:8.1f} samples/s")
+    print(f"full 1w / bare       = {rate['full 1w'] / rate['bare']:.2f}  (target >= 0.8)")
+    print(f"full 1w / bare+build = {rate['full 1w'] / rate['bare+build']:.2f}")
+    print(f"full 2w / full 1w    = {rate['full 2w'] / rate['full 1w']:.2f}  (target >= 1.7)")
+    print(f"(numpy {np.__version__})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from synthcv.cli import main
+
+main()

@@ -1,0 +1,159 @@
+"""The ``tiny`` backend: PyBullet's CPU TinyRenderer. Fast, no GPU, exact ids and metric depth.
+
+The camera is driven by an OpenGL projection built from the sample's K, so every pixel agrees
+with :meth:`synthcv.scene.Camera.project`. Normals are not rendered by TinyRenderer; the labels
+derive them from depth (the manifest records ``normals_source: depth-derived``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from synthcv.scene import Camera, Mesh, RenderResult, Scene
+
+# OpenCV camera (x right, y down, z forward) → OpenGL camera (x right, y up, z backward)
+CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
+SMOOTH_ANGLE_DEG = 35.0
+
+
+def gl_projection(camera: Camera) -> np.ndarray:
+    """OpenGL projection matrix equivalent to K (pixel centres at integer coordinates).
+
+    TinyRenderer samples each pixel half a pixel left of and below its centre (measured: a
+    polygon's mask matches the ideal pixel-centre raster exactly after that shift), so the
+    principal point is offset here to make the samples land on pixel centres.
+    """
+    k, w, h, n, f = camera.K, camera.width, camera.height, camera.near, camera.far
+    return np.array([
+        [2 * k[0, 0] / w, -2 * k[0, 1] / w, 1 - 2 * k[0, 2] / w, 0],
+        [0, 2 * k[1, 1] / h, 2 * (k[1, 2] + 1.0) / h - 1, 0],
+        [0, 0, -(f + n) / (f - n), -2 * f * n / (f - n)],
+        [0, 0, -1, 0],
+    ])
+
+
+def depth_buffer_to_z(buf: np.ndarray, near: float, far: float) -> np.ndarray:
+    """Non-linear [0, 1] depth buffer → camera-frame z in metres."""
+    return (far * near / (far - (far - near) * buf)).astype(np.float32)
+
+
+def _render_arrays(mesh: Mesh) -> tuple[list, list, list, list | None]:
+    """Per-corner vertices/normals (smooth where faces meet gently, else flat) and UVs."""
+    v, f = mesh.vertices, mesh.faces
+    tri = v[f]  # (F, 3, 3)
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    vn = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(vn, f[:, k], fn)
+    fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-20)
+    vn /= np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-20)
+    corner_n = vn[f]  # (F, 3, 3)
+    sharp = np.einsum("fkc,fc->fk", corner_n, fn) < np.cos(np.radians(SMOOTH_ANGLE_DEG))
+    corner_n = np.where(sharp[..., None], fn[:, None, :], corner_n)
+    uvs = mesh.uv[f].reshape(-1, 2).tolist() if mesh.uv is not None else None
+    n_corners = 3 * len(f)
+    return (tri.reshape(-1, 3).tolist(), corner_n.reshape(-1, 3).tolist(),
+            list(range(n_corners)), uvs)
+
+
+@lru_cache(maxsize=256)
+def _cached_arrays(mesh: Mesh) -> tuple[list, list, list, list | None]:
+    """Meshes are immutable and hashed by identity, so their render arrays can be reused."""
+    return _render_arrays(mesh)
+
+
+class TinyRenderer:
+    name = "tiny"
+
+    def __init__(self, shadows: bool = True, **_ignored: Any) -> None:
+        import pybullet as p
+
+        self._p = p
+        self.version = f"pybullet-{p.getAPIVersion()}"
+        self.shadows = shadows
+        self._client = p.connect(p.DIRECT)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._p.disconnect(self._client)
+            self._client = None
+
+    def __del__(self) -> None:  # best effort; workers also call close()
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _visual(self, mesh: Mesh, rgba: list[float], specular: list[float]) -> int:
+        p, c = self._p, self._client
+        verts, normals, idx, uvs = _cached_arrays(mesh)
+        kwargs: dict[str, Any] = {"uvs": uvs} if uvs is not None else {}
+        return p.createVisualShape(
+            p.GEOM_MESH, vertices=verts, indices=idx, normals=normals, rgbaColor=rgba,
+            specularColor=specular, physicsClientId=c, **kwargs)
+
+    def _texture(self, path: str | None) -> int | None:
+        if not path:
+            return None
+        return self._p.loadTexture(path, physicsClientId=self._client)
+
+    def render(self, scene: Scene) -> RenderResult:
+        p, c = self._p, self._client
+        p.resetSimulation(physicsClientId=c)
+        body_to_instance: dict[int, int] = {}
+        if scene.ground.enabled:
+            g = scene.ground
+            s = g.size / 2
+            reps = g.size * g.material.texture_scale
+            vid = p.createVisualShape(
+                p.GEOM_MESH,
+                vertices=[[-s, -s, 0], [s, -s, 0], [s, s, 0], [-s, s, 0]],
+                indices=[0, 1, 2, 0, 2, 3], normals=[[0, 0, 1]] * 4,
+                uvs=[[0, 0], [reps, 0], [reps, reps], [0, reps]],
+                rgbaColor=[*g.material.color, 1.0], specularColor=[0.05, 0.05, 0.05],
+                physicsClientId=c)
+            gid = p.createMultiBody(0, -1, vid, basePosition=[0, 0, g.height], physicsClientId=c)
+            tex = self._texture(g.material.texture)
+            if tex is not None:
+                p.changeVisualShape(gid, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1],
+                                    physicsClientId=c)
+        for obj in scene.objects:
+            m = obj.material
+            spec = [0.5 * (1 - m.roughness) * (1 + m.metallic)] * 3
+            vid = self._visual(obj.mesh, [*m.color, 1.0], spec)
+            bid = p.createMultiBody(0, -1, vid, basePosition=obj.position.tolist(),
+                                    baseOrientation=obj.orientation.tolist(), physicsClientId=c)
+            tex = self._texture(m.texture) if obj.mesh.uv is not None else None
+            if tex is not None:
+                p.changeVisualShape(bid, -1, textureUniqueId=tex, physicsClientId=c)
+            body_to_instance[bid] = obj.instance_id
+
+        cam = scene.camera
+        view = (CV_TO_GL @ cam.world_to_camera).T.reshape(-1).tolist()  # column-major
+        proj = gl_projection(cam).T.reshape(-1).tolist()
+        sun = scene.sun
+        _, _, rgba, depth_buf, seg = p.getCameraImage(
+            cam.width, cam.height, viewMatrix=view, projectionMatrix=proj,
+            lightDirection=list(sun.direction), lightColor=list(sun.color),
+            lightDistance=10.0, shadow=int(self.shadows),
+            lightAmbientCoeff=float(scene.ambient),
+            lightDiffuseCoeff=float(0.7 * sun.intensity), lightSpecularCoeff=0.3,
+            renderer=p.ER_TINY_RENDERER, physicsClientId=c)
+        rgba = np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)
+        seg = np.asarray(seg, dtype=np.int64).reshape(cam.height, cam.width)
+        z = depth_buffer_to_z(
+            np.asarray(depth_buf, dtype=np.float64).reshape(cam.height, cam.width),
+            cam.near, cam.far)
+        lut = np.zeros(max([*body_to_instance, 0]) + 2, dtype=np.uint16)
+        for bid, iid in body_to_instance.items():
+            lut[bid] = iid
+        hit = seg >= 0
+        instance = np.where(hit, lut[np.clip(seg, 0, len(lut) - 1)], 0).astype(np.uint16)
+        rgb = rgba[..., :3].copy()
+        rgb[~hit] = np.round(np.asarray(scene.background) * 255).astype(np.uint8)
+        z[~hit] = 0.0
+        return RenderResult(rgb=rgb, depth=z, instance=instance, normals=None,
+                            normals_source="depth-derived")

@@ -1,0 +1,455 @@
+"""The dataset spec: a YAML document validated by pydantic into a :class:`Spec`.
+
+Every problem in a bad spec is reported at once as ``field.path: got X, expected Y``; unknown keys
+get a "did you mean" hint. The spec's hash (canonical JSON of the resolved spec minus ``count``)
+seeds every sample, so growing ``count`` keeps the existing samples.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from synthcv.distributions import Distribution, constant, parse_distribution
+
+# --------------------------------------------------------------------------- field types
+
+
+def _ser(d: Distribution) -> Any:
+    return d.to_json()
+
+
+Num = Annotated[
+    Distribution,
+    PlainValidator(lambda v: parse_distribution(v, numeric=True)),
+    PlainSerializer(_ser, return_type=Any),
+]
+Cat = Annotated[
+    Distribution,
+    PlainValidator(lambda v: parse_distribution(v, numeric=False)),
+    PlainSerializer(_ser, return_type=Any),
+]
+AnyDist = Annotated[
+    Distribution, PlainValidator(parse_distribution), PlainSerializer(_ser, return_type=Any)
+]
+
+
+def _range_or_dist(v: Any) -> Distribution:
+    """HSV ranges may be written as [lo, hi] (uniform) or any numeric distribution."""
+    if isinstance(v, list | tuple) and len(v) == 2:
+        v = {"uniform": list(v)}
+    return parse_distribution(v, numeric=True)
+
+
+Range = Annotated[
+    Distribution, PlainValidator(_range_or_dist), PlainSerializer(_ser, return_type=Any)
+]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+
+class HSVColor(StrictModel):
+    """A colour drawn in HSV (each channel in [0, 1]); ``[lo, hi]`` is a uniform range."""
+
+    h: Range = constant(0.0)
+    s: Range = constant(0.0)
+    v: Range = constant(0.8)
+
+
+class ImageSpec(StrictModel):
+    width: int = Field(256, ge=8, le=8192)
+    height: int = Field(256, ge=8, le=8192)
+    channels: Literal[1, 3] = 3
+    supersample: int = Field(
+        1, ge=1, le=8, description="render at N× and box-filter RGB down (labels: centre sample)"
+    )
+
+
+class RendererSpec(StrictModel):
+    backend: Literal["tiny", "cycles"] = "tiny"
+    samples: int = Field(16, ge=1, description="cycles: path-tracing samples per pixel")
+    denoise: bool = False
+    threads: int = Field(0, ge=0, description="cycles: CPU threads per worker (0 = auto)")
+    shadows: bool = True
+
+    def options(self) -> dict[str, Any]:
+        if self.backend == "cycles":
+            return {"samples": self.samples, "denoise": self.denoise, "threads": self.threads}
+        return {"shadows": self.shadows}
+
+
+class CameraSpec(StrictModel):
+    distance: Num = constant(1.0)
+    elevation: Num = constant(45.0)  # degrees above the ground plane
+    azimuth: Num = constant(0.0)  # degrees, counter-clockwise from +x
+    look_at: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    look_at_jitter: Num = constant(0.0)  # metres, uniform per axis in ±value
+    fov: Num = constant(45.0)  # vertical, degrees
+    near: float = Field(0.01, gt=0)
+    far: float = Field(20.0, gt=0)
+
+
+class SunSpec(StrictModel):
+    elevation: Num = constant(60.0)
+    azimuth: Num = constant(30.0)
+    intensity: Num = constant(1.0)
+    color: HSVColor = HSVColor(h=constant(0.0), s=constant(0.0), v=constant(1.0))
+
+
+class LightsSpec(StrictModel):
+    sun: SunSpec = SunSpec()
+    ambient: Num = constant(0.4)
+
+
+class MaterialSpec(StrictModel):
+    roughness: Num = constant(0.5)
+    metallic: Num = constant(0.0)
+    texture: Cat = constant(None)  # pybullet_data texture name, file path, or none
+    procedural: Cat = constant(None)  # noise | checker (cycles)
+
+
+class GroundSpec(StrictModel):
+    enabled: bool = True
+    height: float = 0.0
+    size: float = Field(6.0, gt=0)
+    color: HSVColor = HSVColor(v=constant(0.5))
+    texture: Cat = constant(None)
+    texture_scale: Num = constant(1.0)
+    roughness: Num = constant(0.8)
+
+
+class AssetSpec(StrictModel):
+    """Exactly one kind key: primitive, pybullet, mesh or glyph; other keys are its options."""
+
+    primitive: Cat | None = None
+    pybullet: Cat | None = None
+    mesh: Cat | None = None
+    glyph: Cat | None = None
+    size: Num | None = None
+    dims: tuple[float, float, float] | None = None
+    radius: Num | None = None
+    height: Num | None = None
+    major_radius: Num | None = None
+    minor_radius: Num | None = None
+    units: float | None = None
+    font: Cat | None = None
+    depth: Num | None = None
+    keypoints: dict[str, tuple[float, float, float]] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> AssetSpec:
+        kinds = [k for k in ASSET_KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                f"exactly one of {', '.join(ASSET_KINDS)} (got {', '.join(kinds) or 'none'})"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ASSET_KINDS if getattr(self, k) is not None)
+
+
+ASSET_KINDS = ("primitive", "pybullet", "mesh", "glyph")
+
+
+class PoseSpec(StrictModel):
+    """Where objects start. With physics on they are dropped from here and settle."""
+
+    x: Num = _range_or_dist([-0.25, 0.25])
+    y: Num = _range_or_dist([-0.25, 0.25])
+    z: Num = constant(0.0)  # height of the lowest point above the ground (before the drop)
+    drop_height: Num = _range_or_dist([0.05, 0.3])
+    rotation: Literal["random", "upright", "euler"] = "random"
+    roll: Num = constant(0.0)  # degrees, used when rotation: euler
+    pitch: Num = constant(0.0)
+    yaw: Num = _range_or_dist([0.0, 360.0])
+
+
+class ClassSpec(StrictModel):
+    weight: float = Field(1.0, ge=0)
+    asset: AssetSpec
+    scale: Num = constant(1.0)
+    color: HSVColor = HSVColor(h=_range_or_dist([0, 1]), s=constant(0.7))
+    material: MaterialSpec = MaterialSpec()
+    mass: float = Field(1.0, gt=0)
+
+
+class ObjectsSpec(StrictModel):
+    count: Num = constant(1)
+    classes: dict[str, ClassSpec]
+    pose: PoseSpec = PoseSpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_defaults(cls, data: Any) -> Any:
+        """``objects.defaults`` is merged under every class, saving repetition in YAML."""
+        if isinstance(data, dict) and "defaults" in data:
+            data = dict(data)
+            defaults = data.pop("defaults")
+            classes = data.get("classes")
+            if isinstance(defaults, dict) and isinstance(classes, dict):
+                data["classes"] = {
+                    name: _deep_merge(defaults, c) if isinstance(c, dict) else c
+                    for name, c in classes.items()
+                }
+        return data
+
+    @field_validator("classes")
+    @classmethod
+    def _nonempty(cls, v: dict[str, ClassSpec]) -> dict[str, ClassSpec]:
+        if not v:
+            raise ValueError("at least one class")
+        if sum(c.weight for c in v.values()) <= 0:
+            raise ValueError("class weights that sum to more than 0")
+        return v
+
+
+class DistractorsSpec(StrictModel):
+    count: Num = constant(0)
+    assets: list[AssetSpec] = [AssetSpec(primitive=constant("cube"))]
+    scale: Num = _range_or_dist([0.5, 1.5])
+    color: HSVColor = HSVColor(
+        h=_range_or_dist([0, 1]), s=_range_or_dist([0, 1]), v=_range_or_dist([0.2, 1])
+    )
+    material: MaterialSpec = MaterialSpec()
+
+
+class PhysicsSpec(StrictModel):
+    enabled: bool = True
+    steps: int = Field(480, ge=0, description="max simulation steps (stops early when at rest)")
+    timestep: float = Field(1 / 240, gt=0)
+    friction: float = Field(0.8, ge=0)
+
+
+class OutputsSpec(StrictModel):
+    rgb: bool = True
+    depth: bool = True
+    instance: bool = True
+    semantic: bool = True
+    normals: bool = True
+    shard_size: int = Field(16, ge=1, le=100000)
+
+
+class SweepSpec(StrictModel):
+    """Hold everything fixed and step one field; each step re-uses the same ``count`` scenes."""
+
+    field: str
+    values: list[Any] | None = None
+    linspace: tuple[float, float, int] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SweepSpec:
+        if (self.values is None) == (self.linspace is None):
+            raise ValueError("exactly one of values: [...] or linspace: [start, stop, num]")
+        if self.linspace is not None and self.linspace[2] < 1:
+            raise ValueError("linspace: [start, stop, num] with num >= 1")
+        if self.values is not None and not self.values:
+            raise ValueError("values: a non-empty list")
+        return self
+
+    def steps(self) -> list[Any]:
+        if self.values is not None:
+            return list(self.values)
+        a, b, n = self.linspace  # type: ignore[misc]
+        if n == 1:
+            return [float(a)]
+        return [float(a + (b - a) * i / (n - 1)) for i in range(int(n))]
+
+
+class Spec(StrictModel):
+    count: int = Field(16, ge=1, description="samples (per sweep step for sweeps)")
+    seed: int = 0
+    image: ImageSpec = ImageSpec()
+    renderer: RendererSpec = RendererSpec()
+    camera: CameraSpec = CameraSpec()
+    lights: LightsSpec = LightsSpec()
+    ground: GroundSpec = GroundSpec()
+    background: HSVColor = HSVColor(v=constant(0.0))
+    objects: ObjectsSpec
+    distractors: DistractorsSpec = DistractorsSpec()
+    physics: PhysicsSpec = PhysicsSpec()
+    outputs: OutputsSpec = OutputsSpec()
+    sweep: SweepSpec | None = None
+
+    @model_validator(mode="after")
+    def _sweep_field_exists(self) -> Spec:
+        if self.sweep is not None:
+            _check_sweep_field(self, self.sweep.field)
+        return self
+
+    # ------------------------------------------------------------------ derived facts
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.objects.classes)
+
+    @property
+    def sweep_steps(self) -> list[Any]:
+        return self.sweep.steps() if self.sweep else [None]
+
+    @property
+    def total_count(self) -> int:
+        return self.count * len(self.sweep_steps)
+
+    def resolved(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @property
+    def spec_hash(self) -> str:
+        d = self.resolved()
+        d.pop("count")
+        return hashlib.sha256(
+            json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+
+    def with_count(self, count: int) -> Spec:
+        return self.model_copy(update={"count": count})
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(
+            out.get(k), dict) else v
+    return out
+
+
+def _check_sweep_field(spec: Spec, path: str) -> None:
+    """A sweep field must name a distribution-valued field of the spec."""
+    node: Any = spec
+    for part in path.split("."):
+        if isinstance(node, BaseModel) and part in type(node).model_fields:
+            node = getattr(node, part)
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise ValueError(f"sweep.field {path!r} does not name a spec field (at {part!r})")
+    if not isinstance(node, Distribution):
+        raise ValueError(f"sweep.field {path!r} must name a numeric or categorical value field")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class SpecError(ValueError):
+    """A spec failed validation; ``problems`` lists ``path: got X, expected Y`` lines."""
+
+    def __init__(self, problems: list[str], source: str = "spec") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(
+            f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    """Model classes reachable from an annotation (through Optional, list, dict, Annotated)."""
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin in (Union, types.UnionType, list, tuple, dict):
+        out: list[Any] = []
+        for a in typing.get_args(tp):
+            out += _unwrap(a)
+        return out
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    return []
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = Spec
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, int) or part not in model.model_fields:
+            # list index or dict key: stays within the container's element model
+            continue
+        candidates = _unwrap(model.model_fields[part].annotation)
+        model = candidates[0] if candidates else None
+    return model
+
+
+def _fmt_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _short(v: Any, n: int = 80) -> str:
+    s = json.dumps(v, default=str) if not isinstance(v, str) else repr(v)
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def format_validation_error(err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors(include_url=False):
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and "[" in p))
+        path = _fmt_loc(loc)
+        typ = e["type"]
+        msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        msg = msg.removeprefix("Input should be ")
+        if typ == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            key = str(loc[-1])
+            fields = sorted(parent.model_fields) if parent else []
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(
+                f"{path}: unknown key {key!r}, expected one of {', '.join(fields)}{hint}"
+            )
+        elif typ == "missing":
+            problems.append(f"{path}: missing, expected a value")
+        else:
+            problems.append(f"{path}: got {_short(e.get('input'))}, expected {msg}")
+    return problems
+
+
+def load_spec(source: str | Path | dict, *, overrides: dict[str, Any] | None = None) -> Spec:
+    """Validate a spec from a YAML file path, YAML text or a dict. Raises :class:`SpecError`."""
+    label = "spec"
+    if isinstance(source, dict):
+        data = source
+    else:
+        text = None
+        p = Path(source) if isinstance(source, Path) or "\n" not in str(source) else None
+        if p is not None and p.suffix in (".yaml", ".yml", ".json") or isinstance(source, Path):
+            if not p.exists():
+                raise SpecError([f"file not found: {p}"], str(p))
+            label, text = str(p), p.read_text()
+        else:
+            text = str(source)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+            raise SpecError([f"YAML syntax error at {where}: {exc}"], label) from None
+    if not isinstance(data, dict):
+        raise SpecError([f"(top level): got {_short(data)}, expected a mapping"], label)
+    if overrides:
+        data = _deep_merge(data, overrides)
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err), label) from None
