@@ -7,6 +7,7 @@ dynamic mesh bodies). The simulation stops early once every body is at rest.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,20 @@ def collision_shape(p: Any, client: int, mesh: Mesh) -> int:
         return p.createCollisionShape(
             p.GEOM_CAPSULE, radius=d["radius"], height=max(d["height"] - 2 * d["radius"], 0.0),
             physicsClientId=client)
-    return p.createCollisionShape(
-        p.GEOM_MESH, vertices=mesh.vertices.tolist(), physicsClientId=client)
+    hull = _hull_vertices(mesh.unscaled or mesh) * np.asarray(mesh.scale_factors)
+    return p.createCollisionShape(p.GEOM_MESH, vertices=hull.tolist(), physicsClientId=client)
+
+
+@lru_cache(maxsize=256)
+def _hull_vertices(mesh: Mesh) -> np.ndarray:
+    """Convex-hull vertices of an (unscaled) mesh: PyBullet would hull it anyway, and passing
+    only the hull's few vertices makes shape creation cheap."""
+    from scipy.spatial import ConvexHull
+
+    try:
+        return mesh.vertices[ConvexHull(mesh.vertices).vertices]
+    except Exception:  # flat or degenerate meshes: let PyBullet cope with all vertices
+        return np.asarray(mesh.vertices)
 
 
 def settle(scene: Scene, cfg: PhysicsSpec) -> tuple[Scene, dict[str, Any]]:
@@ -40,7 +53,8 @@ def settle(scene: Scene, cfg: PhysicsSpec) -> tuple[Scene, dict[str, Any]]:
         return scene, {"physics.steps": 0, "physics.settled": True}
     import pybullet as p
 
-    client = p.connect(p.DIRECT)
+    client = _client(p)
+    p.resetSimulation(physicsClientId=client)
     try:
         p.setGravity(0, 0, -9.81, physicsClientId=client)
         p.setTimeStep(cfg.timestep, physicsClientId=client)
@@ -89,4 +103,14 @@ def settle(scene: Scene, cfg: PhysicsSpec) -> tuple[Scene, dict[str, Any]]:
             "physics.max_penetration": penetration,
         }
     finally:
-        p.disconnect(client)
+        p.resetSimulation(physicsClientId=client)
+
+
+_CLIENT: dict[str, int] = {}
+
+
+def _client(p: Any) -> int:
+    """One physics client per process, reused across samples (connecting costs ~10 ms)."""
+    if "id" not in _CLIENT or not p.isConnected(_CLIENT["id"]):
+        _CLIENT["id"] = p.connect(p.DIRECT)
+    return _CLIENT["id"]

@@ -50,17 +50,21 @@ def _hsv(
     return (h, s, v), colorsys.hsv_to_rgb(h, s, v)
 
 
-def _texture(name: Any) -> str | None:
+def _texture(name: Any, asset: dict[str, Any] | None = None) -> str | None:
+    """Resolve a texture name; ``native`` means the asset's own image (e.g. the duck's)."""
     if name is None or (isinstance(name, str) and name.lower() in ("", "none")):
         return None
-    from synthcv.assets import texture_path
+    from synthcv.assets import native_texture, texture_path
+
+    if name == "native":
+        return native_texture(asset) if asset is not None else None
 
     return texture_path(str(name))
 
 
 def _material(
     draw: _Drawer, path: str, m: MaterialSpec, rgb: tuple[float, float, float],
-    rng: np.random.Generator,
+    rng: np.random.Generator, asset: dict[str, Any] | None = None,
 ) -> tuple[Material, dict[str, Any]]:
     rough = float(np.clip(draw(f"{path}.roughness", m.roughness, rng), 0, 1))
     metal = float(np.clip(draw(f"{path}.metallic", m.metallic, rng), 0, 1))
@@ -68,7 +72,7 @@ def _material(
     proc = draw(f"{path}.procedural", m.procedural, rng)
     proc = None if proc in (None, "none") else str(proc)
     mat = Material(
-        color=tuple(rgb), roughness=rough, metallic=metal, texture=_texture(tex_name),
+        color=tuple(rgb), roughness=rough, metallic=metal, texture=_texture(tex_name, asset),
         procedural=proc,
     )
     attrs = {"roughness": rough, "metallic": metal,
@@ -202,7 +206,7 @@ def sample_scene(spec: Spec, index: int, *, spec_hash: str | None = None) -> Sce
         asset = _asset_dict(draw, f"{path}.asset", cspec.asset, r)
         scale = float(draw(f"{path}.scale", cspec.scale, r))
         hsv, rgb = _hsv(draw, f"{path}.color", cspec.color, r)
-        material, mattrs = _material(draw, f"{path}.material", cspec.material, rgb, r)
+        material, mattrs = _material(draw, f"{path}.material", cspec.material, rgb, r, asset)
         mesh = scale_mesh(build_mesh(asset), scale)
         attrs = _object_attrs(mesh.source, asset, scale, hsv) | mattrs
         obj, stack_top = _place(spec, draw, r, mesh, stack_top)
@@ -219,7 +223,7 @@ def sample_scene(spec: Spec, index: int, *, spec_hash: str | None = None) -> Sce
         asset = _asset_dict(draw, f"distractors.assets[{ai}]", ds.assets[ai], r)
         scale = float(draw("distractors.scale", ds.scale, r))
         hsv, rgb = _hsv(draw, "distractors.color", ds.color, r)
-        material, mattrs = _material(draw, "distractors.material", ds.material, rgb, r)
+        material, mattrs = _material(draw, "distractors.material", ds.material, rgb, r, asset)
         mesh = scale_mesh(build_mesh(asset), scale)
         attrs = _object_attrs(mesh.source, asset, scale, hsv) | mattrs
         obj, stack_top = _place(spec, draw, r, mesh, stack_top)

@@ -79,6 +79,10 @@ class Mesh:
     keypoints: dict[str, np.ndarray] = field(default_factory=dict)  # named points, object frame
     primitive: str | None = None
     dims: dict[str, float] = field(default_factory=dict)
+    # A scaled mesh remembers the mesh it was scaled from: vertices == unscaled.vertices *
+    # scale_factors. Backends cache per unscaled mesh and apply the scale at draw time.
+    unscaled: Mesh | None = None
+    scale_factors: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     @property
     def extents(self) -> np.ndarray:

@@ -1,7 +1,95 @@
-"""``synthcv generate|inspect|preview|export``."""
+"""``synthcv inspect|preview|export``: dataset-side commands (``generate`` lives in generate.py).
+
+Heavy imports happen inside each command so ``synthcv --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
+EXPORT_FORMATS = ("coco",)
+
+
+def _open(directory: Path):
+    from synthcv.dataset import open_dataset
+
+    try:
+        return open_dataset(directory)
+    except (FileNotFoundError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+def inspect(
+    directory: Path = typer.Argument(..., metavar="DIR", help="Dataset directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Skip re-hashing every file."),
+) -> None:
+    """Counts, class/status histograms, factor ranges and checksum verification."""
+    import json
+
+    from synthcv.tools.inspect import render, summarize
+
+    ds = _open(directory)
+    summary = summarize(ds, verify=not no_verify)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        render(summary)
+    check = summary["checksums"]
+    if check is not None and not check["ok"]:
+        typer.echo(
+            f"error: checksum verification failed for {directory}:\n  "
+            + "\n  ".join(check["problems"]),
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+def preview(
+    directory: Path = typer.Argument(..., metavar="DIR", help="Dataset directory."),
+    out: Path = typer.Option(..., "--out", "-o", help="Contact sheet PNG to write."),
+    n: int = typer.Option(16, "--n", min=1, help="Number of samples (spread over the dataset)."),
+    cols: int = typer.Option(4, "--cols", min=1, help="Tiles per row."),
+) -> None:
+    """Contact sheet: per sample, RGB with boxes, instance overlay and depth."""
+    from synthcv.tools.preview import write_preview
+
+    ds = _open(directory)
+    try:
+        path = write_preview(ds, out, n=n, cols=cols)
+    except ValueError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {path}")
+
+
+def export(
+    directory: Path = typer.Argument(..., metavar="DIR", help="Dataset directory."),
+    fmt: str = typer.Option(..., "--format", "-f", help="Export format: coco."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output file (default DIR/coco/annotations.json)."
+    ),
+) -> None:
+    """Export annotations to another format (COCO instances + keypoints)."""
+    if fmt.lower() not in EXPORT_FORMATS:
+        typer.echo(
+            f"error: --format: got {fmt!r}, expected one of {list(EXPORT_FORMATS)} "
+            "(only COCO export is supported)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    from synthcv.tools.coco import export_coco
+
+    ds = _open(directory)
+    path = export_coco(ds, out, progress=True)
+    typer.echo(f"wrote {path}")
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    """Add the dataset commands to the top-level app."""
+    app.command("inspect")(inspect)
+    app.command("preview")(preview)
+    app.command("export")(export)

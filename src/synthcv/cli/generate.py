@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Render SPEC into DIR. Re-running after an interruption finishes the job."""
         from rich.console import Console
+        from rich.markup import escape
 
         from synthcv.pipeline import GenerationError
         from synthcv.pipeline import generate as run
@@ -30,12 +31,12 @@ def register(app: typer.Typer) -> None:
         try:
             parsed = load_spec(spec)
         except SpecError as exc:
-            err.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         try:
             manifest = _tracked(parsed, spec, out, count, workers, overwrite, track, run)
         except GenerationError as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         Console().print(
             f"[green]done[/]: {manifest['count']} samples in {out} "

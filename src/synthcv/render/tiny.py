@@ -68,6 +68,8 @@ def _cached_arrays(mesh: Mesh) -> tuple[list, list, list, list | None]:
 class TinyRenderer:
     name = "tiny"
 
+    RESET_EVERY = 256  # frames between full resets, bounding memory held by old shapes
+
     def __init__(self, shadows: bool = True, **_ignored: Any) -> None:
         import pybullet as p
 
@@ -75,6 +77,9 @@ class TinyRenderer:
         self.version = f"pybullet-{p.getAPIVersion()}"
         self.shadows = shadows
         self._client = p.connect(p.DIRECT)
+        self._bodies: list[int] = []
+        self._textures: dict[str, int] = {}
+        self._frames = 0
 
     def close(self) -> None:
         if self._client is not None:
@@ -87,22 +92,38 @@ class TinyRenderer:
         except Exception:
             pass
 
-    def _visual(self, mesh: Mesh, rgba: list[float], specular: list[float]) -> int:
+    def _clear(self) -> None:
+        """Remove last frame's bodies; every so often reset everything (shapes, textures)."""
         p, c = self._p, self._client
-        verts, normals, idx, uvs = _cached_arrays(mesh)
+        self._frames += 1
+        if self._frames % self.RESET_EVERY == 0:
+            p.resetSimulation(physicsClientId=c)
+            self._textures.clear()
+        else:
+            for b in self._bodies:
+                p.removeBody(b, physicsClientId=c)
+        self._bodies = []
+
+    def _visual(self, mesh: Mesh, rgba: list[float], specular: list[float]) -> int:
+        """Visual shape from the cached arrays of the unscaled mesh, scaled by pybullet."""
+        p, c = self._p, self._client
+        verts, normals, idx, uvs = _cached_arrays(mesh.unscaled or mesh)
         kwargs: dict[str, Any] = {"uvs": uvs} if uvs is not None else {}
         return p.createVisualShape(
             p.GEOM_MESH, vertices=verts, indices=idx, normals=normals, rgbaColor=rgba,
-            specularColor=specular, physicsClientId=c, **kwargs)
+            specularColor=specular, meshScale=list(mesh.scale_factors), physicsClientId=c,
+            **kwargs)
 
     def _texture(self, path: str | None) -> int | None:
         if not path:
             return None
-        return self._p.loadTexture(path, physicsClientId=self._client)
+        if path not in self._textures:
+            self._textures[path] = self._p.loadTexture(path, physicsClientId=self._client)
+        return self._textures[path]
 
     def render(self, scene: Scene) -> RenderResult:
         p, c = self._p, self._client
-        p.resetSimulation(physicsClientId=c)
+        self._clear()
         body_to_instance: dict[int, int] = {}
         if scene.ground.enabled:
             g = scene.ground
@@ -116,6 +137,7 @@ class TinyRenderer:
                 rgbaColor=[*g.material.color, 1.0], specularColor=[0.05, 0.05, 0.05],
                 physicsClientId=c)
             gid = p.createMultiBody(0, -1, vid, basePosition=[0, 0, g.height], physicsClientId=c)
+            self._bodies.append(gid)
             tex = self._texture(g.material.texture)
             if tex is not None:
                 p.changeVisualShape(gid, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1],
@@ -130,6 +152,7 @@ class TinyRenderer:
             if tex is not None:
                 p.changeVisualShape(bid, -1, textureUniqueId=tex, physicsClientId=c)
             body_to_instance[bid] = obj.instance_id
+            self._bodies.append(bid)
 
         cam = scene.camera
         view = (CV_TO_GL @ cam.world_to_camera).T.reshape(-1).tolist()  # column-major

@@ -1,0 +1,358 @@
+"""Text glyphs as solid 3D objects: a TTF outline, holes resolved, extruded into a closed mesh.
+
+Frame: the glyph lies in the object's x–y plane as it is read (x to the right, y up) and is
+extruded along z; the reading face is the +z face. A camera on the +z axis looking down -z with
+its image "up" along +y sees the character the right way round.
+
+Outlines come from matplotlib's :class:`~matplotlib.textpath.TextPath` (no extra dependency)
+and are flattened here with fixed steps per Bézier piece. Contours are classified by nesting
+depth (even = solid, odd = hole), which works whatever direction a font winds its contours;
+overlapping solid contours are merged with a union, as the nonzero fill rule of fonts implies.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthcv.assets._common import (
+    AssetError,
+    check_keys,
+    describe,
+    did_you_mean,
+    finalize,
+    positive,
+)
+from synthcv.scene import Mesh
+
+DEFAULT_FONT = "DejaVuSans"
+FIT_MODES = ("ink", "em")
+# Never listed: a placeholder font that draws a box with the code range for every character.
+_EXCLUDED_FONTS = {"LastResortHE-Regular"}
+# TeX symbol fonts whose character map claims ASCII codes for unrelated symbols: not text.
+_PSEUDO_CHARMAP_FONTS = {"cmex10", "cmsy10"}
+_QUAD_STEPS = 6
+_CUBIC_STEPS = 8
+_SIMPLIFY = 1e-4  # outline simplification tolerance, relative to the ink height
+_PINCH = 1e-5  # outward offset, relative to the ink height, that opens point contacts
+_CREASE_DEG = 35.0  # wall vertices split at outline corners sharper than this
+
+
+@functools.cache
+def font_dir() -> Path:
+    """matplotlib's bundled TrueType fonts (DejaVu, STIX, Computer Modern)."""
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+@functools.cache
+def _bundled() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(font_dir().glob("*.ttf")) if p.stem not in _EXCLUDED_FONTS}
+
+
+@functools.cache
+def _charmap(path: Path) -> frozenset[int]:
+    from matplotlib import ft2font
+
+    return frozenset(ft2font.FT2Font(str(path)).get_charmap())
+
+
+def available_fonts(chars: str | None = None) -> list[str]:
+    """Names of matplotlib's bundled fonts; with ``chars``, only text fonts that have them all.
+
+    ``available_fonts("0123456789")`` is the list to draw digits from: fonts without those
+    characters and TeX symbol fonts (cmex10, cmsy10, whose ASCII codes draw symbols) are left out.
+    """
+    names = list(_bundled())
+    if chars is None:
+        return names
+    codes = {ord(c) for c in chars}
+    return [n for n in names if n not in _PSEUDO_CHARMAP_FONTS and codes <= _charmap(_bundled()[n])]
+
+
+def resolve_font(font: Any, where: str = "glyph") -> tuple[str, Path]:
+    """(label, path) of a bundled font name (case-insensitive, ``.ttf`` optional) or a font file."""
+    if not isinstance(font, str) or not font:
+        raise AssetError(f"{where}: font got {font!r}, expected a font name or a .ttf/.otf path")
+    bundled = _bundled()
+    stem = font[:-4] if font.lower().endswith(".ttf") else font
+    lower = {n.lower(): n for n in bundled}
+    if "/" not in font and "\\" not in font and stem.lower() in lower:
+        name = lower[stem.lower()]
+        return name, bundled[name]
+    path = Path(font).expanduser()
+    if path.suffix.lower() in (".ttf", ".otf", ".ttc") or "/" in font:
+        if not path.is_file():
+            raise AssetError(f"{where}: font file not found: {path.resolve()}")
+        return str(path.resolve()), path.resolve()
+    raise AssetError(
+        f"{where}: unknown font {font!r}{did_you_mean(stem, bundled)}; expected a .ttf path "
+        f"or one of {list(bundled)}"
+    )
+
+
+def _char(value: Any, where: str) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
+        return str(value)  # YAML reads `glyph: 7` as an int
+    if not isinstance(value, str) or len(value) != 1:
+        raise AssetError(f"{where}: glyph got {value!r}, expected exactly one character")
+    return value
+
+
+def _flatten(path: Any) -> list[np.ndarray]:
+    """Closed polylines of a matplotlib Path, curves sampled at fixed steps."""
+    rings: list[list[np.ndarray]] = []
+    current: list[np.ndarray] = []
+    pen = np.zeros(2)
+    tq = np.linspace(0, 1, _QUAD_STEPS + 1)[1:, None]
+    tc = np.linspace(0, 1, _CUBIC_STEPS + 1)[1:, None]
+    for verts, code in path.iter_segments(curves=True, simplify=False):
+        pts = np.asarray(verts, dtype=np.float64).reshape(-1, 2)
+        if code == 1:  # MOVETO
+            if current:
+                rings.append(current)
+            current, pen = [pts[0]], pts[0]
+        elif code == 2:  # LINETO
+            current.append(pts[0])
+            pen = pts[0]
+        elif code == 3:  # quadratic Bézier: control, end
+            c, e = pts
+            current.extend((1 - tq) ** 2 * pen + 2 * (1 - tq) * tq * c + tq**2 * e)
+            pen = e
+        elif code == 4:  # cubic Bézier: control, control, end
+            c1, c2, e = pts
+            current.extend(
+                (1 - tc) ** 3 * pen
+                + 3 * (1 - tc) ** 2 * tc * c1
+                + 3 * (1 - tc) * tc**2 * c2
+                + tc**3 * e
+            )
+            pen = e
+        elif code == 79:  # CLOSEPOLY
+            if current:
+                rings.append(current)
+            current = []
+    if current:
+        rings.append(current)
+    out = []
+    for ring in rings:
+        r = np.array(ring)
+        keep = np.ones(len(r), dtype=bool)
+        keep[1:] = np.any(np.abs(np.diff(r, axis=0)) > 1e-9, axis=1)
+        r = r[keep]
+        if len(r) > 1 and np.allclose(r[0], r[-1], atol=1e-9):
+            r = r[:-1]
+        if len(r) >= 3:
+            out.append(r)
+    return out
+
+
+def _polygons(rings: list[np.ndarray]) -> Any:
+    """Solid region of a glyph from its contours, holes resolved by nesting depth."""
+    from shapely.geometry import Polygon
+    from shapely.ops import unary_union
+    from shapely.validation import make_valid
+
+    polys = []
+    for r in rings:
+        p = Polygon(r)
+        if not p.is_valid:
+            p = unary_union([g for g in _parts(make_valid(p)) if g.area > 0])
+        if p.area > 1e-12:
+            polys.append(p)
+    polys.sort(key=lambda p: -p.area)
+    covered_by = [[j for j in range(i) if polys[j].covers(polys[i])] for i in range(len(polys))]
+    depth = [len(c) for c in covered_by]
+    holes: dict[int, list[Any]] = {i: [] for i in range(len(polys)) if depth[i] % 2 == 0}
+    for i, d in enumerate(depth):
+        if d % 2 == 1:
+            parents = [j for j in covered_by[i] if depth[j] == d - 1]
+            holes[max(parents, key=lambda j: j)].append(polys[i])  # the smallest such parent
+    solids = [polys[i].difference(unary_union(hs)) if hs else polys[i] for i, hs in holes.items()]
+    return unary_union(solids)
+
+
+def _parts(geom: Any) -> list[Any]:
+    """The polygons inside any shapely geometry (Polygon, MultiPolygon, collection)."""
+    if geom.geom_type == "Polygon":
+        return [geom]
+    if hasattr(geom, "geoms"):
+        return [p for g in geom.geoms for p in _parts(g)]
+    return []
+
+
+def glyph_outline(
+    char: Any, font: str = DEFAULT_FONT, height: float = 0.1, fit: str = "ink"
+) -> Any:
+    """The glyph's filled 2D region (shapely, metres), centred on its ink bounding box.
+
+    ``fit="ink"`` scales the drawn character to exactly ``height`` (so a "7" and a "1" are the
+    same height); ``fit="em"`` makes ``height`` the font size (em), keeping relative sizes.
+    """
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+    from shapely import affinity
+
+    label, path = resolve_font(font)
+    where = f"glyph {char!r} in font {label}"
+    ch = _char(char, where)
+    if fit not in FIT_MODES:
+        raise AssetError(f"{where}: fit got {fit!r}, expected one of {list(FIT_MODES)}")
+    if not (isinstance(height, int | float) and math.isfinite(height) and height > 0):
+        raise AssetError(f"{where}: height got {height!r}, expected a positive number")
+    if ord(ch) not in _charmap(path):
+        raise AssetError(
+            f"{where}: character {ch!r} (U+{ord(ch):04X}) is not in font {label} ({path})"
+        )
+    try:
+        text = TextPath((0, 0), ch, size=1.0, prop=FontProperties(fname=str(path)))
+    except (AttributeError, ValueError, IndexError):  # matplotlib fails on outline-free glyphs
+        text = None
+    geom = _polygons(_flatten(text)) if text is not None and len(text.vertices) else None
+    if geom is None or geom.is_empty or geom.area <= 0:
+        raise AssetError(
+            f"{where}: character {ch!r} (U+{ord(ch):04X}) has no outline in font {label} "
+            "(a blank character cannot become a 3D object)"
+        )
+    x0, y0, x1, y1 = geom.bounds
+    # Drop near-collinear points and sub-micron zigzags left by curve flattening: they make
+    # earcut emit sliver triangles that break the closed surface. 1e-4 of the glyph is invisible.
+    geom = geom.simplify(_SIMPLIFY * (y1 - y0), preserve_topology=True)
+    # Where a hole touches the outline at a point (a "pinch") the solid would be non-manifold;
+    # growing it by a hundred-thousandth of its height turns every pinch into a thin neck.
+    geom = geom.buffer(_PINCH * (y1 - y0), join_style="mitre")
+    geom = geom.simplify(1e-3 * _PINCH * (y1 - y0), preserve_topology=True)  # buffer's dust
+    x0, y0, x1, y1 = geom.bounds
+    s = height / (y1 - y0) if fit == "ink" else height
+    geom = affinity.translate(geom, -(x0 + x1) / 2, -(y0 + y1) / 2)
+    return affinity.scale(geom, s, s, origin=(0, 0))
+
+
+def _ring(coords: Any) -> np.ndarray:
+    """A shapely ring's points without the repeated closing point."""
+    r = np.asarray(coords, dtype=np.float64)[:, :2]
+    return r[:-1] if len(r) > 1 and np.array_equal(r[0], r[-1]) else r
+
+
+def _split_t_junctions(points: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """Split triangles whose edge passes through another outline point.
+
+    earcut may bridge along collinear outline edges (fonts are full of them: "#", "D", "4"),
+    leaving a point in the middle of a triangle edge; the cap would then not share that edge
+    with the wall and the solid would leak. Splitting there restores a conforming mesh, and
+    zero-area slivers (a corner on the opposite edge) are dropped since their neighbours split.
+    Orientation is kept: both halves of a counter-clockwise triangle are counter-clockwise.
+    """
+    tol = 1e-7 * float(np.ptp(points, axis=0).max())
+    out = []
+    stack = [tuple(int(i) for i in t) for t in tris]
+    while stack:
+        a, b, c = stack.pop()
+        for p, q, r in ((a, b, c), (b, c, a), (c, a, b)):
+            d = points[q] - points[p]
+            length2 = float(d @ d)
+            if length2 == 0.0:
+                continue
+            w = points - points[p]
+            t = (w @ d) / length2
+            dist = np.abs(w[:, 0] * d[1] - w[:, 1] * d[0]) / np.sqrt(length2)
+            on_edge = (t > 1e-9) & (t < 1 - 1e-9) & (dist < tol)
+            if on_edge[r]:  # a sliver: its third corner lies on this edge; its neighbours split
+                break
+            on_edge[[p, q]] = False
+            if on_edge.any():
+                candidates = np.flatnonzero(on_edge)
+                h = int(candidates[np.argmin(t[candidates])])
+                stack += [(p, h, r), (h, q, r)]
+                break
+        else:
+            out.append((a, b, c))
+    return np.array(out, dtype=np.int64).reshape(-1, 3)
+
+
+def _extrude(polygon: Any, depth: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Closed prism over one polygon with holes: two earcut caps plus side walls.
+
+    Caps and walls have separate vertices, and walls split at corners sharper than
+    ``_CREASE_DEG``, so a renderer that averages vertex normals keeps edges crisp. Positions
+    are shared exactly, so merging coincident vertices gives a watertight solid.
+    """
+    import mapbox_earcut
+    from shapely.geometry.polygon import orient
+
+    polygon = orient(polygon, 1.0)  # exterior counter-clockwise, holes clockwise
+    rings = [_ring(polygon.exterior.coords)] + [_ring(h.coords) for h in polygon.interiors]
+    flat = np.vstack(rings)
+    ends = np.cumsum([len(r) for r in rings]).astype(np.uint32)
+    tris = np.asarray(mapbox_earcut.triangulate_float64(flat, ends), dtype=np.int64)
+    tris = tris.reshape(-1, 3)
+    a, b, c = flat[tris[:, 0]], flat[tris[:, 1]], flat[tris[:, 2]]
+    cross = (b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]
+    tris = np.where((cross < 0)[:, None], tris[:, ::-1], tris)  # all counter-clockwise
+    tris = _split_t_junctions(flat, tris)
+    n = len(flat)
+    verts = [np.c_[flat, np.zeros(n)], np.c_[flat, np.full(n, depth)]]
+    faces = [tris[:, ::-1], tris + n]  # bottom faces -z, top faces +z
+    lo, span = flat.min(axis=0), np.ptp(flat, axis=0)
+    cap_uv = (flat - lo) / span
+    uvs = [cap_uv, cap_uv]
+    base = 2 * n
+    cos_crease = np.cos(np.radians(_CREASE_DEG))
+    for ring in rings:
+        m = len(ring)
+        edge = np.roll(ring, -1, axis=0) - ring  # edge k goes from point k to k + 1
+        unit = edge / np.linalg.norm(edge, axis=1, keepdims=True)
+        sharp = np.sum(unit * np.roll(unit, 1, axis=0), axis=1) < cos_crease  # at point k
+        # Wall columns, each a (bottom, top) vertex pair: one per point, a second one where the
+        # corner is sharp, and a closing copy of point 0 (the UV seam).
+        cols: list[int] = []  # ring point of each column
+        starts: list[int] = []  # for each edge k, the column it starts from
+        ends_: list[int] = []  # for each edge k, the column it ends on
+        for k in range(m):
+            cols.append(k)
+            if k > 0:
+                ends_.append(len(cols) - 1)
+                if sharp[k]:
+                    cols.append(k)
+            starts.append(len(cols) - 1)
+        cols.append(0)
+        ends_.append(len(cols) - 1)
+        pts = ring[cols]
+        arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+        u = arc / arc[-1]
+        ncol = len(cols)
+        verts += [np.c_[pts, np.zeros(ncol)], np.c_[pts, np.full(ncol, depth)]]
+        uvs += [np.c_[u, np.zeros(ncol)], np.c_[u, np.ones(ncol)]]
+        bi, bj = base + np.array(starts), base + np.array(ends_)
+        ti, tj = bi + ncol, bj + ncol
+        faces += [np.stack([bi, bj, tj], axis=1), np.stack([bi, tj, ti], axis=1)]
+        base += 2 * ncol
+    return np.vstack(verts), np.vstack(faces), np.vstack(uvs)
+
+
+def build_glyph(asset: Mapping[str, Any]) -> Mesh:
+    """Mesh of ``{"glyph": CHAR, "font": F, "height": h, "depth": d, "fit": "ink"|"em"}``."""
+    check_keys(asset, ("glyph", "font", "height", "depth", "fit", "keypoints"))
+    font = asset.get("font") or DEFAULT_FONT
+    height = positive(asset, "height", 0.1)
+    depth = positive(asset, "depth", 0.02)
+    label, _ = resolve_font(font, describe(asset))
+    geom = glyph_outline(asset["glyph"], font, height, asset.get("fit", "ink"))
+    verts, faces, uvs = [], [], []
+    offset = 0
+    for polygon in _parts(geom):
+        v, f, uv = _extrude(polygon, depth)
+        verts.append(v)
+        faces.append(f + offset)
+        uvs.append(uv)
+        offset += len(v)
+    ch = _char(asset["glyph"], describe(asset))
+    return finalize(
+        asset, np.vstack(verts), np.vstack(faces), f"glyph:{label}:{ch}", uv=np.vstack(uvs)
+    )

@@ -1,0 +1,232 @@
+"""Read a dataset directory written by ``synthcv generate`` (format: docs/FORMAT.md).
+
+The reader depends only on the on-disk contract, never on the writer's code, so any dataset
+that follows the format (including hand-made ones in tests) opens the same way. Images decode
+lazily per item; the parquet indexes load once and objects are grouped by sample once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FORMAT_VERSION = 1
+MODALITIES = ("rgb", "depth", "instance", "semantic", "normals")
+# Columns of samples.parquet that locate files rather than describe the sample.
+PATH_COLUMNS = ("shard", *MODALITIES)
+
+
+def _sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_png(path: Path, expect_uint16: bool = False) -> np.ndarray:
+    """RGB/L PNG as uint8, or (expect_uint16) an id PNG as uint16."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if expect_uint16:
+            if im.mode not in ("I;16", "I;16B", "I", "L"):
+                raise ValueError(f"{path}: expected a 16-bit id PNG, got mode {im.mode}")
+            arr = np.array(im)
+            if arr.dtype != np.uint16:
+                if arr.size and (arr.min() < 0 or arr.max() > 65535):
+                    raise ValueError(f"{path}: id values out of uint16 range")
+                arr = arr.astype(np.uint16)
+            return arr
+        if im.mode not in ("RGB", "L"):
+            im = im.convert("RGB")
+        return np.array(im)
+
+
+def read_depth(path: Path) -> np.ndarray:
+    """Float32 depth TIFF (metres, 0 = nothing hit)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode != "F":
+            raise ValueError(f"{path}: expected a float32 depth TIFF (mode F), got mode {im.mode}")
+        return np.array(im, dtype=np.float32)
+
+
+def decode_normals(encoded: np.ndarray) -> np.ndarray:
+    """Decode PNG normals (``v/255*2-1``) to float32 camera-frame vectors; no-hit pixels → 0."""
+    enc = np.asarray(encoded)
+    n = enc.astype(np.float32) / 255.0 * 2.0 - 1.0
+    n[np.all(enc == 0, axis=-1)] = 0.0
+    return n
+
+
+class Dataset:
+    """An opened synthcv dataset: indexable samples with numpy images and their annotations."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any], samples: pa.Table, objects: pa.Table):
+        self.root = root
+        self.manifest = manifest
+        # Sort once so position i is sample_index order whatever order shards were merged in.
+        self.samples = samples.sort_by("sample_index") if len(samples) else samples
+        self.objects = objects.sort_by(
+            [("sample_index", "ascending"), ("instance_id", "ascending")]
+        )
+        self._sample_index = np.asarray(self.samples.column("sample_index").to_numpy(), np.int64)
+        obj_idx = np.asarray(self.objects.column("sample_index").to_numpy(), np.int64)
+        # Object rows of sample s are [starts[s], ends[s]): found by binary search, once.
+        self._obj_start = np.searchsorted(obj_idx, self._sample_index, side="left")
+        self._obj_end = np.searchsorted(obj_idx, self._sample_index, side="right")
+        self._factor_columns = [c for c in self.samples.column_names if c not in PATH_COLUMNS]
+
+    @property
+    def classes(self) -> list[dict[str, Any]]:
+        """``[{id, name}]`` with ids 1..C in spec order (0 is background/distractor)."""
+        return list(self.manifest.get("classes", []))
+
+    def __len__(self) -> int:
+        return len(self._sample_index)
+
+    def __repr__(self) -> str:
+        return f"Dataset({str(self.root)!r}, samples={len(self)}, objects={len(self.objects)})"
+
+    def _position(self, i: int) -> int:
+        if not isinstance(i, (int, np.integer)):
+            raise TypeError(f"dataset index must be an int, got {type(i).__name__}")
+        n = len(self)
+        j = int(i) + n if i < 0 else int(i)
+        if not 0 <= j < n:
+            raise IndexError(f"sample {i} out of range for a dataset of {n} samples")
+        return j
+
+    def path(self, i: int, modality: str) -> Path | None:
+        """Absolute path of one modality file of sample position ``i`` (None if absent)."""
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+        j = self._position(i)
+        if modality not in self.samples.column_names:
+            return None
+        rel = self.samples.column(modality)[j].as_py()
+        return None if rel is None else self.root / rel
+
+    def objects_of(self, i: int) -> list[dict[str, Any]]:
+        """objects.parquet rows of sample position ``i`` as dicts."""
+        j = self._position(i)
+        start, end = int(self._obj_start[j]), int(self._obj_end[j])
+        return self.objects.slice(start, end - start).to_pylist()
+
+    def factors_of(self, i: int) -> dict[str, Any]:
+        """samples.parquet row of sample position ``i`` without the path columns."""
+        j = self._position(i)
+        return self.samples.select(self._factor_columns).slice(j, 1).to_pylist()[0]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        j = self._position(i)
+        item: dict[str, Any] = {"index": int(self._sample_index[j])}
+        for m in MODALITIES:
+            p = self.path(j, m)
+            if p is None:
+                item[m] = None
+            elif m == "depth":
+                item[m] = read_depth(p)
+            elif m in ("instance", "semantic"):
+                item[m] = read_png(p, expect_uint16=True)
+            elif m == "normals":
+                item[m] = decode_normals(read_png(p))
+            else:
+                item[m] = read_png(p)
+        item["objects"] = self.objects_of(j)
+        item["factors"] = self.factors_of(j)
+        return item
+
+    def __iter__(self):
+        for j in range(len(self)):
+            yield self[j]
+
+    def verify(self, progress: bool = False) -> list[str]:
+        """Problems found by re-hashing every file the manifest lists; [] means intact.
+
+        Also reports files under ``shards/`` that the manifest does not list (e.g. leftovers of
+        an interrupted run), since those would silently change what a reader sees.
+        """
+        files: dict[str, str] = self.manifest.get("files", {})
+        problems: list[str] = []
+        items = sorted(files.items())
+        iterator: Any = items
+        if progress and items:
+            from rich.console import Console
+            from rich.progress import track
+
+            # stderr, so ``synthcv inspect --json | jq`` gets clean JSON on stdout.
+            iterator = track(
+                items,
+                description="verifying checksums",
+                transient=True,
+                console=Console(stderr=True),
+            )
+        for rel, expected in iterator:
+            p = self.root / rel
+            if not p.is_file():
+                problems.append(f"missing file: {rel}")
+            elif (got := _sha256(p)) != expected:
+                problems.append(
+                    f"checksum mismatch: {rel} (expected {expected[:12]}…, got {got[:12]}…)"
+                )
+        shards = self.root / "shards"
+        if shards.is_dir():
+            for dirpath, _dirs, names in os.walk(shards):
+                for name in names:
+                    rel = Path(dirpath, name).relative_to(self.root).as_posix()
+                    if rel not in files:
+                        problems.append(f"extra file not in manifest: {rel}")
+        return sorted(problems)
+
+
+def open_dataset(path: str | os.PathLike[str]) -> Dataset:
+    """Open dataset directory ``path``; fail clearly if it is missing or incomplete."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such dataset directory: {root}")
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(
+            f"not a synthcv dataset (no manifest.json): {root} — was generation interrupted? "
+            "re-run synthcv generate to finish it"
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{manifest_path}: not valid JSON ({e})") from e
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{manifest_path}: format_version {version!r} is not supported "
+            f"(this synthcv reads format_version {FORMAT_VERSION})"
+        )
+    tables = {}
+    for name in ("samples", "objects"):
+        p = root / f"{name}.parquet"
+        if not p.is_file():
+            raise FileNotFoundError(f"{root}: manifest.json present but {name}.parquet is missing")
+        tables[name] = pq.read_table(p)
+    for name, cols in (
+        ("samples", ("sample_index",)),
+        ("objects", ("sample_index", "instance_id")),
+    ):
+        t = tables[name]
+        missing = [c for c in cols if c not in t.column_names]
+        if missing and t.num_rows == 0:
+            # A dataset without objects may store an empty, column-less table: give it the keys.
+            for c in missing:
+                t = t.append_column(c, pa.array([], pa.int64()))
+            tables[name] = t
+        elif missing:
+            raise ValueError(f"{root / (name + '.parquet')}: missing required columns {missing}")
+    return Dataset(root, manifest, tables["samples"], tables["objects"])

@@ -1,0 +1,474 @@
+"""Readers and tools (open_dataset, verify, inspect, preview, COCO export, torch adapter, CLI)
+tested against a hand-written analytic dataset that follows docs/FORMAT.md."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import synthcv
+from conftest_dataset_fixture import RECTS, H, W, render_sample, write_fixture_dataset
+from synthcv.dataset import open_dataset
+
+
+@pytest.fixture(scope="module")
+def fixture_dir(tmp_path_factory) -> Path:
+    return write_fixture_dataset(tmp_path_factory.mktemp("ds") / "fixture", count=3, shard_size=2)
+
+
+@pytest.fixture
+def fresh_dir(tmp_path) -> Path:
+    """A private copy for tests that corrupt files."""
+    return write_fixture_dataset(tmp_path / "fixture", count=3, shard_size=2)
+
+
+def _cli():
+    from synthcv.cli import app
+    from synthcv.cli.data_commands import register
+
+    if not any(c.name == "inspect" for c in app.registered_commands):
+        register(app)
+    return app
+
+
+# ---------------------------------------------------------------- open_dataset
+
+
+def test_open_dataset_round_trips_every_modality(fixture_dir):
+    ds = synthcv.open_dataset(fixture_dir)
+    assert len(ds) == 3
+    assert ds.classes == [{"id": 1, "name": "cube"}, {"id": 2, "name": "sphere"}]
+    assert ds.manifest["count"] == 3 and ds.root == fixture_dir
+    assert ds.samples.num_rows == 3 and ds.objects.num_rows == 15
+    for i in range(3):
+        want = render_sample(i)
+        s = ds[i]
+        assert s["index"] == i
+        assert s["rgb"].dtype == np.uint8 and s["rgb"].shape == (H, W, 3)
+        np.testing.assert_array_equal(s["rgb"], want["rgb"])
+        assert s["depth"].dtype == np.float32 and s["depth"].shape == (H, W)
+        np.testing.assert_array_equal(s["depth"], want["depth"])
+        assert s["instance"].dtype == np.uint16 and s["semantic"].dtype == np.uint16
+        np.testing.assert_array_equal(s["instance"], want["instance"])
+        np.testing.assert_array_equal(s["semantic"], want["semantic"])
+        n = s["normals"]
+        assert n.dtype == np.float32 and n.shape == (H, W, 3)
+        # Decoding v/255*2-1 is exact to half a quantisation step; no-hit pixels decode to 0.
+        hit = want["depth"] > 0
+        np.testing.assert_allclose(np.linalg.norm(n[hit], axis=-1), 1.0, atol=2 / 255)
+        assert np.all(n[~hit] == 0)
+        obj_px = s["instance"] > 0
+        np.testing.assert_allclose(
+            n[obj_px], np.tile([0, 0, -1.0], (obj_px.sum(), 1)), atol=1.01 / 255
+        )
+
+
+def test_objects_and_factors_per_sample(fixture_dir):
+    ds = open_dataset(fixture_dir)
+    s = ds[1]
+    assert [o["instance_id"] for o in s["objects"]] == [1, 2, 3, 4, 5]
+    assert all(o["sample_index"] == 1 for o in s["objects"])
+    by_id = {o["instance_id"]: o for o in s["objects"]}
+    assert by_id[4]["status"] == "hidden" and by_id[4]["bbox"] is None
+    assert by_id[5]["status"] == "outside"
+    # Rect 2 (rows 8..19, cols 10..25) shifted right by 1 in sample 1.
+    assert by_id[2]["bbox"] == [11.0, 8.0, 16.0, 12.0]
+    f = s["factors"]
+    assert (
+        f["sample_index"] == 1
+        and f["camera.elevation"] == 40.0
+        and f["ground.texture"] == "checker"
+    )
+    assert len(f["K"]) == 9
+    for col in ("rgb", "depth", "instance", "semantic", "normals", "shard"):
+        assert col not in f
+
+
+def test_negative_index_and_index_errors(fixture_dir):
+    ds = open_dataset(fixture_dir)
+    assert ds[-1]["index"] == 2 and ds[-3]["index"] == 0
+    with pytest.raises(IndexError, match="out of range"):
+        ds[3]
+    with pytest.raises(IndexError):
+        ds[-4]
+    with pytest.raises(TypeError):
+        ds["0"]
+
+
+def test_objects_grouping_survives_unsorted_parquet(tmp_path):
+    """Rows merged from shards out of order must still land on the right sample."""
+    import pyarrow.parquet as pq
+
+    root = write_fixture_dataset(tmp_path / "d", count=3, shard_size=2)
+    t = pq.read_table(root / "objects.parquet")
+    pq.write_table(t.take(np.arange(t.num_rows)[::-1].copy()), root / "objects.parquet")
+    s = pq.read_table(root / "samples.parquet")
+    pq.write_table(s.take([2, 0, 1]), root / "samples.parquet")
+    ds = open_dataset(root)
+    for i in range(3):
+        item = ds[i]
+        assert item["index"] == i
+        assert [o["sample_index"] for o in item["objects"]] == [i] * 5
+        assert [o["instance_id"] for o in item["objects"]] == [1, 2, 3, 4, 5]
+
+
+def test_absent_modality_is_none(tmp_path):
+    root = write_fixture_dataset(tmp_path / "nonormals", count=2, shard_size=2, normals=False)
+    ds = open_dataset(root)
+    assert ds[0]["normals"] is None and ds[0]["rgb"] is not None
+    assert ds.verify() == []
+
+
+def test_missing_dir_or_manifest_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such dataset directory"):
+        open_dataset(tmp_path / "nope")
+    (tmp_path / "half").mkdir()
+    with pytest.raises(FileNotFoundError) as e:
+        open_dataset(tmp_path / "half")
+    msg = str(e.value)
+    assert "not a synthcv dataset (no manifest.json)" in msg and str(tmp_path / "half") in msg
+    assert "re-run synthcv generate" in msg
+
+
+def test_wrong_format_version(fresh_dir):
+    m = json.loads((fresh_dir / "manifest.json").read_text())
+    m["format_version"] = 99
+    (fresh_dir / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ValueError, match="format_version 99"):
+        open_dataset(fresh_dir)
+
+
+# ---------------------------------------------------------------- verify
+
+
+def test_verify_clean(fixture_dir):
+    assert open_dataset(fixture_dir).verify() == []
+
+
+def test_verify_catches_corrupt_missing_and_extra(fresh_dir):
+    rel_bad = "shards/shard-000000/000001.depth.tiff"
+    p = fresh_dir / rel_bad
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    p.write_bytes(bytes(data))
+    rel_gone = "shards/shard-000001/000002.rgb.png"
+    (fresh_dir / rel_gone).unlink()
+    (fresh_dir / "shards/shard-000001/stray.tmp").write_bytes(b"x")
+    problems = open_dataset(fresh_dir).verify()
+    assert len(problems) == 3
+    assert any(rel_bad in q and "checksum mismatch" in q for q in problems)
+    assert any(rel_gone in q and "missing" in q for q in problems)
+    assert any("stray.tmp" in q and "extra" in q for q in problems)
+
+
+# ---------------------------------------------------------------- inspect
+
+
+def test_inspect_summary_counts(fixture_dir):
+    from synthcv.tools.inspect import summarize
+
+    s = summarize(fixture_dir)
+    assert s["samples"] == 3 and s["objects"] == 15
+    assert s["num_shards"] == 2 and s["shards_on_disk"] == 2 and s["shard_size"] == 2
+    assert s["image_sizes"] == {f"{W}x{H}": 3}
+    assert s["modalities"] == {m: 3 for m in ("rgb", "depth", "instance", "semantic", "normals")}
+    # Per sample: cube 1 visible + cube 4 hidden; sphere 2 visible + sphere 5 outside.
+    assert s["classes"] == [
+        {"id": 1, "name": "cube", "objects": 6, "visible": 3},
+        {"id": 2, "name": "sphere", "objects": 6, "visible": 3},
+    ]
+    assert s["distractors"] == {"objects": 3, "visible": 3}
+    assert s["status"] == {"hidden": 3, "outside": 3, "visible": 9}
+    el = s["sample_factors"]["camera.elevation"]
+    assert (el["min"], el["max"], el["mean"]) == (30.0, 50.0, 40.0)
+    assert s["sample_factors"]["ground.texture"]["counts"] == {"wood": 2, "checker": 1}
+    assert "K" not in s["sample_factors"] and "seed" not in s["sample_factors"]
+    # Cubes: instances 1, 4; spheres: 2, 5 and the distractor 3 (three samples).
+    assert s["object_factors"]["asset"]["counts"] == {"primitive:sphere": 9, "primitive:cube": 6}
+    assert s["object_factors"]["scale"]["max"] == 1.5
+    assert s["checksums"] == {"files": s["checksums"]["files"], "ok": True, "problems": []}
+    json.dumps(s)  # JSON-able
+    assert summarize(fixture_dir, verify=False)["checksums"] is None
+
+
+def test_inspect_render_mentions_classes(fixture_dir):
+    from rich.console import Console
+
+    from synthcv.tools.inspect import render, summarize
+
+    console = Console(record=True, width=160)
+    render(summarize(fixture_dir), console=console)
+    text = console.export_text()
+    assert "cube" in text and "sphere" in text and "camera.elevation" in text and "OK" in text
+
+
+def test_cli_inspect_json_and_failures(fresh_dir):
+    runner = CliRunner()
+    app = _cli()
+    r = runner.invoke(app, ["inspect", str(fresh_dir), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["samples"] == 3
+    rel = "shards/shard-000000/000000.instance.png"
+    (fresh_dir / rel).write_bytes(b"garbage")
+    r = runner.invoke(app, ["inspect", str(fresh_dir)])
+    assert r.exit_code == 1
+    assert rel in r.stderr and "checksum" in r.stderr
+    r = runner.invoke(app, ["inspect", str(fresh_dir), "--no-verify", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["checksums"] is None
+    r = runner.invoke(app, ["inspect", str(fresh_dir / "missing")])
+    assert r.exit_code == 2 and "no such dataset directory" in r.stderr
+
+
+# ---------------------------------------------------------------- preview
+
+
+def test_preview_size_and_determinism(fixture_dir, tmp_path):
+    from synthcv.tools import preview
+
+    out = preview.write_preview(fixture_dir, tmp_path / "grid.png", n=3, cols=2)
+    im = Image.open(out)
+    s = preview.panel_scale(W, H)
+    assert s == 4  # 32 px wide upscaled to >= 128
+    tw, th = 3 * W * s + 2 * preview.PAD, preview.HEADER + H * s
+    assert im.size == (2 * tw + 3 * preview.PAD, 2 * th + 3 * preview.PAD)
+    assert im.mode == "RGB"
+    again = preview.write_preview(fixture_dir, tmp_path / "grid2.png", n=3, cols=2)
+    assert out.read_bytes() == again.read_bytes()
+    arr = np.asarray(im)
+    # Tile 0 = sample 0. Its depth panel (third) is colormapped: nearest object (rect 2, 1.5 m)
+    # gets the top of viridis (yellow), the no-hit rows stay black.
+    x0, y0 = preview.PAD + 2 * (W * s + preview.PAD), preview.PAD + preview.HEADER
+    r0, c0 = 8 * s + s // 2, 10 * s + s // 2
+    assert tuple(arr[y0 + r0, x0 + c0]) == tuple(preview._viridis()[255])
+    assert tuple(arr[y0, x0]) == (0, 0, 0)
+    # The RGB panel draws the modal box of rect 2 in its palette colour at its top-left corner.
+    xr = preview.PAD
+    colour = tuple(preview.palette(np.array([2]))[0])
+    assert tuple(arr[y0 + 8 * s + 2, xr + 10 * s]) == colour
+
+
+def test_preview_sample_picking_and_cli(fixture_dir, tmp_path):
+    from synthcv.tools.preview import pick_samples
+
+    assert pick_samples(10, 4) == [0, 3, 6, 9]
+    assert pick_samples(3, 16) == [0, 1, 2]
+    r = CliRunner().invoke(
+        _cli(),
+        ["preview", str(fixture_dir), "--out", str(tmp_path / "g.png"), "--n", "2", "--cols", "1"],
+    )
+    assert r.exit_code == 0, r.output
+    from synthcv.tools import preview
+
+    im = Image.open(tmp_path / "g.png")
+    sc, pad = preview.panel_scale(W, H), preview.PAD
+    # One column, two rows.
+    assert im.size == (3 * W * sc + 4 * pad, 2 * (preview.HEADER + H * sc) + 3 * pad)
+
+
+# ---------------------------------------------------------------- COCO
+
+
+def _bbox_of_mask(m: np.ndarray) -> list[float]:
+    ys, xs = np.nonzero(m)
+    return [
+        float(xs.min()),
+        float(ys.min()),
+        float(xs.max() - xs.min() + 1),
+        float(ys.max() - ys.min() + 1),
+    ]
+
+
+def test_coco_export_round_trips_through_pycocotools(fixture_dir, tmp_path):
+    from pycocotools.coco import COCO
+
+    from synthcv.tools.coco import export_coco
+
+    out = export_coco(fixture_dir, tmp_path / "coco.json")
+    coco = COCO(str(out))
+    assert sorted(coco.getCatIds()) == [1, 2]
+    cat = coco.loadCats(1)[0]
+    assert cat["name"] == "cube" and len(cat["keypoints"]) == 9 and cat["skeleton"] == []
+    assert sorted(coco.getImgIds()) == [0, 1, 2]
+    ds = open_dataset(fixture_dir)
+    for i in range(3):
+        img = coco.loadImgs(i)[0]
+        assert (img["width"], img["height"]) == (W, H)
+        assert (fixture_dir / img["file_name"]).is_file()
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=i))
+        # Only visible non-distractors: instances 1 and 2 (3 is a distractor, 4 hidden, 5 outside).
+        assert sorted(a["instance_id"] for a in anns) == [1, 2]
+        inst = ds[i]["instance"]
+        for a in anns:
+            mask = coco.annToMask(a)
+            want = (inst == a["instance_id"]).astype(np.uint8)
+            np.testing.assert_array_equal(mask, want)
+            assert a["bbox"] == _bbox_of_mask(want)
+            assert a["area"] == int(want.sum())
+            assert a["iscrowd"] == 0
+            assert len(a["keypoints"]) == 3 * len(cat["keypoints"])
+            v = a["keypoints"][2::3]
+            assert a["num_keypoints"] == sum(1 for x in v if x > 0)
+            assert all(isinstance(x, int) for x in v)
+        by_id = {a["instance_id"]: a for a in anns}
+        # Instance 1 is partly covered by instance 2: visibility < 1 and amodal box is larger.
+        assert 0 < by_id[1]["visibility"] < 1 and by_id[2]["visibility"] == 1.0
+        assert by_id[1]["amodal_bbox"] == [3.0 + i, 4.0, 12.0, 10.0]
+        assert by_id[1]["category_id"] == 1 and by_id[2]["category_id"] == 2
+
+
+def test_coco_export_default_path_and_cli(fresh_dir, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(_cli(), ["export", str(fresh_dir), "--format", "coco"])
+    assert r.exit_code == 0, r.output
+    default = fresh_dir / "coco" / "annotations.json"
+    data = json.loads(default.read_text())
+    assert len(data["annotations"]) == 6
+    assert list(default.parent.iterdir()) == [default]  # no temp file left behind
+    # The export sits outside shards/, so the dataset still verifies clean.
+    assert open_dataset(fresh_dir).verify() == []
+    r = runner.invoke(_cli(), ["export", str(fresh_dir), "--format", "yolo"])
+    assert r.exit_code == 2 and "yolo" in r.stderr and "coco" in r.stderr
+    assert not (fresh_dir / "yolo").exists()
+
+
+# ---------------------------------------------------------------- torch
+
+
+def test_torch_dataset_targets(fixture_dir):
+    torch = pytest.importorskip("torch")
+    from synthcv.torch_data import SynthcvTorchDataset
+
+    tds = SynthcvTorchDataset(fixture_dir)
+    img, label = tds[0]
+    assert img.shape == (3, H, W) and img.dtype == torch.float32
+    assert float(img.min()) >= 0.0 and float(img.max()) <= 1.0
+    # Rect 2 (sphere, 192 px) is larger than the visible part of rect 1 (cube).
+    assert label == 2
+    det = SynthcvTorchDataset(fixture_dir, target="detection")[1][1]
+    assert det["labels"].tolist() == [1, 2]
+    assert det["boxes"][1].tolist() == [11.0, 8.0, 27.0, 20.0]
+    inst = open_dataset(fixture_dir)[1]["instance"]
+    assert det["masks"].shape == (2, H, W)
+    np.testing.assert_array_equal(det["masks"][0].numpy(), (inst == 1).astype(np.uint8))
+    seg = SynthcvTorchDataset(fixture_dir, target="segmentation", transform=lambda x: x * 2)[2]
+    assert seg[1].dtype == torch.int64 and seg[1].shape == (H, W)
+    assert float(seg[0].max()) > 1.0  # the transform ran
+    with pytest.raises(ValueError, match="target"):
+        SynthcvTorchDataset(fixture_dir, target="depth")
+
+
+def test_torch_data_import_error_without_torch():
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "try:\n    import synthcv.torch_data\nexcept ImportError as e:\n    print(e)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "pip install synthcv[models]" in r.stdout, r.stdout + r.stderr
+
+
+def test_import_synthcv_stays_light():
+    code = (
+        "import sys, synthcv, synthcv.dataset, synthcv.cli.data_commands\n"
+        "print([m for m in ('torch', 'pycocotools', 'matplotlib', 'bpy') if m in sys.modules])"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_fixture_matches_its_own_description():
+    """Guard the analytic fixture itself: overlap, hidden and visible areas as documented."""
+    s = render_sample(0)
+    areas = {iid: int((s["instance"] == iid).sum()) for iid, *_ in RECTS}
+    assert areas[2] == 12 * 16 and areas[4] == 0
+    assert areas[1] == 10 * 12 - 6 * 5  # rows 8..13 x cols 10..14 covered by rect 2
+    assert math.isclose(s["objects"][0]["visibility"], areas[1] / 120)
+
+
+def test_dataset_without_objects_opens(tmp_path):
+    """A column-less empty objects.parquet (nothing placed anywhere) is still a dataset."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = write_fixture_dataset(tmp_path / "d", count=2, shard_size=2)
+    pq.write_table(pa.table({}), root / "objects.parquet")
+    ds = open_dataset(root)
+    assert ds[0]["objects"] == [] and ds[1]["objects"] == []
+    from synthcv.tools.coco import build_coco
+    from synthcv.tools.inspect import summarize
+
+    assert build_coco(ds)["annotations"] == []
+    assert summarize(ds, verify=False)["status"] == {}
+
+
+# ---------------------------------------------------------------- integration with generate
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def generated_dir(tmp_path_factory) -> Path:
+    """A few tiny tabletop samples from the real pipeline (2 shards, distractors on)."""
+    spec = synthcv.load_spec(
+        EXAMPLES / "tabletop.yaml",
+        overrides={
+            "image": {"width": 64, "height": 64},
+            "physics": {"steps": 120},
+            "distractors": {"count": 1},
+            "outputs": {"shard_size": 2},
+        },
+    )
+    out = tmp_path_factory.mktemp("gen") / "tabletop"
+    synthcv.generate(spec, out, count=3, progress=False)
+    return out
+
+
+def test_tools_on_generated_dataset(generated_dir, tmp_path):
+    from pycocotools.coco import COCO
+
+    from synthcv.tools.coco import export_coco
+    from synthcv.tools.inspect import summarize
+    from synthcv.tools.preview import HEADER, PAD, panel_scale, write_preview
+
+    ds = open_dataset(generated_dir)
+    assert len(ds) == 3 and ds.verify() == []
+    s = summarize(ds)
+    assert s["samples"] == 3 and s["num_shards"] == 2 and s["shards_on_disk"] == 2
+    assert s["checksums"]["ok"]
+    assert sum(c["objects"] for c in s["classes"]) + s["distractors"]["objects"] == s["objects"]
+    assert s["distractors"]["objects"] == 3
+    assert "camera.elevation" in s["sample_factors"]
+    item = ds[0]
+    assert item["rgb"].shape == (64, 64, 3) and item["depth"].dtype == np.float32
+    assert item["instance"].dtype == np.uint16 and item["normals"].dtype == np.float32
+    ids = {o["instance_id"] for o in item["objects"]}
+    assert set(np.unique(item["instance"])) - {0} <= ids
+
+    grid = write_preview(ds, tmp_path / "grid.png", n=3, cols=3)
+    sc = panel_scale(64, 64)
+    assert Image.open(grid).size == (
+        3 * (3 * 64 * sc + 2 * PAD) + 4 * PAD,
+        HEADER + 64 * sc + 2 * PAD,
+    )
+
+    coco = COCO(str(export_coco(ds, tmp_path / "coco.json")))
+    n_ann = 0
+    for i in range(3):
+        inst = ds[i]["instance"]
+        for a in coco.loadAnns(coco.getAnnIds(imgIds=i)):
+            want = (inst == a["instance_id"]).astype(np.uint8)
+            np.testing.assert_array_equal(coco.annToMask(a), want)
+            assert a["bbox"] == _bbox_of_mask(want) and a["area"] == int(want.sum())
+            assert len(a["keypoints"]) == 3 * len(coco.loadCats(a["category_id"])[0]["keypoints"])
+            n_ann += 1
+    visible_labelled = sum(
+        1 for o in ds.objects.to_pylist() if o["status"] == "visible" and not o["is_distractor"]
+    )
+    assert n_ann == visible_labelled > 0

@@ -1,0 +1,243 @@
+"""Real-digit loaders, data sources, the run directory (train/resume/metrics) and the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthcv.realdata import (
+    MNIST_ENV_VAR,
+    find_mnist8000,
+    load_mnist8000,
+    load_sklearn_digits,
+    mnist8000_candidates,
+)
+
+torch = pytest.importorskip("torch")
+
+from synthcv.genmodels.data import load_images  # noqa: E402
+from synthcv.genmodels.io import save_samples_npz  # noqa: E402
+from synthcv.genmodels.train import TrainConfig, read_metrics, train  # noqa: E402
+
+try:
+    find_mnist8000()
+    HAVE_MNIST = True
+except FileNotFoundError:
+    HAVE_MNIST = False
+
+
+@pytest.mark.skipif(not HAVE_MNIST, reason="mnist-real-8000.npz not present")
+def test_mnist8000_fixed_split():
+    tr_x, tr_y = load_mnist8000("train")
+    te_x, te_y = load_mnist8000("test")
+    all_x, all_y = load_mnist8000("all")
+    assert tr_x.shape == (7000, 28, 28) and te_x.shape == (1000, 28, 28)
+    assert tr_x.dtype == np.uint8 and tr_y.dtype == np.int64
+    assert np.array_equal(np.concatenate([tr_x, te_x]), all_x)
+    assert np.array_equal(np.concatenate([tr_y, te_y]), all_y)
+    assert set(np.unique(all_y)) == set(range(10))
+
+
+def test_mnist8000_path_resolution_and_errors(tmp_path, monkeypatch):
+    fake = tmp_path / "digits.npz"
+    np.savez(fake, images=np.zeros((8000, 28, 28), np.uint8), labels=np.arange(8000) % 10)
+    monkeypatch.setenv(MNIST_ENV_VAR, str(fake))
+    x, y = load_mnist8000("test")
+    assert x.shape == (1000, 28, 28) and y.dtype == np.int64 and y[0] == 0
+    monkeypatch.setenv(MNIST_ENV_VAR, str(tmp_path / "nope.npz"))
+    with pytest.raises(FileNotFoundError, match=r"nope\.npz") as err:
+        load_mnist8000()
+    assert MNIST_ENV_VAR in str(err.value)
+    with pytest.raises(FileNotFoundError, match="explicit path"):
+        load_mnist8000("all", tmp_path / "missing.npz")
+    monkeypatch.delenv(MNIST_ENV_VAR)
+    monkeypatch.chdir(tmp_path)
+    cands = mnist8000_candidates()
+    assert cands[0] == tmp_path / ".." / "shared" / "data" / "mnist" / "mnist-real-8000.npz"
+    repo = Path(__file__).resolve().parents[1]
+    assert repo / ".." / "shared" / "data" / "mnist" / "mnist-real-8000.npz" in cands
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, pixels=np.zeros(3))
+    with pytest.raises(ValueError, match="missing keys"):
+        load_mnist8000("all", bad)
+    with pytest.raises(ValueError, match="split must be"):
+        load_mnist8000("valid", fake)
+
+
+def test_sklearn_digits_are_8bit_with_17_levels():
+    x, y = load_sklearn_digits("all")
+    tr, _ = load_sklearn_digits("train")
+    te, _ = load_sklearn_digits("test")
+    assert x.shape == (1797, 8, 8) and x.dtype == np.uint8
+    assert len(tr) == 1500 and len(te) == 297
+    assert x.max() == 255 and len(np.unique(x)) == 17
+    assert set(np.unique(y)) == set(range(10))
+
+
+def test_npz_samples_are_a_trainable_source(tmp_path):
+    imgs = np.random.default_rng(0).integers(0, 256, (16, 6, 6), dtype=np.uint8)
+    path = save_samples_npz(tmp_path / "s.npz", imgs, np.arange(16) % 4, {"model": "x"})
+    with np.load(path) as z:
+        assert json.loads(str(z["meta"]))["model"] == "x"
+        assert z["labels"].dtype == np.int64
+    tr = load_images(path, "train")
+    te = load_images(path, "test")
+    assert tr.images.shape == (14, 1, 6, 6) and te.images.shape == (2, 1, 6, 6)
+    assert tr.num_classes == 4
+    assert np.array_equal(np.concatenate([tr.images, te.images])[:, 0], imgs)
+    with pytest.raises(FileNotFoundError, match="not 'mnist8000'"):
+        load_images(tmp_path / "none.npz")
+
+
+try:
+    import synthcv.dataset  # noqa: F401
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest_dataset_fixture import write_fixture_dataset
+
+    HAVE_DATASET = True
+except ImportError:
+    HAVE_DATASET = False
+
+
+@pytest.mark.skipif(not HAVE_DATASET, reason="synthcv.dataset / the fixture is not available")
+def test_train_on_a_synthcv_dataset_directory(tmp_path):
+    ds_dir = write_fixture_dataset(tmp_path / "ds", count=4, shard_size=2)
+    data = load_images(ds_dir, "all")
+    assert data.images.shape == (4, 3, 24, 32) and data.images.dtype == np.uint8
+    assert data.class_names == ["cube", "sphere"] and data.num_classes == 2
+    assert list(data.labels) == [1, 1, 1, 1]  # the sphere is the largest visible object
+    cfg = TrainConfig(
+        model="gated-pixelcnn",
+        data=str(ds_dir),
+        epochs=1,
+        batch_size=2,
+        crop=6,
+        conditional=True,
+        hparams={"channels": 6, "layers": 2, "first_kernel": 3},
+    )
+    summary = train(cfg, tmp_path / "run", progress=False)
+    assert summary["epoch"] == 1 and np.isfinite(summary["test_bpd"])
+
+
+# ---- run directory: train, resume, metrics -------------------------------------------------
+
+
+def small_cfg(**kw):
+    base = dict(
+        model="gated-pixelcnn",
+        data="sklearn-digits",
+        epochs=2,
+        batch_size=32,
+        limit=96,
+        test_limit=32,
+        hparams={"channels": 8, "layers": 2, "first_kernel": 3},
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def test_resume_continues_exactly_where_the_checkpoint_left_off(tmp_path):
+    from synthcv.genmodels.registry import load_checkpoint
+
+    full = train(small_cfg(), tmp_path / "full", progress=False)
+    train(small_cfg(epochs=1), tmp_path / "part", progress=False)
+    assert len(read_metrics(tmp_path / "part")) == 1
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(small_cfg(), tmp_path / "part", progress=False)
+    resumed = train(small_cfg(epochs=2), tmp_path / "part", resume=True, progress=False)
+    m_full, p_full = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    m_part, p_part = load_checkpoint(tmp_path / "part" / "checkpoint.pt")
+    for k, v in m_full.state_dict().items():
+        assert torch.equal(v, m_part.state_dict()[k]), k
+    assert p_full["steps"] == p_part["steps"] == 6 and p_part["epochs_done"] == 2
+    rows = read_metrics(tmp_path / "part")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert resumed["test_bpd"] == pytest.approx(full["test_bpd"])
+    assert rows[1]["train_bpd"] < rows[0]["train_bpd"]
+
+
+def test_time_budget_stops_training_and_records_it(tmp_path):
+    s = train(small_cfg(epochs=50, minutes=1e-4), tmp_path / "r", progress=False)
+    assert s["stopped_by_budget"] and s["epoch"] == 1 and not s["complete"]
+    assert len(read_metrics(tmp_path / "r")) == 1
+
+
+# ---- command line --------------------------------------------------------------------------
+
+
+def run_cli(args):
+    from typer.testing import CliRunner
+
+    from synthcv.cli.genmodel import app
+
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return res.output
+
+
+def test_cli_train_eval_sample_complete_and_retrain_on_samples(tmp_path):
+    run = tmp_path / "run"
+    common = ["--limit", 64, "--test-limit", 32, "--batch-size", 32]
+    small = ["--param", "channels=8", "--param", "layers=2", "--param", "first_kernel=3"]
+    run_cli(["train", "--data", "sklearn-digits", "--conditional", "--epochs", 1, "--out", run,
+             *common, *small])  # fmt: skip
+    assert (run / "checkpoint.pt").is_file() and (run / "run.json").is_file()
+    out = run_cli(["eval", run])
+    ev = json.loads((run / "eval.json").read_text())
+    assert ev["train_n"] == 64 and ev["test_n"] == 32
+    assert ev["gap_bpd"] == pytest.approx(ev["test_bpd"] - ev["train_bpd"])
+    assert "test_bpd" in out
+    run_cli(["sample", run, "-n", 6, "--class", 3, "--out", tmp_path / "s.npz", "--seed", 2])
+    with np.load(tmp_path / "s.npz") as z:
+        assert z["images"].shape == (6, 8, 8) and z["images"].dtype == np.uint8
+        assert list(z["labels"]) == [3] * 6
+        meta = json.loads(str(z["meta"]))
+        assert meta["model"] == "gated-pixelcnn" and meta["seed"] == 2
+    run_cli(["sample", run, "-n", 4, "--out", tmp_path / "grid.png"])
+    run_cli(["complete", run, "-n", 3, "--out", tmp_path / "c.png"])
+    run_cli(["complete", run, "-n", 3, "--out", tmp_path / "c.npz"])
+    te = load_images("sklearn-digits", "test", limit=3).images[:, 0]
+    with np.load(tmp_path / "c.npz") as z:
+        assert np.array_equal(z["images"][:, :4], te[:, :4])  # the known top half is kept
+    from PIL import Image
+
+    assert Image.open(tmp_path / "grid.png").size[0] > 8
+    # the samples file is itself a dataset: train an unconditional model on it
+    run_cli(["train", "--data", tmp_path / "s.npz", "--model", "nade", "--epochs", 1,
+             "--out", tmp_path / "run2", "--param", "hidden=8"])  # fmt: skip
+    assert len(read_metrics(tmp_path / "run2")) == 1
+
+
+def test_cli_receptive_field_png(tmp_path):
+    run_cli(["receptive-field", "--size", 9, "--layers", 3, "--out", tmp_path / "rf.png"])
+    from PIL import Image
+
+    with Image.open(tmp_path / "rf.png") as im:
+        assert im.size[0] > im.size[1] > 50
+
+
+def test_receptive_field_grows_with_depth_and_never_covers_the_future():
+    from synthcv.genmodels import build_model, receptive_field
+
+    m = build_model("gated-pixelcnn", (1, 9, 9), channels=4, layers=4)
+    sizes = []
+    for k in range(1, 5):
+        rf = receptive_field(m, (4, 4), k)
+        assert not rf[5:].any() and not rf[4, 4:].any()
+        sizes.append(int(rf.sum()))
+    assert sizes == sorted(sizes) and sizes[-1] > sizes[0]
+
+
+def test_cli_module_and_real_data_loader_do_not_import_torch():
+    import subprocess
+
+    code = (
+        "import sys, synthcv, synthcv.realdata, synthcv.cli.genmodel; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,90 @@
+"""Recipes end to end on tiny constructed data: forgetting with and without replay, learning
+curves, config errors. Tracking is off here (tests/test_tracking.py covers the MLflow record)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthcv.tasks.experiment import load_config, run_experiment
+
+
+def quadrant_digits(path: Path, n: int, seed: int) -> Path:
+    """4 classes = a bright 8×8 square in one of the 4 quadrants of a 28×28 noisy image."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 4
+    imgs = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+    for i, c in enumerate(labels):
+        r0 = 3 + 14 * (c // 2) + rng.integers(0, 3)
+        c0 = 3 + 14 * (c % 2) + rng.integers(0, 3)
+        imgs[i, r0 : r0 + 8, c0 : c0 + 8] = 220
+    np.savez(path, images=imgs, labels=labels.astype(np.int64))
+    return path
+
+
+def _cfg(tmp_path: Path, **over) -> dict:
+    train = quadrant_digits(tmp_path / "train.npz", 400, 0)
+    test = quadrant_digits(tmp_path / "test.npz", 200, 1)
+    cfg = {
+        "name": "forget",
+        "recipe": "finetune",
+        "seeds": [0],
+        "data": {
+            "broad": {"kind": "samples", "path": str(train)},
+            "narrow": {"kind": "samples", "path": str(train), "classes": [0, 1]},
+            "broad_test": {"kind": "samples", "path": str(test)},
+        },
+        "train": {"sources": {"broad": 1.0}, "epochs": 2, "batch_size": 32, "jitter": False},
+        "finetune": {"sources": {"narrow": 1.0}, "epochs": 3, "batch_size": 32, "lr": 0.005,
+                     "jitter": False, "replay": {"source": "broad", "share": 0.8}},
+        "eval": ["broad_test"],
+        "reference": "broad_test",
+        "model": {"width": 8},
+        "log_model": False,
+    }
+    cfg.update(over)
+    return cfg
+
+
+def test_finetune_with_replay_forgets_less_than_without(tmp_path: Path) -> None:
+    res = run_experiment(_cfg(tmp_path), out=tmp_path / "out", tracking=False, progress=False)
+    s = res["summary"]
+    assert s["pretrain/broad_test"]["mean"] > 0.95  # the broad task was learnt
+    no_replay = s["finetune/forgetting.max_drop"]["mean"]
+    replay = s["finetune+replay/forgetting.max_drop"]["mean"]
+    # Fine-tuning on two classes only erases the other two (~50 points); replay keeps them.
+    assert no_replay > 0.3
+    assert replay < 0.1
+    assert s["finetune+replay/broad_test"]["mean"] > s["finetune/broad_test"]["mean"] + 0.3
+    curves = res["forgetting_curves"]
+    assert len(curves["finetune"]) == 4  # epoch 0 (before) + 3 epochs
+    assert (tmp_path / "out" / "forgetting_curve.png").stat().st_size > 0
+    assert (tmp_path / "out" / "results.json").is_file()
+
+
+def test_learning_curve_improves_with_size_and_repeats_over_seeds(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, recipe="learning_curve", finetune=None, reference=None,
+               seeds=[0, 1], learning_curve={"source": "broad", "sizes": [8, 200]})
+    cfg["train"]["epochs"] = 3
+    res = run_experiment(cfg, out=tmp_path / "lc", tracking=False, progress=False)
+    s = res["summary"]
+    assert s["n=200/broad_test"]["n"] == 2
+    assert s["n=200/broad_test"]["mean"] > s["n=8/broad_test"]["mean"]
+    assert (tmp_path / "lc" / "learning_curve.png").is_file()
+
+
+def test_config_errors_name_the_field(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    cfg["eval"] = ["nope"]
+    with pytest.raises(ValueError, match="eval: unknown source 'nope'"):
+        load_config(cfg)
+    cfg = _cfg(tmp_path)
+    cfg["train"]["epochs"] = -1
+    with pytest.raises(ValueError, match=r"train\.epochs"):
+        load_config(cfg)
+    cfg = _cfg(tmp_path)
+    del cfg["reference"]
+    with pytest.raises(ValueError, match="needs 'reference'"):
+        load_config(cfg)

@@ -1,0 +1,159 @@
+"""MLflow tracking: what a run records, the switch-off, env hygiene, offline operation."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthcv.tracking import NullRun, dataset_hash, default_tracking_uri, tracked_run
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("SYNTHCV_TRACKING", raising=False)
+    monkeypatch.delenv("SYNTHCV_EXPERIMENT", raising=False)
+
+
+def _client(root: Path):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+
+
+def test_tracked_run_records_params_metrics_inputs_and_artifacts(tmp_path: Path) -> None:
+    digest = "ab" * 32
+    with tracked_run("generate", {"count": 10, "renderer": {"backend": "tiny"}},
+                     {"digits": digest}, run_name="r1", root=tmp_path) as run:
+        for step in range(3):
+            run.log_metrics({"loss": 1.0 / (step + 1), "nan": float("nan")}, step=step)
+        run.log_table([{"factor": "a", "acc": 0.5}, {"factor": "b", "acc": 1.0}], "slices")
+        run.log_dict({"x": 1}, "cfg.json")
+        run.set_tags({"note": "hi"})
+    import os
+
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # the run did not leak its store
+    c = _client(tmp_path)
+    r = c.get_run(run.run_id)
+    assert r.info.status == "FINISHED" and r.info.run_name == "r1"
+    assert r.data.params["count"] == "10" and r.data.params["renderer.backend"] == "tiny"
+    assert r.data.params["input.digits"] == digest
+    assert r.data.tags["synthcv.kind"] == "generate"
+    assert r.data.tags["synthcv.input.digits"] == digest and r.data.tags["note"] == "hi"
+    hist = c.get_metric_history(run.run_id, "loss")
+    assert [(m.step, round(m.value, 4)) for m in hist] == [(0, 1.0), (1, 0.5), (2, 0.3333)]
+    assert "nan" not in r.data.metrics  # non-finite values are dropped, not crashing MLflow
+    [inp] = r.inputs.dataset_inputs
+    assert inp.dataset.name == "digits" and digest.startswith(inp.dataset.digest)
+    arts = {a.path for a in c.list_artifacts(run.run_id)}
+    assert {"slices.json", "cfg.json"} <= arts
+    assert (tmp_path / "mlartifacts").is_dir()  # artifacts live beside the db, under root
+
+
+def test_failed_block_marks_run_failed(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="boom"), tracked_run("x", root=tmp_path) as run:
+        raise RuntimeError("boom")
+    assert _client(tmp_path).get_run(run.run_id).info.status == "FAILED"
+
+
+def test_disabled_by_env_or_flag_is_a_noop(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SYNTHCV_TRACKING", "0")
+    with tracked_run("x", {"a": 1}, {"d": "h"}, root=tmp_path) as run:
+        assert isinstance(run, NullRun) and run.run_id is None
+        run.log_metrics({"m": 1}, step=0)
+        run.log_artifact("nope")
+        run.log_table([], "t")
+        run.log_dict({}, "d.json")
+        run.set_tags({})
+        run.log_model(None)
+    monkeypatch.delenv("SYNTHCV_TRACKING")
+    with tracked_run("x", root=tmp_path, enabled=False) as run:
+        assert not run.enabled
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_env_uri_overrides_default(tmp_path: Path, monkeypatch) -> None:
+    assert default_tracking_uri(tmp_path) == f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}"
+    uri = f"sqlite:///{tmp_path / 'other.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert default_tracking_uri(tmp_path) == uri
+    with tracked_run("x", root=tmp_path) as run:
+        pass
+    import mlflow
+    import os
+
+    assert os.environ["MLFLOW_TRACKING_URI"] == uri
+    assert mlflow.MlflowClient(tracking_uri=uri).get_run(run.run_id).info.status == "FINISHED"
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_dataset_hash(tmp_path: Path) -> None:
+    f = tmp_path / "s.npz"
+    f.write_bytes(b"abc")
+    assert dataset_hash(f) == hashlib.sha256(b"abc").hexdigest()
+    (tmp_path / "d").mkdir()
+    with pytest.raises(FileNotFoundError, match="no manifest.json"):
+        dataset_hash(tmp_path / "d")
+    (tmp_path / "d" / "manifest.json").write_text("{}")
+    assert dataset_hash(tmp_path / "d") == hashlib.sha256(b"{}").hexdigest()
+
+
+def test_experiment_run_record_holds_params_metrics_inputs_and_model_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest_dataset_fixture import write_fixture_dataset
+
+    from synthcv.tasks.experiment import run_experiment
+
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "samples.npz"
+    np.savez(npz, images=rng.integers(0, 255, (32, 28, 28), dtype=np.uint8),
+             labels=np.arange(32) % 2)
+    ds = write_fixture_dataset(tmp_path / "ds", count=3, shard_size=2)
+
+    real_connect = socket.socket.connect
+
+    def no_network(self, address):  # everything must work with the network unreachable
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            raise OSError(f"network access attempted: {address}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.chdir(tmp_path)  # the default store is under the working directory
+    cfg = {
+        "name": "tiny",
+        "seeds": [0, 1],
+        "data": {"gen": {"kind": "samples", "path": str(npz)},
+                 "synth": {"kind": "dataset", "path": str(ds)}},
+        "train": {"sources": {"gen": 1.0}, "epochs": 2, "batch_size": 8},
+        "eval": ["gen"],
+        "slices": {"source": "synth", "factors": ["camera.elevation", "ground.texture"]},
+        "model": {"width": 4},
+    }
+    res = run_experiment(cfg, out=tmp_path / "out", progress=False)
+    c = _client(tmp_path)
+    r = c.get_run(res["run_id"])
+    assert r.data.params["train.epochs"] == "2" and r.data.params["recipe"] == "train"
+    assert r.data.tags["synthcv.kind"] == "experiment"
+    assert r.data.params["input.gen"] == dataset_hash(npz)
+    assert r.data.params["input.synth"] == dataset_hash(ds)
+    assert {i.dataset.name for i in r.inputs.dataset_inputs} == {"gen", "synth"}
+    # Per-epoch history for each seed (epoch 0 = before training) and the summary.
+    assert [m.step for m in c.get_metric_history(r.info.run_id, "s1/gen.acc")] == [0, 1, 2]
+    assert "gen.mean" in r.data.metrics and "gen.lo" in r.data.metrics
+    arts = {a.path for a in c.list_artifacts(r.info.run_id)}
+    assert {"confusion.png", "results.json", "summary.md", "slices.png", "slices.json"} <= arts
+    assert len(res["slices"]) == 3 + 2  # 3 elevations, 2 textures
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        model = mlflow.pyfunc.load_model(f"runs:/{r.info.run_id}/model")
+        out = np.asarray(model.predict(np.zeros((3, 1, 28, 28), np.float32)))
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert out.shape == (3, 2)
