@@ -154,26 +154,30 @@ def write_outputs(scene: Any, result: Any, out: Path) -> None:
 
 def time_backend(
     renderer: Any, scenes: list[Any], out: Path, label: str
-) -> tuple[list[float], list[float]]:
-    """Per-sample total seconds, and the part spent on labels + files."""
+) -> tuple[list[float], list[float], list[float]]:
+    """Per-sample wall seconds, the part of it spent on labels + files, and CPU seconds
+    (all threads): CPU time is what to compare on a machine shared with other jobs."""
     from rich.progress import track
 
     renderer.render(scenes[0])  # warm-up: kernels, texture cache
-    times, post = [], []
+    times, post, cpu = [], [], []
     for sc in track(scenes, description=label, transient=True):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = renderer.render(sc)
         t1 = time.perf_counter()
         write_outputs(sc, result, out)
         t2 = time.perf_counter()
         times.append(t2 - t0)
         post.append(t2 - t1)
-    return times, post
+        cpu.append(time.process_time() - c0)
+    return times, post, cpu
 
 
 # --------------------------------------------------------------------------- bare bpy script
-def bare_bpy(scenes: list[Any], samples: int, threads: int, out: Path) -> list[float]:
-    """What a user would hand-write: build the scene with bpy, render RGB to PNG. No labels."""
+def bare_bpy(scenes: list[Any], samples: int, threads: int, out: Path) -> list[tuple[float, float]]:
+    """What a user would hand-write: build the scene with bpy, render RGB to PNG. No labels.
+
+    Returns (wall, CPU) seconds per sample."""
     import math
 
     import bpy
@@ -230,7 +234,7 @@ def bare_bpy(scenes: list[Any], samples: int, threads: int, out: Path) -> list[f
 
     times = []
     for k, scene in enumerate([scenes[0], *scenes]):  # first one is a warm-up
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for coll in (bpy.data.objects, bpy.data.meshes, bpy.data.materials):
             for idb in [x for x in coll if x.name not in ("cam", "sun")]:
                 coll.remove(idb)
@@ -270,7 +274,7 @@ def bare_bpy(scenes: list[Any], samples: int, threads: int, out: Path) -> list[f
         sc.render.filepath = str(out / f"bare-{scene.index:06d}.png")
         bpy.ops.render.render(write_still=True)
         if k:
-            times.append(time.perf_counter() - t0)
+            times.append((time.perf_counter() - t0, time.process_time() - c0))
     return times
 
 
@@ -317,13 +321,13 @@ def main() -> None:
         bare_cmd = [sys.executable, __file__, "--bare", str(pk), str(args.samples)]
         bare_cmd += [str(args.threads), str(out)]
         # bare before and after ours, so drifting load on a shared machine hits both alike
-        bare = _run_bare(bare_cmd)
+        bare_pairs = _run_bare(bare_cmd)
         r = CyclesRenderer(samples=args.samples, threads=args.threads)
-        ours, post = time_backend(r, scenes, out, "synthcv cycles")
+        ours, post, ours_cpu = time_backend(r, scenes, out, "synthcv cycles")
         r.close()
-        bare += _run_bare(bare_cmd)
+        bare_pairs += _run_bare(bare_cmd)
         tiny = TinyRenderer()
-        tiny_t, _ = time_backend(tiny, scenes, out, "tiny")
+        tiny_t, _, _ = time_backend(tiny, scenes, out, "tiny")
         tiny.close()
 
         full = {}
@@ -340,11 +344,17 @@ def main() -> None:
 
     for backend, times in full.items():
         print(f"synthcv.generate ({backend:6s})   : {rate(times)}  [incl. start-up, physics]")
+    bare, bare_cpu = [w for w, _ in bare_pairs], [c for _, c in bare_pairs]
     print(f"synthcv cycles, all outputs : {rate(ours)}")
     print(f"bare bpy script, RGB only   : {rate(bare)}")
     print(f"tiny backend, all outputs   : {rate(tiny_t)}")
     ratio = np.mean(ours) / np.mean(bare)
     print(f"ratio synthcv / bare = {ratio:.3f} (overhead {100 * (ratio - 1):+.1f}%; target <= 15%)")
+    cpu_ratio = np.mean(ours_cpu) / np.mean(bare_cpu)
+    print(
+        f"CPU seconds/sample (all threads): synthcv {np.mean(ours_cpu):.2f}, bare "
+        f"{np.mean(bare_cpu):.2f} -> ratio {cpu_ratio:.3f} (overhead {100 * (cpu_ratio - 1):+.1f}%)"
+    )
     render_only = np.mean(ours) - np.mean(post)
     print(
         f"  render + pass read-back {1000 * render_only:.1f} ms/sample "
@@ -353,11 +363,11 @@ def main() -> None:
     )
 
 
-def _run_bare(cmd: list[str]) -> list[float]:
+def _run_bare(cmd: list[str]) -> list[tuple[float, float]]:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"bare bpy script failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return [tuple(t) for t in json.loads(proc.stdout.strip().splitlines()[-1])]
 
 
 if __name__ == "__main__":

@@ -363,6 +363,19 @@ def test_torch_dataset_targets(fixture_dir):
     assert float(seg[0].max()) > 1.0  # the transform ran
     with pytest.raises(ValueError, match="target"):
         SynthcvTorchDataset(fixture_dir, target="depth")
+    from torch.utils.data import DataLoader
+
+    from synthcv.torch_data import collate_detection
+
+    loader = DataLoader(
+        SynthcvTorchDataset(fixture_dir, target="detection"),
+        batch_size=2,
+        collate_fn=collate_detection,
+    )
+    images, targets = next(iter(loader))
+    assert len(images) == len(targets) == 2 and targets[0]["boxes"].shape == (2, 4)
+    classes = [y for _, y in DataLoader(SynthcvTorchDataset(fixture_dir), batch_size=3)]
+    assert classes[0].tolist() == [2, 2, 2]
 
 
 def test_torch_data_import_error_without_torch():

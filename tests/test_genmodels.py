@@ -317,3 +317,14 @@ def test_vae_importance_weighted_bound_is_at_least_the_elbo():
         iw = model.iw_log_prob(x, k=64).mean()
         assert torch.equal(model.log_prob(x), model.log_prob(x))  # seeded: deterministic
     assert iw >= elbo
+
+
+def test_logistic_log_prob_of_observed_bin_equals_the_full_bin_table():
+    head = LogisticMixtureHead(256, mixtures=2)
+    g = torch.Generator().manual_seed(2)
+    params = torch.randn(3, 1, 6, 4, 5, generator=g)
+    x = torch.randint(0, 256, (3, 1, 4, 5), generator=g)
+    x[0, 0, 0, :2] = torch.tensor([0, 255])  # the tail bins
+    table = head.bin_log_probs(params.movedim(2, -1))
+    expected = table.gather(-1, x.unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(head.log_prob(params, x), expected, atol=1e-5)

@@ -43,6 +43,7 @@ def _cfg(tmp_path: Path, **over) -> dict:
         "reference": "broad_test",
         "model": {"width": 8},
         "log_model": False,
+        "threads": 1,  # the test machine is shared: one thread avoids oversubscription
     }
     cfg.update(over)
     return cfg
@@ -88,3 +89,34 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
     del cfg["reference"]
     with pytest.raises(ValueError, match="needs 'reference'"):
         load_config(cfg)
+
+
+def test_experiment_cli_runs_a_yaml_config(tmp_path: Path, monkeypatch) -> None:
+    import typer
+    import yaml
+    from typer.testing import CliRunner
+
+    from synthcv.cli.experiment import app as experiment_app
+
+    app = typer.Typer()  # registered the way the lead's _register() adds it
+    app.add_typer(experiment_app, name="experiment")
+
+    cfg = _cfg(tmp_path, recipe="train", finetune=None, reference=None)
+    cfg["train"]["epochs"] = 5
+    p = tmp_path / "exp.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["experiment", "run", str(p), "--epochs", "1", "--seeds", "0,1",
+                                   "--out", str(tmp_path / "o"), "--no-track"])
+    assert res.exit_code == 0, res.output
+    assert "| broad_test |" in res.output
+    import json
+
+    out = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert out["seeds"] == [0, 1] and len(out["per_seed"]["broad_test"]) == 2
+    assert not (tmp_path / "mlflow.db").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndata: {}\ntrain: {sources: {a: 1}}\neval: [a]\n")
+    res = CliRunner().invoke(app, ["experiment", "run", str(bad), "--no-track"])
+    assert res.exit_code != 0
+    assert "train.sources: unknown source 'a'" in str(res.exception)

@@ -70,8 +70,8 @@ def settle(scene: Scene, cfg: PhysicsSpec) -> tuple[Scene, dict[str, Any]]:
                 baseMass=obj.mass, baseCollisionShapeIndex=shape,
                 basePosition=obj.position.tolist(), baseOrientation=obj.orientation.tolist(),
                 physicsClientId=client)
-            p.changeDynamics(bid, -1, lateralFriction=cfg.friction, rollingFriction=0.001,
-                             spinningFriction=0.001, linearDamping=0.04, angularDamping=0.1,
+            p.changeDynamics(bid, -1, lateralFriction=cfg.friction, rollingFriction=0.02,
+                             spinningFriction=0.02, linearDamping=0.04, angularDamping=0.1,
                              physicsClientId=client)
             bodies.append(bid)
         steps, at_rest = 0, False
@@ -84,7 +84,7 @@ def settle(scene: Scene, cfg: PhysicsSpec) -> tuple[Scene, dict[str, Any]]:
                     max(np.linalg.norm(v) for v in p.getBaseVelocity(b, physicsClientId=client))
                     for b in bodies
                 ]
-                rest_streak = rest_streak + 1 if max(speeds) < 0.01 else 0
+                rest_streak = rest_streak + 1 if max(speeds) < 0.02 else 0
                 if rest_streak >= 3:
                     at_rest = True
                     break

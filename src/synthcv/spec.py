@@ -130,7 +130,7 @@ class MaterialSpec(StrictModel):
 class GroundSpec(StrictModel):
     enabled: bool = True
     height: float = 0.0
-    size: float = Field(6.0, gt=0)
+    size: float = Field(20.0, gt=0)
     color: HSVColor = HSVColor(v=constant(0.5))
     texture: Cat = constant(None)
     texture_scale: Num = constant(1.0)

@@ -117,3 +117,10 @@ class SynthcvTorchDataset(_TorchDataset):
         if self.target_transform is not None:
             tgt = self.target_transform(tgt)
         return image, tgt
+
+
+def collate_detection(batch: list[tuple[Any, Any]]) -> tuple[list[Any], list[Any]]:
+    """DataLoader ``collate_fn`` for ``target="detection"``: objects per image vary, so images
+    and targets stay lists instead of being stacked."""
+    images, targets = zip(*batch, strict=True) if batch else ((), ())
+    return list(images), list(targets)

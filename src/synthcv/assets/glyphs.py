@@ -173,7 +173,7 @@ def _polygons(rings: list[np.ndarray]) -> Any:
     for i, d in enumerate(depth):
         if d % 2 == 1:
             parents = [j for j in covered_by[i] if depth[j] == d - 1]
-            holes[max(parents, key=lambda j: j)].append(polys[i])  # the smallest such parent
+            holes[max(parents)].append(polys[i])  # the latest index = the smallest such parent
     solids = [polys[i].difference(unary_union(hs)) if hs else polys[i] for i, hs in holes.items()]
     return unary_union(solids)
 

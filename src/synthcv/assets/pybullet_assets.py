@@ -129,8 +129,12 @@ def _rpy_matrix(rpy: np.ndarray) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def _visual_parts(urdf: Path, where: str) -> list[tuple[RawMesh, np.ndarray, Path | None]]:
-    """Every visual of every link as (mesh, 4x4 transform, source OBJ path or None)."""
+def _visual_parts(urdf: Path, where: str) -> list[tuple[RawMesh, np.ndarray]]:
+    """Every visual of every link as (mesh, 4x4 transform in the URDF frame).
+
+    Joints are not followed: fine for the curated entries, which are one rigid body (the
+    table_square's extra "world" link is fixed at the origin and has no visual).
+    """
     try:
         root = ET.parse(urdf).getroot()
     except (OSError, ET.ParseError) as exc:
@@ -143,12 +147,10 @@ def _visual_parts(urdf: Path, where: str) -> list[tuple[RawMesh, np.ndarray, Pat
         geom = visual.find("geometry")
         shape = None if geom is None else next(iter(geom), None)
         scale = np.ones(3)
-        obj = None
         if shape is None:
             continue
         if shape.tag == "mesh":
-            obj = (urdf.parent / shape.get("filename", "")).resolve()
-            raw = load_raw(obj, where)
+            raw = load_raw((urdf.parent / shape.get("filename", "")).resolve(), where)
             scale = _floats(shape.get("scale"), 3, 1.0)
         elif shape.tag == "box":
             v, f, uv = primitives._cube(_floats(shape.get("size"), 3, 1.0))
@@ -163,20 +165,20 @@ def _visual_parts(urdf: Path, where: str) -> list[tuple[RawMesh, np.ndarray, Pat
         t = np.eye(4)
         t[:3, :3] = _rpy_matrix(rpy) @ np.diag(scale)
         t[:3, 3] = xyz
-        parts.append((raw, t, obj))
+        parts.append((raw, t))
     if not parts:
         raise AssetError(f"{where}: {urdf} has no visual geometry")
     return parts
 
 
-def _parts(name: str, entry: _Entry, where: str) -> list[tuple[RawMesh, np.ndarray, Path | None]]:
+def _parts(entry: _Entry, where: str) -> list[tuple[RawMesh, np.ndarray]]:
     path = data_root() / entry.file
     if not path.is_file():
         raise AssetError(f"{where}: pybullet_data file missing: {path}")
     if path.suffix == ".urdf":
         return _visual_parts(path, where)
     t = np.diag([entry.scale, entry.scale, entry.scale, 1.0])
-    return [(load_raw(path, where), t, path)]
+    return [(load_raw(path, where), t)]
 
 
 def build_pybullet(asset: Mapping[str, Any]) -> Mesh:
@@ -187,7 +189,7 @@ def build_pybullet(asset: Mapping[str, Any]) -> Mesh:
     where = describe(asset)
     verts, faces, uvs = [], [], []
     offset = 0
-    for raw, t, _ in _parts(name, entry, where):
+    for raw, t in _parts(entry, where):
         v = raw.vertices @ t[:3, :3].T + t[:3, 3]
         f = raw.faces
         if np.linalg.det(t[:3, :3]) < 0:  # a mirroring scale flips the winding back

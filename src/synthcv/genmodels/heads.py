@@ -64,23 +64,38 @@ class LogisticMixtureHead(Head):
         centers = torch.linspace(-1.0, 1.0, levels)
         self.register_buffer("centers", centers, persistent=False)
 
-    def bin_log_probs(self, params: torch.Tensor) -> torch.Tensor:
+    def _split(self, params: torch.Tensor):
         m = self.mixtures
         logits, means, log_scales = params[..., :m], params[..., m : 2 * m], params[..., 2 * m :]
-        log_scales = log_scales.clamp(min=-7.0)
-        inv_s = torch.exp(-log_scales).unsqueeze(-1)  # (..., M, 1)
+        return F.log_softmax(logits, dim=-1), means, torch.exp(-log_scales.clamp(min=-7.0))
+
+    def _component_log_probs(self, centered, inv_s, first, last) -> torch.Tensor:
+        """Log-mass of the bin at ``centered`` = centre - mean; ``first``/``last`` mark the
+        edge bins, which take the tails."""
         half = 1.0 / (self.levels - 1)
-        centered = self.centers - means.unsqueeze(-1)  # (..., M, K)
         a = (centered + half) * inv_s  # upper edge
         b = (centered - half) * inv_s  # lower edge
         # log(sigmoid(a) - sigmoid(b)) = logsig(a) + logsig(-b) + log(1 - exp(-(a - b)))
-        width = (2.0 * half) * inv_s
-        mid = F.logsigmoid(a) + F.logsigmoid(-b) + torch.log(-torch.expm1(-width))
-        lower_tail = F.logsigmoid(a[..., :1])
-        upper_tail = F.logsigmoid(-b[..., -1:])
-        comp = torch.cat([lower_tail, mid[..., 1:-1], upper_tail], dim=-1)
-        mix = F.log_softmax(logits, dim=-1).unsqueeze(-1)
-        return torch.logsumexp(mix + comp, dim=-2)
+        lsa, lsnb = F.logsigmoid(a), F.logsigmoid(-b)
+        mid = lsa + lsnb + torch.log(-torch.expm1(-(2.0 * half) * inv_s))
+        return torch.where(first, lsa, torch.where(last, lsnb, mid))
+
+    def bin_log_probs(self, params: torch.Tensor) -> torch.Tensor:
+        mix, means, inv_s = self._split(params)
+        centered = self.centers - means.unsqueeze(-1)  # (..., M, K)
+        k = torch.arange(self.levels)
+        comp = self._component_log_probs(
+            centered, inv_s.unsqueeze(-1), k == 0, k == self.levels - 1
+        )
+        return torch.logsumexp(mix.unsqueeze(-1) + comp, dim=-2)
+
+    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Only the observed bin is evaluated (``levels`` times cheaper than all bins)."""
+        mix, means, inv_s = self._split(params.movedim(2, -1))  # (N,C,H,W,M)
+        xl = x.long().unsqueeze(-1)
+        centered = (xl.float() * (2.0 / (self.levels - 1)) - 1.0) - means
+        comp = self._component_log_probs(centered, inv_s, xl == 0, xl == self.levels - 1)
+        return torch.logsumexp(mix + comp, dim=-1)
 
 
 def make_head(kind: str, levels: int, mixtures: int = 5) -> Head:

@@ -163,7 +163,8 @@ class TinyRenderer:
             lightDirection=list(sun.direction), lightColor=list(sun.color),
             lightDistance=10.0, shadow=int(self.shadows),
             lightAmbientCoeff=float(scene.ambient),
-            lightDiffuseCoeff=float(0.7 * sun.intensity), lightSpecularCoeff=0.3,
+            lightDiffuseCoeff=float(sun.intensity * max(0.0, 1.0 - scene.ambient)),
+            lightSpecularCoeff=0.15,
             renderer=p.ER_TINY_RENDERER, physicsClientId=c)
         rgba = np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)
         seg = np.asarray(seg, dtype=np.int64).reshape(cam.height, cam.width)

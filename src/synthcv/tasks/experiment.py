@@ -127,14 +127,8 @@ def load_config(source: str | Path | dict[str, Any]) -> ExperimentConfig:
         p = Path(source)
         if not p.is_file():
             raise FileNotFoundError(f"experiment config not found: {p}")
+        # Data paths stay relative to the working directory (where `synthcv generate` wrote).
         raw = yaml.safe_load(p.read_text())
-        base = p.parent
-        # Relative data paths are relative to the config file, like includes in most tools.
-        for spec in (raw or {}).get("data", {}).values():
-            if isinstance(spec, dict) and spec.get("path") and not os.path.isabs(spec["path"]):
-                cand = base / spec["path"]
-                if cand.exists() or not Path(spec["path"]).exists():
-                    spec["path"] = str(cand)
     else:
         raw = copy.deepcopy(source)
     try:
