@@ -52,8 +52,12 @@ ROWS = [
 ]
 ALIASES = {"procedural->real-100": "procedural→real-100"}
 STEPS_PER_EPOCH = 110  # ≈ one pass over 7,000 images at batch 64
-TARGETS = {"procedural": 0.95, "pixelcnn": 0.95, "procedural+pixelcnn": 0.95,
-           "real-100+synthetic": 0.975}
+TARGETS = {
+    "procedural": 0.95,
+    "pixelcnn": 0.95,
+    "procedural+pixelcnn": 0.95,
+    "real-100+synthetic": 0.975,
+}
 AUG_OPS = [
     {"op": "depth_of_field", "band": [0.005, 0.02], "per_metre": [20.0, 60.0], "max_sigma": 1.2},
     {"op": "recolor", "select": {"target": True}, "gain": [0.6, 1.2]},
@@ -64,16 +68,31 @@ AUG_OPS = [
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--procedural", type=Path, help="synthcv digits dataset directory")
-    p.add_argument("--generate-procedural", type=int, metavar="N",
-                   help="render N digits from --spec into --procedural (or OUT/procedural)")
+    p.add_argument(
+        "--generate-procedural",
+        type=int,
+        metavar="N",
+        help="render N digits from --spec into --procedural (or OUT/procedural)",
+    )
     p.add_argument("--spec", type=Path, default=Path("examples/digits.yaml"))
     p.add_argument("--workers", type=int, default=1, help="generator worker processes")
+    p.add_argument(
+        "--render-size",
+        type=int,
+        default=None,
+        help="render the procedural digits at SxS (framing then resamples to 28x28; a larger "
+        "render gives the mask crop more detail than a native 28x28 one)",
+    )
     p.add_argument("--pixelcnn-samples", type=Path, help="class-conditional samples .npz")
-    p.add_argument("--pixelcnn-run", type=Path,
-                   help="a `synthcv genmodel train --conditional` run dir to sample from")
+    p.add_argument(
+        "--pixelcnn-run",
+        type=Path,
+        help="a `synthcv genmodel train --conditional` run dir to sample from",
+    )
     p.add_argument("--pixelcnn-n", type=int, default=10000)
     p.add_argument("--mnist", type=Path, default=None, help="mnist-real-8000.npz path")
     p.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of rows")
@@ -93,8 +112,13 @@ def prepare_procedural(args: argparse.Namespace) -> Path | None:
 
         target = args.procedural or (args.out / "procedural")
         print(f"generating {args.generate_procedural} digits from {args.spec} into {target}")
-        synthcv.generate(args.spec, target, count=args.generate_procedural,
-                         workers=args.workers)
+        spec: Any = args.spec
+        if args.render_size:
+            import yaml
+
+            spec = yaml.safe_load(args.spec.read_text())
+            spec.setdefault("image", {}).update(width=args.render_size, height=args.render_size)
+        synthcv.generate(spec, target, count=args.generate_procedural, workers=args.workers)
         return target
     return args.procedural
 
@@ -105,16 +129,27 @@ def prepare_pixelcnn(args: argparse.Namespace) -> Path | None:
     if args.pixelcnn_run:
         target = args.pixelcnn_samples or (args.out / "pixelcnn_samples.npz")
         target.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "synthcv", "genmodel", "sample", str(args.pixelcnn_run),
-               "--n", str(args.pixelcnn_n), "--out", str(target)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "synthcv",
+            "genmodel",
+            "sample",
+            str(args.pixelcnn_run),
+            "--n",
+            str(args.pixelcnn_n),
+            "--out",
+            str(target),
+        ]
         print("sampling PixelCNN:", " ".join(cmd))
         subprocess.run(cmd, check=True)
         return target
     return args.pixelcnn_samples
 
 
-def row_config(row: str, args: argparse.Namespace, proc: Path | None,
-               pix: Path | None) -> dict[str, Any] | str:
+def row_config(
+    row: str, args: argparse.Namespace, proc: Path | None, pix: Path | None
+) -> dict[str, Any] | str:
     """The experiment config of one row, or the reason it is skipped."""
     mnist = {"kind": "mnist", "path": str(args.mnist) if args.mnist else None}
     data: dict[str, Any] = {
@@ -125,8 +160,13 @@ def row_config(row: str, args: argparse.Namespace, proc: Path | None,
     if proc is not None:
         data["procedural"] = {"kind": "dataset", "path": str(proc)}
         data["procedural_int"] = {"kind": "dataset", "path": str(proc), "fill": "intensity"}
-        data["procedural_aug"] = {"kind": "dataset", "path": str(proc), "fill": "intensity",
-                                  "augment": AUG_OPS, "copies": 2}
+        data["procedural_aug"] = {
+            "kind": "dataset",
+            "path": str(proc),
+            "fill": "intensity",
+            "augment": AUG_OPS,
+            "copies": 2,
+        }
     if pix is not None:
         data["pixelcnn"] = {"kind": "samples", "path": str(pix)}
     stage = {"epochs": args.epochs, "steps_per_epoch": STEPS_PER_EPOCH, "batch_size": 64}
@@ -152,9 +192,16 @@ def row_config(row: str, args: argparse.Namespace, proc: Path | None,
         sources = {"procedural": 1.0}
         recipe = "finetune"
         ft_epochs = args.finetune_epochs or max(1, args.epochs // 3)
-        extra = {"finetune": {"sources": {"real100": 1.0}, "epochs": ft_epochs, "lr": 5e-4,
-                              "steps_per_epoch": STEPS_PER_EPOCH, "batch_size": 64},
-                 "reference": "real_test"}
+        extra = {
+            "finetune": {
+                "sources": {"real100": 1.0},
+                "epochs": ft_epochs,
+                "lr": 5e-4,
+                "steps_per_epoch": STEPS_PER_EPOCH,
+                "batch_size": 64,
+            },
+            "reference": "real_test",
+        }
     elif row == "real-100+synthetic":
         sources = {"real100": 0.5, "procedural": 0.5}
         if pix is not None:
@@ -204,8 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     from synthcv.tasks.experiment import run_experiment
     from synthcv.tasks.stats import fmt_ci
 
-    proc = prepare_procedural(args) if any(
-        "procedural" in r or r == "real-100+synthetic" for r in rows) else None
+    proc = (
+        prepare_procedural(args)
+        if any("procedural" in r or r == "real-100+synthetic" for r in rows)
+        else None
+    )
     pix = prepare_pixelcnn(args) if any("pixelcnn" in r for r in rows) else None
     args.out.mkdir(parents=True, exist_ok=True)
     cache: dict[str, Any] = {}
@@ -218,12 +268,24 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t0 = time.time()
         print(f"[run] {row} ({args.seeds} seeds × {args.epochs} epochs)")
-        res = run_experiment(cfg, out=args.out / row.replace("→", "-to-"),
-                             tracking=not args.no_track, cache=cache, experiment="digits_tstr")
+        res = run_experiment(
+            cfg,
+            out=args.out / row.replace("→", "-to-"),
+            tracking=not args.no_track,
+            cache=cache,
+            experiment="digits_tstr",
+        )
         key = "finetune/real_test" if cfg["recipe"] == "finetune" else "real_test"
         s = res["summary"][key]
-        results.append({"row": row, "acc": s, "per_seed": res["per_seed"][key],
-                        "seconds": round(time.time() - t0, 1), "run_id": res.get("run_id")})
+        results.append(
+            {
+                "row": row,
+                "acc": s,
+                "per_seed": res["per_seed"][key],
+                "seconds": round(time.time() - t0, 1),
+                "run_id": res.get("run_id"),
+            }
+        )
         print(f"      {fmt_ci(s)} %  ({results[-1]['seconds']} s)")
     lines = [
         "| row | accuracy on 1,000 real test digits (%), mean ± 95% | per seed | target |",
@@ -234,14 +296,22 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {r['row']} | skipped: {r['skipped']} | | |")
             continue
         tgt = TARGETS.get(r["row"])
-        mark = "" if tgt is None else (f"≥ {tgt * 100:g} " + ("met" if r["acc"]["mean"] >= tgt
-                                                               else "not met"))
+        mark = (
+            ""
+            if tgt is None
+            else (f"≥ {tgt * 100:g} " + ("met" if r["acc"]["mean"] >= tgt else "not met"))
+        )
         seeds = ", ".join(f"{v * 100:.2f}" for v in r["per_seed"])
         lines.append(f"| {r['row']} | {fmt_ci(r['acc'])} | {seeds} | {mark} |")
     table = "\n".join(lines)
-    meta = {"argv": sys.argv[1:] if argv is None else argv, "seeds": args.seeds,
-            "epochs": args.epochs, "steps_per_epoch": STEPS_PER_EPOCH,
-            "procedural": str(proc) if proc else None, "pixelcnn": str(pix) if pix else None}
+    meta = {
+        "argv": sys.argv[1:] if argv is None else argv,
+        "seeds": args.seeds,
+        "epochs": args.epochs,
+        "steps_per_epoch": STEPS_PER_EPOCH,
+        "procedural": str(proc) if proc else None,
+        "pixelcnn": str(pix) if pix else None,
+    }
     tmp = args.out / ".results.json.tmp"
     tmp.write_text(json.dumps(_finite({"meta": meta, "rows": results}), indent=2))
     os.replace(tmp, args.out / "results.json")

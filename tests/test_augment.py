@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest_dataset_fixture import write_fixture_dataset
 from matplotlib.colors import rgb_to_hsv
 
 import synthcv
+from conftest_dataset_fixture import write_fixture_dataset
 from synthcv.augment.dataset import augment_dataset
 from synthcv.augment.ops import DepthOfField, build_op, build_pipeline, select_mask
 
@@ -50,8 +50,9 @@ def test_selectors(ds_dir: Path) -> None:
     assert np.array_equal(select_mask(s, {"instance": 2}), inst == 2)
     assert np.array_equal(select_mask(s, {"target": True}), inst == 2)  # largest: the sphere
     # A material/attribute selector: asset column of objects.parquet.
-    assert np.array_equal(select_mask(s, {"where": {"asset": "primitive:cube"}}),
-                          (inst == 1) | (inst == 4))
+    assert np.array_equal(
+        select_mask(s, {"where": {"asset": "primitive:cube"}}), (inst == 1) | (inst == 4)
+    )
     # Default: every labelled object, never the distractor (instance 3).
     m = select_mask(s, None)
     assert m[inst == 3].sum() == 0 and m[inst == 2].all()
@@ -62,7 +63,8 @@ def test_selectors(ds_dir: Path) -> None:
 def test_hue_shift_rotates_hue_of_selection(ds_dir: Path) -> None:
     s = _sample(ds_dir)
     out, real = build_op({"op": "hue_shift", "select": {"instance": 2}, "shift": 0.25})(
-        s, np.random.default_rng(0))
+        s, np.random.default_rng(0)
+    )
     m = s["instance"] == 2
     h0 = rgb_to_hsv(s["rgb"][m] / 255.0)[:, 0]
     h1 = rgb_to_hsv(out[m] / 255.0)[:, 0]
@@ -76,11 +78,19 @@ def test_depth_of_field_keeps_focus_band_sharp_and_blurs_far_pixels() -> None:
     depth = np.full((h, w), 4.0, np.float32)
     inst = np.zeros((h, w), np.uint16)
     depth[8:24, 8:24], inst[8:24, 8:24] = 1.0, 1
-    objects = [{"instance_id": 1, "class_id": 1, "class_name": "a", "is_distractor": False,
-                "visible_pixels": 256}]
+    objects = [
+        {
+            "instance_id": 1,
+            "class_id": 1,
+            "class_name": "a",
+            "is_distractor": False,
+            "visible_pixels": 256,
+        }
+    ]
     s = {"rgb": rgb, "depth": depth, "instance": inst, "objects": objects}
     out, real = DepthOfField(band=(0.1, 0.1), per_metre=(2.0, 2.0), max_sigma=2.0)(
-        s, np.random.default_rng(0))
+        s, np.random.default_rng(0)
+    )
     assert real["focus"] == 1.0
     # Interior of the in-focus object is untouched; far background is smoothed.
     assert np.array_equal(out[10:22, 10:22], rgb[10:22, 10:22])
@@ -92,8 +102,9 @@ def test_depth_of_field_keeps_focus_band_sharp_and_blurs_far_pixels() -> None:
 
 def test_classic_ops_are_seeded_and_grayscale_safe(ds_dir: Path) -> None:
     s = _sample(ds_dir)
-    pipe = build_pipeline([{"op": "noise", "sigma": [2, 6]}, {"op": "blur"},
-                           {"op": "color_jitter"}])
+    pipe = build_pipeline(
+        [{"op": "noise", "sigma": [2, 6]}, {"op": "blur"}, {"op": "color_jitter"}]
+    )
     a, ra = pipe(s, np.random.default_rng(5))
     b, rb = pipe(s, np.random.default_rng(5))
     c, _ = pipe(s, np.random.default_rng(6))
@@ -101,7 +112,8 @@ def test_classic_ops_are_seeded_and_grayscale_safe(ds_dir: Path) -> None:
     assert set(ra) >= {"augment.noise.sigma", "augment.blur.sigma", "augment.color_jitter.hue"}
     g = {**s, "rgb": s["rgb"][..., 0]}
     out, _ = build_pipeline([{"op": "recolor"}, {"op": "color_jitter"}])(
-        g, np.random.default_rng(0))
+        g, np.random.default_rng(0)
+    )
     assert out.shape == g["rgb"].shape and out.dtype == np.uint8
 
 
@@ -160,13 +172,28 @@ def test_augment_cli(ds_dir: Path, tmp_path: Path, monkeypatch) -> None:
         pass
 
     monkeypatch.chdir(tmp_path)
-    res = CliRunner().invoke(app, ["augment", str(ds_dir), "--out", str(tmp_path / "c"),
-                                   "--op", "blur:sigma=0.5..1.5", "--op", "noise", "--no-track"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "augment",
+            str(ds_dir),
+            "--out",
+            str(tmp_path / "c"),
+            "--op",
+            "blur:sigma=0.5..1.5",
+            "--op",
+            "noise",
+            "--no-track",
+        ],
+    )
     assert res.exit_code == 0, res.output
     child = synthcv.open_dataset(tmp_path / "c")
-    assert child.manifest["augment"]["ops"] == [{"op": "blur", "sigma": [0.5, 1.5]},
-                                                {"op": "noise"}]
+    assert child.manifest["augment"]["ops"] == [
+        {"op": "blur", "sigma": [0.5, 1.5]},
+        {"op": "noise"},
+    ]
     assert not (tmp_path / "mlflow.db").exists()
-    res = CliRunner().invoke(app, ["augment", str(ds_dir), "--out", str(tmp_path / "d"),
-                                   "--no-track"])
+    res = CliRunner().invoke(
+        app, ["augment", str(ds_dir), "--out", str(tmp_path / "d"), "--no-track"]
+    )
     assert res.exit_code != 0 and "at least one op" in res.output

@@ -298,3 +298,13 @@ def test_camera_look_at_is_opencv():
     np.testing.assert_allclose(uv[0], [31.5, 23.5])
     assert uv[1, 0] > uv[0, 0]  # +x world is to the right
     assert uv[2, 1] < uv[0, 1]  # +z world (up) is up in the image (smaller v)
+
+
+def test_import_synthcv_is_light():
+    code = ("import sys, synthcv; synthcv.load_spec('examples/digits.yaml'); "
+            "import synthcv.sampler, synthcv.pipeline; "
+            "print(sorted(m for m in ('torch', 'bpy', 'mlflow', 'ray', 'pybullet') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, check=True).stdout
+    assert out.strip() == "[]"

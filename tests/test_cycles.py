@@ -160,6 +160,20 @@ def test_tilted_plane_object_pose_and_normals(renderer):
     assert angle_deg(res.normals[mask], n_c[None]).max() < 2.0
 
 
+def test_back_face_normals_face_the_camera(renderer):
+    """Seen from below, a one-sided plane's normal is flipped towards the camera (as for
+    depth-derived normals), never pointing away from it."""
+    verts = np.array([[-0.5, -0.5, 0], [0.5, -0.5, 0], [0.5, 0.5, 0], [-0.5, 0.5, 0]], float)
+    mesh = Mesh(verts, np.array([[0, 1, 2], [0, 2, 3]]), "test:plane")
+    obj = SceneObject(5, "plane", 1, mesh, np.array([0, 0, 1.0]), IDENTITY_Q, Material())
+    cam = make_camera([0.0, -1.0, -1.0], [0, 0, 1.0], fov=50)
+    res = renderer.render(make_scene([obj], cam, ground=False))
+    mask = res.instance == 5
+    expected = -(cam.world_to_camera[:3, :3] @ np.array([0.0, 0.0, 1.0]))
+    assert mask.sum() > 200
+    assert angle_deg(res.normals[mask], expected[None]).max() < 1.0
+
+
 def test_sphere_normals_depth_and_mask(renderer):
     center, radius = [0.2, 0.1, 0.6], 0.5
     cam = make_camera([0.5, -2.5, 1.8], center, fov=45)

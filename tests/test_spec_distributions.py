@@ -66,8 +66,8 @@ def test_sections_draw_from_independent_streams():
     s2 = load_spec({**BASE, "camera": {"azimuth": {"uniform": [0, 360]}},
                     "lights": {"ambient": {"uniform": [0.1, 0.9]}}})
     # different spec hashes give different seeds, so compare draws under the same hash
-    a = sample_scene(s1, 0, spec_hash="fixed")
-    b = sample_scene(s2, 0, spec_hash="fixed")
+    a = sample_scene(s1, 0, scene_hash="fixed")
+    b = sample_scene(s2, 0, scene_hash="fixed")
     assert a.factors["camera.azimuth"] == b.factors["camera.azimuth"]
     np.testing.assert_array_equal(a.objects[0].orientation, b.objects[0].orientation)
 

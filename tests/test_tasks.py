@@ -121,8 +121,7 @@ def test_dataset_source_with_augment_copies_records_realized_params(tmp_path) ->
 
     root = write_fixture_dataset(tmp_path / "ds", count=2, shard_size=2)
     ops = [{"op": "recolor", "select": {"target": True}, "hue": [0.0, 1.0]}]
-    spec = {"kind": "dataset", "path": str(root), "fill": "intensity", "augment": ops,
-            "copies": 3}
+    spec = {"kind": "dataset", "path": str(root), "fill": "intensity", "augment": ops, "copies": 3}
     data = load_source(spec, name="aug")
     assert len(data) == 6 and data.name == "aug"
     hues = data.factors["augment.recolor.hue"]
@@ -132,8 +131,11 @@ def test_dataset_source_with_augment_copies_records_realized_params(tmp_path) ->
 def test_samples_npz_source_and_n_subset(tmp_path) -> None:
     p = tmp_path / "s.npz"
     rng = np.random.default_rng(0)
-    np.savez(p, images=rng.integers(0, 255, (40, 28, 28), dtype=np.uint8),
-             labels=np.repeat(np.arange(4), 10))
+    np.savez(
+        p,
+        images=rng.integers(0, 255, (40, 28, 28), dtype=np.uint8),
+        labels=np.repeat(np.arange(4), 10),
+    )
     d = load_source({"kind": "samples", "path": str(p), "n": 8}, seed=2)
     assert len(d) == 8 and set(Counter(d.labels.tolist()).values()) == {2}
     d2 = load_source({"kind": "samples", "path": str(p), "classes": [0, 3]})

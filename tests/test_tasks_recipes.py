@@ -37,8 +37,14 @@ def _cfg(tmp_path: Path, **over) -> dict:
             "broad_test": {"kind": "samples", "path": str(test)},
         },
         "train": {"sources": {"broad": 1.0}, "epochs": 2, "batch_size": 32, "jitter": False},
-        "finetune": {"sources": {"narrow": 1.0}, "epochs": 3, "batch_size": 32, "lr": 0.005,
-                     "jitter": False, "replay": {"source": "broad", "share": 0.8}},
+        "finetune": {
+            "sources": {"narrow": 1.0},
+            "epochs": 3,
+            "batch_size": 32,
+            "lr": 0.005,
+            "jitter": False,
+            "replay": {"source": "broad", "share": 0.8},
+        },
         "eval": ["broad_test"],
         "reference": "broad_test",
         "model": {"width": 8},
@@ -49,30 +55,46 @@ def _cfg(tmp_path: Path, **over) -> dict:
     return cfg
 
 
-def test_finetune_with_replay_forgets_less_than_without(tmp_path: Path) -> None:
-    res = run_experiment(_cfg(tmp_path), out=tmp_path / "out", tracking=False, progress=False)
+def test_finetune_with_replay_forgets_less_than_without(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    res = run_experiment(
+        _cfg(tmp_path), out=tmp_path / "out", tracking=True, progress=False, tracking_root=tmp_path
+    )
     s = res["summary"]
     assert s["pretrain/broad_test"]["mean"] > 0.95  # the broad task was learnt
     no_replay = s["finetune/forgetting.max_drop"]["mean"]
-    replay = s["finetune+replay/forgetting.max_drop"]["mean"]
+    replay = s["finetune_replay/forgetting.max_drop"]["mean"]
     # Fine-tuning on two classes only erases the other two (~50 points); replay keeps them.
     assert no_replay > 0.3
     assert replay < 0.1
-    assert s["finetune+replay/broad_test"]["mean"] > s["finetune/broad_test"]["mean"] + 0.3
+    assert s["finetune_replay/broad_test"]["mean"] > s["finetune/broad_test"]["mean"] + 0.3
     curves = res["forgetting_curves"]
     assert len(curves["finetune"]) == 4  # epoch 0 (before) + 3 epochs
     assert (tmp_path / "out" / "forgetting_curve.png").stat().st_size > 0
     assert (tmp_path / "out" / "results.json").is_file()
+    # Both curves are in the MLflow record, per fine-tune epoch.
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for variant in ("finetune", "finetune_replay"):
+        hist = client.get_metric_history(res["run_id"], f"s0/{variant}/broad_test.acc")
+        assert [m.step for m in hist] == [0, 1, 2, 3]
 
 
 def test_learning_curve_improves_with_size_and_repeats_over_seeds(tmp_path: Path) -> None:
-    cfg = _cfg(tmp_path, recipe="learning_curve", finetune=None, reference=None,
-               seeds=[0, 1], learning_curve={"source": "broad", "sizes": [8, 200]})
+    cfg = _cfg(
+        tmp_path,
+        recipe="learning_curve",
+        finetune=None,
+        reference=None,
+        seeds=[0, 1],
+        learning_curve={"source": "broad", "sizes": [8, 200]},
+    )
     cfg["train"]["epochs"] = 3
     res = run_experiment(cfg, out=tmp_path / "lc", tracking=False, progress=False)
     s = res["summary"]
-    assert s["n=200/broad_test"]["n"] == 2
-    assert s["n=200/broad_test"]["mean"] > s["n=8/broad_test"]["mean"]
+    assert s["n200/broad_test"]["n"] == 2
+    assert s["n200/broad_test"]["mean"] > s["n8/broad_test"]["mean"]
     assert (tmp_path / "lc" / "learning_curve.png").is_file()
 
 
@@ -106,8 +128,21 @@ def test_experiment_cli_runs_a_yaml_config(tmp_path: Path, monkeypatch) -> None:
     p = tmp_path / "exp.yaml"
     p.write_text(yaml.safe_dump(cfg))
     monkeypatch.chdir(tmp_path)
-    res = CliRunner().invoke(app, ["experiment", "run", str(p), "--epochs", "1", "--seeds", "0,1",
-                                   "--out", str(tmp_path / "o"), "--no-track"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "experiment",
+            "run",
+            str(p),
+            "--epochs",
+            "1",
+            "--seeds",
+            "0,1",
+            "--out",
+            str(tmp_path / "o"),
+            "--no-track",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "| broad_test |" in res.output
     import json

@@ -27,8 +27,13 @@ def _client(root: Path):
 
 def test_tracked_run_records_params_metrics_inputs_and_artifacts(tmp_path: Path) -> None:
     digest = "ab" * 32
-    with tracked_run("generate", {"count": 10, "renderer": {"backend": "tiny"}},
-                     {"digits": digest}, run_name="r1", root=tmp_path) as run:
+    with tracked_run(
+        "generate",
+        {"count": 10, "renderer": {"backend": "tiny"}},
+        {"digits": digest},
+        run_name="r1",
+        root=tmp_path,
+    ) as run:
         for step in range(3):
             run.log_metrics({"loss": 1.0 / (step + 1), "nan": float("nan")}, step=step)
         run.log_table([{"factor": "a", "acc": 0.5}, {"factor": "b", "acc": 1.0}], "slices")
@@ -83,8 +88,9 @@ def test_env_uri_overrides_default(tmp_path: Path, monkeypatch) -> None:
     assert default_tracking_uri(tmp_path) == uri
     with tracked_run("x", root=tmp_path) as run:
         pass
-    import mlflow
     import os
+
+    import mlflow
 
     assert os.environ["MLFLOW_TRACKING_URI"] == uri
     assert mlflow.MlflowClient(tracking_uri=uri).get_run(run.run_id).info.status == "FINISHED"
@@ -96,7 +102,7 @@ def test_dataset_hash(tmp_path: Path) -> None:
     f.write_bytes(b"abc")
     assert dataset_hash(f) == hashlib.sha256(b"abc").hexdigest()
     (tmp_path / "d").mkdir()
-    with pytest.raises(FileNotFoundError, match="no manifest.json"):
+    with pytest.raises(FileNotFoundError, match=r"no manifest\.json"):
         dataset_hash(tmp_path / "d")
     (tmp_path / "d" / "manifest.json").write_text("{}")
     assert dataset_hash(tmp_path / "d") == hashlib.sha256(b"{}").hexdigest()
@@ -106,13 +112,13 @@ def test_experiment_run_record_holds_params_metrics_inputs_and_model_offline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from conftest_dataset_fixture import write_fixture_dataset
-
     from synthcv.tasks.experiment import run_experiment
 
     rng = np.random.default_rng(0)
     npz = tmp_path / "samples.npz"
-    np.savez(npz, images=rng.integers(0, 255, (32, 28, 28), dtype=np.uint8),
-             labels=np.arange(32) % 2)
+    np.savez(
+        npz, images=rng.integers(0, 255, (32, 28, 28), dtype=np.uint8), labels=np.arange(32) % 2
+    )
     ds = write_fixture_dataset(tmp_path / "ds", count=3, shard_size=2)
 
     real_connect = socket.socket.connect
@@ -127,8 +133,10 @@ def test_experiment_run_record_holds_params_metrics_inputs_and_model_offline(
     cfg = {
         "name": "tiny",
         "seeds": [0, 1],
-        "data": {"gen": {"kind": "samples", "path": str(npz)},
-                 "synth": {"kind": "dataset", "path": str(ds)}},
+        "data": {
+            "gen": {"kind": "samples", "path": str(npz)},
+            "synth": {"kind": "dataset", "path": str(ds)},
+        },
         "train": {"sources": {"gen": 1.0}, "epochs": 2, "batch_size": 8},
         "eval": ["gen"],
         "slices": {"source": "synth", "factors": ["camera.elevation", "ground.texture"]},

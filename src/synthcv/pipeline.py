@@ -14,6 +14,7 @@ import os
 import shutil
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -74,14 +75,14 @@ def downsample(scene: Scene, result: RenderResult, s: int) -> tuple[Scene, Rende
     return replace(scene, camera=small), res
 
 
-def render_sample(spec: Spec, index: int, renderer: Any, spec_hash: str | None = None
+def render_sample(spec: Spec, index: int, renderer: Any, scene_hash: str | None = None
                   ) -> RenderedSample:
     """Everything for one sample, in memory: the function tests and benchmarks call."""
     from synthcv.labels import compute_labels
     from synthcv.physics import settle
     from synthcv.sampler import sample_scene
 
-    scene = sample_scene(spec, index, spec_hash=spec_hash)
+    scene = sample_scene(spec, index, scene_hash=scene_hash)
     scene, phys = settle(scene, spec.physics)
     result = renderer.render(scene)
     scene, result = downsample(scene, result, spec.image.supersample)
@@ -93,14 +94,18 @@ def render_sample(spec: Spec, index: int, renderer: Any, spec_hash: str | None =
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_renderer(spec: Spec) -> Any:
+def _worker_renderer(spec: Spec, threads: int = 0) -> Any:
+    """One renderer per worker process, reused for every shard it renders."""
     from synthcv.render import make_renderer
 
-    key = (spec.renderer.backend, json.dumps(spec.renderer.options(), sort_keys=True))
+    options = spec.renderer.options()
+    if "threads" in options and options["threads"] == 0 and threads:
+        options["threads"] = threads  # share the cores between workers
+    key = (spec.renderer.backend, json.dumps(options, sort_keys=True))
     if _WORKER.get("key") != key:
         if _WORKER.get("renderer") is not None:
             _WORKER["renderer"].close()
-        _WORKER["renderer"] = make_renderer(spec.renderer.backend, spec.renderer.options())
+        _WORKER["renderer"] = make_renderer(spec.renderer.backend, options)
         _WORKER["key"] = key
     return _WORKER["renderer"]
 
@@ -115,11 +120,12 @@ def _sample_files(i: int) -> dict[str, str]:
 
 
 def render_shard(spec_json: dict[str, Any], spec_hash: str, label: str, shard: int,
-                 out: str, tick: Callable[[], None] | None = None) -> int:
+                 out: str, tick: Callable[[], None] | None = None, threads: int = 0) -> int:
     """Render shard ``shard`` into ``out/shards/shard-NNNNNN`` atomically; returns its size."""
     spec = Spec.model_validate(spec_json)
-    renderer = _worker_renderer(spec)
+    renderer = _worker_renderer(spec, threads)
     queue = _WORKER.get("queue")
+    scene_hash = spec.scene_hash
     outputs = spec.outputs
     first = shard * outputs.shard_size
     last = min(first + outputs.shard_size, spec.total_count)
@@ -132,7 +138,7 @@ def render_shard(spec_json: dict[str, Any], spec_hash: str, label: str, shard: i
     sample_rows, object_rows = [], []
     for i in range(first, last):
         try:
-            rs = render_sample(spec, i, renderer, spec_hash)
+            rs = render_sample(spec, i, renderer, scene_hash)
         except Exception as exc:
             raise GenerationError(
                 f"sample {i} of {label} (spec {spec_hash[:12]}) failed in "
@@ -232,6 +238,7 @@ def _finish(out: Path, spec: Spec, spec_hash: str, num_shards: int, backend_info
         "synthcv_version": __version__,
         "spec": spec.resolved(),
         "spec_hash": spec_hash,
+        "scene_hash": spec.scene_hash,
         "count": spec.total_count,
         "shard_size": spec.outputs.shard_size,
         "num_shards": num_shards,
@@ -254,9 +261,9 @@ def backend_info(backend: str) -> dict[str, str]:
 
         return {"name": "tiny", "version": f"pybullet-{p.getAPIVersion()}",
                 "normals_source": "depth-derived"}
-    import bpy  # noqa: F401  (only when cycles is used)
+    from importlib.metadata import version  # the bpy wheel's version is Blender's
 
-    return {"name": "cycles", "version": f"blender-{bpy.app.version_string}",
+    return {"name": "cycles", "version": f"blender-{version('bpy')}",
             "normals_source": "geometry"}
 
 
@@ -305,8 +312,9 @@ def _run_pool(spec_json: dict, spec_hash: str, label: str, todo: list[int], out:
     queue = ctx.Manager().Queue()
     with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
                              initializer=_worker_init, initargs=(queue,)) as pool:
-        futures = {pool.submit(render_shard, spec_json, spec_hash, label, k, str(out))
-                   for k in todo}
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        futures = {pool.submit(render_shard, spec_json, spec_hash, label, k, str(out), None,
+                               threads) for k in todo}
         try:
             pending = futures
             while pending:
@@ -315,6 +323,11 @@ def _run_pool(spec_json: dict, spec_hash: str, label: str, todo: list[int], out:
                     bar.advance(task, queue.get_nowait())
                 for f in finished:
                     f.result()  # re-raise a worker's error here
+        except BrokenProcessPool as exc:
+            raise GenerationError(
+                f"a worker process died while rendering {label} (a crash inside the renderer "
+                f"or out of memory); finished shards are kept — run the same command again to "
+                f"resume") from exc
         except BaseException:
             for f in futures:
                 f.cancel()

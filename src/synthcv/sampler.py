@@ -1,4 +1,4 @@
-"""``(spec, index) → Scene``: a pure function seeded only by the spec hash and the index.
+"""``(spec, index) → Scene``: a pure function seeded only by the scene hash and the index.
 
 Each section (camera, lights, ground, objects, distractors) draws from its own random stream,
 so editing one section of a spec leaves the others' draws unchanged. A sweep re-uses the same
@@ -22,9 +22,9 @@ from synthcv.spec import AssetSpec, HSVColor, MaterialSpec, Spec
 STREAMS = ("camera", "lights", "ground", "objects", "distractors")
 
 
-def sample_seed(spec_hash: str, base_index: int) -> int:
+def sample_seed(scene_hash: str, base_index: int) -> int:
     """The 63-bit seed of base sample ``base_index``, recorded in the index."""
-    digest = hashlib.sha256(f"{spec_hash}:{base_index}".encode()).digest()
+    digest = hashlib.sha256(f"{scene_hash}:{base_index}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
 
 
@@ -119,18 +119,18 @@ def _euler_quat(roll: float, pitch: float, yaw: float) -> np.ndarray:
     ])
 
 
-def sample_scene(spec: Spec, index: int, *, spec_hash: str | None = None) -> Scene:
+def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Scene:
     """Build sample ``index`` (0 ≤ index < spec.total_count) of ``spec``."""
     from synthcv.assets import build_mesh, scale_mesh
 
     if not 0 <= index < spec.total_count:
         raise IndexError(f"sample index {index} outside 0..{spec.total_count - 1}")
-    spec_hash = spec_hash or spec.spec_hash
+    scene_hash = scene_hash or spec.scene_hash
     steps = spec.sweep_steps
     step, base = divmod(index, spec.count)
     override = (spec.sweep.field, steps[step]) if spec.sweep else None
     draw = _Drawer(override)
-    seed = sample_seed(spec_hash, base)
+    seed = sample_seed(scene_hash, base)
     rngs = dict(zip(STREAMS, (np.random.default_rng(s) for s in
                               np.random.SeedSequence(seed).spawn(len(STREAMS))), strict=True))
     factors: dict[str, Any] = {}

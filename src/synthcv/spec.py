@@ -1,8 +1,9 @@
 """The dataset spec: a YAML document validated by pydantic into a :class:`Spec`.
 
 Every problem in a bad spec is reported at once as ``field.path: got X, expected Y``; unknown keys
-get a "did you mean" hint. The spec's hash (canonical JSON of the resolved spec minus ``count``)
-seeds every sample, so growing ``count`` keeps the existing samples.
+get a "did you mean" hint. The scene hash (canonical JSON of the resolved spec minus ``count``,
+``renderer`` and ``outputs``) seeds every sample, so growing ``count`` keeps the existing samples
+and every backend renders the same scenes.
 """
 
 from __future__ import annotations
@@ -315,14 +316,22 @@ class Spec(StrictModel):
 
     @property
     def spec_hash(self) -> str:
-        d = self.resolved()
-        d.pop("count")
-        return hashlib.sha256(
-            json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
-        ).hexdigest()
+        """Identity of the dataset this spec produces (everything but ``count``)."""
+        return _hash(self.resolved(), ("count",))
+
+    @property
+    def scene_hash(self) -> str:
+        """What seeds every sample: the spec minus count, renderer and outputs, so the same
+        index gives the same scene whichever backend renders it and whatever is written."""
+        return _hash(self.resolved(), ("count", "renderer", "outputs"))
 
     def with_count(self, count: int) -> Spec:
         return self.model_copy(update={"count": count})
+
+
+def _hash(resolved: dict[str, Any], drop: tuple[str, ...]) -> str:
+    d = {k: v for k, v in resolved.items() if k not in drop}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
@@ -425,6 +434,27 @@ def format_validation_error(err: ValidationError) -> list[str]:
     return problems
 
 
+def _extend(data: dict[str, Any], base_dir: Path, label: str, depth: int = 0) -> dict[str, Any]:
+    """``extends: other.yaml`` (relative to this file): this spec deep-merged over that one."""
+    data = dict(data)
+    parent = data.pop("extends")
+    path = base_dir / str(parent)
+    if depth > 8:
+        raise SpecError([f"extends: chain deeper than 8 files at {path}"], label)
+    if not path.is_file():
+        raise SpecError([f"extends: got {str(parent)!r}, expected a spec file ({path} not found)"],
+                        label)
+    try:
+        base = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError([f"extends: {path} is not valid YAML: {exc}"], label) from None
+    if not isinstance(base, dict):
+        raise SpecError([f"extends: {path} does not hold a mapping"], label)
+    if "extends" in base:
+        base = _extend(base, path.parent, label, depth + 1)
+    return _deep_merge(base, data)
+
+
 def load_spec(source: str | Path | dict, *, overrides: dict[str, Any] | None = None) -> Spec:
     """Validate a spec from a YAML file path, YAML text or a dict. Raises :class:`SpecError`."""
     label = "spec"
@@ -447,6 +477,8 @@ def load_spec(source: str | Path | dict, *, overrides: dict[str, Any] | None = N
             raise SpecError([f"YAML syntax error at {where}: {exc}"], label) from None
     if not isinstance(data, dict):
         raise SpecError([f"(top level): got {_short(data)}, expected a mapping"], label)
+    if "extends" in data:
+        data = _extend(data, Path(label).parent if label != "spec" else Path.cwd(), label)
     if overrides:
         data = _deep_merge(data, overrides)
     try:

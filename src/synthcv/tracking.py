@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -122,15 +123,20 @@ class TrackedRun(NullRun):
         self.run = run
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        flat = {k: (json.dumps(v) if isinstance(v, list | tuple) else v) for k, v in
-                _flatten(params).items()}
+        flat = {
+            k: (json.dumps(v) if isinstance(v, list | tuple) else v)
+            for k, v in _flatten(params).items()
+        }
         # MLflow caps param values at 6000 characters; keep the head, the full config is an
         # artifact anyway.
-        self._mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
+        self._mlflow.log_params({_safe_name(k): str(v)[:6000] for k, v in flat.items()})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        clean = {k: float(v) for k, v in metrics.items() if v is not None and
-                 math.isfinite(float(v))}
+        clean = {
+            _safe_name(k): float(v)
+            for k, v in metrics.items()
+            if v is not None and math.isfinite(float(v))
+        }
         if clean:
             self._mlflow.log_metrics(clean, step=step)
 
@@ -163,6 +169,14 @@ class TrackedRun(NullRun):
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+_NAME_BAD = re.compile(r"[^\w./\- :]")
+
+
+def _safe_name(name: str) -> str:
+    """MLflow accepts only letters, digits, _ - . / space and : in metric and param names."""
+    return _NAME_BAD.sub("_", str(name))
 
 
 def _ensure_experiment(mlflow: Any, name: str, uri: str, local_default: bool) -> str:

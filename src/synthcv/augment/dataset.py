@@ -34,8 +34,11 @@ def _sha(path: Path) -> str:
 
 
 def _is_sha_map(v: Any) -> bool:
-    return isinstance(v, dict) and bool(v) and all(
-        isinstance(x, str) and len(x) == 64 for x in v.values())
+    return (
+        isinstance(v, dict)
+        and bool(v)
+        and all(isinstance(x, str) and len(x) == 64 for x in v.values())
+    )
 
 
 def _write_png(arr: np.ndarray, path: Path) -> None:
@@ -81,7 +84,9 @@ def augment_dataset(
         prog.start()
         task = prog.add_task(f"augmenting {src.name}", total=total)
     try:
-        positions = {int(v): j for j, v in enumerate(parent._sample_index)}
+        positions = {
+            int(v): j for j, v in enumerate(parent.samples.column("sample_index").to_pylist())
+        }
         for shard_rel in shard_dirs:
             sdir = src / shard_rel
             stable = pq.read_table(sdir / "samples.parquet")
@@ -116,8 +121,11 @@ def augment_dataset(
             stable = _with_realized(stable, realized_rows, sorted(realized_cols))
             pq.write_table(stable, tmp / "samples.parquet")
             all_samples.append(stable)
-            sj = json.loads((sdir / "shard.json").read_text()) if (sdir / "shard.json").exists() \
+            sj = (
+                json.loads((sdir / "shard.json").read_text())
+                if (sdir / "shard.json").exists()
                 else {}
+            )
             shas = {f.name: _sha(f) for f in sorted(tmp.iterdir()) if f.name != "shard.json"}
             replaced = False
             for k, v in list(sj.items()):
@@ -136,8 +144,10 @@ def augment_dataset(
         if prog is not None:
             prog.stop()
     cols = sorted(realized_cols)
-    tables = [_with_realized(t.drop_columns([c for c in t.column_names if c in cols]), rows, cols)
-              for t, (_s, rows) in zip(all_samples, per_shard, strict=True)]
+    tables = [
+        _with_realized(t.drop_columns([c for c in t.column_names if c in cols]), rows, cols)
+        for t, (_s, rows) in zip(all_samples, per_shard, strict=True)
+    ]
     samples = pa.concat_tables(tables, promote_options="permissive")
     _atomic_parquet(samples.sort_by("sample_index"), out / "samples.parquet")
     shutil.copyfile(src / "objects.parquet", out / ".objects.parquet.tmp")

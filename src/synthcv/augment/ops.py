@@ -195,7 +195,9 @@ class DepthOfField:
         band = _draw(rng, self.band)
         k = _draw(rng, self.per_metre)
         near, far = focus - band / 2, focus + band / 2
-        dist = np.where(depth <= 0, np.inf, np.maximum(near - depth, 0) + np.maximum(depth - far, 0))
+        dist = np.where(
+            depth <= 0, np.inf, np.maximum(near - depth, 0) + np.maximum(depth - far, 0)
+        )
         sigma = np.minimum(k * dist, self.max_sigma)
         lv = np.linspace(0, self.max_sigma, self.levels)
         idx = np.abs(sigma[..., None] - lv).argmin(-1)
@@ -248,7 +250,11 @@ class ColorJitter:
             hsv[..., 1] = np.clip(hsv[..., 1] * s, 0, 1)
             img = _hsv_to_rgb(hsv)
         return _u8(np.clip(img, 0, 1) * 255.0), {
-            "brightness": b, "contrast": c, "saturation": s, "hue": h}
+            "brightness": b,
+            "contrast": c,
+            "saturation": s,
+            "hue": h,
+        }
 
 
 OPS: dict[str, type] = {
@@ -271,8 +277,9 @@ def build_op(cfg: dict[str, Any], where: str = "augment") -> Callable[..., Any]:
     fields = set(cls.__dataclass_fields__) - {"name", "needs_depth"}
     unknown = set(cfg) - fields
     if unknown:
-        raise ValueError(f"{where} ({name}): unknown parameters {sorted(unknown)}; "
-                         f"allowed: {sorted(fields)}")
+        raise ValueError(
+            f"{where} ({name}): unknown parameters {sorted(unknown)}; allowed: {sorted(fields)}"
+        )
     kwargs: dict[str, Any] = {}
     for k, v in cfg.items():
         default = cls.__dataclass_fields__[k].default

@@ -161,6 +161,9 @@ class CyclesRenderer:
     every label at the pixel centre, larger (Blender's 1.5) anti-aliases RGB while labels then
     come from a first sample jittered inside the pixel. ``view_transform``: Blender's view
     transform for RGB ("Standard" keeps colours as given; "AgX" for a filmic look).
+
+    Blender's state is process-global: creating a renderer resets it (factory settings), and
+    when several renderers live in one process each re-takes the scene on its next render.
     """
 
     name = "cycles"

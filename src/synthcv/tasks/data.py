@@ -146,8 +146,19 @@ def load_synthcv_dataset(
     pipeline = build_pipeline(augment or []) if augment else None
     need_depth = pipeline is not None and pipeline.needs_depth
     images, labels, rows = [], [], []
-    sample_cols = [c for c in ds.samples.column_names if c not in ("shard", "rgb", "depth",
-                   "instance", "semantic", "normals")]
+    # Identifiers and file paths are not factors.
+    not_factors = {
+        "shard",
+        "rgb",
+        "depth",
+        "instance",
+        "semantic",
+        "normals",
+        "seed",
+        "sample_index",
+    }
+    sample_cols = [c for c in ds.samples.column_names if c not in not_factors]
+    sample_ids = ds.samples.column("sample_index").to_numpy()
     it: Any = range(len(ds))
     if progress and len(ds) > 200:
         from rich.progress import track
@@ -175,7 +186,7 @@ def load_synthcv_dataset(
                     "objects": objects,
                     "classes": ds.classes,
                 }
-                rng = np.random.default_rng([augment_seed, int(ds._sample_index[i]), c])
+                rng = np.random.default_rng([augment_seed, int(sample_ids[i]), c])
                 img, realized = pipeline(sample, rng)
             if match is not None:
                 img = match(img, inst == int(tgt["instance_id"]))
@@ -212,8 +223,11 @@ def _scalar_type(t: Any) -> bool:
     import pyarrow as pa
 
     return bool(
-        pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)
-        or pa.types.is_boolean(t) or pa.types.is_large_string(t)
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_string(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_large_string(t)
     )
 
 
@@ -230,7 +244,9 @@ def load_samples_npz(path: str | Path) -> ArraySet:
             raise ValueError(f"{p}: missing arrays {sorted(missing)} (has {d.files})")
         images, labels = np.asarray(d["images"]), np.asarray(d["labels"])
     if images.dtype != np.uint8 or images.ndim not in (3, 4):
-        raise ValueError(f"{p}: images must be uint8 (N,H,W[,C]), got {images.dtype} {images.shape}")
+        raise ValueError(
+            f"{p}: images must be uint8 (N,H,W[,C]), got {images.dtype} {images.shape}"
+        )
     if labels.size and labels.min() < 0:
         raise ValueError(
             f"{p}: labels < 0 mark unconditional samples; a classifier needs class-conditional "
@@ -253,13 +269,17 @@ def load_full(spec: SourceSpec, name: str = "") -> ArraySet:
         from synthcv.tracking import dataset_hash
 
         x, y = load_mnist8000(spec.split, spec.path)
-        data = ArraySet(x, y, name=name or f"mnist-{spec.split}",
-                        digest=dataset_hash(find_mnist8000(spec.path)))
+        data = ArraySet(
+            x, y, name=name or f"mnist-{spec.split}", digest=dataset_hash(find_mnist8000(spec.path))
+        )
     elif spec.kind == "dataset":
         if not spec.path:
             raise ValueError(f"source {name!r}: kind 'dataset' needs a path")
-        match = (MatchDomain(fill=spec.fill, invert=spec.invert)
-                 if spec.match_domain == "mnist" else None)
+        match = (
+            MatchDomain(fill=spec.fill, invert=spec.invert)
+            if spec.match_domain == "mnist"
+            else None
+        )
         data = load_synthcv_dataset(spec.path, match, spec.augment, spec.copies, spec.augment_seed)
     else:
         if not spec.path:
@@ -277,6 +297,8 @@ def select(data: ArraySet, spec: SourceSpec, seed: int) -> ArraySet:
         data = data.take(np.flatnonzero(np.isin(data.labels, spec.classes)))
     if spec.n is not None:
         if spec.n > len(data):
-            raise ValueError(f"source {name or data.name!r}: n={spec.n} but only {len(data)} samples")
+            raise ValueError(
+                f"source {name or data.name!r}: n={spec.n} but only {len(data)} samples"
+            )
         data = data.take(balanced_subset(data.labels, spec.n, seed))
     return data

@@ -61,7 +61,9 @@ class MatchDomain:
             # Stretch the object's own range to [0.25, 1] so dark shading stays visible as ink.
             val = np.where(mask, 0.25 + 0.75 * (g - lo) / max(hi - lo, 1e-6), 0.0)
         else:
-            raise ValueError(f"match_domain.fill: got {self.fill!r}, expected 'mask' or 'intensity'")
+            raise ValueError(
+                f"match_domain.fill: got {self.fill!r}, expected 'mask' or 'intensity'"
+            )
         ys, xs = np.nonzero(mask)
         crop = val[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32)
         h, w = crop.shape
@@ -88,7 +90,8 @@ def target_object(objects: list[dict[str, Any]]) -> dict[str, Any] | None:
     cands = [
         o
         for o in objects
-        if not o.get("is_distractor") and int(o.get("class_id") or 0) > 0
+        if not o.get("is_distractor")
+        and int(o.get("class_id") or 0) > 0
         and int(o.get("visible_pixels") or 0) > 0
     ]
     if not cands:

@@ -144,14 +144,20 @@ def load_config(source: str | Path | dict[str, Any]) -> ExperimentConfig:
 class Runner:
     """Runs one config; caches each source's full load so seeds only re-draw subsets."""
 
-    def __init__(self, cfg: ExperimentConfig, out: Path, progress: bool = True,
-                 cache: dict[str, ArraySet] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        out: Path,
+        progress: bool = True,
+        cache: dict[str, ArraySet] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.out = Path(out)
         self.progress = progress
         # Full loads keyed by what determines them (not by name), shareable across configs.
         self._cache: dict[str, ArraySet] = {} if cache is None else cache
         self._full: dict[str, ArraySet] = {}
+        self._num_classes: int | None = None
 
     def source(self, name: str, seed: int, n: int | None = None) -> ArraySet:
         spec = self.cfg.data[name]
@@ -165,10 +171,15 @@ class Runner:
         return select(self._full[name], spec, seed)
 
     def num_classes(self) -> int:
+        """``num_classes`` from the config, else 1 + the largest label any used source holds."""
         if self.cfg.num_classes:
             return self.cfg.num_classes
-        used = set(self.cfg.eval) | set(self.cfg.train.sources)
-        return int(max(int(self.source(n, 0).labels.max()) for n in used)) + 1
+        if self._num_classes is None:
+            used = set(self.cfg.eval) | set(self.cfg.train.sources)
+            if self.cfg.finetune is not None:
+                used |= set(self.cfg.finetune.sources)
+            self._num_classes = 1 + max(int(self.source(n, 0).labels.max()) for n in used)
+        return self._num_classes
 
     def _model(self, seed: int) -> Any:
         import torch
@@ -183,12 +194,24 @@ class Runner:
         from synthcv.tasks.train import FitConfig, Jitter
 
         return FitConfig(
-            epochs=st.epochs, batch_size=st.batch_size, lr=st.lr, weight_decay=st.weight_decay,
-            steps_per_epoch=st.steps_per_epoch, jitter=Jitter() if st.jitter else None,
+            epochs=st.epochs,
+            batch_size=st.batch_size,
+            lr=st.lr,
+            weight_decay=st.weight_decay,
+            steps_per_epoch=st.steps_per_epoch,
+            jitter=Jitter() if st.jitter else None,
         )
 
-    def _stage(self, model: Any, st: StageSpec, seed: int, evals: dict[str, ArraySet],
-               log: Any, prefix: str, sizes: dict[str, int] | None = None) -> list[dict]:
+    def _stage(
+        self,
+        model: Any,
+        st: StageSpec,
+        seed: int,
+        evals: dict[str, ArraySet],
+        log: Any,
+        prefix: str,
+        sizes: dict[str, int] | None = None,
+    ) -> list[dict]:
         from synthcv.tasks.train import fit
 
         names = list(st.sources)
@@ -201,14 +224,21 @@ class Runner:
         return fit(model, srcs, ratios, self._fit_cfg(st), seed, evals, on_epoch, self.progress)
 
     def run(self, log: Any) -> dict[str, Any]:
+        import torch
+
+        before = torch.get_num_threads()
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
+        try:
+            return self._run(log)
+        finally:
+            torch.set_num_threads(before)
+
+    def _run(self, log: Any) -> dict[str, Any]:
         from synthcv.tasks import plots
         from synthcv.tasks.train import evaluate
 
         cfg = self.cfg
-        if cfg.threads:
-            import torch
-
-            torch.set_num_threads(cfg.threads)
         per_seed: dict[str, list[float]] = {}
         curves: dict[str, list[list[float]]] = {}
         first_model, first_evals = None, None
@@ -219,14 +249,27 @@ class Runner:
                 assert cfg.learning_curve is not None
                 for size in cfg.learning_curve.sizes:
                     model = self._model(seed)
-                    self._stage(model, cfg.train, seed, {}, log, f"n{size}/s{seed}/",
-                                {cfg.learning_curve.source: size})
+                    self._stage(
+                        model,
+                        cfg.train,
+                        seed,
+                        {},
+                        log,
+                        f"n{size}/s{seed}/",
+                        {cfg.learning_curve.source: size},
+                    )
                     for n, ev in evals.items():
-                        finals[f"n={size}/{n}"] = evaluate(model, ev)["acc"]
+                        finals[f"n{size}/{n}"] = evaluate(model, ev)["acc"]
             else:
                 model = self._model(seed)
-                self._stage(model, cfg.train, seed, evals, log, f"s{seed}/pretrain/"
-                            if cfg.recipe == "finetune" else f"s{seed}/")
+                self._stage(
+                    model,
+                    cfg.train,
+                    seed,
+                    evals,
+                    log,
+                    f"s{seed}/pretrain/" if cfg.recipe == "finetune" else f"s{seed}/",
+                )
                 if cfg.recipe == "finetune":
                     finals.update(self._finetune(model, seed, evals, log, curves))
                 else:
@@ -237,26 +280,35 @@ class Runner:
             if first_model is None:
                 first_model, first_evals = model, evals
         summary = {k: mean_ci(v) for k, v in per_seed.items()}
-        result: dict[str, Any] = {"name": cfg.name, "recipe": cfg.recipe, "seeds": cfg.seeds,
-                                  "per_seed": per_seed, "summary": summary}
+        result: dict[str, Any] = {
+            "name": cfg.name,
+            "recipe": cfg.recipe,
+            "seeds": cfg.seeds,
+            "per_seed": per_seed,
+            "summary": summary,
+        }
         log.log_metrics({f"{k}.{s}": summary[k][s] for k in summary for s in ("mean", "lo", "hi")})
         self.out.mkdir(parents=True, exist_ok=True)
         arts: list[Path] = []
         if cfg.recipe == "learning_curve":
             assert cfg.learning_curve is not None
             sizes = cfg.learning_curve.sizes
-            series = {n: [summary[f"n={s}/{n}"] for s in sizes] for n in cfg.eval}
+            series = {n: [summary[f"n{s}/{n}"] for s in sizes] for n in cfg.eval}
             arts.append(plots.learning_curve(sizes, series, self.out / "learning_curve.png"))
         if curves:
             mean_curves = {k: list(np.mean(np.array(v), axis=0)) for k, v in curves.items()}
             result["forgetting_curves"] = mean_curves
-            arts.append(plots.forgetting_curve(mean_curves, self.out / "forgetting_curve.png",
-                                               str(cfg.reference)))
+            arts.append(
+                plots.forgetting_curve(
+                    mean_curves, self.out / "forgetting_curve.png", str(cfg.reference)
+                )
+            )
         assert first_model is not None and first_evals is not None
         ev0 = first_evals[cfg.eval[0]]
         r0 = evaluate(first_model, ev0)
-        arts.append(plots.confusion(r0["pred"], ev0.labels, self.num_classes(),
-                                    self.out / "confusion.png"))
+        arts.append(
+            plots.confusion(r0["pred"], ev0.labels, self.num_classes(), self.out / "confusion.png")
+        )
         if cfg.slices is not None:
             rows = self._slices(first_model)
             result["slices"] = rows
@@ -273,8 +325,14 @@ class Runner:
             log.log_model(first_model.eval(), name="model", input_example=example)
         return result
 
-    def _finetune(self, model: Any, seed: int, evals: dict[str, ArraySet], log: Any,
-                  curves: dict[str, list[list[float]]]) -> dict[str, float]:
+    def _finetune(
+        self,
+        model: Any,
+        seed: int,
+        evals: dict[str, ArraySet],
+        log: Any,
+        curves: dict[str, list[list[float]]],
+    ) -> dict[str, float]:
         cfg = self.cfg
         assert cfg.finetune is not None and cfg.reference is not None
         variants = {"finetune": cfg.finetune.model_copy(update={"replay": None})}
@@ -282,8 +340,9 @@ class Runner:
             rp = cfg.finetune.replay
             mixed = {k: v * (1 - rp.share) for k, v in cfg.finetune.sources.items()}
             mixed[rp.source] = mixed.get(rp.source, 0.0) + rp.share
-            variants["finetune+replay"] = cfg.finetune.model_copy(
-                update={"sources": mixed, "replay": None})
+            variants["finetune_replay"] = cfg.finetune.model_copy(
+                update={"sources": mixed, "replay": None}
+            )
         pre = copy.deepcopy(model.state_dict())
         finals: dict[str, float] = {}
         for vname, st in variants.items():
@@ -365,9 +424,17 @@ def run_experiment(
     for n in sorted(used):
         runner.source(n, cfg.seeds[0])
     params = cfg.model_dump(mode="json")
-    with tracked_run("experiment", params, input_hashes(runner), run_name=cfg.name,
-                     enabled=tracking, root=tracking_root, experiment=experiment) as log:
+    with tracked_run(
+        "experiment",
+        params,
+        input_hashes(runner),
+        run_name=cfg.name,
+        enabled=tracking,
+        root=tracking_root,
+        experiment=experiment,
+    ) as log:
         log.set_tags({"synthcv.recipe": cfg.recipe})
+        log.log_dict(params, "config.json")
         result = runner.run(log)
         result["run_id"] = log.run_id
     return result

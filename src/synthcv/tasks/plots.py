@@ -90,8 +90,15 @@ def confusion(pred: np.ndarray, true: np.ndarray, num_classes: int, path: str | 
     im = ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
         if v:
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=6,
-                    color="white" if v > cm.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(v),
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if v > cm.max() / 2 else "black",
+            )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_xticks(range(num_classes))

@@ -94,7 +94,8 @@ def slice_metrics(
                 continue
             k = int(c[m].sum())
             lo, hi = wilson(k, n, level)
-            rows.append({"factor": f, "slice": s, "n": n, "correct": k, "acc": k / n,
-                         "lo": lo, "hi": hi})
+            rows.append(
+                {"factor": f, "slice": s, "n": n, "correct": k, "acc": k / n, "lo": lo, "hi": hi}
+            )
     rows.sort(key=lambda r: (r["acc"], -r["n"], r["factor"], r["slice"]))
     return rows

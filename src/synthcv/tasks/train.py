@@ -52,10 +52,7 @@ class Jitter:
 def to_tensor(images: np.ndarray, channels: int = 1) -> torch.Tensor:
     """uint8 (N,H,W[,C]) → float32 (N,channels,H,W) in [0,1]; RGB is reduced to luma for 1."""
     x = torch.from_numpy(np.ascontiguousarray(images)).float() / 255.0
-    if x.ndim == 3:
-        x = x[:, None]
-    else:
-        x = x.permute(0, 3, 1, 2)
+    x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
     if x.shape[1] == channels:
         return x
     if channels == 1 and x.shape[1] >= 3:
@@ -92,8 +89,12 @@ def evaluate(model: nn.Module, data: ArraySet, batch_size: int = 512) -> dict[st
     pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
     correct = pred == data.labels
     n = max(len(data), 1)
-    return {"acc": float(correct.mean()) if len(data) else float("nan"),
-            "loss": float(sum(losses) / n), "pred": pred, "correct": correct}
+    return {
+        "acc": float(correct.mean()) if len(data) else float("nan"),
+        "loss": float(sum(losses) / n),
+        "pred": pred,
+        "correct": correct,
+    }
 
 
 def fit(
@@ -113,6 +114,12 @@ def fit(
     called after every epoch, epoch counted from 1; epoch 0 (before any step) is evaluated too
     when ``eval_sets`` is given so curves start from the initial model.
     """
+    shapes = {s.name: s.images.shape[1:3] for s in sources}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(
+            f"training sources have different image sizes {shapes}; frame synthcv datasets "
+            "with match_domain or use sources of one size"
+        )
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     channels = getattr(model, "in_channels", 1)
