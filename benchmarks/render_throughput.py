@@ -44,11 +44,16 @@ def main() -> None:
 
     def camera_args(scene):
         cam = scene.camera
-        return dict(width=cam.width, height=cam.height,
-                    viewMatrix=(CV_TO_GL @ cam.world_to_camera).T.reshape(-1).tolist(),
-                    projectionMatrix=gl_projection(cam).T.reshape(-1).tolist(),
-                    lightDirection=list(scene.sun.direction), shadow=1,
-                    renderer=p.ER_TINY_RENDERER, physicsClientId=c)
+        return dict(
+            width=cam.width,
+            height=cam.height,
+            viewMatrix=(CV_TO_GL @ cam.world_to_camera).T.reshape(-1).tolist(),
+            projectionMatrix=gl_projection(cam).T.reshape(-1).tolist(),
+            lightDirection=list(scene.sun.direction),
+            shadow=1,
+            renderer=p.ER_TINY_RENDERER,
+            physicsClientId=c,
+        )
 
     # bare+build: build bodies and render, per scene
     t0 = time.perf_counter()
@@ -77,10 +82,19 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     n = args.count
-    rate = {k: n / v for k, v in
-            [("bare", t_bare), ("bare+build", t_build), ("full 1w", t_full1), ("full 2w", t_full2)]}
-    print(f"spec {args.spec}  {spec.image.width}x{spec.image.height}  {n} samples  "
-          f"cores {os.cpu_count()}")
+    rate = {
+        k: n / v
+        for k, v in [
+            ("bare", t_bare),
+            ("bare+build", t_build),
+            ("full 1w", t_full1),
+            ("full 2w", t_full2),
+        ]
+    }
+    print(
+        f"spec {args.spec}  {spec.image.width}x{spec.image.height}  {n} samples  "
+        f"cores {os.cpu_count()}"
+    )
     for k, v in rate.items():
         print(f"  {k:<11} {v:8.1f} samples/s")
     print(f"full 1w / bare       = {rate['full 1w'] / rate['bare']:.2f}  (target >= 0.8)")

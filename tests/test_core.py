@@ -33,8 +33,13 @@ def cube_spec(**over) -> dict:
     spec = {
         "count": 1,
         "image": {"width": 128, "height": 96},
-        "camera": {"distance": 1.2, "elevation": 35, "azimuth": 20, "fov": 50,
-                   "look_at": [0, 0, 0.1]},
+        "camera": {
+            "distance": 1.2,
+            "elevation": 35,
+            "azimuth": 20,
+            "fov": 50,
+            "look_at": [0, 0, 0.1],
+        },
         "lights": {"ambient": 0.5},
         "objects": {
             "count": 1,
@@ -75,8 +80,12 @@ def test_cube_labels_match_analytic_projection(tiny):
     np.testing.assert_allclose(rs.scene.camera.K, K, atol=1e-9)
     # the cube: edge 0.2, resting on z=0, rotated 30° about z
     half = 0.1
-    corners_obj = np.array([[(1 if k & 1 else -1) * half, (1 if k & 2 else -1) * half,
-                             (1 if k & 4 else -1) * half] for k in range(8)])
+    corners_obj = np.array(
+        [
+            [(1 if k & 1 else -1) * half, (1 if k & 2 else -1) * half, (1 if k & 4 else -1) * half]
+            for k in range(8)
+        ]
+    )
     centre = np.array([0, 0, 0.1])
     world = corners_obj @ _rz(30).T + centre
     cam = world @ R.T + t
@@ -100,10 +109,11 @@ def test_cube_labels_match_analytic_projection(tiny):
     assert abs(area - hull.area) / hull.area < 0.02
     x0, y0, x1, y1 = hull.bounds
     bx, by, bw, bh = obj["bbox"]
-    np.testing.assert_allclose([bx, by, bx + bw, by + bh], [x0 + 0.5, y0 + 0.5, x1 + 0.5, y1 + 0.5],
-                               atol=1.0)
+    np.testing.assert_allclose(
+        [bx, by, bx + bw, by + bh], [x0 + 0.5, y0 + 0.5, x1 + 0.5, y1 + 0.5], atol=1.0
+    )
     # depth at the cube centre's pixel equals the analytic ray–box hit, within 1 mm
-    u, v = int(round(c_uv[0])), int(round(c_uv[1]))
+    u, v = int(np.rint(c_uv[0])), int(np.rint(c_uv[1]))
     ray = R.T @ np.linalg.solve(K, [u, v, 1.0])
     o_local, d_local = _rz(30).T @ (eye - centre), _rz(30).T @ ray
     with np.errstate(divide="ignore"):
@@ -118,9 +128,15 @@ def test_cube_labels_match_analytic_projection(tiny):
 
 
 def test_occlusion_hidden_and_outside(tiny):
-    spec = load_spec(cube_spec(objects={
-        "count": 1, "pose": {"x": 0, "y": 0, "z": 0, "rotation": "upright", "yaw": 0},
-        "classes": {"cube": {"asset": {"primitive": "cube", "size": 0.2}}}}))
+    spec = load_spec(
+        cube_spec(
+            objects={
+                "count": 1,
+                "pose": {"x": 0, "y": 0, "z": 0, "rotation": "upright", "yaw": 0},
+                "classes": {"cube": {"asset": {"primitive": "cube", "size": 0.2}}},
+            }
+        )
+    )
     rs = render_sample(spec, 0, tiny)
     scene = rs.scene
     from dataclasses import replace
@@ -131,17 +147,24 @@ def test_occlusion_hidden_and_outside(tiny):
     cam_pos = scene.camera.position
     toward = (cam_pos - cube.position) / np.linalg.norm(cam_pos - cube.position)
     right = scene.camera.world_to_camera[0, :3]
-    small = replace(cube, instance_id=2,  # behind and to the side: partly covered
-                    position=cube.position - 0.3 * toward + 0.12 * right)
-    hidden = replace(cube, instance_id=3, position=cube.position - 0.6 * toward,
-                     mesh=_scaled(cube.mesh, 0.3))  # far behind, fully covered
+    small = replace(
+        cube,
+        instance_id=2,  # behind and to the side: partly covered
+        position=cube.position - 0.3 * toward + 0.12 * right,
+    )
+    hidden = replace(
+        cube, instance_id=3, position=cube.position - 0.6 * toward, mesh=_scaled(cube.mesh, 0.3)
+    )  # far behind, fully covered
     outside = replace(cube, instance_id=4, position=cube.position + np.array([0, 0, 5.0]))
     scene2 = scene.with_objects([cube, small, hidden, outside])
     res = tiny.render(scene2)
     objs = {o["instance_id"]: o for o in compute_labels(scene2, res).objects}
     assert objs[1]["visibility"] == pytest.approx(1.0)
     assert 0 < objs[2]["visibility"] < 1 and objs[2]["status"] == "visible"
-    assert objs[2]["bbox_amodal"][2] * objs[2]["bbox_amodal"][3] >= objs[2]["bbox"][2] * objs[2]["bbox"][3]
+    assert (
+        objs[2]["bbox_amodal"][2] * objs[2]["bbox_amodal"][3]
+        >= objs[2]["bbox"][2] * objs[2]["bbox"][3]
+    )
     assert objs[3]["status"] == "hidden" and objs[3]["visible_pixels"] == 0
     assert objs[3]["unoccluded_pixels"] > 0 and objs[3]["bbox"] is None
     assert objs[4]["status"] == "outside" and objs[4]["unoccluded_pixels"] == 0
@@ -155,8 +178,9 @@ def _scaled(mesh, s):
 
 
 def test_depth_derived_normals_of_ground_plane(tiny):
-    spec = load_spec(cube_spec(objects={"count": 0, "classes": {"cube": {
-        "asset": {"primitive": "cube"}}}}))
+    spec = load_spec(
+        cube_spec(objects={"count": 0, "classes": {"cube": {"asset": {"primitive": "cube"}}}})
+    )
     rs = render_sample(spec, 0, tiny)
     n = rs.labels.normals
     up_cam = rs.scene.camera.world_to_camera[:3, :3] @ np.array([0, 0, 1.0])
@@ -170,19 +194,27 @@ SMALL = {
     "count": 6,
     "seed": 5,
     "image": {"width": 32, "height": 32},
-    "camera": {"distance": 0.8, "elevation": {"uniform": [30, 60]},
-               "azimuth": {"uniform": [0, 360]}},
-    "objects": {"count": {"randint": [1, 3]},
-                "classes": {"cube": {"asset": {"primitive": "cube", "size": 0.08}},
-                            "ball": {"asset": {"primitive": "sphere", "radius": 0.04}}}},
+    "camera": {
+        "distance": 0.8,
+        "elevation": {"uniform": [30, 60]},
+        "azimuth": {"uniform": [0, 360]},
+    },
+    "objects": {
+        "count": {"randint": [1, 3]},
+        "classes": {
+            "cube": {"asset": {"primitive": "cube", "size": 0.08}},
+            "ball": {"asset": {"primitive": "sphere", "radius": 0.04}},
+        },
+    },
     "physics": {"steps": 120},
     "outputs": {"shard_size": 2},
 }
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_same_spec_gives_identical_files_any_worker_count(tmp_path):
@@ -198,8 +230,14 @@ def test_same_spec_gives_identical_files_any_worker_count(tmp_path):
 
 
 def test_physics_settles_without_interpenetration(tmp_path):
-    spec = load_spec({**SMALL, "count": 3, "objects": {**SMALL["objects"],
-                                                       "count": 4}, "physics": {"steps": 720}})
+    spec = load_spec(
+        {
+            **SMALL,
+            "count": 3,
+            "objects": {**SMALL["objects"], "count": 4},
+            "physics": {"steps": 720},
+        }
+    )
     r = TinyRenderer()
     for i in range(3):
         rs = render_sample(spec, i, r)
@@ -212,8 +250,9 @@ def test_physics_settles_without_interpenetration(tmp_path):
 
 def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "SYNTHCV_TRACKING": "0"}
-    return subprocess.run([sys.executable, "-m", "synthcv", *args], capture_output=True,
-                          text=True, env=env, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "synthcv", *args], capture_output=True, text=True, env=env, **kw
+    )
 
 
 @pytest.mark.slow
@@ -224,9 +263,22 @@ def test_kill_9_then_resume_is_byte_identical(tmp_path):
     assert _cli("generate", str(spec_path), "--out", str(ref)).returncode == 0
     out = tmp_path / "out"
     env = {**os.environ, "SYNTHCV_TRACKING": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "synthcv", "generate", str(spec_path),
-                             "--out", str(out), "--workers", "2"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "synthcv",
+            "generate",
+            str(spec_path),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "shards" / "shard-000001").exists():
         time.sleep(0.05)
@@ -235,19 +287,35 @@ def test_kill_9_then_resume_is_byte_identical(tmp_path):
     assert not (out / "manifest.json").exists()
     res = _cli("generate", str(spec_path), "--out", str(out), "--workers", "1")
     assert res.returncode == 0, res.stderr
-    assert _tree_bytes(ref) == {k: v for k, v in _tree_bytes(out).items()
-                                if not k.startswith("shards/.tmp")}
+    assert _tree_bytes(ref) == {
+        k: v for k, v in _tree_bytes(out).items() if not k.startswith("shards/.tmp")
+    }
 
 
 def test_sweep_changes_only_the_swept_field(tmp_path):
-    spec = {**SMALL, "count": 2, "camera": {**SMALL["camera"], "elevation": 40},
-            "sweep": {"field": "camera.elevation", "linspace": [20, 70, 3]}}
+    spec = {
+        **SMALL,
+        "count": 2,
+        "camera": {**SMALL["camera"], "elevation": 40},
+        "sweep": {"field": "camera.elevation", "linspace": [20, 70, 3]},
+    }
     generate(spec, tmp_path / "s", progress=False)
     rows = pq.read_table(tmp_path / "s" / "samples.parquet").to_pylist()
     assert len(rows) == 6
-    varying = {"camera.elevation", "sweep.step", "sweep.value", "sample_index", "shard",
-               "world_to_camera", "rgb", "depth", "instance", "semantic", "normals",
-               "num_visible"}
+    varying = {
+        "camera.elevation",
+        "sweep.step",
+        "sweep.value",
+        "sample_index",
+        "shard",
+        "world_to_camera",
+        "rgb",
+        "depth",
+        "instance",
+        "semantic",
+        "normals",
+        "num_visible",
+    }
     for base in range(2):
         steps = [r for r in rows if r["sample_index"] % 2 == base]
         assert [r["camera.elevation"] for r in steps] == [20.0, 45.0, 70.0]
@@ -258,7 +326,8 @@ def test_sweep_changes_only_the_swept_field(tmp_path):
     poses = {}
     for o in objs:
         poses.setdefault((o["sample_index"] % 2, o["instance_id"]), set()).add(
-            (tuple(o["position_world"]), o["class_name"], o["scale"]))
+            (tuple(o["position_world"]), o["class_name"], o["scale"])
+        )
     assert all(len(v) == 1 for v in poses.values())
 
 
@@ -267,7 +336,8 @@ def test_bad_spec_lists_every_problem_and_writes_nothing(tmp_path):
     bad.write_text(
         "count: -3\n"
         "camera: {elevaton: 30, fov: {uniform: [60]}}\n"
-        "objects:\n  classes:\n    cube: {asset: {primitive: cube}, scale: big}\n")
+        "objects:\n  classes:\n    cube: {asset: {primitive: cube}, scale: big}\n"
+    )
     out = tmp_path / "never"
     res = _cli("generate", str(bad), "--out", str(out))
     assert res.returncode == 2
@@ -282,17 +352,21 @@ def test_bad_spec_lists_every_problem_and_writes_nothing(tmp_path):
 def test_spec_errors_for_yaml_syntax_and_sweep_field():
     with pytest.raises(SpecError, match=r"YAML syntax error at line \d+, column \d+"):
         load_spec("count: 1\nobjects: {classes: [\n")
-    with pytest.raises(SpecError, match="sweep.field 'camera.nope'"):
-        load_spec({"objects": {"classes": {"c": {"asset": {"primitive": "cube"}}}},
-                   "sweep": {"field": "camera.nope", "values": [1]}})
+    with pytest.raises(SpecError, match=r"sweep\.field 'camera\.nope'"):
+        load_spec(
+            {
+                "objects": {"classes": {"c": {"asset": {"primitive": "cube"}}}},
+                "sweep": {"field": "camera.nope", "values": [1]},
+            }
+        )
     with pytest.raises(SpecError, match="exactly one of primitive, pybullet, mesh, glyph"):
-        load_spec({"objects": {"classes": {"c": {"asset": {"primitive": "cube",
-                                                           "glyph": "7"}}}}})
+        load_spec({"objects": {"classes": {"c": {"asset": {"primitive": "cube", "glyph": "7"}}}}})
 
 
 def test_camera_look_at_is_opencv():
-    cam = Camera(64, 48, Camera.intrinsics_from_fov(64, 48, 60),
-                 Camera.look_at([0, -2, 0], [0, 0, 0]))
+    cam = Camera(
+        64, 48, Camera.intrinsics_from_fov(64, 48, 60), Camera.look_at([0, -2, 0], [0, 0, 0])
+    )
     uv, z = cam.project(np.array([[0, 0, 0], [0.1, 0, 0], [0, 0, 0.1]]))
     assert z[0] == pytest.approx(2.0)
     np.testing.assert_allclose(uv[0], [31.5, 23.5])
@@ -301,10 +375,13 @@ def test_camera_look_at_is_opencv():
 
 
 def test_import_synthcv_is_light():
-    code = ("import sys, synthcv; synthcv.load_spec('examples/digits.yaml'); "
-            "import synthcv.sampler, synthcv.pipeline; "
-            "print(sorted(m for m in ('torch', 'bpy', 'mlflow', 'ray', 'pybullet') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO, check=True).stdout
+    code = (
+        "import sys, synthcv; synthcv.load_spec('examples/digits.yaml'); "
+        "import synthcv.sampler, synthcv.pipeline; "
+        "print(sorted(m for m in ('torch', 'bpy', 'mlflow', 'ray', 'pybullet') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    ).stdout
     assert out.strip() == "[]"

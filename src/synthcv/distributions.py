@@ -45,8 +45,11 @@ class Distribution:
         if k == "randint":
             return int(rng.integers(p[0], p[1] + 1))
         if k == "choice":
-            i = int(rng.choice(len(p), p=self.weights)) if self.weights else int(
-                rng.integers(len(p)))
+            i = (
+                int(rng.choice(len(p), p=self.weights))
+                if self.weights
+                else int(rng.integers(len(p)))
+            )
             return p[i]
         raise AssertionError(k)
 

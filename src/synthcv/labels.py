@@ -38,8 +38,8 @@ def rasterize_triangles(tri: np.ndarray, height: int, width: int) -> np.ndarray:
     if not keep.any():
         return mask
     tri, x0, x1, y0, y1, area = tri[keep], x0[keep], x1[keep], y0[keep], y1[keep], area[keep]
-    bw = (x1 - x0 + 1)
-    bh = (y1 - y0 + 1)
+    bw = x1 - x0 + 1
+    bh = y1 - y0 + 1
     bucket_w = 1 << np.ceil(np.log2(bw)).astype(np.int64)
     bucket_h = 1 << np.ceil(np.log2(bh)).astype(np.int64)
     sign = np.sign(area)
@@ -58,7 +58,8 @@ def rasterize_triangles(tri: np.ndarray, height: int, width: int) -> np.ndarray:
             for k in range(3):
                 p0, p1 = t[:, k], t[:, (k + 1) % 3]
                 e = (p1[:, 0, None, None] - p0[:, 0, None, None]) * (py - p0[:, 1, None, None]) - (
-                    p1[:, 1, None, None] - p0[:, 1, None, None]) * (px - p0[:, 0, None, None])
+                    p1[:, 1, None, None] - p0[:, 1, None, None]
+                ) * (px - p0[:, 0, None, None])
                 inside &= e * sg >= 0
             mask[py[inside], px[inside]] = True
     return mask
@@ -125,8 +126,12 @@ def mask_box(mask: np.ndarray) -> list[float] | None:
     if len(rows) == 0:
         return None
     cols = np.nonzero(mask.any(axis=0))[0]
-    return [float(cols[0]), float(rows[0]), float(cols[-1] - cols[0] + 1),
-            float(rows[-1] - rows[0] + 1)]
+    return [
+        float(cols[0]),
+        float(rows[0]),
+        float(cols[-1] - cols[0] + 1),
+        float(rows[-1] - rows[0] + 1),
+    ]
 
 
 @dataclass
@@ -137,7 +142,9 @@ class SampleLabels:
     num_visible: int = 0
 
 
-def keypoints_for(obj: SceneObject, camera: Camera, depth: np.ndarray) -> tuple[list[str], list[float]]:
+def keypoints_for(
+    obj: SceneObject, camera: Camera, depth: np.ndarray
+) -> tuple[list[str], list[float]]:
     """COCO keypoints ``x, y, v`` (COCO pixel coordinates: centre of pixel i at i + 0.5).
 
     v = 0: outside the image or behind the camera (x = y = 0); 1: in the image but something
@@ -168,8 +175,9 @@ def compute_labels(scene: Scene, result: RenderResult) -> SampleLabels:
     for obj in scene.objects:
         lut[obj.instance_id] = obj.class_id
     semantic = lut[np.minimum(instance, len(lut) - 1)]
-    normals = result.normals if result.normals is not None else normals_from_depth(
-        result.depth, cam.K)
+    normals = (
+        result.normals if result.normals is not None else normals_from_depth(result.depth, cam.K)
+    )
     counts = np.bincount(instance.ravel(), minlength=len(scene.objects) + 1)
     w2c = cam.world_to_camera
     labels = SampleLabels(semantic=semantic.astype(np.uint16), normals=normals)
@@ -186,25 +194,27 @@ def compute_labels(scene: Scene, result: RenderResult) -> SampleLabels:
         corners = obj.mesh.box_corners() @ r_cam.T + t_cam
         kp_names, kps = keypoints_for(obj, cam, result.depth)
         labels.num_visible += vis > 0
-        labels.objects.append({
-            "instance_id": obj.instance_id,
-            "class_id": obj.class_id,
-            "class_name": obj.class_name,
-            "is_distractor": obj.is_distractor,
-            "status": status,
-            "visible_pixels": vis,
-            "unoccluded_pixels": unocc,
-            "visibility": vis / unocc if unocc else 0.0,
-            "bbox": mask_box(visible_mask),
-            "bbox_amodal": mask_box(amodal | visible_mask),
-            "keypoint_names": kp_names,
-            "keypoints": kps,
-            "position_cam": t_cam.tolist(),
-            "rotation_cam": matrix_to_quat(r_cam).tolist(),
-            "box3d_cam": corners.reshape(-1).tolist(),
-            "size": obj.mesh.extents.tolist(),
-            "position_world": obj.position.tolist(),
-            "rotation_world": np.asarray(obj.orientation, dtype=np.float64).tolist(),
-            **obj.attributes,
-        })
+        labels.objects.append(
+            {
+                "instance_id": obj.instance_id,
+                "class_id": obj.class_id,
+                "class_name": obj.class_name,
+                "is_distractor": obj.is_distractor,
+                "status": status,
+                "visible_pixels": vis,
+                "unoccluded_pixels": unocc,
+                "visibility": vis / unocc if unocc else 0.0,
+                "bbox": mask_box(visible_mask),
+                "bbox_amodal": mask_box(amodal | visible_mask),
+                "keypoint_names": kp_names,
+                "keypoints": kps,
+                "position_cam": t_cam.tolist(),
+                "rotation_cam": matrix_to_quat(r_cam).tolist(),
+                "box3d_cam": corners.reshape(-1).tolist(),
+                "size": obj.mesh.extents.tolist(),
+                "position_world": obj.position.tolist(),
+                "rotation_world": np.asarray(obj.orientation, dtype=np.float64).tolist(),
+                **obj.attributes,
+            }
+        )
     return labels

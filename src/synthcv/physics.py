@@ -21,16 +21,21 @@ def collision_shape(p: Any, client: int, mesh: Mesh) -> int:
     d = mesh.dims
     if mesh.primitive == "cube" and {"x", "y", "z"} <= d.keys():
         return p.createCollisionShape(
-            p.GEOM_BOX, halfExtents=[d["x"] / 2, d["y"] / 2, d["z"] / 2], physicsClientId=client)
+            p.GEOM_BOX, halfExtents=[d["x"] / 2, d["y"] / 2, d["z"] / 2], physicsClientId=client
+        )
     if mesh.primitive == "sphere" and "radius" in d:
         return p.createCollisionShape(p.GEOM_SPHERE, radius=d["radius"], physicsClientId=client)
     if mesh.primitive == "cylinder" and {"radius", "height"} <= d.keys():
         return p.createCollisionShape(
-            p.GEOM_CYLINDER, radius=d["radius"], height=d["height"], physicsClientId=client)
+            p.GEOM_CYLINDER, radius=d["radius"], height=d["height"], physicsClientId=client
+        )
     if mesh.primitive == "capsule" and {"radius", "height"} <= d.keys():
         return p.createCollisionShape(
-            p.GEOM_CAPSULE, radius=d["radius"], height=max(d["height"] - 2 * d["radius"], 0.0),
-            physicsClientId=client)
+            p.GEOM_CAPSULE,
+            radius=d["radius"],
+            height=max(d["height"] - 2 * d["radius"], 0.0),
+            physicsClientId=client,
+        )
     hull = _hull_vertices(mesh.unscaled or mesh) * np.asarray(mesh.scale_factors)
     return p.createCollisionShape(p.GEOM_MESH, vertices=hull.tolist(), physicsClientId=client)
 
@@ -60,19 +65,30 @@ def settle(scene: Scene, cfg: PhysicsSpec) -> tuple[Scene, dict[str, Any]]:
         p.setTimeStep(cfg.timestep, physicsClientId=client)
         if scene.ground.enabled:
             plane = p.createCollisionShape(p.GEOM_PLANE, physicsClientId=client)
-            gid = p.createMultiBody(0, plane, basePosition=[0, 0, scene.ground.height],
-                                    physicsClientId=client)
+            gid = p.createMultiBody(
+                0, plane, basePosition=[0, 0, scene.ground.height], physicsClientId=client
+            )
             p.changeDynamics(gid, -1, lateralFriction=cfg.friction, physicsClientId=client)
         bodies = []
         for obj in scene.objects:
             shape = collision_shape(p, client, obj.mesh)
             bid = p.createMultiBody(
-                baseMass=obj.mass, baseCollisionShapeIndex=shape,
-                basePosition=obj.position.tolist(), baseOrientation=obj.orientation.tolist(),
-                physicsClientId=client)
-            p.changeDynamics(bid, -1, lateralFriction=cfg.friction, rollingFriction=0.02,
-                             spinningFriction=0.02, linearDamping=0.04, angularDamping=0.1,
-                             physicsClientId=client)
+                baseMass=obj.mass,
+                baseCollisionShapeIndex=shape,
+                basePosition=obj.position.tolist(),
+                baseOrientation=obj.orientation.tolist(),
+                physicsClientId=client,
+            )
+            p.changeDynamics(
+                bid,
+                -1,
+                lateralFriction=cfg.friction,
+                rollingFriction=0.02,
+                spinningFriction=0.02,
+                linearDamping=0.04,
+                angularDamping=0.1,
+                physicsClientId=client,
+            )
             bodies.append(bid)
         steps, at_rest = 0, False
         rest_streak = 0
@@ -93,13 +109,17 @@ def settle(scene: Scene, cfg: PhysicsSpec) -> tuple[Scene, dict[str, Any]]:
             pos, orn = p.getBasePositionAndOrientation(bid, physicsClientId=client)
             q = np.array(orn, dtype=np.float64)
             q /= np.linalg.norm(q)
-            objects.append(replace(obj, position=np.array(pos, dtype=np.float64),
-                                   orientation=-q if q[3] < 0 else q))
+            objects.append(
+                replace(
+                    obj, position=np.array(pos, dtype=np.float64), orientation=-q if q[3] < 0 else q
+                )
+            )
         penetration = 0.0
         for c in p.getContactPoints(physicsClientId=client):
             penetration = max(penetration, -float(c[8]))
         return scene.with_objects(objects), {
-            "physics.steps": steps, "physics.settled": at_rest,
+            "physics.steps": steps,
+            "physics.settled": at_rest,
             "physics.max_penetration": penetration,
         }
     finally:

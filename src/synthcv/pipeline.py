@@ -68,15 +68,18 @@ def downsample(scene: Scene, result: RenderResult, s: int) -> tuple[Scene, Rende
     k[1, 2] = (cam.K[1, 2] - c) / s
     small = Camera(w, h, k, cam.world_to_camera, cam.near, cam.far)
     res = RenderResult(
-        rgb=np.round(rgb).astype(np.uint8), depth=result.depth[pick].copy(),
+        rgb=np.round(rgb).astype(np.uint8),
+        depth=result.depth[pick].copy(),
         instance=result.instance[pick].copy(),
         normals=None if result.normals is None else result.normals[pick].copy(),
-        normals_source=result.normals_source)
+        normals_source=result.normals_source,
+    )
     return replace(scene, camera=small), res
 
 
-def render_sample(spec: Spec, index: int, renderer: Any, scene_hash: str | None = None
-                  ) -> RenderedSample:
+def render_sample(
+    spec: Spec, index: int, renderer: Any, scene_hash: str | None = None
+) -> RenderedSample:
     """Everything for one sample, in memory: the function tests and benchmarks call."""
     from synthcv.labels import compute_labels
     from synthcv.physics import settle
@@ -115,12 +118,21 @@ def _worker_init(queue: Any) -> None:
 
 
 def _sample_files(i: int) -> dict[str, str]:
-    return {m: f"{i:06d}.{m}.{'tiff' if m == 'depth' else 'png'}"
-            for m in ("rgb", "depth", "instance", "semantic", "normals")}
+    return {
+        m: f"{i:06d}.{m}.{'tiff' if m == 'depth' else 'png'}"
+        for m in ("rgb", "depth", "instance", "semantic", "normals")
+    }
 
 
-def render_shard(spec_json: dict[str, Any], spec_hash: str, label: str, shard: int,
-                 out: str, tick: Callable[[], None] | None = None, threads: int = 0) -> int:
+def render_shard(
+    spec_json: dict[str, Any],
+    spec_hash: str,
+    label: str,
+    shard: int,
+    out: str,
+    tick: Callable[[], None] | None = None,
+    threads: int = 0,
+) -> int:
     """Render shard ``shard`` into ``out/shards/shard-NNNNNN`` atomically; returns its size."""
     spec = Spec.model_validate(spec_json)
     renderer = _worker_renderer(spec, threads)
@@ -142,33 +154,37 @@ def render_shard(spec_json: dict[str, Any], spec_hash: str, label: str, shard: i
         except Exception as exc:
             raise GenerationError(
                 f"sample {i} of {label} (spec {spec_hash[:12]}) failed in "
-                f"{spec.renderer.backend}: {type(exc).__name__}: {exc}") from exc
+                f"{spec.renderer.backend}: {type(exc).__name__}: {exc}"
+            ) from exc
         files = _sample_files(i)
-        rgb = rs.result.rgb if spec.image.channels == 3 else to_gray(rs.result.rgb)
-        written = {
-            "rgb": (outputs.rgb, lambda p, rgb=rgb: write_png(p, rgb)),
-            "depth": (outputs.depth, lambda p: write_depth(p, rs.result.depth)),
-            "instance": (outputs.instance, lambda p: write_png(p, rs.result.instance)),
-            "semantic": (outputs.semantic, lambda p: write_png(p, rs.labels.semantic)),
-            "normals": (outputs.normals,
-                        lambda p: write_png(p, encode_normals(rs.labels.normals))),
+        enabled = outputs.model_dump()
+        arrays = {
+            "rgb": rs.result.rgb if spec.image.channels == 3 else to_gray(rs.result.rgb),
+            "depth": rs.result.depth,
+            "instance": rs.result.instance,
+            "semantic": rs.labels.semantic,
+            "normals": encode_normals(rs.labels.normals) if outputs.normals else None,
         }
         row: dict[str, Any] = {"sample_index": i, "shard": f"shards/{name}"}
-        for modality, (enabled, write) in written.items():
-            if enabled:
-                write(tmp / files[modality])
+        for modality, array in arrays.items():
+            row[modality] = None
+            if enabled[modality]:
+                (write_depth if modality == "depth" else write_png)(tmp / files[modality], array)
                 row[modality] = f"shards/{name}/{files[modality]}"
-            else:
-                row[modality] = None
         cam = rs.scene.camera
-        row.update({
-            "width": cam.width, "height": cam.height,
-            "K": cam.K.reshape(-1).tolist(),
-            "world_to_camera": cam.world_to_camera.reshape(-1).tolist(),
-            "seed": rs.scene.seed,
-            "num_objects": len(rs.scene.objects), "num_visible": rs.labels.num_visible,
-            **rs.scene.factors, **rs.physics,
-        })
+        row.update(
+            {
+                "width": cam.width,
+                "height": cam.height,
+                "K": cam.K.reshape(-1).tolist(),
+                "world_to_camera": cam.world_to_camera.reshape(-1).tolist(),
+                "seed": rs.scene.seed,
+                "num_objects": len(rs.scene.objects),
+                "num_visible": rs.labels.num_visible,
+                **rs.scene.factors,
+                **rs.physics,
+            }
+        )
         sample_rows.append(row)
         object_rows += [{"sample_index": i, **o} for o in rs.labels.objects]
         if tick is not None:
@@ -178,8 +194,10 @@ def render_shard(spec_json: dict[str, Any], spec_hash: str, label: str, shard: i
     write_table(sample_rows, tmp / "samples.parquet")
     write_table(object_rows, tmp / "objects.parquet")
     checksums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
-    write_json_atomic(tmp / "shard.json", {"shard": shard, "first": first, "last": last,
-                                           "spec_hash": spec_hash, "files": checksums})
+    write_json_atomic(
+        tmp / "shard.json",
+        {"shard": shard, "first": first, "last": last, "spec_hash": spec_hash, "files": checksums},
+    )
     os.rename(tmp, shards_dir / name)
     return last - first
 
@@ -196,12 +214,14 @@ def _prepare_out(out: Path, spec: Spec, spec_hash: str, overwrite: bool) -> bool
     if out.exists() and any(out.iterdir()):
         if not run_file.exists():
             raise GenerationError(
-                f"{out} exists and is not a synthcv output directory; choose another --out")
+                f"{out} exists and is not a synthcv output directory; choose another --out"
+            )
         previous = json.loads(run_file.read_text())
         if previous != run:
             raise GenerationError(
                 f"{out} holds a dataset of another spec or count (spec {previous['spec_hash'][:12]}"
-                f", count {previous['count']}); use another --out or --overwrite")
+                f", count {previous['count']}); use another --out or --overwrite"
+            )
         if (out / "manifest.json").exists():
             return True
     (out / "shards").mkdir(parents=True, exist_ok=True)
@@ -219,8 +239,9 @@ def _finish(out: Path, spec: Spec, spec_hash: str, num_shards: int, backend_info
         files.update({f"shards/{d.name}/{n}": h for n, h in meta["files"].items()})
         files[f"shards/{d.name}/shard.json"] = sha256_file(d / "shard.json")
     for table in ("samples", "objects"):
-        write_parquet_atomic(concat_tables([d / f"{table}.parquet" for d in shard_dirs]),
-                             out / f"{table}.parquet")
+        write_parquet_atomic(
+            concat_tables([d / f"{table}.parquet" for d in shard_dirs]), out / f"{table}.parquet"
+        )
         files[f"{table}.parquet"] = sha256_file(out / f"{table}.parquet")
     from synthcv.assets import build_mesh  # keypoint names per class
     from synthcv.sampler import _asset_dict
@@ -228,8 +249,7 @@ def _finish(out: Path, spec: Spec, spec_hash: str, num_shards: int, backend_info
     keypoints = {}
     for name, c in spec.objects.classes.items():
         try:
-            probe = _asset_dict(lambda _p, d, r: d.sample(r), "", c.asset,
-                                np.random.default_rng(0))
+            probe = _asset_dict(lambda _p, d, r: d.sample(r), "", c.asset, np.random.default_rng(0))
             keypoints[name] = build_mesh(probe).all_keypoints()[0]
         except Exception:  # keypoint names are informational; never fail a finished run
             keypoints[name] = []
@@ -247,8 +267,11 @@ def _finish(out: Path, spec: Spec, spec_hash: str, num_shards: int, backend_info
         "keypoints": keypoints,
         "depth": {"file": "tiff-float32", "units": "m", "invalid": 0},
         "normals": {"file": "png-uint8", "frame": "camera", "decode": "v/255*2-1"},
-        "image": {"channels": spec.image.channels, "width": spec.image.width,
-                  "height": spec.image.height},
+        "image": {
+            "channels": spec.image.channels,
+            "width": spec.image.width,
+            "height": spec.image.height,
+        },
         "files": dict(sorted(files.items())),
     }
     write_json_atomic(out / "manifest.json", manifest)
@@ -259,16 +282,25 @@ def backend_info(backend: str) -> dict[str, str]:
     if backend == "tiny":
         import pybullet as p
 
-        return {"name": "tiny", "version": f"pybullet-{p.getAPIVersion()}",
-                "normals_source": "depth-derived"}
+        return {
+            "name": "tiny",
+            "version": f"pybullet-{p.getAPIVersion()}",
+            "normals_source": "depth-derived",
+        }
     from importlib.metadata import version  # the bpy wheel's version is Blender's
 
-    return {"name": "cycles", "version": f"blender-{version('bpy')}",
-            "normals_source": "geometry"}
+    return {"name": "cycles", "version": f"blender-{version('bpy')}", "normals_source": "geometry"}
 
 
-def generate(spec: Spec | str | Path | dict, out: str | Path, *, count: int | None = None,
-             workers: int = 1, overwrite: bool = False, progress: bool = True) -> dict:
+def generate(
+    spec: Spec | str | Path | dict,
+    out: str | Path,
+    *,
+    count: int | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
     """Render the dataset for ``spec`` into ``out``; resumes an interrupted run.
 
     Returns the manifest. Raises :class:`synthcv.spec.SpecError` before writing anything if
@@ -286,35 +318,62 @@ def generate(spec: Spec | str | Path | dict, out: str | Path, *, count: int | No
     if _prepare_out(out, spec, spec_hash, overwrite):
         return json.loads((out / "manifest.json").read_text())
     todo = [k for k in range(num_shards) if not (out / "shards" / f"shard-{k:06d}").exists()]
-    done = total - sum(min((k + 1) * spec.outputs.shard_size, total) - k *
-                       spec.outputs.shard_size for k in todo)
+    done = total - sum(
+        min((k + 1) * spec.outputs.shard_size, total) - k * spec.outputs.shard_size for k in todo
+    )
     spec_json = spec.resolved()
 
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    columns = [TextColumn("[bold]generate[/] {task.description}"), BarColumn(),
-               MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+    columns = [
+        TextColumn("[bold]generate[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task(str(out), total=total, completed=done)
         if workers <= 1 or len(todo) <= 1:
             for k in todo:
-                render_shard(spec_json, spec_hash, label, k, str(out),
-                             tick=lambda: bar.advance(task))
+                render_shard(
+                    spec_json, spec_hash, label, k, str(out), tick=lambda: bar.advance(task)
+                )
         else:
             _run_pool(spec_json, spec_hash, label, todo, out, workers, bar, task)
     return _finish(out, spec, spec_hash, num_shards, backend_info(spec.renderer.backend))
 
 
-def _run_pool(spec_json: dict, spec_hash: str, label: str, todo: list[int], out: Path,
-              workers: int, bar: Any, task: Any) -> None:
+def _run_pool(
+    spec_json: dict,
+    spec_hash: str,
+    label: str,
+    todo: list[int],
+    out: Path,
+    workers: int,
+    bar: Any,
+    task: Any,
+) -> None:
     ctx = mp.get_context("spawn")  # bpy and pybullet are not fork-safe
     queue = ctx.Manager().Queue()
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
-                             initializer=_worker_init, initargs=(queue,)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(todo)),
+        mp_context=ctx,
+        initializer=_worker_init,
+        initargs=(queue,),
+    ) as pool:
         threads = max(1, (os.cpu_count() or 1) // workers)
-        futures = {pool.submit(render_shard, spec_json, spec_hash, label, k, str(out), None,
-                               threads) for k in todo}
+        futures = {
+            pool.submit(render_shard, spec_json, spec_hash, label, k, str(out), None, threads)
+            for k in todo
+        }
         try:
             pending = futures
             while pending:
@@ -327,7 +386,8 @@ def _run_pool(spec_json: dict, spec_hash: str, label: str, todo: list[int], out:
             raise GenerationError(
                 f"a worker process died while rendering {label} (a crash inside the renderer "
                 f"or out of memory); finished shards are kept — run the same command again to "
-                f"resume") from exc
+                f"resume"
+            ) from exc
         except BaseException:
             for f in futures:
                 f.cancel()

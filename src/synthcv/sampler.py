@@ -63,8 +63,12 @@ def _texture(name: Any, asset: dict[str, Any] | None = None) -> str | None:
 
 
 def _material(
-    draw: _Drawer, path: str, m: MaterialSpec, rgb: tuple[float, float, float],
-    rng: np.random.Generator, asset: dict[str, Any] | None = None,
+    draw: _Drawer,
+    path: str,
+    m: MaterialSpec,
+    rgb: tuple[float, float, float],
+    rng: np.random.Generator,
+    asset: dict[str, Any] | None = None,
 ) -> tuple[Material, dict[str, Any]]:
     rough = float(np.clip(draw(f"{path}.roughness", m.roughness, rng), 0, 1))
     metal = float(np.clip(draw(f"{path}.metallic", m.metallic, rng), 0, 1))
@@ -72,19 +76,23 @@ def _material(
     proc = draw(f"{path}.procedural", m.procedural, rng)
     proc = None if proc in (None, "none") else str(proc)
     mat = Material(
-        color=tuple(rgb), roughness=rough, metallic=metal, texture=_texture(tex_name, asset),
+        color=tuple(rgb),
+        roughness=rough,
+        metallic=metal,
+        texture=_texture(tex_name, asset),
         procedural=proc,
     )
-    attrs = {"roughness": rough, "metallic": metal,
-             "texture": "none" if mat.texture is None else str(tex_name)}
+    attrs = {
+        "roughness": rough,
+        "metallic": metal,
+        "texture": "none" if mat.texture is None else str(tex_name),
+    }
     if proc:
         attrs["procedural"] = proc
     return mat, attrs
 
 
-def _asset_dict(
-    draw: _Drawer, path: str, a: AssetSpec, rng: np.random.Generator
-) -> dict[str, Any]:
+def _asset_dict(draw: _Drawer, path: str, a: AssetSpec, rng: np.random.Generator) -> dict[str, Any]:
     """Realize an AssetSpec into the plain dict ``synthcv.assets.build_mesh`` takes."""
     out: dict[str, Any] = {}
     for name in type(a).model_fields:
@@ -110,13 +118,22 @@ def _random_quaternion(rng: np.random.Generator) -> np.ndarray:
 def _euler_quat(roll: float, pitch: float, yaw: float) -> np.ndarray:
     """Quaternion (x, y, z, w) of R = Rz(yaw) Ry(pitch) Rx(roll), angles in degrees."""
     r, p, y = (math.radians(v) / 2 for v in (roll, pitch, yaw))
-    cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p), math.sin(p), math.cos(y), math.sin(y)
-    return np.array([
-        sr * cp * cy - cr * sp * sy,
-        cr * sp * cy + sr * cp * sy,
-        cr * cp * sy - sr * sp * cy,
-        cr * cp * cy + sr * sp * sy,
-    ])
+    cr, sr, cp, sp, cy, sy = (
+        math.cos(r),
+        math.sin(r),
+        math.cos(p),
+        math.sin(p),
+        math.cos(y),
+        math.sin(y),
+    )
+    return np.array(
+        [
+            sr * cp * cy - cr * sp * sy,
+            cr * sp * cy + sr * cp * sy,
+            cr * cp * sy - sr * sp * cy,
+            cr * cp * cy + sr * sp * sy,
+        ]
+    )
 
 
 def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Scene:
@@ -131,8 +148,13 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
     override = (spec.sweep.field, steps[step]) if spec.sweep else None
     draw = _Drawer(override)
     seed = sample_seed(scene_hash, base)
-    rngs = dict(zip(STREAMS, (np.random.default_rng(s) for s in
-                              np.random.SeedSequence(seed).spawn(len(STREAMS))), strict=True))
+    rngs = dict(
+        zip(
+            STREAMS,
+            (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(STREAMS))),
+            strict=True,
+        )
+    )
     factors: dict[str, Any] = {}
     if spec.sweep:
         factors["sweep.step"] = step
@@ -147,16 +169,30 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
     fov = float(draw("camera.fov", cs.fov, r))
     target = np.array(cs.look_at, dtype=np.float64) + r.uniform(-1, 1, size=3) * jitter
     e, a = math.radians(elev), math.radians(azim)
-    eye = target + dist * np.array([math.cos(e) * math.cos(a), math.cos(e) * math.sin(a), math.sin(e)])
+    eye = target + dist * np.array(
+        [math.cos(e) * math.cos(a), math.cos(e) * math.sin(a), math.sin(e)]
+    )
     ss = spec.image.supersample
     w, h = spec.image.width * ss, spec.image.height * ss
-    camera = Camera(w, h, Camera.intrinsics_from_fov(w, h, fov), Camera.look_at(eye, target),
-                    near=cs.near, far=cs.far)
-    factors.update({
-        "camera.distance": dist, "camera.elevation": elev, "camera.azimuth": azim,
-        "camera.fov": fov, "camera.look_at_x": float(target[0]),
-        "camera.look_at_y": float(target[1]), "camera.look_at_z": float(target[2]),
-    })
+    camera = Camera(
+        w,
+        h,
+        Camera.intrinsics_from_fov(w, h, fov),
+        Camera.look_at(eye, target),
+        near=cs.near,
+        far=cs.far,
+    )
+    factors.update(
+        {
+            "camera.distance": dist,
+            "camera.elevation": elev,
+            "camera.azimuth": azim,
+            "camera.fov": fov,
+            "camera.look_at_x": float(target[0]),
+            "camera.look_at_y": float(target[1]),
+            "camera.look_at_z": float(target[2]),
+        }
+    )
 
     # lights
     ls, r = spec.lights, rngs["lights"]
@@ -166,13 +202,22 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
     _, scol = _hsv(draw, "lights.sun.color", ls.sun.color, r)
     amb = float(draw("lights.ambient", ls.ambient, r))
     e, a = math.radians(sel), math.radians(saz)
-    sun = Sun(direction=(math.cos(e) * math.cos(a), math.cos(e) * math.sin(a), math.sin(e)),
-              intensity=sint, color=tuple(scol))
-    factors.update({
-        "light.elevation": sel, "light.azimuth": saz, "light.intensity": sint,
-        "light.color_r": scol[0], "light.color_g": scol[1], "light.color_b": scol[2],
-        "light.ambient": amb,
-    })
+    sun = Sun(
+        direction=(math.cos(e) * math.cos(a), math.cos(e) * math.sin(a), math.sin(e)),
+        intensity=sint,
+        color=tuple(scol),
+    )
+    factors.update(
+        {
+            "light.elevation": sel,
+            "light.azimuth": saz,
+            "light.intensity": sint,
+            "light.color_r": scol[0],
+            "light.color_g": scol[1],
+            "light.color_b": scol[2],
+            "light.ambient": amb,
+        }
+    )
 
     # ground and background
     gs, r = spec.ground, rngs["ground"]
@@ -182,18 +227,26 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
     grough = float(draw("ground.roughness", gs.roughness, r))
     _, bg = _hsv(draw, "background", spec.background, r)
     ground = Ground(
-        enabled=gs.enabled, height=gs.height, size=gs.size,
-        material=Material(color=tuple(gcol), roughness=grough, texture=_texture(gtex),
-                          texture_scale=gscale),
+        enabled=gs.enabled,
+        height=gs.height,
+        size=gs.size,
+        material=Material(
+            color=tuple(gcol), roughness=grough, texture=_texture(gtex), texture_scale=gscale
+        ),
     )
-    factors.update({"ground.texture": "none" if ground.material.texture is None else str(gtex),
-                    "ground.color_r": gcol[0], "ground.color_g": gcol[1],
-                    "ground.color_b": gcol[2]})
+    factors.update(
+        {
+            "ground.texture": "none" if ground.material.texture is None else str(gtex),
+            "ground.color_r": gcol[0],
+            "ground.color_g": gcol[1],
+            "ground.color_b": gcol[2],
+        }
+    )
 
     # objects
     objects: list[SceneObject] = []
     os_, r = spec.objects, rngs["objects"]
-    n_obj = max(0, int(round(float(draw("objects.count", os_.count, r)))))
+    n_obj = max(0, round(float(draw("objects.count", os_.count, r))))
     names = list(os_.classes)
     weights = np.array([os_.classes[n].weight for n in names], dtype=np.float64)
     weights /= weights.sum()
@@ -210,14 +263,22 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
         mesh = scale_mesh(build_mesh(asset), scale)
         attrs = _object_attrs(mesh.source, asset, scale, hsv) | mattrs
         obj, stack_top = _place(spec, draw, r, mesh, stack_top)
-        objects.append(SceneObject(
-            instance_id=len(objects) + 1, class_name=name, class_id=ci + 1, mesh=mesh,
-            position=obj[0], orientation=obj[1], material=material, mass=cspec.mass,
-            attributes=attrs,
-        ))
+        objects.append(
+            SceneObject(
+                instance_id=len(objects) + 1,
+                class_name=name,
+                class_id=ci + 1,
+                mesh=mesh,
+                position=obj[0],
+                orientation=obj[1],
+                material=material,
+                mass=cspec.mass,
+                attributes=attrs,
+            )
+        )
 
     ds, r = spec.distractors, rngs["distractors"]
-    n_dis = max(0, int(round(float(draw("distractors.count", ds.count, r)))))
+    n_dis = max(0, round(float(draw("distractors.count", ds.count, r))))
     for _ in range(n_dis):
         ai = int(r.integers(len(ds.assets)))
         asset = _asset_dict(draw, f"distractors.assets[{ai}]", ds.assets[ai], r)
@@ -227,30 +288,54 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
         mesh = scale_mesh(build_mesh(asset), scale)
         attrs = _object_attrs(mesh.source, asset, scale, hsv) | mattrs
         obj, stack_top = _place(spec, draw, r, mesh, stack_top)
-        objects.append(SceneObject(
-            instance_id=len(objects) + 1, class_name="distractor", class_id=0, mesh=mesh,
-            position=obj[0], orientation=obj[1], material=material, is_distractor=True,
-            attributes=attrs,
-        ))
+        objects.append(
+            SceneObject(
+                instance_id=len(objects) + 1,
+                class_name="distractor",
+                class_id=0,
+                mesh=mesh,
+                position=obj[0],
+                orientation=obj[1],
+                material=material,
+                is_distractor=True,
+                attributes=attrs,
+            )
+        )
     factors["objects.count"] = n_obj
     factors["distractors.count"] = n_dis
 
-    return Scene(index=index, seed=seed, objects=objects, camera=camera, sun=sun, ambient=amb,
-                 ground=ground, background=tuple(bg), factors=factors)
+    return Scene(
+        index=index,
+        seed=seed,
+        objects=objects,
+        camera=camera,
+        sun=sun,
+        ambient=amb,
+        ground=ground,
+        background=tuple(bg),
+        factors=factors,
+    )
 
 
-def _object_attrs(source: str, asset: dict[str, Any], scale: float,
-                  hsv: tuple[float, float, float]) -> dict[str, Any]:
-    attrs: dict[str, Any] = {"asset": source, "scale": scale, "color_h": hsv[0],
-                             "color_s": hsv[1], "color_v": hsv[2]}
+def _object_attrs(
+    source: str, asset: dict[str, Any], scale: float, hsv: tuple[float, float, float]
+) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "asset": source,
+        "scale": scale,
+        "color_h": hsv[0],
+        "color_s": hsv[1],
+        "color_v": hsv[2],
+    }
     if "glyph" in asset:
         attrs["glyph.text"] = str(asset["glyph"])
         attrs["glyph.font"] = str(asset.get("font", "DejaVuSans"))
     return attrs
 
 
-def _place(spec: Spec, draw: _Drawer, r: np.random.Generator, mesh: Any,
-           stack_top: float) -> tuple[tuple[np.ndarray, np.ndarray], float]:
+def _place(
+    spec: Spec, draw: _Drawer, r: np.random.Generator, mesh: Any, stack_top: float
+) -> tuple[tuple[np.ndarray, np.ndarray], float]:
     """Initial pose. With physics, objects are stacked in the air so none start overlapping."""
     ps = spec.objects.pose
     x = float(draw("objects.pose.x", ps.x, r))

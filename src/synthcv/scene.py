@@ -96,8 +96,10 @@ class Mesh:
         """
         lo, hi = self.vertices.min(axis=0), self.vertices.max(axis=0)
         return np.array(
-            [[hi[0] if k & 1 else lo[0], hi[1] if k & 2 else lo[1], hi[2] if k & 4 else lo[2]]
-             for k in range(8)]
+            [
+                [hi[0] if k & 1 else lo[0], hi[1] if k & 2 else lo[1], hi[2] if k & 4 else lo[2]]
+                for k in range(8)
+            ]
         )
 
     def all_keypoints(self) -> tuple[list[str], np.ndarray]:

@@ -337,8 +337,9 @@ def _hash(resolved: dict[str, Any], drop: tuple[str, ...]) -> str:
 def _deep_merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(
-            out.get(k), dict) else v
+        out[k] = (
+            _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
     return out
 
 
@@ -442,8 +443,9 @@ def _extend(data: dict[str, Any], base_dir: Path, label: str, depth: int = 0) ->
     if depth > 8:
         raise SpecError([f"extends: chain deeper than 8 files at {path}"], label)
     if not path.is_file():
-        raise SpecError([f"extends: got {str(parent)!r}, expected a spec file ({path} not found)"],
-                        label)
+        raise SpecError(
+            [f"extends: got {str(parent)!r}, expected a spec file ({path} not found)"], label
+        )
     try:
         base = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -463,7 +465,7 @@ def load_spec(source: str | Path | dict, *, overrides: dict[str, Any] | None = N
     else:
         text = None
         p = Path(source) if isinstance(source, Path) or "\n" not in str(source) else None
-        if p is not None and p.suffix in (".yaml", ".yml", ".json") or isinstance(source, Path):
+        if (p is not None and p.suffix in (".yaml", ".yml", ".json")) or isinstance(source, Path):
             if not p.exists():
                 raise SpecError([f"file not found: {p}"], str(p))
             label, text = str(p), p.read_text()

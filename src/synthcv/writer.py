@@ -50,8 +50,7 @@ def write_png(path: Path, arr: np.ndarray) -> None:
 
 
 def write_depth(path: Path, depth: np.ndarray) -> None:
-    Image.fromarray(depth.astype(np.float32)).save(path, format="TIFF",
-                                                   compression="tiff_deflate")
+    Image.fromarray(depth.astype(np.float32)).save(path, format="TIFF", compression="tiff_deflate")
 
 
 def write_table(rows: list[dict[str, Any]], path: Path) -> None:

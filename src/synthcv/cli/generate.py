@@ -12,12 +12,14 @@ def register(app: typer.Typer) -> None:
     def generate(
         spec: Path = typer.Argument(..., help="YAML spec file"),
         out: Path = typer.Option(..., "--out", "-o", help="dataset directory to write"),
-        count: int | None = typer.Option(None, "--count", "-n", min=1,
-                                         help="override the spec's count"),
+        count: int | None = typer.Option(
+            None, "--count", "-n", min=1, help="override the spec's count"
+        ),
         workers: int = typer.Option(1, "--workers", "-j", min=1, help="worker processes"),
         overwrite: bool = typer.Option(False, "--overwrite", help="delete DIR first"),
-        track: bool = typer.Option(True, "--track/--no-track",
-                                   help="log the run to MLflow (SYNTHCV_TRACKING=0 disables)"),
+        track: bool = typer.Option(
+            True, "--track/--no-track", help="log the run to MLflow (SYNTHCV_TRACKING=0 disables)"
+        ),
     ) -> None:
         """Render SPEC into DIR. Re-running after an interruption finishes the job."""
         from rich.console import Console
@@ -40,7 +42,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from None
         Console().print(
             f"[green]done[/]: {manifest['count']} samples in {out} "
-            f"(spec {manifest['spec_hash'][:12]}, backend {manifest['backend']['name']})")
+            f"(spec {manifest['spec_hash'][:12]}, backend {manifest['backend']['name']})"
+        )
 
 
 def _tracked(parsed, spec_path, out, count, workers, overwrite, track, run):
@@ -49,9 +52,14 @@ def _tracked(parsed, spec_path, out, count, workers, overwrite, track, run):
         from synthcv.tracking import tracked_run
     except ImportError:  # tracking module not installed in this build
         return run(parsed, out, count=count, workers=workers, overwrite=overwrite)
-    params = {"spec": str(spec_path), "out": str(out), "count": count or parsed.count,
-              "workers": workers, "backend": parsed.renderer.backend,
-              "spec_hash": parsed.spec_hash}
+    params = {
+        "spec": str(spec_path),
+        "out": str(out),
+        "count": count or parsed.count,
+        "workers": workers,
+        "backend": parsed.renderer.backend,
+        "spec_hash": parsed.spec_hash,
+    }
     with tracked_run("generate", params=params, inputs={}, enabled=track) as tr:
         manifest = run(parsed, out, count=count, workers=workers, overwrite=overwrite)
         tr.set_tags({"dataset_hash": manifest["spec_hash"]})

@@ -7,6 +7,7 @@ derive them from depth (the manifest records ``normals_source: depth-derived``).
 
 from __future__ import annotations
 
+import contextlib
 from functools import lru_cache
 from typing import Any
 
@@ -27,12 +28,14 @@ def gl_projection(camera: Camera) -> np.ndarray:
     principal point is offset here to make the samples land on pixel centres.
     """
     k, w, h, n, f = camera.K, camera.width, camera.height, camera.near, camera.far
-    return np.array([
-        [2 * k[0, 0] / w, -2 * k[0, 1] / w, 1 - 2 * k[0, 2] / w, 0],
-        [0, 2 * k[1, 1] / h, 2 * (k[1, 2] + 1.0) / h - 1, 0],
-        [0, 0, -(f + n) / (f - n), -2 * f * n / (f - n)],
-        [0, 0, -1, 0],
-    ])
+    return np.array(
+        [
+            [2 * k[0, 0] / w, -2 * k[0, 1] / w, 1 - 2 * k[0, 2] / w, 0],
+            [0, 2 * k[1, 1] / h, 2 * (k[1, 2] + 1.0) / h - 1, 0],
+            [0, 0, -(f + n) / (f - n), -2 * f * n / (f - n)],
+            [0, 0, -1, 0],
+        ]
+    )
 
 
 def depth_buffer_to_z(buf: np.ndarray, near: float, far: float) -> np.ndarray:
@@ -55,8 +58,12 @@ def _render_arrays(mesh: Mesh) -> tuple[list, list, list, list | None]:
     corner_n = np.where(sharp[..., None], fn[:, None, :], corner_n)
     uvs = mesh.uv[f].reshape(-1, 2).tolist() if mesh.uv is not None else None
     n_corners = 3 * len(f)
-    return (tri.reshape(-1, 3).tolist(), corner_n.reshape(-1, 3).tolist(),
-            list(range(n_corners)), uvs)
+    return (
+        tri.reshape(-1, 3).tolist(),
+        corner_n.reshape(-1, 3).tolist(),
+        list(range(n_corners)),
+        uvs,
+    )
 
 
 @lru_cache(maxsize=256)
@@ -87,10 +94,8 @@ class TinyRenderer:
             self._client = None
 
     def __del__(self) -> None:  # best effort; workers also call close()
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
     def _clear(self) -> None:
         """Remove last frame's bodies; every so often reset everything (shapes, textures)."""
@@ -110,9 +115,16 @@ class TinyRenderer:
         verts, normals, idx, uvs = _cached_arrays(mesh.unscaled or mesh)
         kwargs: dict[str, Any] = {"uvs": uvs} if uvs is not None else {}
         return p.createVisualShape(
-            p.GEOM_MESH, vertices=verts, indices=idx, normals=normals, rgbaColor=rgba,
-            specularColor=specular, meshScale=list(mesh.scale_factors), physicsClientId=c,
-            **kwargs)
+            p.GEOM_MESH,
+            vertices=verts,
+            indices=idx,
+            normals=normals,
+            rgbaColor=rgba,
+            specularColor=specular,
+            meshScale=list(mesh.scale_factors),
+            physicsClientId=c,
+            **kwargs,
+        )
 
     def _texture(self, path: str | None) -> int | None:
         if not path:
@@ -132,22 +144,32 @@ class TinyRenderer:
             vid = p.createVisualShape(
                 p.GEOM_MESH,
                 vertices=[[-s, -s, 0], [s, -s, 0], [s, s, 0], [-s, s, 0]],
-                indices=[0, 1, 2, 0, 2, 3], normals=[[0, 0, 1]] * 4,
+                indices=[0, 1, 2, 0, 2, 3],
+                normals=[[0, 0, 1]] * 4,
                 uvs=[[0, 0], [reps, 0], [reps, reps], [0, reps]],
-                rgbaColor=[*g.material.color, 1.0], specularColor=[0.05, 0.05, 0.05],
-                physicsClientId=c)
+                rgbaColor=[*g.material.color, 1.0],
+                specularColor=[0.05, 0.05, 0.05],
+                physicsClientId=c,
+            )
             gid = p.createMultiBody(0, -1, vid, basePosition=[0, 0, g.height], physicsClientId=c)
             self._bodies.append(gid)
             tex = self._texture(g.material.texture)
             if tex is not None:
-                p.changeVisualShape(gid, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1],
-                                    physicsClientId=c)
+                p.changeVisualShape(
+                    gid, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=c
+                )
         for obj in scene.objects:
             m = obj.material
             spec = [0.5 * (1 - m.roughness) * (1 + m.metallic)] * 3
             vid = self._visual(obj.mesh, [*m.color, 1.0], spec)
-            bid = p.createMultiBody(0, -1, vid, basePosition=obj.position.tolist(),
-                                    baseOrientation=obj.orientation.tolist(), physicsClientId=c)
+            bid = p.createMultiBody(
+                0,
+                -1,
+                vid,
+                basePosition=obj.position.tolist(),
+                baseOrientation=obj.orientation.tolist(),
+                physicsClientId=c,
+            )
             tex = self._texture(m.texture) if obj.mesh.uv is not None else None
             if tex is not None:
                 p.changeVisualShape(bid, -1, textureUniqueId=tex, physicsClientId=c)
@@ -159,18 +181,27 @@ class TinyRenderer:
         proj = gl_projection(cam).T.reshape(-1).tolist()
         sun = scene.sun
         _, _, rgba, depth_buf, seg = p.getCameraImage(
-            cam.width, cam.height, viewMatrix=view, projectionMatrix=proj,
-            lightDirection=list(sun.direction), lightColor=list(sun.color),
-            lightDistance=10.0, shadow=int(self.shadows),
+            cam.width,
+            cam.height,
+            viewMatrix=view,
+            projectionMatrix=proj,
+            lightDirection=list(sun.direction),
+            lightColor=list(sun.color),
+            lightDistance=10.0,
+            shadow=int(self.shadows),
             lightAmbientCoeff=float(scene.ambient),
             lightDiffuseCoeff=float(sun.intensity * max(0.0, 1.0 - scene.ambient)),
             lightSpecularCoeff=0.15,
-            renderer=p.ER_TINY_RENDERER, physicsClientId=c)
+            renderer=p.ER_TINY_RENDERER,
+            physicsClientId=c,
+        )
         rgba = np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)
         seg = np.asarray(seg, dtype=np.int64).reshape(cam.height, cam.width)
         z = depth_buffer_to_z(
             np.asarray(depth_buf, dtype=np.float64).reshape(cam.height, cam.width),
-            cam.near, cam.far)
+            cam.near,
+            cam.far,
+        )
         lut = np.zeros(max([*body_to_instance, 0]) + 2, dtype=np.uint16)
         for bid, iid in body_to_instance.items():
             lut[bid] = iid
@@ -179,5 +210,6 @@ class TinyRenderer:
         rgb = rgba[..., :3].copy()
         rgb[~hit] = np.round(np.asarray(scene.background) * 255).astype(np.uint8)
         z[~hit] = 0.0
-        return RenderResult(rgb=rgb, depth=z, instance=instance, normals=None,
-                            normals_source="depth-derived")
+        return RenderResult(
+            rgb=rgb, depth=z, instance=instance, normals=None, normals_source="depth-derived"
+        )
