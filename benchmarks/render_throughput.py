@@ -70,6 +70,34 @@ def main() -> None:
         t_bare += time.perf_counter() - t0
     r.close()
 
+    # where the full pipeline's time goes, per sample (same scenes, one process)
+    from synthcv.labels import compute_labels
+    from synthcv.writer import encode_normals, write_depth, write_png
+
+    stages = dict.fromkeys(("sample", "physics", "render", "labels", "encode+write"), 0.0)
+    r = TinyRenderer()
+    stage_dir = Path(tempfile.mkdtemp(prefix="synthcv-stages-"))
+    for i in range(args.count):
+        t0 = time.perf_counter()
+        scene = sample_scene(spec, i)
+        t1 = time.perf_counter()
+        scene, _ = settle(scene, spec.physics)
+        t2 = time.perf_counter()
+        res = r.render(scene)
+        t3 = time.perf_counter()
+        lab = compute_labels(scene, res)
+        t4 = time.perf_counter()
+        write_png(stage_dir / "rgb.png", res.rgb)
+        write_depth(stage_dir / "depth.tiff", res.depth)
+        write_png(stage_dir / "instance.png", res.instance)
+        write_png(stage_dir / "semantic.png", lab.semantic)
+        write_png(stage_dir / "normals.png", encode_normals(lab.normals))
+        t5 = time.perf_counter()
+        for k, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
+            stages[k] += dt
+    r.close()
+    shutil.rmtree(stage_dir, ignore_errors=True)
+
     tmp = Path(tempfile.mkdtemp(prefix="synthcv-bench-"))
     try:
         t0 = time.perf_counter()
@@ -100,6 +128,10 @@ def main() -> None:
     print(f"full 1w / bare       = {rate['full 1w'] / rate['bare']:.2f}  (target >= 0.8)")
     print(f"full 1w / bare+build = {rate['full 1w'] / rate['bare+build']:.2f}")
     print(f"full 2w / full 1w    = {rate['full 2w'] / rate['full 1w']:.2f}  (target >= 1.7)")
+    print(
+        "per-sample stage times (ms): "
+        + ", ".join(f"{k} {1000 * v / n:.1f}" for k, v in stages.items())
+    )
     print(f"(numpy {np.__version__})")
 
 

@@ -73,6 +73,37 @@ def silhouette(obj: SceneObject, camera: Camera) -> np.ndarray:
     return rasterize_triangles(uv[obj.mesh.faces[tri_ok]], camera.height, camera.width)
 
 
+def _possibly_occluded(scene: Scene) -> list[bool]:
+    """Per object: could anything hide part of it? False only when its projected bounding box
+    overlaps no other object's, it is wholly in front of the camera and not below the ground —
+    then its visible mask *is* its silhouette."""
+    cam = scene.camera
+    boxes, safe = [], []
+    for obj in scene.objects:
+        world = obj.mesh.vertices @ _rot(obj).T + obj.position
+        uv, z = cam.project(world)
+        ok = bool((z > cam.near).all())
+        if scene.ground.enabled:
+            ok &= bool(world[:, 2].min() >= scene.ground.height - 1e-6)
+        boxes.append((*uv.min(axis=0), *uv.max(axis=0)) if ok else None)
+        safe.append(ok)
+    out = []
+    for i, b in enumerate(boxes):
+        if b is None:
+            out.append(True)
+            continue
+        overlap = any(
+            j != i
+            and (
+                o is None
+                or (b[0] <= o[2] + 1 and o[0] <= b[2] + 1 and b[1] <= o[3] + 1 and o[1] <= b[3] + 1)
+            )
+            for j, o in enumerate(boxes)
+        )
+        out.append(overlap or not safe[i])
+    return out
+
+
 def _rot(obj: SceneObject) -> np.ndarray:
     return obj.object_to_world()[:3, :3]
 
@@ -181,9 +212,11 @@ def compute_labels(scene: Scene, result: RenderResult) -> SampleLabels:
     counts = np.bincount(instance.ravel(), minlength=len(scene.objects) + 1)
     w2c = cam.world_to_camera
     labels = SampleLabels(semantic=semantic.astype(np.uint16), normals=normals)
-    for obj in scene.objects:
+    could_be_hidden = _possibly_occluded(scene)
+    for obj, occludable in zip(scene.objects, could_be_hidden, strict=True):
         visible_mask = instance == obj.instance_id
-        amodal = silhouette(obj, cam)
+        # an object nothing can cover is its own silhouette: skip the rasterisation
+        amodal = silhouette(obj, cam) if occludable else visible_mask
         vis = int(counts[obj.instance_id])
         unocc = int(amodal.sum())
         # boundary pixels can differ by a raster rule between backends; keep visibility in [0, 1]

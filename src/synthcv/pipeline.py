@@ -114,6 +114,11 @@ def _worker_renderer(spec: Spec, threads: int = 0) -> Any:
 
 
 def _worker_init(queue: Any) -> None:
+    """Fresh per-process state: a forked worker must not reuse its parent's clients."""
+    from synthcv import physics
+
+    _WORKER.clear()
+    physics._CLIENT.clear()
     _WORKER["queue"] = queue
 
 
@@ -243,16 +248,7 @@ def _finish(out: Path, spec: Spec, spec_hash: str, num_shards: int, backend_info
             concat_tables([d / f"{table}.parquet" for d in shard_dirs]), out / f"{table}.parquet"
         )
         files[f"{table}.parquet"] = sha256_file(out / f"{table}.parquet")
-    from synthcv.assets import build_mesh  # keypoint names per class
-    from synthcv.sampler import _asset_dict
-
-    keypoints = {}
-    for name, c in spec.objects.classes.items():
-        try:
-            probe = _asset_dict(lambda _p, d, r: d.sample(r), "", c.asset, np.random.default_rng(0))
-            keypoints[name] = build_mesh(probe).all_keypoints()[0]
-        except Exception:  # keypoint names are informational; never fail a finished run
-            keypoints[name] = []
+    keypoints = _class_keypoints(spec)
     manifest = {
         "format_version": FORMAT_VERSION,
         "synthcv_version": __version__,
@@ -276,6 +272,21 @@ def _finish(out: Path, spec: Spec, spec_hash: str, num_shards: int, backend_info
     }
     write_json_atomic(out / "manifest.json", manifest)
     return manifest
+
+
+def _class_keypoints(spec: Spec) -> dict[str, list[str]]:
+    """Keypoint names per class, from one realization of each class's asset."""
+    from synthcv.assets import build_mesh
+    from synthcv.sampler import _asset_dict
+
+    keypoints: dict[str, list[str]] = {}
+    for name, c in spec.objects.classes.items():
+        try:
+            probe = _asset_dict(lambda _p, d, r: d.sample(r), "", c.asset, np.random.default_rng(0))
+            keypoints[name] = build_mesh(probe).all_keypoints()[0]
+        except Exception:  # informational only; a bad asset already failed its samples
+            keypoints[name] = []
+    return keypoints
 
 
 def backend_info(backend: str) -> dict[str, str]:
@@ -347,7 +358,11 @@ def generate(
                     spec_json, spec_hash, label, k, str(out), tick=lambda: bar.advance(task)
                 )
         else:
-            _run_pool(spec_json, spec_hash, label, todo, out, workers, bar, task)
+            if spec.renderer.backend == "tiny":
+                _class_keypoints(spec)  # warm the mesh cache that forked workers inherit
+            _run_pool(
+                spec_json, spec_hash, label, todo, out, workers, bar, task, spec.renderer.backend
+            )
     return _finish(out, spec, spec_hash, num_shards, backend_info(spec.renderer.backend))
 
 
@@ -360,9 +375,13 @@ def _run_pool(
     workers: int,
     bar: Any,
     task: Any,
+    backend: str,
 ) -> None:
-    ctx = mp.get_context("spawn")  # bpy and pybullet are not fork-safe
-    queue = ctx.Manager().Queue()
+    # tiny: fork, so workers start in milliseconds with the parent's warm mesh cache; other
+    # backends (bpy is not fork-safe): spawn
+    method = "fork" if backend == "tiny" and "fork" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(method)
+    queue = ctx.Queue()
     with ProcessPoolExecutor(
         max_workers=min(workers, len(todo)),
         mp_context=ctx,

@@ -173,10 +173,10 @@ class _GatedCache(SamplingSession):
         # weights as (in*taps, out) matrices, masks applied once
         self.h_w = [_mat(cv) for cv in m.h_convs]
         self.h_b = [cv.bias for cv in m.h_convs]
-        self.res_w = [_mat(cv) for cv in m.res]
-        self.res_b = [cv.bias for cv in m.res]
-        self.skip_w = [_mat(cv) for cv in m.skips]
-        self.skip_b = [cv.bias for cv in m.skips]
+        # residual and skip 1x1 convs fused into one (F, 2F) product per layer
+        self.rs_w = [torch.cat([_mat(r), _mat(s)], 1) for r, s in zip(m.res, m.skips, strict=True)]
+        self.rs_b = [torch.cat([r.bias, s.bias]) for r, s in zip(m.res, m.skips, strict=True)]
+        self.f = f
         self.o1_w, self.o1_b = _mat(m.out1), m.out1.bias
         p = m.head.num_params
         o2 = _mat(m.out2)
@@ -198,10 +198,11 @@ class _GatedCache(SamplingSession):
             if self.cb is not None:
                 vpre = vpre + self.cb[:, i, 0, :, None]
             self.vbuf[i][:, :, pd + r, pd : pd + w] = gate(vpre)
-            link = m.links[i](vpre.unsqueeze(2))[:, :, 0]
+            link = m.links[i](vpre.unsqueeze(2))[:, :, 0] + self.h_b[i][None, :, None]
             if self.cb is not None:
                 link = link + self.cb[:, i, 1, :, None]
-            self.link_rows.append(link.transpose(1, 2).contiguous())  # (N, W, 2F)
+            # (W, N, 2F): the per-position additive term of the horizontal pre-activation
+            self.link_rows.append(link.permute(2, 0, 1).contiguous())
         for buf in self.hrow:
             buf.zero_()
         self.row = r
@@ -211,20 +212,20 @@ class _GatedCache(SamplingSession):
             self._start_row(r)
         m, pd, n = self.m, self.pad, self.n
         p0 = m.p0
+        f = self.f
         win = self.xpad[:, :, r + p0, c : c + p0 + 1].reshape(n, -1)
-        hpre = torch.addmm(self.h_b[0], win, self.h_w[0]) + self.link_rows[0][:, c]
-        hg = gate(hpre)
-        hcur = torch.addmm(self.res_b[0], hg, self.res_w[0])
-        skip = torch.addmm(self.skip_b[0], hg, self.skip_w[0])
+        hg = gate(torch.addmm(self.link_rows[0][c], win, self.h_w[0]))
+        rs = torch.addmm(self.rs_b[0], hg, self.rs_w[0])
+        hcur, skip = rs[:, :f], rs[:, f:]
         self.hrow[0][:, :, pd + c] = hcur
         for i in range(1, m.num_layers):
             d = m.dil[i - 1]
             pv = d * m.kh
             win = self.hrow[i - 1][:, :, pd + c - pv : pd + c + 1 : d].reshape(n, -1)
-            hpre = torch.addmm(self.h_b[i], win, self.h_w[i]) + self.link_rows[i][:, c]
-            hg = gate(hpre)
-            hcur = hcur + torch.addmm(self.res_b[i], hg, self.res_w[i])
-            skip = skip + torch.addmm(self.skip_b[i], hg, self.skip_w[i])
+            hg = gate(torch.addmm(self.link_rows[i][c], win, self.h_w[i]))
+            rs = torch.addmm(self.rs_b[i], hg, self.rs_w[i])
+            hcur = hcur + rs[:, :f]
+            skip = skip + rs[:, f:]
             self.hrow[i][:, :, pd + c] = hcur
         o = F.relu(torch.addmm(self.o1_b, F.relu(skip), self.o1_w))
         return torch.addmm(self.o2_b[ch], o, self.o2_w[ch])

@@ -7,7 +7,6 @@ derive them from depth (the manifest records ``normals_source: depth-derived``).
 
 from __future__ import annotations
 
-import contextlib
 from functools import lru_cache
 from typing import Any
 
@@ -94,8 +93,11 @@ class TinyRenderer:
             self._client = None
 
     def __del__(self) -> None:  # best effort; workers also call close()
-        with contextlib.suppress(Exception):
+        # no contextlib here: at interpreter exit module globals may already be gone
+        try:  # noqa: SIM105
             self.close()
+        except Exception:
+            pass
 
     def _clear(self) -> None:
         """Remove last frame's bodies; every so often reset everything (shapes, textures)."""
