@@ -385,3 +385,27 @@ def test_import_synthcv_is_light():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_missing_font_mesh_and_texture_fail_before_writing(tmp_path):
+    spec = {
+        "objects": {
+            "classes": {
+                "seven": {
+                    "asset": {"glyph": "7", "font": {"choice": ["DejaVuSans", "NoSuchFont"]}}
+                },
+                "mug": {"asset": {"mesh": str(tmp_path / "missing.obj")}},
+            }
+        },
+        "ground": {"texture": {"choice": ["checker_blue", "chekcer_grid"]}},
+    }
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(spec))
+    out = tmp_path / "never"
+    res = _cli("generate", str(bad), "--out", str(out))
+    assert res.returncode == 2, res.stderr
+    err = " ".join(res.stderr.split())
+    assert "objects.classes.seven.asset:" in err and "NoSuchFont" in err
+    assert "objects.classes.mug.asset:" in err and "missing.obj" in err
+    assert "ground.texture: got 'chekcer_grid'" in err
+    assert not out.exists()

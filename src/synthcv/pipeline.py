@@ -23,7 +23,7 @@ import numpy as np
 
 from synthcv import __version__
 from synthcv.scene import Camera, RenderResult, Scene
-from synthcv.spec import Spec, load_spec
+from synthcv.spec import Spec, SpecError, load_spec
 from synthcv.writer import (
     concat_tables,
     encode_normals,
@@ -322,6 +322,11 @@ def generate(
         spec = load_spec(spec)
     if count is not None:
         spec = spec.with_count(count)
+    from synthcv.preflight import check_resources
+
+    problems = check_resources(spec)
+    if problems:
+        raise SpecError(problems, label)
     out = Path(out)
     spec_hash = spec.spec_hash
     total = spec.total_count

@@ -37,6 +37,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         try:
             manifest = _tracked(parsed, spec, out, count, workers, overwrite, track, run)
+        except SpecError as exc:  # resources (fonts, meshes, textures) checked before writing
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
         except GenerationError as exc:
             err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None

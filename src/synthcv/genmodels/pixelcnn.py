@@ -167,11 +167,15 @@ class _GatedCache(SamplingSession):
         f = m.channels
         pd = self.pad
         self.vbuf = [torch.zeros(n, f, h + pd, w + 2 * pd) for _ in range(m.num_layers)]
-        self.hrow = [torch.zeros(n, f, w + pd) for _ in range(m.num_layers)]
+        # position-major row buffers (W+pad, N, F): a window of taps is a few contiguous blocks
+        self.hrow = [torch.zeros(w + pd, n, f) for _ in range(m.num_layers)]
         cb = m._cond_biases(cond, n)
         self.cb = cb
         # weights as (in*taps, out) matrices, masks applied once
-        self.h_w = [_mat(cv) for cv in m.h_convs]
+        self.h_w = [_mat(cv) for cv in m.h_convs[:1]]
+        for cv in m.h_convs[1:]:  # tap-major (taps * F, 2F) to match the (W, N, F) buffers
+            wt = cv.masked_weight()[:, :, 0]  # (2F, F, taps)
+            self.h_w.append(wt.permute(2, 1, 0).reshape(-1, wt.shape[0]).contiguous())
         self.h_b = [cv.bias for cv in m.h_convs]
         # residual and skip 1x1 convs fused into one (F, 2F) product per layer
         self.rs_w = [torch.cat([_mat(r), _mat(s)], 1) for r, s in zip(m.res, m.skips, strict=True)]
@@ -217,16 +221,17 @@ class _GatedCache(SamplingSession):
         hg = gate(torch.addmm(self.link_rows[0][c], win, self.h_w[0]))
         rs = torch.addmm(self.rs_b[0], hg, self.rs_w[0])
         hcur, skip = rs[:, :f], rs[:, f:]
-        self.hrow[0][:, :, pd + c] = hcur
+        self.hrow[0][pd + c] = hcur
         for i in range(1, m.num_layers):
             d = m.dil[i - 1]
             pv = d * m.kh
-            win = self.hrow[i - 1][:, :, pd + c - pv : pd + c + 1 : d].reshape(n, -1)
+            taps = self.hrow[i - 1][pd + c - pv : pd + c + 1 : d]  # (taps, N, F)
+            win = taps.transpose(0, 1).reshape(n, -1)
             hg = gate(torch.addmm(self.link_rows[i][c], win, self.h_w[i]))
             rs = torch.addmm(self.rs_b[i], hg, self.rs_w[i])
             hcur = hcur + rs[:, :f]
             skip = skip + rs[:, f:]
-            self.hrow[i][:, :, pd + c] = hcur
+            self.hrow[i][pd + c] = hcur
         o = F.relu(torch.addmm(self.o1_b, F.relu(skip), self.o1_w))
         return torch.addmm(self.o2_b[ch], o, self.o2_w[ch])
 
