@@ -212,6 +212,19 @@ def test_cli_train_eval_sample_complete_and_retrain_on_samples(tmp_path):
     assert len(read_metrics(tmp_path / "run2")) == 1
 
 
+def test_cli_binary_vae_eval_reports_elbo_and_importance_weighted_bits(tmp_path):
+    run = tmp_path / "vae"
+    run_cli(["train", "--model", "conv-vae", "--data", "sklearn-digits", "--binarize",
+             "--epochs", 1, "--limit", 64, "--test-limit", 16, "--out", run,
+             "--param", "latent=4", "--param", "channels=8"])  # fmt: skip
+    run_cli(["train", "--epochs", 2, "--out", run, "--resume"])  # binarize comes from run.json
+    assert [r["epoch"] for r in read_metrics(run)] == [1, 2]
+    run_cli(["eval", run, "--iw-samples", 8, "--iw-limit", 16])
+    ev = json.loads((run / "eval.json").read_text())
+    assert 0 < ev["test_iw_bpd"] < 1.5 and 0 < ev["test_bpd"] < 1.5  # binary: ~1 bit/dim max
+    assert "ELBO" in ev["note"]
+
+
 def test_cli_receptive_field_png(tmp_path):
     run_cli(["receptive-field", "--size", 9, "--layers", 3, "--out", tmp_path / "rf.png"])
     from PIL import Image
@@ -236,8 +249,7 @@ def test_cli_module_and_real_data_loader_do_not_import_torch():
     import subprocess
 
     code = (
-        "import sys, synthcv, synthcv.realdata, synthcv.cli.genmodel; "
-        "print('torch' in sys.modules)"
+        "import sys, synthcv, synthcv.realdata, synthcv.cli.genmodel; print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -120,6 +120,20 @@ def _worker_init(queue: Any) -> None:
     _WORKER.clear()
     physics._CLIENT.clear()
     _WORKER["queue"] = queue
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel stop this worker if the driver dies (e.g. ``kill -9``), so no
+    orphan keeps rendering next to a resumed run."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux/glibc: orphans finish their shard, which resume tolerates
+        pass
 
 
 def _sample_files(i: int) -> dict[str, str]:
@@ -203,7 +217,14 @@ def render_shard(
         tmp / "shard.json",
         {"shard": shard, "first": first, "last": last, "spec_hash": spec_hash, "files": checksums},
     )
-    os.rename(tmp, shards_dir / name)
+    try:
+        os.rename(tmp, shards_dir / name)
+    except OSError:
+        # another process (an orphan of a killed run) finished this shard first; its content is
+        # identical by construction, so keep it and drop ours
+        if not (shards_dir / name / "shard.json").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return last - first
 
 

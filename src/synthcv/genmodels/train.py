@@ -112,11 +112,11 @@ def train(
         )
     if resume and not ckpt.exists():
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
-    levels = 2 if cfg.binarize else 256
-    if resume:
+    if resume:  # the run's own configuration wins; only the epoch count and budget change
         saved = load_run_config(out)
         saved.epochs, saved.minutes = cfg.epochs, cfg.minutes
         cfg = saved
+    levels = 2 if cfg.binarize else 256
     train_d, test_d = load_split(cfg, "train"), load_split(cfg, "test")
     x_tr, y_tr = tensors(train_d, levels, cfg.conditional)
     x_te, y_te = tensors(test_d, levels, cfg.conditional)
