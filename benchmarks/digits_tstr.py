@@ -100,6 +100,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=15, help=f"× {STEPS_PER_EPOCH} steps per row")
     p.add_argument("--finetune-epochs", type=int, default=None, help="default: epochs // 3")
     p.add_argument("--width", type=int, default=32, help="CNN width")
+    p.add_argument(
+        "--jitter",
+        default="",
+        help="training warps for every row, e.g. 'shear=15,elastic=0.8,elastic_sigma=4' "
+        "(keys: shift, rotate, scale, shear, elastic, elastic_sigma; default: shift 2 px, "
+        "rotate 10°, scale 0.1)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/digits_tstr"))
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
@@ -169,7 +176,18 @@ def row_config(
         }
     if pix is not None:
         data["pixelcnn"] = {"kind": "samples", "path": str(pix)}
-    stage = {"epochs": args.epochs, "steps_per_epoch": STEPS_PER_EPOCH, "batch_size": 64}
+    jitter: dict[str, float] | bool = True
+    if args.jitter:
+        jitter = {
+            k.strip(): float(v)
+            for k, v in (kv.split("=", 1) for kv in args.jitter.split(",") if kv.strip())
+        }
+    stage = {
+        "epochs": args.epochs,
+        "steps_per_epoch": STEPS_PER_EPOCH,
+        "batch_size": 64,
+        "jitter": jitter,
+    }
     need_proc = "procedural" in row or row == "real-100+synthetic"
     if need_proc and proc is None:
         return "no procedural digits (pass --procedural DIR or --generate-procedural N)"
@@ -194,6 +212,7 @@ def row_config(
         ft_epochs = args.finetune_epochs or max(1, args.epochs // 3)
         extra = {
             "finetune": {
+                "jitter": jitter,
                 "sources": {"real100": 1.0},
                 "epochs": ft_epochs,
                 "lr": 5e-4,

@@ -181,6 +181,9 @@ def test_bad_inputs_fail_with_clear_errors():
         model.log_prob(x)
     with pytest.raises(ValueError, match=r"class labels must be in \[0, 2\]"):
         model.sample(2, cond=5)
+    with pytest.raises(ValueError, match=r"cond must have shape \(2,\)"):
+        model.sample(2, cond=[0, 1, 2])
+    assert torch.equal(model.sample(2, cond=np.int64(1)), model.sample(2, cond=1))
     with pytest.raises(ValueError, match="unconditional"):
         tiny("nade", (1, 4, 4), 256, 0).sample(2, cond=1)
     with pytest.raises(ValueError, match="unknown model"):
@@ -328,3 +331,11 @@ def test_logistic_log_prob_of_observed_bin_equals_the_full_bin_table():
     table = head.bin_log_probs(params.movedim(2, -1))
     expected = table.gather(-1, x.unsqueeze(-1)).squeeze(-1)
     assert torch.allclose(head.log_prob(params, x), expected, atol=1e-5)
+
+
+def test_categorical_log_prob_equals_gathered_log_softmax():
+    g = torch.Generator().manual_seed(4)
+    params = torch.randn(2, 3, 7, 4, 5, generator=g)
+    x = torch.randint(0, 7, (2, 3, 4, 5), generator=g)
+    expected = torch.log_softmax(params, dim=2).gather(2, x.unsqueeze(2)).squeeze(2)
+    assert torch.allclose(CategoricalHead(7).log_prob(params, x), expected, atol=1e-6)

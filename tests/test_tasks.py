@@ -189,3 +189,21 @@ def test_wilson_and_mean_ci_known_values() -> None:
     s = mean_ci([1.0, 2.0, 3.0])
     assert s["mean"] == 2.0 and s["half"] == pytest.approx(4.3027 / math.sqrt(3), rel=1e-4)
     assert math.isnan(mean_ci([0.5])["half"])
+
+
+# --- training warps ------------------------------------------------------------------------
+def test_jitter_identity_determinism_and_elastic_size() -> None:
+    import torch
+
+    from synthcv.tasks.train import Jitter
+
+    x = torch.rand(4, 1, 28, 28)
+    g = torch.Generator().manual_seed(0)
+    assert torch.allclose(Jitter(shift=0, rotate=0, scale=0)(x, g), x, atol=1e-5)
+    a = Jitter(shear=15, elastic=0.8)(x, torch.Generator().manual_seed(3))
+    b = Jitter(shear=15, elastic=0.8)(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == x.shape
+    field = Jitter(elastic=2.0)._elastic_field(8, 28, 28, torch.Generator().manual_seed(0))
+    px = field[..., 0] * 28 / 2  # grid units → pixels
+    assert field.shape == (8, 28, 28, 2)
+    assert float(px.std()) == pytest.approx(2.0, rel=0.05)

@@ -79,7 +79,9 @@ class GenerativeModel(nn.Module):
             return None
         if cond is None:  # balanced classes: 0, 1, ..., C-1, 0, 1, ...
             return torch.arange(n) % self.num_classes
-        y = torch.full((n,), int(cond)) if isinstance(cond, int) else torch.as_tensor(cond).long()
+        y = torch.as_tensor(cond).long()
+        if y.dim() == 0:  # one class for all n (int, numpy or 0-d tensor)
+            y = y.expand(n).clone()
         if y.shape != (n,):
             raise ValueError(
                 f"{self.model_name}: cond must have shape ({n},), got {tuple(y.shape)}"

@@ -46,6 +46,15 @@ class CategoricalHead(Head):
     def bin_log_probs(self, params: torch.Tensor) -> torch.Tensor:
         return F.log_softmax(params, dim=-1)
 
+    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Fused cross-entropy over the class dimension, no (..., K) copy of the logits."""
+        n, c, p = params.shape[:3]
+        spatial = params.shape[3:]
+        ce = F.cross_entropy(
+            params.reshape(n * c, p, *spatial), x.long().reshape(n * c, *spatial), reduction="none"
+        )
+        return -ce.reshape(n, c, *spatial)
+
 
 class LogisticMixtureHead(Head):
     """Discretized mixture of logistics (PixelCNN++ style) over ``levels`` bins in [-1, 1].

@@ -42,6 +42,15 @@ class ReplaySpec(_Strict):
     share: float = Field(0.8, gt=0, lt=1)
 
 
+class JitterSpec(_Strict):
+    shift: float = Field(2.0, ge=0)
+    rotate: float = Field(10.0, ge=0)
+    scale: float = Field(0.1, ge=0, lt=1)
+    shear: float = Field(0.0, ge=0, lt=60)
+    elastic: float = Field(0.0, ge=0)
+    elastic_sigma: float = Field(3.0, gt=0)
+
+
 class StageSpec(_Strict):
     sources: dict[str, float]
     epochs: int = Field(5, ge=0)
@@ -49,7 +58,7 @@ class StageSpec(_Strict):
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     steps_per_epoch: int | None = Field(None, ge=1)
-    jitter: bool = True
+    jitter: bool | JitterSpec = True
     replay: ReplaySpec | None = None
 
 
@@ -199,7 +208,11 @@ class Runner:
             lr=st.lr,
             weight_decay=st.weight_decay,
             steps_per_epoch=st.steps_per_epoch,
-            jitter=Jitter() if st.jitter else None,
+            jitter=(
+                Jitter(**st.jitter.model_dump())
+                if isinstance(st.jitter, JitterSpec)
+                else (Jitter() if st.jitter else None)
+            ),
         )
 
     def _stage(
