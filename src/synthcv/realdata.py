@@ -97,8 +97,8 @@ def load_sklearn_digits(split: Split = "all") -> tuple[np.ndarray, np.ndarray]:
 
     The 17 grey levels 0..16 are scaled to 0..255 (``round(v * 255 / 16)``) so the data is
     8-bit like every other source; it still only takes 17 distinct values. Split: the first
-    1,500 samples are ``train``, the last 297 ``test``. Needs scikit-learn only if installed;
-    otherwise an ImportError says so.
+    1,500 samples are ``train``, the last 297 ``test``. Needs scikit-learn (an ImportError
+    says so when it is missing).
     """
     if split not in ("train", "test", "all"):
         raise ValueError(

@@ -65,6 +65,13 @@ def _tracked(parsed, spec_path, out, count, workers, overwrite, track, run):
     }
     with tracked_run("generate", params=params, inputs={}, enabled=track) as tr:
         manifest = run(parsed, out, count=count, workers=workers, overwrite=overwrite)
-        tr.set_tags({"dataset_hash": manifest["spec_hash"]})
+        from synthcv.tracking import dataset_hash
+
+        tr.set_tags(
+            {
+                "synthcv.output.dataset": dataset_hash(out),
+                "synthcv.spec_hash": manifest["spec_hash"],
+            }
+        )
         tr.log_metrics({"samples": manifest["count"]})
         return manifest

@@ -62,6 +62,9 @@ def train(
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
     threads: int | None = typer.Option(None, help="torch CPU threads."),
     mnist_path: str | None = typer.Option(None, help="Path of mnist-real-8000.npz."),
+    track: bool = typer.Option(
+        True, "--track/--no-track", help="Log to MLflow (SYNTHCV_TRACKING=0 disables)."
+    ),
 ) -> None:
     """Train a model; writes run.json, checkpoint.pt and metrics.jsonl into --out."""
     _threads(threads)
@@ -85,11 +88,58 @@ def train(
         mnist_path=mnist_path,
     )
     try:
-        summary = run_train(cfg, out, resume=resume)
+        summary = _tracked_train(cfg, out, resume, track, run_train)
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(json.dumps(summary, indent=2))
+
+
+def _data_inputs(data: str, mnist_path: str | None) -> dict[str, str]:
+    """Lineage: content hash of the training data (file or dataset manifest)."""
+    from synthcv.tracking import dataset_hash
+
+    if data == "mnist8000":
+        from synthcv.realdata import find_mnist8000
+
+        return {"mnist8000": dataset_hash(find_mnist8000(mnist_path))}
+    if data == "sklearn-digits":
+        return {}
+    return {Path(data).name: dataset_hash(data)}
+
+
+def _tracked_train(cfg: Any, out: Path, resume: bool, track: bool, run_train: Any) -> dict:
+    """Train inside an MLflow run: config as params, per-epoch bits/dim, run files."""
+    from dataclasses import asdict
+
+    from synthcv.tracking import tracked_run, tracking_enabled
+
+    if not tracking_enabled(track):
+        return run_train(cfg, out, resume=resume)
+    params = {k: v for k, v in asdict(cfg).items() if v is not None}
+    with tracked_run(
+        "genmodel-train",
+        params=params | {"out": str(out)},
+        inputs=_data_inputs(cfg.data, cfg.mnist_path),
+        enabled=True,
+    ) as tr:
+        summary = run_train(cfg, out, resume=resume)
+        metrics = Path(out) / "metrics.jsonl"
+        for line in metrics.read_text().splitlines() if metrics.exists() else []:
+            row = json.loads(line)
+            step = int(row.get("epoch", 0))
+            tr.log_metrics(
+                {
+                    k: float(v)
+                    for k, v in row.items()
+                    if isinstance(v, int | float) and k != "epoch"
+                },
+                step=step,
+            )
+        for name in ("run.json", "metrics.jsonl"):
+            if (Path(out) / name).exists():
+                tr.log_artifact(Path(out) / name)
+        return summary
 
 
 @app.command("eval")
