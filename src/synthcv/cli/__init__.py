@@ -13,12 +13,33 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from synthcv import __version__
+
+        typer.echo(f"synthcv {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Synthetic image data for computer vision."""
+
+
 def _register() -> None:
-    from synthcv.cli import data_commands, generate, genmodel
+    from synthcv.cli import augment, data_commands, experiment, generate, genmodel
 
     generate.register(app)
     data_commands.register(app)
+    augment.register(app)
     app.add_typer(genmodel.app, name="genmodel", help="Deep generative image models.")
+    app.add_typer(
+        experiment.app, name="experiment", help="Train-on-synthetic / test-on-real experiments."
+    )
 
 
 def main() -> None:
