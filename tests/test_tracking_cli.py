@@ -76,6 +76,8 @@ def test_generate_and_genmodel_train_are_tracked(tmp_path):
     ds_hash = dataset_hash(tmp_path / "ds")
     assert gen.data.tags["synthcv.output.dataset"] == ds_hash
     assert gen.data.params["count"] == "3" and gen.data.metrics["samples"] == 3
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(gen.info.run_id)}
+    assert {"manifest.json", "contact_sheet.png"} <= artifacts
     # the model's training data is the generated dataset: same hash = lineage
     assert ds_hash in json.dumps(train.data.tags) + json.dumps(train.data.params)
     assert train.data.params["model"] == "fvsbn"
