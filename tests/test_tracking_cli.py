@@ -32,7 +32,7 @@ def _run(args: list[str], tmp_path, **env) -> subprocess.CompletedProcess:
     return res
 
 
-def test_generate_and_genmodel_train_are_tracked(tmp_path):
+def test_generate_and_genmodel_train_are_tracked(tmp_path, monkeypatch):
     from synthcv.tracking import dataset_hash
 
     spec = tmp_path / "spec.json"
@@ -76,6 +76,7 @@ def test_generate_and_genmodel_train_are_tracked(tmp_path):
     ds_hash = dataset_hash(tmp_path / "ds")
     assert gen.data.tags["synthcv.output.dataset"] == ds_hash
     assert gen.data.params["count"] == "3" and gen.data.metrics["samples"] == 3
+    monkeypatch.chdir(tmp_path)  # the default artifact store lives beside mlflow.db
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(gen.info.run_id)}
     assert {"manifest.json", "contact_sheet.png"} <= artifacts
     # the model's training data is the generated dataset: same hash = lineage

@@ -74,4 +74,19 @@ def _tracked(parsed, spec_path, out, count, workers, overwrite, track, run):
             }
         )
         tr.log_metrics({"samples": manifest["count"]})
+        tr.log_artifact(Path(out) / "manifest.json")
+        _log_contact_sheet(tr, Path(out))
         return manifest
+
+
+def _log_contact_sheet(tr, out: Path) -> None:
+    """A contact sheet of the new dataset as a run artifact (what people look at first)."""
+    import tempfile
+
+    from synthcv.dataset import open_dataset
+    from synthcv.tools.preview import write_preview
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sheet = Path(tmp) / "contact_sheet.png"
+        write_preview(open_dataset(out), sheet, n=8, cols=2)
+        tr.log_artifact(sheet)
