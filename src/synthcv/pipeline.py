@@ -298,12 +298,14 @@ def _finish(out: Path, spec: Spec, spec_hash: str, num_shards: int, backend_info
 def _class_keypoints(spec: Spec) -> dict[str, list[str]]:
     """Keypoint names per class, from one realization of each class's asset."""
     from synthcv.assets import build_mesh
-    from synthcv.sampler import _asset_dict
+    from synthcv.sampler import realize_asset
 
     keypoints: dict[str, list[str]] = {}
     for name, c in spec.objects.classes.items():
         try:
-            probe = _asset_dict(lambda _p, d, r: d.sample(r), "", c.asset, np.random.default_rng(0))
+            probe = realize_asset(
+                lambda _p, d, r: d.sample(r), "", c.asset, np.random.default_rng(0)
+            )
             keypoints[name] = build_mesh(probe).all_keypoints()[0]
         except Exception:  # informational only; a bad asset already failed its samples
             keypoints[name] = []

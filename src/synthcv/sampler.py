@@ -92,7 +92,9 @@ def _material(
     return mat, attrs
 
 
-def _asset_dict(draw: _Drawer, path: str, a: AssetSpec, rng: np.random.Generator) -> dict[str, Any]:
+def realize_asset(
+    draw: _Drawer, path: str, a: AssetSpec, rng: np.random.Generator
+) -> dict[str, Any]:
     """Realize an AssetSpec into the plain dict ``synthcv.assets.build_mesh`` takes."""
     out: dict[str, Any] = {}
     for name in type(a).model_fields:
@@ -256,7 +258,7 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
         name = names[ci]
         cspec = os_.classes[name]
         path = f"objects.classes.{name}"
-        asset = _asset_dict(draw, f"{path}.asset", cspec.asset, r)
+        asset = realize_asset(draw, f"{path}.asset", cspec.asset, r)
         scale = float(draw(f"{path}.scale", cspec.scale, r))
         hsv, rgb = _hsv(draw, f"{path}.color", cspec.color, r)
         material, mattrs = _material(draw, f"{path}.material", cspec.material, rgb, r, asset)
@@ -281,7 +283,7 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
     n_dis = max(0, round(float(draw("distractors.count", ds.count, r))))
     for _ in range(n_dis):
         ai = int(r.integers(len(ds.assets)))
-        asset = _asset_dict(draw, f"distractors.assets[{ai}]", ds.assets[ai], r)
+        asset = realize_asset(draw, f"distractors.assets[{ai}]", ds.assets[ai], r)
         scale = float(draw("distractors.scale", ds.scale, r))
         hsv, rgb = _hsv(draw, "distractors.color", ds.color, r)
         material, mattrs = _material(draw, "distractors.material", ds.material, rgb, r, asset)

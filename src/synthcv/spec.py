@@ -463,14 +463,14 @@ def load_spec(source: str | Path | dict, *, overrides: dict[str, Any] | None = N
     if isinstance(source, dict):
         data = source
     else:
-        text = None
-        p = Path(source) if isinstance(source, Path) or "\n" not in str(source) else None
-        if (p is not None and p.suffix in (".yaml", ".yml", ".json")) or isinstance(source, Path):
-            if not p.exists():
-                raise SpecError([f"file not found: {p}"], str(p))
-            label, text = str(p), p.read_text()
-        else:
-            text = str(source)
+        text = str(source)
+        single_line = "\n" not in text
+        looks_like_file = single_line and Path(text).suffix in (".yaml", ".yml", ".json")
+        if isinstance(source, Path) or looks_like_file or (single_line and Path(text).is_file()):
+            path = Path(source)
+            if not path.is_file():
+                raise SpecError([f"file not found: {path}"], str(path))
+            label, text = str(path), path.read_text()
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
