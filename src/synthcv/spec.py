@@ -154,6 +154,8 @@ class AssetSpec(StrictModel):
     units: float | None = None
     font: Cat | None = None
     depth: Num | None = None
+    stroke: Num | None = None  # glyph: stroke width change, fraction of the glyph height
+    shear: Num | None = None  # glyph: slant in degrees
     keypoints: dict[str, tuple[float, float, float]] | None = None
 
     @model_validator(mode="after")

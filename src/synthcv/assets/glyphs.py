@@ -188,12 +188,20 @@ def _parts(geom: Any) -> list[Any]:
 
 
 def glyph_outline(
-    char: Any, font: str = DEFAULT_FONT, height: float = 0.1, fit: str = "ink"
+    char: Any,
+    font: str = DEFAULT_FONT,
+    height: float = 0.1,
+    fit: str = "ink",
+    stroke: float = 0.0,
+    shear: float = 0.0,
 ) -> Any:
     """The glyph's filled 2D region (shapely, metres), centred on its ink bounding box.
 
     ``fit="ink"`` scales the drawn character to exactly ``height`` (so a "7" and a "1" are the
     same height); ``fit="em"`` makes ``height`` the font size (em), keeping relative sizes.
+    ``stroke`` grows (> 0) or thins (< 0) every stroke by that fraction of the height, and
+    ``shear`` slants the glyph by that many degrees (positive leans right), so one font yields
+    the pen-width and slant variety of handwriting.
     """
     from matplotlib.font_manager import FontProperties
     from matplotlib.textpath import TextPath
@@ -228,10 +236,31 @@ def glyph_outline(
     # growing it by a hundred-thousandth of its height turns every pinch into a thin neck.
     geom = geom.buffer(_PINCH * (y1 - y0), join_style="mitre")
     geom = geom.simplify(1e-3 * _PINCH * (y1 - y0), preserve_topology=True)  # buffer's dust
+    if stroke or shear:
+        geom = _restyle(geom, stroke * (y1 - y0), shear, where)
     x0, y0, x1, y1 = geom.bounds
     s = height / (y1 - y0) if fit == "ink" else height
     geom = affinity.translate(geom, -(x0 + x1) / 2, -(y0 + y1) / 2)
     return affinity.scale(geom, s, s, origin=(0, 0))
+
+
+def _restyle(geom: Any, grow: float, shear: float, where: str) -> Any:
+    """Change stroke width by ``grow`` (outline units) and slant by ``shear`` degrees."""
+    from shapely import affinity
+
+    if not -60 < shear < 60:
+        raise AssetError(f"{where}: shear got {shear!r}, expected degrees in (-60, 60)")
+    if shear:
+        geom = affinity.skew(geom, xs=shear, origin=(0, 0))
+    if grow:
+        geom = geom.buffer(grow, join_style="round", quad_segs=4)
+        if geom.is_empty or geom.area <= 0:
+            raise AssetError(f"{where}: stroke {grow!r} thins the glyph away; use a larger value")
+        h = geom.bounds[3] - geom.bounds[1]
+        # re-apply the pinch guard and drop the buffer's dust, as for the plain outline
+        geom = geom.buffer(_PINCH * h, join_style="mitre")
+        geom = geom.simplify(_SIMPLIFY * h, preserve_topology=True)
+    return geom
 
 
 def _ring(coords: Any) -> np.ndarray:
@@ -338,12 +367,19 @@ def _extrude(polygon: Any, depth: float) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def build_glyph(asset: Mapping[str, Any]) -> Mesh:
     """Mesh of ``{"glyph": CHAR, "font": F, "height": h, "depth": d, "fit": "ink"|"em"}``."""
-    check_keys(asset, ("glyph", "font", "height", "depth", "fit", "keypoints"))
+    check_keys(asset, ("glyph", "font", "height", "depth", "fit", "stroke", "shear", "keypoints"))
     font = asset.get("font") or DEFAULT_FONT
     height = positive(asset, "height", 0.1)
     depth = positive(asset, "depth", 0.02)
     label, _ = resolve_font(font, describe(asset))
-    geom = glyph_outline(asset["glyph"], font, height, asset.get("fit", "ink"))
+    geom = glyph_outline(
+        asset["glyph"],
+        font,
+        height,
+        asset.get("fit", "ink"),
+        stroke=float(asset.get("stroke", 0.0)),
+        shear=float(asset.get("shear", 0.0)),
+    )
     verts, faces, uvs = [], [], []
     offset = 0
     for polygon in _parts(geom):
