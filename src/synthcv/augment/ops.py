@@ -105,10 +105,7 @@ class Recolor:
         rgb = np.asarray(sample["rgb"])
         m = select_mask(sample, self.select)
         if rgb.ndim == 2:
-            g = _draw(rng, self.gain)
-            out = rgb.astype(np.float32)
-            out[m] *= g
-            return _u8(out), {"gain": g}
+            return _gray_gain(rgb, m, self.gain, rng)
         h = _draw(rng, self.hue)
         hsv = _rgb_to_hsv(rgb[..., :3].astype(np.float32) / 255.0)
         px = hsv[m]
@@ -124,6 +121,16 @@ class Recolor:
         return out, real
 
 
+def _gray_gain(
+    gray: np.ndarray, mask: np.ndarray, gain: tuple[float, float], rng: np.random.Generator
+) -> tuple[np.ndarray, Realized]:
+    """Grayscale has no hue: colour ops become a brightness gain on the selected pixels."""
+    g = _draw(rng, gain)
+    out = gray.astype(np.float32)
+    out[mask] *= g
+    return _u8(out), {"gain": g}
+
+
 @dataclass
 class HueShift:
     """Rotate the hue of the selected pixels by a drawn amount (a material's colour change)."""
@@ -137,10 +144,7 @@ class HueShift:
         rgb = np.asarray(sample["rgb"])
         m = select_mask(sample, self.select)
         if rgb.ndim == 2:
-            g = _draw(rng, self.gain)
-            out = rgb.astype(np.float32)
-            out[m] *= g
-            return _u8(out), {"gain": g}
+            return _gray_gain(rgb, m, self.gain, rng)
         d = _draw(rng, self.shift)
         hsv = _rgb_to_hsv(rgb[..., :3].astype(np.float32) / 255.0)
         hsv[..., 0][m] = (hsv[..., 0][m] + d) % 1.0
