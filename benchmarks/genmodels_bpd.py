@@ -41,6 +41,13 @@ def main() -> None:
     ap.add_argument("--train-eval", type=int, default=1000, help="train images used for train bpd")
     ap.add_argument("--iw-samples", type=int, default=100)
     ap.add_argument("--iw-images", type=int, default=200)
+    ap.add_argument("--lr-decay", type=float, default=None, help="per-epoch lr factor (all models)")
+    ap.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="training passes of every model (auto: bf16 on CPUs with AMX); evaluation is fp32",
+    )
     ap.add_argument("--pixelcnn-channels", type=int, default=None)
     ap.add_argument("--pixelcnn-layers", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("runs/bench/genmodels_bpd"))
@@ -54,7 +61,14 @@ def main() -> None:
 
     from synthcv.genmodels.io import atomic_path
     from synthcv.genmodels.registry import load_checkpoint
-    from synthcv.genmodels.train import TrainConfig, evaluate, load_split, tensors, train
+    from synthcv.genmodels.train import (
+        TrainConfig,
+        evaluate,
+        load_split,
+        resolve_precision,
+        tensors,
+        train,
+    )
     from synthcv.genmodels.vae import ConvVAE
 
     torch.set_num_threads(args.threads)
@@ -79,6 +93,8 @@ def main() -> None:
             lr=d["lr"],
             seed=args.seed,
             minutes=minutes,
+            lr_decay=args.lr_decay if args.lr_decay is not None else d.get("lr_decay", 1.0),
+            precision=args.precision,
             hparams=hp,
             mnist_path=args.mnist_path,
         )
@@ -135,7 +151,8 @@ def main() -> None:
             f"importance-weighted, K={args.iw_samples}, first {args.iw_images} test images"
         )
     console.print(
-        f"train bpd on the first {args.train_eval} training images; {args.threads} torch threads"
+        f"train bpd on the first {args.train_eval} training images; {args.threads} torch threads;"
+        f" training precision {resolve_precision(args.precision)}"
     )
     out = args.out / f"{stamp}-results.json"
     with atomic_path(out) as tmp:

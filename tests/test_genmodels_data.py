@@ -160,6 +160,41 @@ def test_resume_continues_exactly_where_the_checkpoint_left_off(tmp_path):
     assert rows[1]["train_bpd"] < rows[0]["train_bpd"]
 
 
+def test_lr_decay_is_a_function_of_the_epoch_and_survives_resume(tmp_path):
+    from synthcv.genmodels.registry import load_checkpoint
+
+    train(small_cfg(lr=2e-3, lr_decay=0.5), tmp_path / "full", progress=False)
+    train(small_cfg(lr=2e-3, lr_decay=0.5, epochs=1), tmp_path / "part", progress=False)
+    train(small_cfg(epochs=2), tmp_path / "part", resume=True, progress=False)
+    for run in ("full", "part"):
+        assert [r["lr"] for r in read_metrics(tmp_path / run)] == pytest.approx([2e-3, 1e-3])
+    m_full, _ = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    m_part, _ = load_checkpoint(tmp_path / "part" / "checkpoint.pt")
+    for k, v in m_full.state_dict().items():
+        assert torch.equal(v, m_part.state_dict()[k]), k
+    # and the decay really changed the second epoch's updates
+    train(small_cfg(lr=2e-3), tmp_path / "flat", progress=False)
+    m_flat, _ = load_checkpoint(tmp_path / "flat" / "checkpoint.pt")
+    assert any(not torch.equal(v, m_flat.state_dict()[k]) for k, v in m_full.state_dict().items())
+
+
+def test_bf16_training_learns_and_its_checkpoint_evaluates_in_float32(tmp_path):
+    from synthcv.genmodels.registry import load_checkpoint
+    from synthcv.genmodels.train import evaluate, load_split, tensors
+
+    cfg = small_cfg(precision="bf16", epochs=3)
+    s = train(cfg, tmp_path / "bf16", progress=False)
+    rows = read_metrics(tmp_path / "bf16")
+    assert rows[-1]["train_bpd"] < rows[0]["train_bpd"]
+    model, _ = load_checkpoint(tmp_path / "bf16" / "checkpoint.pt")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    x, y = tensors(load_split(cfg, "test"), 256, False)
+    assert evaluate(model, x, y) == pytest.approx(s["test_bpd"], rel=1e-6)
+    with pytest.raises(ValueError, match="precision got 'fp8', expected one of"):
+        train(small_cfg(precision="fp8"), tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_time_budget_stops_training_and_records_it(tmp_path):
     s = train(small_cfg(epochs=50, minutes=1e-4), tmp_path / "r", progress=False)
     assert s["stopped_by_budget"] and s["epoch"] == 1 and not s["complete"]

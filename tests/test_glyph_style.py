@@ -23,6 +23,7 @@ def test_stroke_changes_ink_area_and_shear_slants():
     bold = glyph_outline("1", "DejaVuSans", 0.1, stroke=0.04)
     thin = glyph_outline("1", "DejaVuSans", 0.1, stroke=-0.02)
     assert thin.area < plain.area < bold.area
+
     def lean(geom) -> float:  # mean x of the top part minus mean x of the bottom part
         pts = np.asarray(geom.exterior.coords)
         return pts[pts[:, 1] > 0.03, 0].mean() - pts[pts[:, 1] < -0.03, 0].mean()

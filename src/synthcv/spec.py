@@ -156,6 +156,8 @@ class AssetSpec(StrictModel):
     depth: Num | None = None
     stroke: Num | None = None  # glyph: stroke width change, fraction of the glyph height
     shear: Num | None = None  # glyph: slant in degrees
+    wobble: Num | None = None  # glyph: smooth random bend, fraction of the glyph height
+    style: Num | None = None  # glyph: seed of the bend and of the hand font's way of writing
     keypoints: dict[str, tuple[float, float, float]] | None = None
 
     @model_validator(mode="after")

@@ -28,9 +28,20 @@ from synthcv.assets._common import (
     finalize,
     positive,
 )
+from synthcv.assets.handwriting import (
+    HAND_FONT,
+    TEMPLATES,
+    hand_outline,
+    hand_variants,
+    smooth_field,
+)
 from synthcv.scene import Mesh
 
 DEFAULT_FONT = "DejaVuSans"
+GLYPH_KEYS = (
+    *("glyph", "font", "height", "depth", "fit"),
+    *("stroke", "shear", "wobble", "style", "keypoints"),
+)
 FIT_MODES = ("ink", "em")
 # Never listed: a placeholder font that draws a box with the code range for every character.
 _EXCLUDED_FONTS = {"LastResortHE-Regular"}
@@ -194,6 +205,8 @@ def glyph_outline(
     fit: str = "ink",
     stroke: float = 0.0,
     shear: float = 0.0,
+    wobble: float = 0.0,
+    style: int = 0,
 ) -> Any:
     """The glyph's filled 2D region (shapely, metres), centred on its ink bounding box.
 
@@ -201,19 +214,52 @@ def glyph_outline(
     same height); ``fit="em"`` makes ``height`` the font size (em), keeping relative sizes.
     ``stroke`` grows (> 0) or thins (< 0) every stroke by that fraction of the height, and
     ``shear`` slants the glyph by that many degrees (positive leans right), so one font yields
-    the pen-width and slant variety of handwriting.
+    the pen-width and slant variety of handwriting. ``wobble`` bends the outline with a smooth
+    random field of that amplitude (fraction of the height) seeded by ``style``.
+
+    ``font="hand"`` draws digits with a round pen along stroke skeletons (see
+    :mod:`synthcv.assets.handwriting`): ``style`` picks one of a few ways of writing the digit
+    and seeds its perturbation, ``wobble`` sets how far strokes wander.
     """
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.textpath import TextPath
     from shapely import affinity
 
-    label, path = resolve_font(font)
+    hand = isinstance(font, str) and font.lower() == HAND_FONT
+    label = HAND_FONT if hand else resolve_font(font)[0]
     where = f"glyph {char!r} in font {label}"
     ch = _char(char, where)
     if fit not in FIT_MODES:
         raise AssetError(f"{where}: fit got {fit!r}, expected one of {list(FIT_MODES)}")
     if not (isinstance(height, int | float) and math.isfinite(height) and height > 0):
         raise AssetError(f"{where}: height got {height!r}, expected a positive number")
+    if not (isinstance(wobble, int | float) and 0 <= wobble <= 0.3):
+        raise AssetError(f"{where}: wobble got {wobble!r}, expected a fraction in [0, 0.3]")
+    if isinstance(style, float) and style.is_integer():
+        style = int(style)
+    if not (isinstance(style, int | np.integer) and not isinstance(style, bool) and style >= 0):
+        raise AssetError(f"{where}: style got {style!r}, expected an integer >= 0")
+    if hand:
+        if not hand_variants(ch):
+            raise AssetError(
+                f"{where}: the hand font writes only the digits {''.join(TEMPLATES)}, not {ch!r}"
+            )
+        geom = _clean(hand_outline(ch, int(style), float(wobble)))
+    else:
+        geom = _font_outline(ch, font, where, float(wobble), int(style))
+    if stroke or shear:
+        y0, y1 = geom.bounds[1], geom.bounds[3]
+        geom = _restyle(geom, stroke * (y1 - y0), shear, where)
+    x0, y0, x1, y1 = geom.bounds
+    s = height / (y1 - y0) if fit == "ink" or hand else height
+    geom = affinity.translate(geom, -(x0 + x1) / 2, -(y0 + y1) / 2)
+    return affinity.scale(geom, s, s, origin=(0, 0))
+
+
+def _font_outline(ch: str, font: Any, where: str, wobble: float, style: int) -> Any:
+    """The outline of ``ch`` in a TrueType font, in font units (em = 1), cleaned for extrusion."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    label, path = resolve_font(font)
     if ord(ch) not in _charmap(path):
         raise AssetError(
             f"{where}: character {ch!r} (U+{ord(ch):04X}) is not in font {label} ({path})"
@@ -228,20 +274,38 @@ def glyph_outline(
             f"{where}: character {ch!r} (U+{ord(ch):04X}) has no outline in font {label} "
             "(a blank character cannot become a 3D object)"
         )
-    x0, y0, x1, y1 = geom.bounds
+    geom = _clean(geom)
+    if wobble:
+        geom = _bend(geom, wobble * (geom.bounds[3] - geom.bounds[1]), style)
+    return geom
+
+
+def _clean(geom: Any) -> Any:
+    """An outline made safe to extrude into a closed solid."""
+    h = geom.bounds[3] - geom.bounds[1]
     # Drop near-collinear points and sub-micron zigzags left by curve flattening: they make
     # earcut emit sliver triangles that break the closed surface. 1e-4 of the glyph is invisible.
-    geom = geom.simplify(_SIMPLIFY * (y1 - y0), preserve_topology=True)
+    geom = geom.simplify(_SIMPLIFY * h, preserve_topology=True)
     # Where a hole touches the outline at a point (a "pinch") the solid would be non-manifold;
     # growing it by a hundred-thousandth of its height turns every pinch into a thin neck.
-    geom = geom.buffer(_PINCH * (y1 - y0), join_style="mitre")
-    geom = geom.simplify(1e-3 * _PINCH * (y1 - y0), preserve_topology=True)  # buffer's dust
-    if stroke or shear:
-        geom = _restyle(geom, stroke * (y1 - y0), shear, where)
-    x0, y0, x1, y1 = geom.bounds
-    s = height / (y1 - y0) if fit == "ink" else height
-    geom = affinity.translate(geom, -(x0 + x1) / 2, -(y0 + y1) / 2)
-    return affinity.scale(geom, s, s, origin=(0, 0))
+    geom = geom.buffer(_PINCH * h, join_style="mitre")
+    return geom.simplify(1e-3 * _PINCH * h, preserve_topology=True)  # buffer's dust
+
+
+def _bend(geom: Any, amplitude: float, style: int) -> Any:
+    """Displace a densified outline by a smooth random field; re-clean what it folds."""
+    import shapely
+    from shapely.validation import make_valid
+
+    h = geom.bounds[3] - geom.bounds[1]
+    field = smooth_field(np.random.default_rng([0xB3D, style]), amplitude / h)
+    dense = shapely.segmentize(geom, 0.01 * h)
+    bent = shapely.transform(dense, lambda p: field(p / h) * h)
+    if not bent.is_valid:  # a strong field can fold a thin stroke over itself
+        from shapely.ops import unary_union
+
+        bent = unary_union([g for g in _parts(make_valid(bent)) if g.area > 0])
+    return _clean(bent)
 
 
 def _restyle(geom: Any, grow: float, shear: float, where: str) -> Any:
@@ -367,11 +431,12 @@ def _extrude(polygon: Any, depth: float) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def build_glyph(asset: Mapping[str, Any]) -> Mesh:
     """Mesh of ``{"glyph": CHAR, "font": F, "height": h, "depth": d, "fit": "ink"|"em"}``."""
-    check_keys(asset, ("glyph", "font", "height", "depth", "fit", "stroke", "shear", "keypoints"))
+    check_keys(asset, GLYPH_KEYS)
     font = asset.get("font") or DEFAULT_FONT
     height = positive(asset, "height", 0.1)
     depth = positive(asset, "depth", 0.02)
-    label, _ = resolve_font(font, describe(asset))
+    hand = isinstance(font, str) and font.lower() == HAND_FONT
+    label = HAND_FONT if hand else resolve_font(font, describe(asset))[0]
     geom = glyph_outline(
         asset["glyph"],
         font,
@@ -379,6 +444,8 @@ def build_glyph(asset: Mapping[str, Any]) -> Mesh:
         asset.get("fit", "ink"),
         stroke=float(asset.get("stroke", 0.0)),
         shear=float(asset.get("shear", 0.0)),
+        wobble=float(asset.get("wobble", 0.0)),
+        style=asset.get("style", 0),
     )
     verts, faces, uvs = [], [], []
     offset = 0

@@ -4,7 +4,7 @@ RUN_DIR/
   run.json        the resolved configuration (model spec, data, optimizer, seed)
   checkpoint.pt   latest weights + optimizer + progress, written atomically after every epoch
   metrics.jsonl   one JSON line per epoch: train_bpd (mean over the epoch's batches),
-                  test_bpd (full test split), seconds, steps
+                  test_bpd (full test split), lr, seconds, steps
 
 Batches are shuffled by ``numpy.random.default_rng([seed, epoch])`` and model noise (VAE) by a
 ``torch.Generator`` seeded from (seed, epoch), so a resumed run replays exactly the epochs an
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,21 @@ from synthcv.genmodels.data import ImageData, load_images
 from synthcv.genmodels.io import atomic_path
 from synthcv.genmodels.registry import build_model, load_checkpoint, num_params, save_checkpoint
 
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` -> ``bf16`` where the CPU has AMX bfloat16 tiles (where it pays), else ``fp32``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision got {precision!r}, expected one of {list(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "fp32"
+    return "bf16" if "amx_bf16" in flags else "fp32"
+
 
 @dataclass
 class TrainConfig:
@@ -36,6 +51,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     lr: float = 1e-3
+    lr_decay: float = 1.0  # per-epoch factor: epoch e trains at lr * lr_decay**e
     seed: int = 0
     conditional: bool = False
     binarize: bool = False
@@ -43,6 +59,9 @@ class TrainConfig:
     limit: int | None = None
     test_limit: int | None = None
     minutes: float | None = None
+    # "bf16": training passes under bfloat16 autocast with channels-last weights, 2-4x faster on
+    # CPUs with AMX (recent Xeons); "auto" picks bf16 there. Evaluation and sampling are float32
+    precision: str = "fp32"
     hparams: dict[str, Any] = field(default_factory=dict)
     mnist_path: str | None = None
 
@@ -116,6 +135,7 @@ def train(
         saved = load_run_config(out)
         saved.epochs, saved.minutes = cfg.epochs, cfg.minutes
         cfg = saved
+    cfg = replace(cfg, precision=resolve_precision(cfg.precision))  # run.json records the choice
     levels = 2 if cfg.binarize else 256
     train_d, test_d = load_split(cfg, "train"), load_split(cfg, "test")
     x_tr, y_tr = tensors(train_d, levels, cfg.conditional)
@@ -142,6 +162,8 @@ def train(
             class_names=train_d.class_names,
         )
         _write_json(out / "run.json", info)
+    if cfg.precision == "bf16":
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     if payload.get("optimizer"):
         opt.load_state_dict(payload["optimizer"])
@@ -154,6 +176,8 @@ def train(
         t0 = time.perf_counter()
         perm = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(len(x_tr)))
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        for group in opt.param_groups:  # a function of the epoch, so resume replays it
+            group["lr"] = cfg.lr * cfg.lr_decay**epoch
         model.train()
         tot, cnt = 0.0, 0
         batches = range(0, len(x_tr), cfg.batch_size)
@@ -164,7 +188,8 @@ def train(
             it = track(batches, description=f"epoch {epoch + 1}/{cfg.epochs}", transient=True)
         for s in it:
             idx = perm[s : s + cfg.batch_size]
-            loss = model.loss(x_tr[idx], None if y_tr is None else y_tr[idx], gen)
+            with torch.autocast("cpu", torch.bfloat16, enabled=cfg.precision == "bf16"):
+                loss = model.loss(x_tr[idx], None if y_tr is None else y_tr[idx], gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -184,6 +209,7 @@ def train(
             steps=steps,
             train_bpd=tot / max(cnt, 1) / d_ln2,
             test_bpd=test_bpd,
+            lr=cfg.lr * cfg.lr_decay**epoch,
             epoch_seconds=round(time.perf_counter() - t0, 3),
             train_seconds=round(seconds, 3),
         )

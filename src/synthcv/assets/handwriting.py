@@ -1,0 +1,310 @@
+"""Handwritten digits: pen-stroke skeletons, varied per ``style`` seed, drawn with a round pen.
+
+A printed font gives one shape per character; handwriting varies in how a character is built
+(a "7" with or without a crossbar, an open or closed "4", a "1" with or without a flag) and in
+how each stroke wanders. Here every digit has a few *templates* — strokes through control
+points in a unit box (x right, y up, the ink 1 unit tall) — and a ``style`` seed picks one and
+perturbs it: control points jitter, a smooth random field bends the whole figure, the width
+changes. The pen is a disc, so the outline is the skeleton buffered with round caps and joins,
+and every stroke keeps its width wherever the skeleton bends.
+
+Each stroke is a list of *pieces*; a Catmull–Rom spline passes through the points of a piece
+and consecutive pieces meet at a shared point with a corner there (the top of a "7").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+HAND_FONT = "hand"
+PEN_WIDTH = 0.12  # pen diameter as a fraction of the ink height (MNIST strokes are ~2.5/20)
+_SPAN_STEPS = 8  # spline points per control-point span
+
+Piece = list[tuple[float, float]]
+Stroke = list[Piece]
+
+
+def _ellipse(cx: float, cy: float, rx: float, ry: float, start: float, turn: float) -> Piece:
+    """Points along an ellipse from angle ``start`` (degrees) through ``turn`` degrees."""
+    n = max(4, int(abs(turn) / 30))
+    a = np.radians(start + np.linspace(0.0, turn, n + 1))
+    return [(cx + rx * math.cos(t), cy + ry * math.sin(t)) for t in a]
+
+
+# Digit -> templates; a template is a list of strokes. Coordinates: y in [0, 1] bottom to top.
+TEMPLATES: dict[str, list[list[Stroke]]] = {
+    "0": [
+        [[_ellipse(0.3, 0.5, 0.28, 0.5, 100, 370)]],
+        [[_ellipse(0.25, 0.5, 0.22, 0.5, 80, 375)]],
+    ],
+    "1": [
+        [[[(0.3, 1.0), (0.3, 0.0)]]],
+        [[[(0.1, 0.78), (0.33, 1.0)], [(0.33, 1.0), (0.3, 0.0)]]],
+        [[[(0.12, 0.8), (0.33, 1.0)], [(0.33, 1.0), (0.32, 0.0)]], [[(0.1, 0.0), (0.55, 0.0)]]],
+    ],
+    "2": [
+        [
+            [
+                [(0.04, 0.74), (0.2, 0.95), (0.42, 0.98), (0.58, 0.8), (0.52, 0.58), (0.02, 0.0)],
+                [(0.02, 0.0), (0.66, 0.02)],
+            ]
+        ],
+        [  # the looped 2: the descender curls up and over itself before the base
+            [
+                [
+                    (0.04, 0.76),
+                    (0.25, 0.98),
+                    (0.5, 0.95),
+                    (0.58, 0.72),
+                    (0.44, 0.48),
+                    (0.15, 0.1),
+                    (0.03, 0.12),
+                    (0.08, 0.27),
+                    (0.22, 0.24),
+                    (0.34, 0.09),
+                    (0.5, 0.02),
+                    (0.72, 0.05),
+                ]
+            ]
+        ],
+        [
+            [
+                [(0.05, 0.78), (0.25, 0.98), (0.5, 0.93), (0.56, 0.7), (0.32, 0.34), (0.05, 0.04)],
+                [(0.05, 0.04), (0.14, 0.16), (0.25, 0.08), (0.45, 0.0), (0.68, 0.05)],
+            ]
+        ],
+    ],
+    "3": [
+        [
+            [
+                [
+                    (0.04, 0.84),
+                    (0.25, 1.0),
+                    (0.5, 0.94),
+                    (0.54, 0.74),
+                    (0.28, 0.56),
+                    (0.54, 0.44),
+                    (0.6, 0.2),
+                    (0.4, 0.01),
+                    (0.14, 0.01),
+                    (0.0, 0.14),
+                ]
+            ]
+        ],
+        [
+            [
+                [(0.04, 1.0), (0.6, 1.0)],
+                [(0.6, 1.0), (0.28, 0.6)],
+                [(0.28, 0.6), (0.52, 0.5), (0.6, 0.24), (0.42, 0.02), (0.16, 0.0), (0.0, 0.14)],
+            ]
+        ],
+    ],
+    "4": [
+        [[[(0.46, 0.0), (0.46, 1.0)], [(0.46, 1.0), (0.0, 0.32)], [(0.0, 0.32), (0.66, 0.32)]]],
+        [
+            [[(0.04, 1.0), (0.02, 0.4)], [(0.02, 0.4), (0.62, 0.42)]],
+            [[(0.5, 0.86), (0.47, 0.0)]],
+        ],
+        [
+            [[(0.3, 1.0), (0.0, 0.36)], [(0.0, 0.36), (0.66, 0.36)]],
+            [[(0.52, 0.7), (0.5, 0.0)]],
+        ],
+    ],
+    "5": [
+        [
+            [
+                [(0.12, 1.0), (0.08, 0.56)],
+                [(0.08, 0.56), (0.32, 0.62), (0.55, 0.5), (0.6, 0.24), (0.42, 0.02), (0.14, 0.02)],
+                [(0.14, 0.02), (0.0, 0.14)],
+            ],
+            [[(0.12, 1.0), (0.62, 1.0)]],
+        ],
+        [
+            [[(0.62, 1.0), (0.14, 1.0)], [(0.14, 1.0), (0.1, 0.58)]],
+            [[(0.1, 0.58), (0.4, 0.64), (0.6, 0.4), (0.5, 0.08), (0.2, 0.0), (0.02, 0.12)]],
+        ],
+    ],
+    "6": [
+        [
+            [
+                [
+                    (0.56, 1.0),
+                    (0.3, 0.8),
+                    (0.08, 0.46),
+                    (0.05, 0.2),
+                    (0.25, 0.0),
+                    (0.5, 0.05),
+                    (0.58, 0.28),
+                    (0.42, 0.46),
+                    (0.2, 0.44),
+                    (0.07, 0.3),
+                ]
+            ]
+        ],
+        [
+            [
+                [
+                    (0.42, 1.0),
+                    (0.14, 0.6),
+                    (0.08, 0.24),
+                    (0.26, 0.0),
+                    (0.52, 0.1),
+                    (0.52, 0.36),
+                    (0.3, 0.46),
+                    (0.1, 0.34),
+                ]
+            ]
+        ],
+    ],
+    "7": [
+        [[[(0.0, 1.0), (0.64, 1.0)], [(0.64, 1.0), (0.24, 0.0)]]],
+        [[[(0.0, 1.0), (0.64, 1.0)], [(0.64, 1.0), (0.26, 0.0)]], [[(0.18, 0.5), (0.6, 0.52)]]],
+        [[[(0.0, 0.94), (0.3, 1.0), (0.64, 1.0)], [(0.64, 1.0), (0.44, 0.6), (0.3, 0.0)]]],
+        [[[(0.0, 0.86), (0.02, 1.0)], [(0.02, 1.0), (0.62, 1.0)], [(0.62, 1.0), (0.36, 0.0)]]],
+    ],
+    "8": [
+        [
+            [
+                [
+                    (0.56, 0.88),
+                    (0.34, 1.0),
+                    (0.1, 0.92),
+                    (0.12, 0.7),
+                    (0.5, 0.36),
+                    (0.58, 0.14),
+                    (0.34, 0.0),
+                    (0.08, 0.1),
+                    (0.12, 0.32),
+                    (0.48, 0.66),
+                    (0.56, 0.86),
+                ]
+            ]
+        ],
+        [[_ellipse(0.3, 0.76, 0.2, 0.24, 270, 365)], [_ellipse(0.3, 0.26, 0.27, 0.26, 90, 365)]],
+    ],
+    "9": [
+        [
+            [
+                [
+                    (0.58, 0.74),
+                    (0.44, 0.58),
+                    (0.2, 0.55),
+                    (0.04, 0.72),
+                    (0.14, 0.94),
+                    (0.38, 1.0),
+                    (0.56, 0.9),
+                    (0.58, 0.74),
+                ],
+                [(0.58, 0.74), (0.55, 0.3), (0.5, 0.0)],
+            ]
+        ],
+        [
+            [
+                [
+                    (0.56, 0.8),
+                    (0.4, 0.6),
+                    (0.14, 0.6),
+                    (0.06, 0.8),
+                    (0.24, 0.98),
+                    (0.5, 0.96),
+                    (0.58, 0.8),
+                ],
+                [(0.58, 0.8), (0.54, 0.36), (0.4, 0.04), (0.14, 0.04)],
+            ]
+        ],
+    ],
+}
+
+
+def hand_variants(char: str) -> int:
+    """How many stroke templates the built-in hand has for ``char`` (0 if none)."""
+    return len(TEMPLATES.get(char, []))
+
+
+def _catmull_rom(points: np.ndarray) -> np.ndarray:
+    """Centripetal-free uniform Catmull–Rom through ``points`` (ends repeated)."""
+    if len(points) == 2:
+        return np.linspace(points[0], points[1], _SPAN_STEPS + 1)
+    p = np.vstack([2 * points[0] - points[1], points, 2 * points[-1] - points[-2]])
+    t = np.linspace(0.0, 1.0, _SPAN_STEPS + 1)[:-1, None]
+    t2, t3 = t * t, t * t * t
+    out = []
+    for i in range(1, len(p) - 2):
+        p0, p1, p2, p3 = p[i - 1], p[i], p[i + 1], p[i + 2]
+        out.append(
+            0.5
+            * (
+                2 * p1
+                + (-p0 + p2) * t
+                + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t2
+                + (-p0 + 3 * p1 - 3 * p2 + p3) * t3
+            )
+        )
+    out.append(points[-1:])
+    return np.vstack(out)
+
+
+def smooth_field(
+    rng: np.random.Generator,
+    amplitude: float,
+    waves: int = 3,
+    cycles: tuple[float, float] = (0.33, 1.0),
+):
+    """A smooth random displacement ``f(points) -> points``: a few sine waves per axis.
+
+    ``cycles`` bounds the waves' frequency per glyph height; the default (wavelengths of 1–3
+    heights) bends strokes and changes proportions without crinkling them. ``amplitude`` is
+    the scale of the shift (same units as the points).
+    """
+    k = rng.uniform(*cycles, size=(2, waves, 1)) * 2 * math.pi
+    direction = rng.normal(size=(2, waves, 2))
+    direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
+    phase = rng.uniform(0, 2 * math.pi, size=(2, waves, 1))
+    weight = rng.uniform(-1.0, 1.0, size=(2, waves, 1)) / waves
+
+    def apply(points: np.ndarray) -> np.ndarray:
+        arg = k * (direction @ points.T) + phase  # (2, waves, n)
+        shift = amplitude * np.sum(weight * np.sin(arg), axis=1)  # (2, n)
+        return points + shift.T
+
+    return apply
+
+
+def hand_outline(char: str, style: int, wobble: float, pen: float = PEN_WIDTH) -> Any:
+    """Filled region (shapely, ink about 1 unit tall) of digit ``char`` in handwriting ``style``.
+
+    ``style`` picks the template (``style % hand_variants(char)``) and seeds the perturbation;
+    ``wobble`` scales it (0: the template exactly). ``pen`` is the pen diameter.
+    """
+    from shapely.geometry import LineString, MultiLineString
+
+    templates = TEMPLATES[char]
+    template = templates[style % len(templates)]
+    rng = np.random.default_rng([0x5EED, int(style)])
+    # Control points move with a shorter-wave field (loops grow, bars tilt) plus a little
+    # independent noise; a shared joint moves with both of its pieces.
+    shift = smooth_field(rng, wobble, waves=4, cycles=(1.0, 2.5))
+    jitter: dict[tuple[float, float], np.ndarray] = {}
+
+    def moved(p: tuple[float, float]) -> np.ndarray:
+        key = (round(p[0], 6), round(p[1], 6))
+        if key not in jitter:
+            q = np.asarray([p], dtype=np.float64)
+            jitter[key] = shift(q)[0] + rng.normal(0.0, 0.3 * wobble, size=2)
+        return jitter[key]
+
+    lines = []
+    for stroke in template:
+        pts: list[np.ndarray] = []
+        for piece in stroke:
+            curve = _catmull_rom(np.array([moved(p) for p in piece]))
+            pts.append(curve if not pts else curve[1:])
+        lines.append(np.vstack(pts))
+    width = math.exp(rng.normal(0.0, 2.0 * wobble))  # wider or narrower writing
+    bend = smooth_field(rng, 1.5 * wobble)
+    lines = [bend(line * [width, 1.0]) for line in lines]
+    skeleton = MultiLineString([LineString(line) for line in lines])
+    return skeleton.buffer(pen / 2, quad_segs=6, cap_style="round", join_style="round")

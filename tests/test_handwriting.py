@@ -1,0 +1,103 @@
+"""The ``hand`` font (pen-stroke digits) and the ``wobble`` bend of any glyph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+import synthcv
+from synthcv.assets import AssetError, build_mesh, glyph_outline
+from synthcv.assets.handwriting import PEN_WIDTH, TEMPLATES, hand_variants
+
+
+def _solid(mesh) -> trimesh.Trimesh:
+    return trimesh.Trimesh(mesh.vertices, mesh.faces, process=True)
+
+
+@pytest.mark.parametrize("char", list("0123456789"))
+def test_every_hand_template_builds_a_closed_solid_of_the_asked_height(char):
+    assert hand_variants(char) >= 2  # more than one way of writing every digit
+    for style in range(hand_variants(char) + 3):
+        for wobble in (0.0, 0.1):
+            asset = {"glyph": char, "font": "hand", "height": 0.1, "depth": 0.01}
+            mesh = build_mesh({**asset, "style": style, "wobble": wobble, "stroke": 0.02})
+            s = _solid(mesh)
+            assert s.is_watertight and s.volume > 0, (char, style, wobble)
+            assert mesh.extents[1] == pytest.approx(0.1, rel=1e-9)
+            assert mesh.source == f"glyph:hand:{char}"
+
+
+def test_a_straight_one_is_a_pen_line_with_round_caps():
+    # template 0 of "1" is a vertical line 1 unit long: with round caps of the pen's radius
+    # the ink is PEN_WIDTH wide and 1 + PEN_WIDTH tall, then scaled to the asked height
+    outline = glyph_outline("1", "hand", height=1.0, style=0)
+    x0, y0, x1, y1 = outline.bounds
+    assert y1 - y0 == pytest.approx(1.0)
+    assert x1 - x0 == pytest.approx(PEN_WIDTH / (1 + PEN_WIDTH), rel=1e-3)
+    # a wider pen (stroke grows each side by stroke x height) gives a relatively wider line
+    bold = glyph_outline("1", "hand", height=1.0, style=0, stroke=0.03)
+    assert bold.bounds[2] - bold.bounds[0] > x1 - x0
+
+
+def test_style_picks_the_template_and_seeds_the_wander():
+    n = hand_variants("7")
+    a = glyph_outline("7", "hand", style=3, wobble=0.08)
+    b = glyph_outline("7", "hand", style=3, wobble=0.08)
+    c = glyph_outline("7", "hand", style=3 + n, wobble=0.08)  # same template, other wander
+    assert a.equals_exact(b, 0.0)
+    assert not a.equals_exact(c, 1e-6)
+    # without wobble only the template matters
+    plain = [glyph_outline("7", "hand", style=s) for s in range(2 * n)]
+    assert all(plain[s].equals_exact(plain[s + n], 1e-12) for s in range(n))
+    assert not plain[0].equals(plain[1])  # the templates differ (crossbar or not, ...)
+    # the crossbar template has more ink than the plain 7
+    assert len(TEMPLATES["7"][1]) == 2 and plain[1].area > plain[0].area
+
+
+def test_wobble_bends_printed_fonts_too_and_keeps_them_solid():
+    plain = glyph_outline("4", "DejaVuSans", 0.1)
+    bent = glyph_outline("4", "DejaVuSans", 0.1, wobble=0.08, style=5)
+    assert bent.is_valid and not bent.equals_exact(plain, 1e-4)
+    assert bent.area == pytest.approx(plain.area, rel=0.25)  # bent, not smeared
+    assert glyph_outline("4", "DejaVuSans", 0.1, wobble=0.08, style=5).equals_exact(bent, 0.0)
+    for char in "0468":
+        mesh = build_mesh({"glyph": char, "wobble": 0.12, "style": 11})
+        assert _solid(mesh).is_watertight
+
+
+@pytest.mark.parametrize(
+    ("asset", "pattern"),
+    [
+        ({"glyph": "A", "font": "hand"}, r"hand font writes only the digits 0123456789, not 'A'"),
+        ({"glyph": "7", "font": "hand", "wobble": 0.5}, r"wobble got 0.5, expected a fraction"),
+        ({"glyph": "7", "style": -1}, r"style got -1, expected an integer >= 0"),
+        ({"glyph": "7", "style": 1.5}, r"style got 1.5"),
+    ],
+)
+def test_bad_hand_assets_are_explained(asset, pattern):
+    with pytest.raises(AssetError, match=pattern):
+        build_mesh(asset)
+
+
+def test_hand_digits_spec_records_the_variant_and_validates(tmp_path):
+    from pathlib import Path
+
+    from synthcv.preflight import check_resources
+
+    spec = synthcv.load_spec(
+        Path(__file__).resolve().parents[1] / "examples" / "digits_hand.yaml",
+        overrides={"objects": {"defaults": {"asset": {"font": "hand"}}}},
+    )
+    assert check_resources(spec) == []
+    out = tmp_path / "hand"
+    synthcv.generate(spec, out, count=12, progress=False)
+    ds = synthcv.open_dataset(out)
+    seen = set()
+    for i in range(len(ds)):
+        (obj,) = ds[i]["objects"]
+        assert obj["glyph.font"] == "hand" and obj["class_name"] == obj["glyph.text"]
+        assert 0 <= obj["glyph.variant"] < hand_variants(obj["glyph.text"])
+        seen.add((obj["glyph.text"], obj["glyph.variant"]))
+        assert np.count_nonzero(ds[i]["instance"]) > 20  # the digit is in view
+    assert len(seen) > 3
