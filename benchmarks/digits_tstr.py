@@ -119,12 +119,10 @@ def prepare_procedural(args: argparse.Namespace) -> Path | None:
 
         target = args.procedural or (args.out / "procedural")
         print(f"generating {args.generate_procedural} digits from {args.spec} into {target}")
-        spec: Any = args.spec
-        if args.render_size:
-            import yaml
-
-            spec = yaml.safe_load(args.spec.read_text())
-            spec.setdefault("image", {}).update(width=args.render_size, height=args.render_size)
+        size = {"width": args.render_size, "height": args.render_size}
+        spec = synthcv.load_spec(  # overrides keep `extends:` resolving relative to the file
+            args.spec, overrides={"image": size} if args.render_size else None
+        )
         synthcv.generate(spec, target, count=args.generate_procedural, workers=args.workers)
         return target
     return args.procedural

@@ -195,6 +195,15 @@ def test_bf16_training_learns_and_its_checkpoint_evaluates_in_float32(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
+def test_compiled_training_matches_eager_training(tmp_path):
+    eager = train(small_cfg(epochs=1), tmp_path / "eager", progress=False)
+    compiled = train(small_cfg(epochs=1, compile=True), tmp_path / "compiled", progress=False)
+    # same data, same steps, same initial weights: the same model up to float reassociation
+    assert compiled["test_bpd"] == pytest.approx(eager["test_bpd"], rel=1e-3)
+    assert compiled["train_bpd"] == pytest.approx(eager["train_bpd"], rel=1e-3)
+
+
 def test_time_budget_stops_training_and_records_it(tmp_path):
     s = train(small_cfg(epochs=50, minutes=1e-4), tmp_path / "r", progress=False)
     assert s["stopped_by_budget"] and s["epoch"] == 1 and not s["complete"]

@@ -8,7 +8,7 @@ import trimesh
 
 import synthcv
 from synthcv.assets import AssetError, build_mesh, glyph_outline
-from synthcv.assets.handwriting import PEN_WIDTH, TEMPLATES, hand_variants
+from synthcv.assets.handwriting import PEN_WIDTH, TEMPLATES, hand_variant, hand_variants
 
 
 def _solid(mesh) -> trimesh.Trimesh:
@@ -18,7 +18,7 @@ def _solid(mesh) -> trimesh.Trimesh:
 @pytest.mark.parametrize("char", list("0123456789"))
 def test_every_hand_template_builds_a_closed_solid_of_the_asked_height(char):
     assert hand_variants(char) >= 2  # more than one way of writing every digit
-    for style in range(hand_variants(char) + 3):
+    for style in range(12):  # every template (weights sum to at most 7) and a few repeats
         for wobble in (0.0, 0.1):
             asset = {"glyph": char, "font": "hand", "height": 0.1, "depth": 0.01}
             mesh = build_mesh({**asset, "style": style, "wobble": wobble, "stroke": 0.02})
@@ -41,18 +41,30 @@ def test_a_straight_one_is_a_pen_line_with_round_caps():
 
 
 def test_style_picks_the_template_and_seeds_the_wander():
-    n = hand_variants("7")
     a = glyph_outline("7", "hand", style=3, wobble=0.08)
     b = glyph_outline("7", "hand", style=3, wobble=0.08)
-    c = glyph_outline("7", "hand", style=3 + n, wobble=0.08)  # same template, other wander
     assert a.equals_exact(b, 0.0)
-    assert not a.equals_exact(c, 1e-6)
+    same_template = [s for s in range(4, 200) if hand_variant("7", s) == hand_variant("7", 3)]
+    c = glyph_outline("7", "hand", style=same_template[0], wobble=0.08)
+    assert not a.equals_exact(c, 1e-6)  # same way of writing, another wander
     # without wobble only the template matters
-    plain = [glyph_outline("7", "hand", style=s) for s in range(2 * n)]
-    assert all(plain[s].equals_exact(plain[s + n], 1e-12) for s in range(n))
-    assert not plain[0].equals(plain[1])  # the templates differ (crossbar or not, ...)
+    by_variant: dict[int, object] = {}
+    for s in range(30):
+        g = glyph_outline("7", "hand", style=s)
+        v = hand_variant("7", s)
+        assert by_variant.setdefault(v, g).equals_exact(g, 1e-12)
+    assert sorted(by_variant) == list(range(hand_variants("7")))  # every template is reached
+    assert not by_variant[0].equals(by_variant[1])
     # the crossbar template has more ink than the plain 7
-    assert len(TEMPLATES["7"][1]) == 2 and plain[1].area > plain[0].area
+    assert len(TEMPLATES["7"][1]) == 2 and by_variant[1].area > by_variant[0].area
+
+
+def test_templates_are_drawn_as_often_as_people_write_them():
+    # most people write a plain "1": it has weight 4 of 6
+    counts = np.bincount([hand_variant("1", s) for s in range(6000)], minlength=3)
+    assert counts.tolist() == [4000, 1000, 1000]
+    counts = np.bincount([hand_variant("4", s) for s in range(300)], minlength=3)
+    assert counts.tolist() == [100, 100, 100]  # unweighted digits: all templates equally
 
 
 def test_wobble_bends_printed_fonts_too_and_keeps_them_solid():

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from synthcv.assets.handwriting import HAND_FONT, hand_variants
+from synthcv.assets.handwriting import HAND_FONT, hand_variant
 from synthcv.distributions import Distribution
 from synthcv.scene import Camera, Ground, Material, Scene, SceneObject, Sun, quat_to_matrix
 from synthcv.spec import AssetSpec, HSVColor, MaterialSpec, Spec
@@ -334,8 +334,7 @@ def _object_attrs(
         attrs["glyph.text"] = str(asset["glyph"])
         attrs["glyph.font"] = str(asset.get("font", "DejaVuSans"))
         if attrs["glyph.font"].lower() == HAND_FONT:  # which way of writing the digit was drawn
-            char = str(asset["glyph"])
-            attrs["glyph.variant"] = int(asset.get("style", 0)) % max(hand_variants(char), 1)
+            attrs["glyph.variant"] = hand_variant(str(asset["glyph"]), int(asset.get("style", 0)))
     return attrs
 
 

@@ -37,8 +37,8 @@ def _ellipse(cx: float, cy: float, rx: float, ry: float, start: float, turn: flo
 # Digit -> templates; a template is a list of strokes. Coordinates: y in [0, 1] bottom to top.
 TEMPLATES: dict[str, list[list[Stroke]]] = {
     "0": [
-        [[_ellipse(0.3, 0.5, 0.28, 0.5, 100, 370)]],
-        [[_ellipse(0.25, 0.5, 0.22, 0.5, 80, 375)]],
+        [[_ellipse(0.36, 0.5, 0.36, 0.5, 100, 370)]],
+        [[_ellipse(0.3, 0.5, 0.27, 0.5, 80, 375)]],
     ],
     "1": [
         [[[(0.3, 1.0), (0.3, 0.0)]]],
@@ -60,13 +60,13 @@ TEMPLATES: dict[str, list[list[Stroke]]] = {
                     (0.5, 0.95),
                     (0.58, 0.72),
                     (0.44, 0.48),
-                    (0.15, 0.1),
-                    (0.03, 0.12),
-                    (0.08, 0.27),
-                    (0.22, 0.24),
-                    (0.34, 0.09),
-                    (0.5, 0.02),
-                    (0.72, 0.05),
+                    (0.18, 0.12),
+                    (0.02, 0.1),
+                    (0.04, 0.32),
+                    (0.25, 0.32),
+                    (0.36, 0.1),
+                    (0.52, 0.0),
+                    (0.75, 0.05),
                 ]
             ]
         ],
@@ -219,13 +219,25 @@ TEMPLATES: dict[str, list[list[Stroke]]] = {
 }
 
 
+# How often each template is written, where not all equally: most people write a plain "1".
+# Most write a looped "2" (the descender curls over itself before the base).
+TEMPLATE_WEIGHTS: dict[str, list[int]] = {"1": [4, 1, 1], "2": [2, 3, 1], "7": [3, 2, 1, 1]}
+
+
 def hand_variants(char: str) -> int:
     """How many stroke templates the built-in hand has for ``char`` (0 if none)."""
     return len(TEMPLATES.get(char, []))
 
 
+def hand_variant(char: str, style: int) -> int:
+    """The template that ``style`` writes ``char`` with (weighted by ``TEMPLATE_WEIGHTS``)."""
+    weights = TEMPLATE_WEIGHTS.get(char, [1] * hand_variants(char))
+    slot = int(style) % sum(weights)
+    return int(np.searchsorted(np.cumsum(weights), slot, side="right"))
+
+
 def _catmull_rom(points: np.ndarray) -> np.ndarray:
-    """Centripetal-free uniform Catmull–Rom through ``points`` (ends repeated)."""
+    """Uniform Catmull–Rom spline through ``points``, end tangents by reflection."""
     if len(points) == 2:
         return np.linspace(points[0], points[1], _SPAN_STEPS + 1)
     p = np.vstack([2 * points[0] - points[1], points, 2 * points[-1] - points[-2]])
@@ -276,13 +288,12 @@ def smooth_field(
 def hand_outline(char: str, style: int, wobble: float, pen: float = PEN_WIDTH) -> Any:
     """Filled region (shapely, ink about 1 unit tall) of digit ``char`` in handwriting ``style``.
 
-    ``style`` picks the template (``style % hand_variants(char)``) and seeds the perturbation;
+    ``style`` picks the template (:func:`hand_variant`) and seeds the perturbation;
     ``wobble`` scales it (0: the template exactly). ``pen`` is the pen diameter.
     """
     from shapely.geometry import LineString, MultiLineString
 
-    templates = TEMPLATES[char]
-    template = templates[style % len(templates)]
+    template = TEMPLATES[char][hand_variant(char, style)]
     rng = np.random.default_rng([0x5EED, int(style)])
     # Control points move with a shorter-wave field (loops grow, bars tilt) plus a little
     # independent noise; a shared joint moves with both of its pieces.

@@ -62,6 +62,7 @@ class TrainConfig:
     # "bf16": training passes under bfloat16 autocast with channels-last weights, 2-4x faster on
     # CPUs with AMX (recent Xeons); "auto" picks bf16 there. Evaluation and sampling are float32
     precision: str = "fp32"
+    compile: bool = False  # torch.compile the training loss (~1.5x on CPU after a short warm-up)
     hparams: dict[str, Any] = field(default_factory=dict)
     mnist_path: str | None = None
 
@@ -165,6 +166,7 @@ def train(
     if cfg.precision == "bf16":
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    loss_fn = torch.compile(model.loss) if cfg.compile else model.loss
     if payload.get("optimizer"):
         opt.load_state_dict(payload["optimizer"])
     d_ln2 = model.num_dims * math.log(2.0)
@@ -189,7 +191,7 @@ def train(
         for s in it:
             idx = perm[s : s + cfg.batch_size]
             with torch.autocast("cpu", torch.bfloat16, enabled=cfg.precision == "bf16"):
-                loss = model.loss(x_tr[idx], None if y_tr is None else y_tr[idx], gen)
+                loss = loss_fn(x_tr[idx], None if y_tr is None else y_tr[idx], gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
