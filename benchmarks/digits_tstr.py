@@ -5,7 +5,7 @@ mnist-real-8000.npz), mean ± 95% t-interval over seeds, for
 
     real-7000                      all 7,000 real training digits
     real-100                       100 real digits (class-balanced, re-drawn per seed)
-    procedural                     synthcv 3D glyph digits only (framed like MNIST)
+    procedural                     synthcv 3D digits only (hand + printed fonts, MNIST framing)
     pixelcnn                       class-conditional PixelCNN samples only
     procedural+pixelcnn            both synthetic sources, 50/50 per batch
     procedural→real-100            pre-train on procedural, fine-tune on real-100
@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="render N digits from --spec into --procedural (or OUT/procedural)",
     )
-    p.add_argument("--spec", type=Path, default=Path("examples/digits.yaml"))
+    p.add_argument("--spec", type=Path, default=Path("examples/digits_hand.yaml"))
     p.add_argument("--workers", type=int, default=1, help="generator worker processes")
     p.add_argument(
         "--render-size",

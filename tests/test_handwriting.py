@@ -18,7 +18,7 @@ def _solid(mesh) -> trimesh.Trimesh:
 @pytest.mark.parametrize("char", list("0123456789"))
 def test_every_hand_template_builds_a_closed_solid_of_the_asked_height(char):
     assert hand_variants(char) >= 2  # more than one way of writing every digit
-    for style in range(12):  # every template (weights sum to at most 7) and a few repeats
+    for style in range(12):  # every template (weights sum to at most 8) and a few repeats
         for wobble in (0.0, 0.1):
             asset = {"glyph": char, "font": "hand", "height": 0.1, "depth": 0.01}
             mesh = build_mesh({**asset, "style": style, "wobble": wobble, "stroke": 0.02})

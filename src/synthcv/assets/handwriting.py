@@ -76,6 +76,24 @@ TEMPLATES: dict[str, list[list[Stroke]]] = {
                 [(0.05, 0.04), (0.14, 0.16), (0.25, 0.08), (0.45, 0.0), (0.68, 0.05)],
             ]
         ],
+        [  # the round-bottomed 2: the descender closes a loop in the lower half, a tail leaves
+            [
+                [
+                    (0.08, 0.78),
+                    (0.3, 0.98),
+                    (0.55, 0.92),
+                    (0.6, 0.7),
+                    (0.45, 0.47),
+                    (0.2, 0.36),
+                    (0.03, 0.18),
+                    (0.14, 0.0),
+                    (0.4, 0.04),
+                    (0.48, 0.22),
+                    (0.36, 0.4),
+                ]
+            ],
+            [[(0.3, 0.03), (0.55, 0.0), (0.8, 0.06)]],
+        ],
     ],
     "3": [
         [
@@ -221,7 +239,7 @@ TEMPLATES: dict[str, list[list[Stroke]]] = {
 
 # How often each template is written, where not all equally: most people write a plain "1".
 # Most write a looped "2" (the descender curls over itself before the base).
-TEMPLATE_WEIGHTS: dict[str, list[int]] = {"1": [4, 1, 1], "2": [2, 3, 1], "7": [3, 2, 1, 1]}
+TEMPLATE_WEIGHTS: dict[str, list[int]] = {"1": [4, 1, 1], "2": [2, 3, 1, 2], "7": [3, 2, 1, 1]}
 
 
 def hand_variants(char: str) -> int:
