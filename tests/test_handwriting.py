@@ -111,5 +111,6 @@ def test_hand_digits_spec_records_the_variant_and_validates(tmp_path):
         assert obj["glyph.font"] == "hand" and obj["class_name"] == obj["glyph.text"]
         assert 0 <= obj["glyph.variant"] < hand_variants(obj["glyph.text"])
         seen.add((obj["glyph.text"], obj["glyph.variant"]))
+        assert 0.02 <= obj["glyph.wobble"] <= 0.12 and -20 <= obj["glyph.shear"] <= 35
         assert np.count_nonzero(ds[i]["instance"]) > 20  # the digit is in view
     assert len(seen) > 3

@@ -333,6 +333,9 @@ def _object_attrs(
     if "glyph" in asset:
         attrs["glyph.text"] = str(asset["glyph"])
         attrs["glyph.font"] = str(asset.get("font", "DejaVuSans"))
+        for k in ("stroke", "shear", "wobble"):  # handwriting factors to slice results by
+            if k in asset:
+                attrs[f"glyph.{k}"] = float(asset[k])
         if attrs["glyph.font"].lower() == HAND_FONT:  # which way of writing the digit was drawn
             attrs["glyph.variant"] = hand_variant(str(asset["glyph"]), int(asset.get("style", 0)))
     return attrs
