@@ -50,7 +50,13 @@ def main() -> None:
         "--precision",
         default="auto",
         choices=["auto", "fp32", "bf16"],
-        help="training passes of every model (auto: bf16 on CPUs with AMX); evaluation is fp32",
+        help="Gated PixelCNN training passes (auto: bf16 on CPUs with AMX); evaluation is fp32",
+    )
+    ap.add_argument(
+        "--baseline-precision",
+        default="fp32",
+        choices=["auto", "fp32", "bf16"],
+        help="the other models' training passes (bf16 made FVSBN and MADE diverge to NaN)",
     )
     ap.add_argument(
         "--no-compile", action="store_true", help="train without torch.compile (eager mode)"
@@ -101,7 +107,7 @@ def main() -> None:
             seed=args.seed,
             minutes=minutes,
             lr_decay=args.lr_decay if args.lr_decay is not None else d.get("lr_decay", 1.0),
-            precision=args.precision,
+            precision=args.precision if name == "gated-pixelcnn" else args.baseline_precision,
             compile=not args.no_compile,
             hparams=hp,
             mnist_path=args.mnist_path,
@@ -160,7 +166,8 @@ def main() -> None:
         )
     console.print(
         f"train bpd on the first {args.train_eval} training images; {args.threads} torch threads;"
-        f" training precision {resolve_precision(args.precision)}"
+        f" training precision: PixelCNN {resolve_precision(args.precision)}, others"
+        f" {resolve_precision(args.baseline_precision)}"
     )
     out = args.out / f"{stamp}-results.json"
     with atomic_path(out) as tmp:

@@ -195,6 +195,27 @@ def test_bf16_training_learns_and_its_checkpoint_evaluates_in_float32(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from synthcv.genmodels.base import GenerativeModel
+    from synthcv.genmodels.registry import load_checkpoint
+
+    real_loss = GenerativeModel.loss
+    calls = {"n": 0}
+
+    def loss_going_nan(self, x, cond=None, generator=None):
+        calls["n"] += 1
+        out = real_loss(self, x, cond, generator)
+        return out * float("nan") if calls["n"] > 3 else out  # epoch 1 has 3 steps
+
+    monkeypatch.setattr(GenerativeModel, "loss", loss_going_nan)
+    with pytest.raises(FloatingPointError, match=r"loss became nan at epoch 2, step 4"):
+        train(small_cfg(epochs=3), tmp_path / "r", progress=False)
+    _, payload = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
+    assert payload["epochs_done"] == 1 and len(read_metrics(tmp_path / "r")) == 1
+    model, _ = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
 @pytest.mark.slow
 def test_compiled_training_matches_eager_training(tmp_path):
     eager = train(small_cfg(epochs=1), tmp_path / "eager", progress=False)

@@ -101,7 +101,7 @@ def train(
     )
     try:
         summary = _tracked_train(cfg, out, resume, track, run_train)
-    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+    except (FileExistsError, FileNotFoundError, ValueError, FloatingPointError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(json.dumps(summary, indent=2))

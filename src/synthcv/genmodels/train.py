@@ -192,6 +192,12 @@ def train(
             idx = perm[s : s + cfg.batch_size]
             with torch.autocast("cpu", torch.bfloat16, enabled=cfg.precision == "bf16"):
                 loss = loss_fn(x_tr[idx], None if y_tr is None else y_tr[idx], gen)
+            if not torch.isfinite(loss):  # stop before a NaN reaches the weights or a checkpoint
+                raise FloatingPointError(
+                    f"{out}: the loss became {float(loss)} at epoch {epoch + 1}, step {steps + 1};"
+                    f" the checkpoint keeps epoch {epoch}. Resume with --resume after lowering"
+                    " the learning rate, or train with --precision fp32"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
