@@ -114,13 +114,22 @@ def main() -> None:
         )
         run_dir = args.out / f"{stamp}-{name}"
         console.rule(f"{name}: {minutes:g} min budget -> {run_dir}")
-        summary = train(cfg, run_dir, progress=True)
+        diverged = None
+        try:
+            summary = train(cfg, run_dir, progress=True)
+        except FloatingPointError as exc:  # report the last good epoch, marked
+            console.print(f"[yellow]{name} diverged: {exc}")
+            diverged = str(exc)
+            if not (run_dir / "checkpoint.pt").exists():
+                continue
+            summary = {"complete": False}
         model, payload = load_checkpoint(run_dir / "checkpoint.pt")
         x_tr, _ = tensors(load_split(cfg, "train"), 256, False)
         x_te, _ = tensors(load_split(cfg, "test"), 256, False)
         row = dict(
             model=name,
-            params=summary["params"],
+            params=sum(p.numel() for p in model.parameters()),
+            diverged=diverged,
             train_minutes=payload["train_seconds"] / 60.0,
             budget_minutes=minutes,
             last_epoch_complete=summary["complete"],
@@ -149,7 +158,7 @@ def main() -> None:
     for r in results:
         iw = f"{r['test_iw_bpd']:.3f}" if "test_iw_bpd" in r else "-"
         table.add_row(
-            r["model"],
+            r["model"] + (" (diverged)" if r["diverged"] else ""),
             f"{r['params']:,}",
             f"{r['train_minutes']:.1f}",
             f"{r['epochs']:.2f}",
@@ -159,6 +168,8 @@ def main() -> None:
         )
     console.print(table)
     console.print(f"literature anchor: {ANCHOR}")
+    if any(r["diverged"] for r in results):
+        console.print("(diverged): the loss became non-finite; the row is the last complete epoch")
     if any(r["model"] == "conv-vae" for r in results):
         console.print(
             f"conv-vae: bits/dim columns are the negative ELBO (a bound); test IW bpd = "
