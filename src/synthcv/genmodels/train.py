@@ -194,7 +194,7 @@ def train(
                 loss = loss_fn(x_tr[idx], None if y_tr is None else y_tr[idx], gen)
             if not torch.isfinite(loss):  # stop before a NaN reaches the weights or a checkpoint
                 raise FloatingPointError(
-                    f"{out}: the loss became {float(loss)} at epoch {epoch + 1}, step {steps + 1};"
+                    f"{out}: the loss became {loss.item()} at epoch {epoch + 1}, step {steps + 1};"
                     f" the checkpoint keeps epoch {epoch}. Train again with a lower --lr or"
                     " with --precision fp32"
                 )
