@@ -159,6 +159,23 @@ def test_logistic_mixture_bins_sum_to_one_and_categorical_matches_softmax():
     assert torch.allclose(cat.bin_log_probs(logits).exp(), torch.softmax(logits, -1))
 
 
+def test_a_very_broad_logistic_keeps_log_probs_and_gradients_finite():
+    # log-scale 100: the bin width in units of the scale underflows to 0 in float32; without a
+    # floor every bin's gradient became NaN (the suspected cause of compiled FVSBN/MADE NaNs)
+    head = LogisticMixtureHead(256, mixtures=1)
+    params = torch.zeros(1, 1, 3, 2, 2)
+    params[:, :, 2] = 100.0
+    params.requires_grad_(True)
+    x = torch.tensor([[[[0, 255], [7, 128]]]])
+    lp = head.log_prob(params, x)
+    assert torch.isfinite(lp).all()
+    assert lp[0, 0, 0].tolist() == pytest.approx([math.log(0.5)] * 2)  # the tails: half each
+    lp.sum().backward()
+    assert torch.isfinite(params.grad).all()
+    table = head.bin_log_probs(params.detach().movedim(2, -1)).exp().sum(-1)
+    assert torch.allclose(table, torch.ones_like(table), atol=1e-5)
+
+
 def test_inverse_cdf_sampling_follows_the_distribution():
     probs = torch.tensor([0.1, 0.0, 0.6, 0.3])
     u = torch.rand(20000, generator=torch.Generator().manual_seed(1))

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+_MIN_BIN_WIDTH = 1e-8  # bin width / logistic scale, floored to keep log-masses finite
+
 
 class Head(nn.Module):
     """Base: ``num_params`` numbers per dimension -> log-probabilities of ``levels`` bins."""
@@ -86,7 +88,12 @@ class LogisticMixtureHead(Head):
         b = (centered - half) * inv_s  # lower edge
         # log(sigmoid(a) - sigmoid(b)) = logsig(a) + logsig(-b) + log(1 - exp(-(a - b)))
         lsa, lsnb = F.logsigmoid(a), F.logsigmoid(-b)
-        mid = lsa + lsnb + torch.log(-torch.expm1(-(2.0 * half) * inv_s))
+        # A very broad logistic makes the bin's width in units of the scale underflow to 0, and
+        # log(0) = -inf poisons the gradient of every bin (also through torch.where's unused
+        # branch). The floor only matters for scales ~10^6 times the data range (where the bins
+        # then sum to one within 3e-6).
+        width = ((2.0 * half) * inv_s).clamp(min=_MIN_BIN_WIDTH)
+        mid = lsa + lsnb + torch.log(-torch.expm1(-width))
         return torch.where(first, lsa, torch.where(last, lsnb, mid))
 
     def bin_log_probs(self, params: torch.Tensor) -> torch.Tensor:
