@@ -161,7 +161,7 @@ def test_logistic_mixture_bins_sum_to_one_and_categorical_matches_softmax():
 
 def test_a_very_broad_logistic_keeps_log_probs_and_gradients_finite():
     # log-scale 100: the bin width in units of the scale underflows to 0 in float32; without a
-    # floor every bin's gradient became NaN (the suspected cause of compiled FVSBN/MADE NaNs)
+    # floor every bin's gradient became NaN
     head = LogisticMixtureHead(256, mixtures=1)
     params = torch.zeros(1, 1, 3, 2, 2)
     params[:, :, 2] = 100.0

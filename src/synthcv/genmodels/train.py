@@ -195,8 +195,8 @@ def train(
             if not torch.isfinite(loss):  # stop before a NaN reaches the weights or a checkpoint
                 raise FloatingPointError(
                     f"{out}: the loss became {loss.item()} at epoch {epoch + 1}, step {steps + 1};"
-                    f" the checkpoint keeps epoch {epoch}. Train again with a lower --lr or"
-                    " with --precision fp32"
+                    f" the checkpoint keeps epoch {epoch}. Train again with a lower --lr,"
+                    " without --compile or with --precision fp32"
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
