@@ -121,13 +121,12 @@ def main() -> None:
         console.rule(f"{name}: {minutes:g} min budget -> {run_dir}")
         diverged = None
         try:
-            summary = train(cfg, run_dir, progress=True)
+            complete = train(cfg, run_dir, progress=True)["complete"]
         except FloatingPointError as exc:  # report the last good epoch, marked
             console.print(f"[yellow]{name} diverged: {exc}")
-            diverged = str(exc)
+            diverged, complete = str(exc), False
             if not (run_dir / "checkpoint.pt").exists():
                 continue
-            summary = {"complete": False}
         model, payload = load_checkpoint(run_dir / "checkpoint.pt")
         x_tr, _ = tensors(load_split(cfg, "train"), 256, False)
         x_te, _ = tensors(load_split(cfg, "test"), 256, False)
@@ -137,7 +136,7 @@ def main() -> None:
             diverged=diverged,
             train_minutes=payload["train_seconds"] / 60.0,
             budget_minutes=minutes,
-            last_epoch_complete=summary["complete"],
+            last_epoch_complete=complete,
             steps=payload["steps"],
             train_bpd=evaluate(model, x_tr[: args.train_eval], None),
             test_bpd=evaluate(model, x_te, None),

@@ -27,7 +27,7 @@ def main() -> None:
     import torch
 
     from synthcv.genmodels.registry import build_model
-    from synthcv.genmodels.train import resolve_precision
+    from synthcv.genmodels.train import resolve_precision, training_loss
 
     torch.set_num_threads(args.threads)
     dil = ([1, 2, 1, 4] * args.layers)[: args.layers - 1]
@@ -39,17 +39,14 @@ def main() -> None:
             "gated-pixelcnn", (1, 28, 28), 256, channels=args.channels, layers=args.layers,
             dilations=dil,
         )  # fmt: skip
-        bf16 = mode.startswith("bf16")
-        if bf16:
-            model = model.to(memory_format=torch.channels_last)
+        precision = "bf16" if mode.startswith("bf16") else "fp32"
+        model, loss_fn = training_loss(model, precision, compile="compile" in mode)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        loss_fn = torch.compile(model.loss) if "compile" in mode else model.loss
         t0 = time.perf_counter()
         for i in range(args.warmup + args.steps):
             if i == args.warmup:
                 t0, warm = time.perf_counter(), time.perf_counter() - t0
-            with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-                loss = loss_fn(x)
+            loss = loss_fn(x)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

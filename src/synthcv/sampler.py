@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from synthcv.assets.handwriting import HAND_FONT, hand_variant
 from synthcv.distributions import Distribution
 from synthcv.scene import Camera, Ground, Material, Scene, SceneObject, Sun, quat_to_matrix
 from synthcv.spec import AssetSpec, HSVColor, MaterialSpec, Spec
@@ -336,7 +335,9 @@ def _object_attrs(
         for k in ("stroke", "shear", "wobble"):  # handwriting factors to slice results by
             if k in asset:
                 attrs[f"glyph.{k}"] = float(asset[k])
-        if attrs["glyph.font"].lower() == HAND_FONT:  # which way of writing the digit was drawn
+        from synthcv.assets.handwriting import hand_variant, is_hand_font
+
+        if is_hand_font(attrs["glyph.font"]):  # which way of writing the digit was drawn
             attrs["glyph.variant"] = hand_variant(str(asset["glyph"]), int(asset.get("style", 0)))
     return attrs
 

@@ -33,6 +33,7 @@ from synthcv.assets.handwriting import (
     TEMPLATES,
     hand_outline,
     hand_variants,
+    is_hand_font,
     smooth_field,
 )
 from synthcv.scene import Mesh
@@ -106,6 +107,11 @@ def resolve_font(font: Any, where: str = "glyph") -> tuple[str, Path]:
         f"{where}: unknown font {font!r}{did_you_mean(stem, bundled)}; expected a .ttf path "
         f"or one of {list(bundled)}"
     )
+
+
+def font_label(font: Any, where: str = "glyph") -> str:
+    """The name a font goes by in sources and factors: ``hand``, a bundled name or a path."""
+    return HAND_FONT if is_hand_font(font) else resolve_font(font, where)[0]
 
 
 def _char(value: Any, where: str) -> str:
@@ -223,8 +229,8 @@ def glyph_outline(
     """
     from shapely import affinity
 
-    hand = isinstance(font, str) and font.lower() == HAND_FONT
-    label = HAND_FONT if hand else resolve_font(font)[0]
+    hand = is_hand_font(font)
+    label = font_label(font)
     where = f"glyph {char!r} in font {label}"
     ch = _char(char, where)
     if fit not in FIT_MODES:
@@ -435,8 +441,7 @@ def build_glyph(asset: Mapping[str, Any]) -> Mesh:
     font = asset.get("font") or DEFAULT_FONT
     height = positive(asset, "height", 0.1)
     depth = positive(asset, "depth", 0.02)
-    hand = isinstance(font, str) and font.lower() == HAND_FONT
-    label = HAND_FONT if hand else resolve_font(font, describe(asset))[0]
+    label = font_label(font, describe(asset))
     geom = glyph_outline(
         asset["glyph"],
         font,

@@ -237,6 +237,11 @@ TEMPLATES: dict[str, list[list[Stroke]]] = {
 }
 
 
+def is_hand_font(font: object) -> bool:
+    """Whether ``font`` names the built-in hand (case-insensitive)."""
+    return isinstance(font, str) and font.lower() == HAND_FONT
+
+
 # How often each template is written, where not all equally: most people write a plain "1".
 # Most write a looped "2" (the descender curls over itself before the base).
 TEMPLATE_WEIGHTS: dict[str, list[int]] = {"1": [4, 1, 1], "2": [2, 3, 1, 2], "7": [3, 2, 1, 1]}

@@ -44,6 +44,25 @@ def resolve_precision(precision: str) -> str:
     return "bf16" if "amx_bf16" in flags else "fp32"
 
 
+def training_loss(model: GenerativeModel, precision: str, compile: bool):
+    """``(model, loss_fn)`` set up for training passes at ``precision`` (``fp32``/``bf16``).
+
+    bf16 means channels-last weights (what oneDNN's AMX kernels want) and the loss under
+    bfloat16 autocast; ``compile`` wraps ``model.loss`` in ``torch.compile``. Parameters stay
+    float32. Shared by :func:`train` and the training-speed benchmark.
+    """
+    bf16 = precision == "bf16"
+    if bf16:
+        model = model.to(memory_format=torch.channels_last)
+    loss = torch.compile(model.loss) if compile else model.loss
+
+    def loss_fn(*args: Any) -> torch.Tensor:
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            return loss(*args)
+
+    return model, loss_fn
+
+
 @dataclass
 class TrainConfig:
     model: str = "gated-pixelcnn"
@@ -163,10 +182,8 @@ def train(
             class_names=train_d.class_names,
         )
         _write_json(out / "run.json", info)
-    if cfg.precision == "bf16":
-        model = model.to(memory_format=torch.channels_last)
+    model, loss_fn = training_loss(model, cfg.precision, cfg.compile)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    loss_fn = torch.compile(model.loss) if cfg.compile else model.loss
     if payload.get("optimizer"):
         opt.load_state_dict(payload["optimizer"])
     d_ln2 = model.num_dims * math.log(2.0)
@@ -178,8 +195,9 @@ def train(
         t0 = time.perf_counter()
         perm = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(len(x_tr)))
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        for group in opt.param_groups:  # a function of the epoch, so resume replays it
-            group["lr"] = cfg.lr * cfg.lr_decay**epoch
+        epoch_lr = cfg.lr * cfg.lr_decay**epoch  # a function of the epoch: resume replays it
+        for group in opt.param_groups:
+            group["lr"] = epoch_lr
         model.train()
         tot, cnt = 0.0, 0
         batches = range(0, len(x_tr), cfg.batch_size)
@@ -190,8 +208,7 @@ def train(
             it = track(batches, description=f"epoch {epoch + 1}/{cfg.epochs}", transient=True)
         for s in it:
             idx = perm[s : s + cfg.batch_size]
-            with torch.autocast("cpu", torch.bfloat16, enabled=cfg.precision == "bf16"):
-                loss = loss_fn(x_tr[idx], None if y_tr is None else y_tr[idx], gen)
+            loss = loss_fn(x_tr[idx], None if y_tr is None else y_tr[idx], gen)
             if not torch.isfinite(loss):  # stop before a NaN reaches the weights or a checkpoint
                 raise FloatingPointError(
                     f"{out}: the loss became {loss.item()} at epoch {epoch + 1}, step {steps + 1};"
@@ -217,7 +234,7 @@ def train(
             steps=steps,
             train_bpd=tot / max(cnt, 1) / d_ln2,
             test_bpd=test_bpd,
-            lr=cfg.lr * cfg.lr_decay**epoch,
+            lr=epoch_lr,
             epoch_seconds=round(time.perf_counter() - t0, 3),
             train_seconds=round(seconds, 3),
         )
