@@ -69,6 +69,22 @@ def test_no_output_depends_on_its_own_or_later_inputs(name, setting, extra):
     assert rep.depends[1, 0]
 
 
+def test_dropout_keeps_training_passes_causal_and_is_off_at_evaluation():
+    shape = (1, 5, 6)
+    model = tiny("gated-pixelcnn", shape, 256, 0, dropout=0.5)
+    torch.manual_seed(0)
+    rep = check_causality(model, training=True)  # one training pass, dropout masks active
+    assert rep.violations == [] and rep.depends[1, 0]
+    x = rand_x(shape, 256)
+    model.train()
+    assert not torch.equal(model.log_prob(x), model.log_prob(x))  # it does drop
+    model.eval()
+    plain = tiny("gated-pixelcnn", shape, 256, 0)  # same seed, same weights, no dropout
+    assert torch.equal(model.log_prob(x), plain.log_prob(x))
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got 1.0"):
+        tiny("gated-pixelcnn", shape, 256, 0, dropout=1.0)
+
+
 def test_made_every_resampled_mask_is_causal_and_training_cycles_them():
     model = tiny("made", (1, 3, 4), 256, 0, num_masks=3)
     masks = []

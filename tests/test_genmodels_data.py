@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -176,6 +177,75 @@ def test_lr_decay_is_a_function_of_the_epoch_and_survives_resume(tmp_path):
     train(small_cfg(lr=2e-3), tmp_path / "flat", progress=False)
     m_flat, _ = load_checkpoint(tmp_path / "flat" / "checkpoint.pt")
     assert any(not torch.equal(v, m_flat.state_dict()[k]) for k, v in m_full.state_dict().items())
+
+
+def test_cosine_schedule_with_warmup_and_exponential_decay():
+    from synthcv.genmodels.train import scheduled_lr
+
+    cos = small_cfg(lr=1e-3, lr_schedule="cosine", warmup_steps=4)
+    assert scheduled_lr(cos, 0, 0.0, 0) == pytest.approx(0.25e-3)  # warm-up ramp
+    assert scheduled_lr(cos, 0, 0.0, 3) == pytest.approx(1e-3)
+    assert scheduled_lr(cos, 3, 0.5, 40) == pytest.approx(0.5e-3)  # half-way: half the lr
+    assert scheduled_lr(cos, 9, 1.0, 90) == pytest.approx(0.0, abs=1e-12)
+    assert scheduled_lr(cos, 9, 1.7, 90) == pytest.approx(0.0, abs=1e-12)  # over budget: 0
+    exp = small_cfg(lr=1e-3, lr_decay=0.5)
+    assert scheduled_lr(exp, 2, 0.9, 50) == pytest.approx(0.25e-3)
+
+
+def test_cosine_run_anneals_to_zero_by_its_last_step_and_rejects_unknown_schedules(tmp_path):
+    train(small_cfg(lr=2e-3, lr_schedule="cosine", epochs=3), tmp_path / "cos", progress=False)
+    rows = read_metrics(tmp_path / "cos")
+    # 3 steps per epoch, 9 in all: the last step runs at progress 8/9
+    lrs = [r["lr"] for r in rows]
+    assert lrs == pytest.approx([1e-3 * (1 + math.cos(math.pi * s / 9)) for s in (2, 5, 8)])
+    with pytest.raises(ValueError, match="lr_schedule got 'step', expected one of"):
+        train(small_cfg(lr_schedule="step"), tmp_path / "bad", progress=False)
+    with pytest.raises(ValueError, match=r"ema must be in \[0, 1\)"):
+        train(small_cfg(ema=1.0), tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_weight_average_follows_its_formula():
+    from synthcv.genmodels.train import WeightAverage
+
+    lin = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(0.0)
+    avg = WeightAverage(lin, decay=0.5)
+    expect = 0.0
+    for t, value in enumerate([4.0, 8.0, 2.0], start=1):
+        with torch.no_grad():
+            lin.weight.fill_(value)
+        avg.update()
+        d = min(0.5, (1 + t) / (10 + t))
+        expect = d * expect + (1 - d) * value
+        assert float(avg.shadow[0]) == pytest.approx(expect)
+    with avg.swapped_in():
+        assert float(lin.weight.detach()) == pytest.approx(expect)
+    assert float(lin.weight.detach()) == 2.0  # the training weights come back
+
+
+def test_averaged_weights_are_evaluated_checkpointed_and_resumed(tmp_path):
+    from synthcv.genmodels.registry import load_checkpoint
+    from synthcv.genmodels.train import evaluate, load_split, tensors
+
+    cfg = small_cfg(ema=0.9, lr=3e-3)
+    full = train(cfg, tmp_path / "full", progress=False)
+    model, payload = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    raw = payload["train_state_dict"]
+    names = [k for k, _ in model.named_parameters()]
+    assert any(not torch.equal(payload["state_dict"][k], raw[k]) for k in names)
+    x, y = tensors(load_split(cfg, "test"), 256, False)
+    assert evaluate(model, x, y) == pytest.approx(full["test_bpd"], rel=1e-6)  # the average
+    model.load_state_dict(raw)
+    assert evaluate(model, x, y) != pytest.approx(full["test_bpd"], rel=1e-6)
+    # an interrupted run resumes both the training weights and their average
+    train(small_cfg(ema=0.9, lr=3e-3, epochs=1), tmp_path / "part", progress=False)
+    train(small_cfg(epochs=2), tmp_path / "part", resume=True, progress=False)
+    _, p_part = load_checkpoint(tmp_path / "part" / "checkpoint.pt")
+    for key in ("state_dict", "train_state_dict"):
+        for k, v in payload[key].items():
+            assert torch.equal(v, p_part[key][k]), (key, k)
 
 
 def test_bf16_training_learns_and_its_checkpoint_evaluates_in_float32(tmp_path):

@@ -54,6 +54,18 @@ def train(
     lr_decay: float = typer.Option(
         1.0, min=0.0, max=1.0, help="Per-epoch learning-rate factor (epoch e: lr * decay^e)."
     ),
+    lr_schedule: str = typer.Option(
+        "exp",
+        help="exp (lr * decay^epoch) | cosine (half cosine to 0 by the last epoch or --minutes).",
+    ),
+    warmup_steps: int = typer.Option(0, min=0, help="Linear learning-rate warm-up steps."),
+    ema: float = typer.Option(
+        0.0,
+        min=0.0,
+        max=0.9999999,
+        help="Evaluate, checkpoint and sample an exponential moving average of the weights with"
+        " this decay (e.g. 0.999; 0 = off).",
+    ),
     seed: int = typer.Option(0),
     conditional: bool = typer.Option(False, help="Condition on the class label."),
     binarize: bool = typer.Option(False, help="Threshold at 128: a 2-level (binary) model."),
@@ -87,6 +99,9 @@ def train(
         batch_size=batch_size,
         lr=lr,
         lr_decay=lr_decay,
+        lr_schedule=lr_schedule,
+        warmup_steps=warmup_steps,
+        ema=ema,
         seed=seed,
         conditional=conditional,
         binarize=binarize,

@@ -44,12 +44,13 @@ def _raster(t: torch.Tensor) -> torch.Tensor:
 
 
 def check_causality(
-    model: GenerativeModel, cond: int | None = None, seed: int = 0
+    model: GenerativeModel, cond: int | None = None, seed: int = 0, training: bool = False
 ) -> CausalityReport:
     """Compute the full output/input dependency matrix of ``model`` by one backward per output.
 
     Uses a random continuous input (seeded) so no activation sits exactly at a flat point.
-    Cost: ``D`` backward passes — use small images.
+    ``training=True`` checks the training-mode network (dropout active: one pass, so one set of
+    dropout masks). Cost: ``D`` backward passes — use small images.
     """
     if not isinstance(model, AutoregressiveModel):
         raise TypeError(
@@ -62,7 +63,7 @@ def check_causality(
     xu = (torch.rand((1, c, h, w), generator=gen) * 2 - 1).requires_grad_(True)
     y = None if model.num_classes == 0 else model.prepare_cond(cond or 0, 1)
     was = model.training
-    model.eval()
+    model.train(training)
     try:
         out = model.forward_params(xu, y)  # (1, C, P, H, W)
         depends = np.zeros((d, d), dtype=bool)

@@ -2,9 +2,12 @@
 
 RUN_DIR/
   run.json        the resolved configuration (model spec, data, optimizer, seed)
-  checkpoint.pt   latest weights + optimizer + progress, written atomically after every epoch
+  checkpoint.pt   latest weights + optimizer + progress, written atomically after every epoch;
+                  with ``ema`` the weights are the average and ``train_state_dict`` holds the
+                  training weights
   metrics.jsonl   one JSON line per epoch: train_bpd (mean over the epoch's batches),
-                  test_bpd (full test split), lr, seconds, steps
+                  test_bpd (full test split, averaged weights with ``ema``), lr (of the
+                  epoch's last step), seconds, steps
 
 Batches are shuffled by ``numpy.random.default_rng([seed, epoch])`` and model noise (VAE) by a
 ``torch.Generator`` seeded from (seed, epoch), so a resumed run replays exactly the epochs an
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,58 @@ from synthcv.genmodels.io import atomic_path
 from synthcv.genmodels.registry import build_model, load_checkpoint, num_params, save_checkpoint
 
 PRECISIONS = ("fp32", "bf16", "auto")
+SCHEDULES = ("exp", "cosine")
+
+
+def scheduled_lr(cfg: TrainConfig, epoch: int, progress: float, step: int) -> float:
+    """Learning rate of the next step: ``progress`` in [0, 1] is how much of the run is done."""
+    if cfg.lr_schedule == "cosine":
+        lr = 0.5 * cfg.lr * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    else:
+        lr = cfg.lr * cfg.lr_decay**epoch
+    if step < cfg.warmup_steps:
+        lr *= (step + 1) / cfg.warmup_steps
+    return lr
+
+
+class WeightAverage:
+    """Exponential moving average of a model's parameters (Polyak averaging).
+
+    Averaged weights score better than the last iterate of a noisy (small-batch, bf16) run and
+    are what PixelCNN++ evaluates. The decay ramps up as ``(1 + t) / (10 + t)`` so the first
+    steps do not drag the average towards the random initial weights.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float, steps: int = 0) -> None:
+        self.decay = decay
+        self.steps = steps
+        self.params = list(model.parameters())
+        self.shadow = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.steps += 1
+        d = min(self.decay, (1.0 + self.steps) / (10.0 + self.steps))
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - d)
+
+    @contextmanager
+    def swapped_in(self):
+        """Inside the block the model holds the averaged weights; the training ones come back."""
+        with torch.no_grad():
+            saved = [p.detach().clone() for p in self.params]
+            for p, a in zip(self.params, self.shadow, strict=True):
+                p.copy_(a)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, t in zip(self.params, saved, strict=True):
+                    p.copy_(t)
+
+    def load(self, shadow: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for a, s in zip(self.shadow, shadow, strict=True):
+                a.copy_(s)
 
 
 def resolve_precision(precision: str) -> str:
@@ -71,6 +127,13 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     lr_decay: float = 1.0  # per-epoch factor: epoch e trains at lr * lr_decay**e
+    # "exp": lr * lr_decay**epoch. "cosine": a half cosine from lr to 0 over the run, which ends
+    # at `epochs` or, with `minutes`, at the clock budget, whichever comes first
+    lr_schedule: str = "exp"
+    warmup_steps: int = 0  # linear ramp from 0 to the scheduled lr over the first steps
+    # Polyak averaging: evaluation, checkpoint weights and sampling use an exponential moving
+    # average of the weights with this decay (0 = off; 0.999 is typical)
+    ema: float = 0.0
     seed: int = 0
     conditional: bool = False
     binarize: bool = False
@@ -115,6 +178,11 @@ def evaluate(model: GenerativeModel, x: torch.Tensor, y, batch_size: int = 256) 
     return -total / (len(x) * model.num_dims * math.log(2.0))
 
 
+def _averaged(average: WeightAverage | None):
+    """The averaged weights in the model for the block (a no-op without averaging)."""
+    return average.swapped_in() if average is not None else nullcontext()
+
+
 def _write_json(path: Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2))
@@ -156,6 +224,10 @@ def train(
         saved.epochs, saved.minutes = cfg.epochs, cfg.minutes
         cfg = saved
     cfg = replace(cfg, precision=resolve_precision(cfg.precision))  # run.json records the choice
+    if cfg.lr_schedule not in SCHEDULES:
+        raise ValueError(f"lr_schedule got {cfg.lr_schedule!r}, expected one of {list(SCHEDULES)}")
+    if not 0.0 <= cfg.ema < 1.0:
+        raise ValueError(f"ema must be in [0, 1) (0 = off), got {cfg.ema}")
     levels = 2 if cfg.binarize else 256
     train_d, test_d = load_split(cfg, "train"), load_split(cfg, "test")
     x_tr, y_tr = tensors(train_d, levels, cfg.conditional)
@@ -165,6 +237,8 @@ def train(
 
     if resume:
         model, payload = load_checkpoint(ckpt)
+        if "train_state_dict" in payload:  # the checkpoint's weights are the average
+            model.load_state_dict(payload["train_state_dict"])
         model.train()
         done, seconds, steps = payload["epochs_done"], payload["train_seconds"], payload["steps"]
     else:
@@ -186,6 +260,11 @@ def train(
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     if payload.get("optimizer"):
         opt.load_state_dict(payload["optimizer"])
+    average = WeightAverage(model, cfg.ema, steps) if cfg.ema else None
+    if average is not None and "train_state_dict" in payload:
+        average.load(list(payload["state_dict"][k] for k, _ in model.named_parameters()))
+    steps_per_epoch = math.ceil(len(x_tr) / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
     d_ln2 = model.num_dims * math.log(2.0)
     budget = None if cfg.minutes is None else cfg.minutes * 60.0
     start = time.perf_counter() - seconds
@@ -195,9 +274,7 @@ def train(
         t0 = time.perf_counter()
         perm = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(len(x_tr)))
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        epoch_lr = cfg.lr * cfg.lr_decay**epoch  # a function of the epoch: resume replays it
-        for group in opt.param_groups:
-            group["lr"] = epoch_lr
+        epoch_lr = 0.0
         model.train()
         tot, cnt = 0.0, 0
         batches = range(0, len(x_tr), cfg.batch_size)
@@ -208,6 +285,13 @@ def train(
             it = track(batches, description=f"epoch {epoch + 1}/{cfg.epochs}", transient=True)
         for s in it:
             idx = perm[s : s + cfg.batch_size]
+            progress_done = steps / total_steps
+            if budget is not None:
+                progress_done = max(progress_done, (time.perf_counter() - start) / budget)
+            # a function of epoch, step and clock, all restored on resume
+            epoch_lr = scheduled_lr(cfg, epoch, progress_done, steps)
+            for group in opt.param_groups:
+                group["lr"] = epoch_lr
             loss = loss_fn(x_tr[idx], None if y_tr is None else y_tr[idx], gen)
             if not torch.isfinite(loss):  # stop before a NaN reaches the weights or a checkpoint
                 raise FloatingPointError(
@@ -219,6 +303,8 @@ def train(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             opt.step()
+            if average is not None:
+                average.update()
             tot += float(loss.detach()) * len(idx)
             cnt += len(idx)
             steps += 1
@@ -227,7 +313,8 @@ def train(
                 break
         seconds = time.perf_counter() - start
         complete = not stopped
-        test_bpd = evaluate(model, x_te, y_te)
+        with _averaged(average):
+            test_bpd = evaluate(model, x_te, y_te)
         last = dict(
             epoch=epoch + 1,
             complete=complete,
@@ -239,14 +326,19 @@ def train(
             train_seconds=round(seconds, 3),
         )
         _append_metrics(out / "metrics.jsonl", last)
-        save_checkpoint(
-            ckpt,
-            model,
-            optimizer=opt.state_dict(),
-            epochs_done=epoch + 1 if complete else epoch,
-            steps=steps,
-            train_seconds=seconds,
-        )
+        extra: dict[str, Any] = {}
+        if average is not None:
+            extra["train_state_dict"] = {k: v.clone() for k, v in model.state_dict().items()}
+        with _averaged(average):
+            save_checkpoint(
+                ckpt,
+                model,
+                optimizer=opt.state_dict(),
+                epochs_done=epoch + 1 if complete else epoch,
+                steps=steps,
+                train_seconds=seconds,
+                **extra,
+            )
         if progress:
             from rich import print as rprint
 
