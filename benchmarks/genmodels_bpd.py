@@ -110,20 +110,22 @@ def main() -> None:
     for name in args.models:
         d = DEFAULTS[name]
         hp = dict(d["hparams"])
-        if name == "gated-pixelcnn":
-            if args.pixelcnn_channels:
-                hp["channels"] = args.pixelcnn_channels
-            if args.pixelcnn_layers:
-                hp["layers"] = args.pixelcnn_layers
-            if args.pixelcnn_dropout:
-                hp["dropout"] = args.pixelcnn_dropout
         pcnn = name == "gated-pixelcnn"
-        lr = args.pixelcnn_lr if pcnn and args.pixelcnn_lr else d["lr"]
-        batch_size = (
-            args.pixelcnn_batch_size if pcnn and args.pixelcnn_batch_size else args.batch_size
-        )
-        ema = args.pixelcnn_ema if pcnn and args.pixelcnn_ema is not None else d.get("ema", 0.0)
-        minutes = args.minutes if name == "gated-pixelcnn" else args.baseline_minutes
+        lr, batch_size, ema = d["lr"], args.batch_size, d.get("ema", 0.0)
+        if pcnn:  # command-line overrides of the PixelCNN defaults
+            for key, value in (
+                ("channels", args.pixelcnn_channels),
+                ("layers", args.pixelcnn_layers),
+                ("dropout", args.pixelcnn_dropout),
+            ):
+                if value:
+                    hp[key] = value
+            if args.pixelcnn_layers:  # the default dilation cycle, cut to the new depth
+                hp["dilations"] = ([1, 2, 1, 4] * args.pixelcnn_layers)[: args.pixelcnn_layers - 1]
+            lr = args.pixelcnn_lr or lr
+            batch_size = args.pixelcnn_batch_size or batch_size
+            ema = ema if args.pixelcnn_ema is None else args.pixelcnn_ema
+        minutes = args.minutes if pcnn else args.baseline_minutes
         cfg = TrainConfig(
             model=name,
             data="mnist8000",
@@ -134,8 +136,8 @@ def main() -> None:
             seed=args.seed,
             minutes=minutes,
             lr_decay=args.lr_decay if args.lr_decay is not None else d.get("lr_decay", 1.0),
-            precision=args.precision if name == "gated-pixelcnn" else args.baseline_precision,
-            compile=not args.no_compile if name == "gated-pixelcnn" else args.baseline_compile,
+            precision=args.precision if pcnn else args.baseline_precision,
+            compile=not args.no_compile if pcnn else args.baseline_compile,
             hparams=hp,
             mnist_path=args.mnist_path,
         )

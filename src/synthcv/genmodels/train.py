@@ -313,23 +313,22 @@ def train(
                 break
         seconds = time.perf_counter() - start
         complete = not stopped
-        with _averaged(average):
-            test_bpd = evaluate(model, x_te, y_te)
-        last = dict(
-            epoch=epoch + 1,
-            complete=complete,
-            steps=steps,
-            train_bpd=tot / max(cnt, 1) / d_ln2,
-            test_bpd=test_bpd,
-            lr=epoch_lr,
-            epoch_seconds=round(time.perf_counter() - t0, 3),
-            train_seconds=round(seconds, 3),
-        )
-        _append_metrics(out / "metrics.jsonl", last)
         extra: dict[str, Any] = {}
         if average is not None:
             extra["train_state_dict"] = {k: v.clone() for k, v in model.state_dict().items()}
-        with _averaged(average):
+        with _averaged(average):  # one swap: evaluate and checkpoint the average
+            test_bpd = evaluate(model, x_te, y_te)
+            last = dict(
+                epoch=epoch + 1,
+                complete=complete,
+                steps=steps,
+                train_bpd=tot / max(cnt, 1) / d_ln2,
+                test_bpd=test_bpd,
+                lr=epoch_lr,
+                epoch_seconds=round(time.perf_counter() - t0, 3),
+                train_seconds=round(seconds, 3),
+            )
+            _append_metrics(out / "metrics.jsonl", last)
             save_checkpoint(
                 ckpt,
                 model,
