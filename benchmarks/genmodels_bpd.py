@@ -60,6 +60,9 @@ def main() -> None:
     )
     ap.add_argument("--pixelcnn-dropout", type=float, default=None)
     ap.add_argument(
+        "--pixelcnn-augment-shift", type=int, default=None, help="random translations, pixels"
+    )
+    ap.add_argument(
         "--precision",
         default="auto",
         choices=["auto", "fp32", "bf16"],
@@ -112,6 +115,7 @@ def main() -> None:
         hp = dict(d["hparams"])
         pcnn = name == "gated-pixelcnn"
         lr, batch_size, ema = d["lr"], args.batch_size, d.get("ema", 0.0)
+        shift = d.get("augment_shift", 0)
         if pcnn:  # command-line overrides of the PixelCNN defaults
             for key, value in (
                 ("channels", args.pixelcnn_channels),
@@ -125,6 +129,8 @@ def main() -> None:
             lr = args.pixelcnn_lr or lr
             batch_size = args.pixelcnn_batch_size or batch_size
             ema = ema if args.pixelcnn_ema is None else args.pixelcnn_ema
+            if args.pixelcnn_augment_shift is not None:
+                shift = args.pixelcnn_augment_shift
         minutes = args.minutes if pcnn else args.baseline_minutes
         cfg = TrainConfig(
             model=name,
@@ -133,6 +139,7 @@ def main() -> None:
             batch_size=batch_size,
             lr=lr,
             ema=ema,
+            augment_shift=shift,
             seed=args.seed,
             minutes=minutes,
             lr_decay=args.lr_decay if args.lr_decay is not None else d.get("lr_decay", 1.0),

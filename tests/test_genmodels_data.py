@@ -205,6 +205,53 @@ def test_cosine_run_anneals_to_zero_by_its_last_step_and_rejects_unknown_schedul
     assert not (tmp_path / "bad").exists()
 
 
+def test_random_shift_translates_each_image_and_keeps_its_grey_levels():
+    from synthcv.genmodels.data import random_shift
+
+    rng = np.random.default_rng(0)
+    x = torch.zeros(32, 1, 12, 12, dtype=torch.long)  # a 2-pixel zero border, like MNIST's
+    x[:, :, 2:10, 2:10] = torch.from_numpy(rng.integers(0, 256, (32, 1, 8, 8)))
+    g = torch.Generator().manual_seed(3)
+    y = random_shift(x, 2, g)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    offsets = set()
+    for xi, yi in zip(x, y, strict=True):
+        # the output is the input translated by one offset in [-2, 2]^2, nothing else changed
+        match = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if torch.equal(torch.roll(xi, (dy, dx), dims=(1, 2)), yi)
+        ]
+        assert len(match) == 1
+        offsets.add(match[0])
+    assert len(offsets) > 5  # offsets are drawn per image
+    assert torch.equal(random_shift(x, 2, torch.Generator().manual_seed(3)), y)  # reproducible
+    assert random_shift(x, 0, g) is x
+    # beyond the border the edge pixel repeats (no wrap-around)
+    ramp = torch.arange(5).view(1, 1, 1, 5).expand(64, 1, 3, 5)
+    shifted = random_shift(ramp, 1, torch.Generator().manual_seed(0))
+    starts = {int(v) for v in shifted[:, 0, 0, 0]}
+    assert starts == {0, 1} and set(shifted[:, 0, 0, -1].tolist()) == {3, 4}
+
+
+def test_shift_augmented_training_is_reproducible_resumable_and_validated(tmp_path):
+    from synthcv.genmodels.registry import load_checkpoint
+
+    full = train(small_cfg(augment_shift=1), tmp_path / "full", progress=False)
+    train(small_cfg(augment_shift=1, epochs=1), tmp_path / "part", progress=False)
+    train(small_cfg(epochs=2), tmp_path / "part", resume=True, progress=False)
+    plain = train(small_cfg(), tmp_path / "plain", progress=False)
+    m_full, _ = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    m_part, _ = load_checkpoint(tmp_path / "part" / "checkpoint.pt")
+    for k, v in m_full.state_dict().items():
+        assert torch.equal(v, m_part.state_dict()[k]), k
+    assert full["train_bpd"] != pytest.approx(plain["train_bpd"], rel=1e-9)  # it did shift
+    with pytest.raises(ValueError, match="augment_shift must be >= 0"):
+        train(small_cfg(augment_shift=-1), tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_weight_average_follows_its_formula():
     from synthcv.genmodels.train import WeightAverage
 
@@ -335,6 +382,15 @@ def test_cli_train_eval_sample_complete_and_retrain_on_samples(tmp_path):
     run_cli(["sample", run, "-n", 4, "--out", tmp_path / "grid.png"])
     run_cli(["complete", run, "-n", 3, "--out", tmp_path / "c.png"])
     run_cli(["complete", run, "-n", 3, "--out", tmp_path / "c.npz"])
+    from typer.testing import CliRunner
+
+    from synthcv.cli.genmodel import app
+
+    for cmd in ("sample", "complete"):  # a bad --out is refused before any sampling
+        res = CliRunner().invoke(app, [cmd, str(run), "--out", str(tmp_path / "s.jpg")])
+        words = " ".join(res.output.replace("│", " ").split())  # rich wraps the error box
+        assert res.exit_code == 2 and "use a .npz or .png file" in words
+    assert not (tmp_path / "s.jpg").exists()
     te = load_images("sklearn-digits", "test", limit=3).images[:, 0]
     with np.load(tmp_path / "c.npz") as z:
         assert np.array_equal(z["images"][:, :4], te[:, :4])  # the known top half is kept

@@ -66,6 +66,12 @@ def train(
         help="Evaluate, checkpoint and sample an exponential moving average of the weights with"
         " this decay (e.g. 0.999; 0 = off).",
     ),
+    augment_shift: int = typer.Option(
+        0,
+        min=0,
+        help="Shift each training image by a random offset of up to N pixels per axis (edges"
+        " repeat); a regularizer for small datasets. Test images stay unshifted.",
+    ),
     seed: int = typer.Option(0),
     conditional: bool = typer.Option(False, help="Condition on the class label."),
     binarize: bool = typer.Option(False, help="Threshold at 128: a 2-level (binary) model."),
@@ -102,6 +108,7 @@ def train(
         lr_schedule=lr_schedule,
         warmup_steps=warmup_steps,
         ema=ema,
+        augment_shift=augment_shift,
         seed=seed,
         conditional=conditional,
         binarize=binarize,
@@ -214,6 +221,24 @@ def eval_cmd(
         typer.echo(f"{k:>14}: {v:.4f}" if isinstance(v, float) else f"{k:>14}: {v}")
 
 
+def _check_image_out(out: Path) -> None:
+    """Reject an unsupported --out before minutes of sampling, not after."""
+    if out.suffix not in (".png", ".npz"):
+        raise typer.BadParameter(f"{out}: use a .npz or .png file", param_hint="--out")
+
+
+def _write_image_out(
+    out: Path, grid: Any, images: Any, labels: Any, meta: dict[str, Any], scale: int
+) -> None:
+    """``.png``: the picture ``grid``; ``.npz``: ``images`` + labels + meta, a trainable set."""
+    from synthcv.genmodels.io import save_png, save_samples_npz
+
+    if out.suffix == ".png":
+        save_png(out, grid, scale=scale)
+    else:
+        save_samples_npz(out, images, labels, meta)
+
+
 @app.command()
 def sample(
     run_dir: Path = typer.Argument(...),
@@ -232,14 +257,9 @@ def sample(
     _threads(threads)
     import time
 
-    from synthcv.genmodels.io import (
-        image_grid,
-        levels_to_uint8,
-        save_png,
-        save_samples_npz,
-        to_hw_images,
-    )
+    from synthcv.genmodels.io import image_grid, levels_to_uint8, to_hw_images
 
+    _check_image_out(out)
     model, _ = _load_run(run_dir)
     if class_ is not None and model.num_classes == 0:
         raise typer.BadParameter("model is unconditional; drop --class", param_hint="--class")
@@ -248,19 +268,15 @@ def sample(
     x = model.sample(n, cond=y, seed=seed, cached=not naive, batch_size=batch_size, progress=True)
     dt = time.perf_counter() - t0
     images = to_hw_images(levels_to_uint8(x.numpy(), model.levels))
-    if out.suffix == ".png":
-        save_png(out, image_grid(images), scale=scale)
-    elif out.suffix == ".npz":
-        meta = dict(
-            model=model.model_name,
-            run_dir=str(run_dir.resolve()),
-            seed=seed,
-            sampler="naive" if naive else "cached",
-            levels=model.levels,
-        )
-        save_samples_npz(out, images, None if y is None else y.numpy(), meta)
-    else:
-        raise typer.BadParameter(f"{out}: use a .npz or .png file", param_hint="--out")
+    meta = dict(
+        model=model.model_name,
+        run_dir=str(run_dir.resolve()),
+        seed=seed,
+        sampler="naive" if naive else "cached",
+        levels=model.levels,
+    )
+    labels = None if y is None else y.numpy()
+    _write_image_out(out, image_grid(images), images, labels, meta, scale)
     typer.echo(f"wrote {n} samples to {out} in {dt:.1f} s ({n / dt:.2f} images/s)")
 
 
@@ -281,15 +297,10 @@ def complete(
     import numpy as np
     import torch
 
-    from synthcv.genmodels.io import (
-        image_grid,
-        levels_to_uint8,
-        save_png,
-        save_samples_npz,
-        to_hw_images,
-    )
+    from synthcv.genmodels.io import image_grid, levels_to_uint8, to_hw_images
     from synthcv.genmodels.train import load_run_config, load_split, tensors
 
+    _check_image_out(out)
     model, _ = _load_run(run_dir)
     cfg = load_run_config(run_dir)
     x, y = tensors(load_split(cfg, "test"), model.levels, cfg.conditional)
@@ -313,13 +324,9 @@ def complete(
     given = orig.copy()
     m = mask.numpy()
     given[:, ~m] = 128
-    if out.suffix == ".png":
-        save_png(out, image_grid(np.concatenate([orig, given, comp]), cols=len(orig)), scale)
-    elif out.suffix == ".npz":
-        meta = dict(model=model.model_name, run_dir=str(run_dir.resolve()), seed=seed, known=known)
-        save_samples_npz(out, comp, None if y is None else y.numpy(), meta)
-    else:
-        raise typer.BadParameter(f"{out}: use a .npz or .png file", param_hint="--out")
+    grid = image_grid(np.concatenate([orig, given, comp]), cols=len(orig))
+    meta = dict(model=model.model_name, run_dir=str(run_dir.resolve()), seed=seed, known=known)
+    _write_image_out(out, grid, comp, None if y is None else y.numpy(), meta, scale)
     typer.echo(f"wrote {len(comp)} completions to {out}")
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from synthcv.genmodels.base import GenerativeModel
-from synthcv.genmodels.data import ImageData, load_images
+from synthcv.genmodels.data import ImageData, load_images, random_shift
 from synthcv.genmodels.io import atomic_path
 from synthcv.genmodels.registry import build_model, load_checkpoint, num_params, save_checkpoint
 
@@ -134,6 +134,9 @@ class TrainConfig:
     # Polyak averaging: evaluation, checkpoint weights and sampling use an exponential moving
     # average of the weights with this decay (0 = off; 0.999 is typical)
     ema: float = 0.0
+    # translate each training image by a random offset of up to this many pixels per axis (edge
+    # pixels repeat): more distinct images for small sets; evaluation sees the data unshifted
+    augment_shift: int = 0
     seed: int = 0
     conditional: bool = False
     binarize: bool = False
@@ -226,6 +229,8 @@ def train(
     cfg = replace(cfg, precision=resolve_precision(cfg.precision))  # run.json records the choice
     if cfg.lr_schedule not in SCHEDULES:
         raise ValueError(f"lr_schedule got {cfg.lr_schedule!r}, expected one of {list(SCHEDULES)}")
+    if cfg.augment_shift < 0:
+        raise ValueError(f"augment_shift must be >= 0 pixels (0 = off), got {cfg.augment_shift}")
     if not 0.0 <= cfg.ema < 1.0:
         raise ValueError(f"ema must be in [0, 1) (0 = off), got {cfg.ema}")
     levels = 2 if cfg.binarize else 256
@@ -274,6 +279,7 @@ def train(
         t0 = time.perf_counter()
         perm = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(len(x_tr)))
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        shift_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch + 500_000)
         epoch_lr = 0.0
         model.train()
         tot, cnt = 0.0, 0
@@ -292,7 +298,8 @@ def train(
             epoch_lr = scheduled_lr(cfg, epoch, progress_done, steps)
             for group in opt.param_groups:
                 group["lr"] = epoch_lr
-            loss = loss_fn(x_tr[idx], None if y_tr is None else y_tr[idx], gen)
+            xb = random_shift(x_tr[idx], cfg.augment_shift, shift_gen)
+            loss = loss_fn(xb, None if y_tr is None else y_tr[idx], gen)
             if not torch.isfinite(loss):  # stop before a NaN reaches the weights or a checkpoint
                 raise FloatingPointError(
                     f"{out}: the loss became {loss.item()} at epoch {epoch + 1}, step {steps + 1};"
