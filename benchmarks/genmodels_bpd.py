@@ -5,8 +5,9 @@ reports params, train time, epochs, train and test bits/dim (8-bit, 256 levels),
 literature anchor. The VAE row is a bound (negative ELBO) plus an importance-weighted estimate.
 
 Full run (the documented budget: 60 min for Gated PixelCNN on 2 cores, 10 min per baseline).
-The PixelCNN trains at lr 2e-3 (x 0.975 per epoch), batch 64, bf16 + torch.compile, and is
-evaluated with a moving average of its weights (decay 0.995):
+The PixelCNN trains at lr 2e-3 (x 0.975 per epoch), batch 64, on images shifted by up to one
+pixel (--augment-shift 1), bf16 + torch.compile, and is evaluated with a moving average of its
+weights (decay 0.995):
 
     nice -n 10 .venv/bin/python benchmarks/genmodels_bpd.py --minutes 60 --baseline-minutes 10
 
@@ -32,6 +33,7 @@ DEFAULTS: dict[str, dict] = {
         "lr": 2e-3,
         "lr_decay": 0.975,
         "ema": 0.995,
+        "augment_shift": 1,
     },
     "conv-vae": {"hparams": {"latent": 32, "channels": 64}, "lr": 1e-3},
 }

@@ -372,3 +372,18 @@ def test_categorical_log_prob_equals_gathered_log_softmax():
     x = torch.randint(0, 7, (2, 3, 4, 5), generator=g)
     expected = torch.log_softmax(params, dim=2).gather(2, x.unsqueeze(2)).squeeze(2)
     assert torch.allclose(CategoricalHead(7).log_prob(params, x), expected, atol=1e-6)
+
+
+def test_logistic_head_parameters_stay_float32_under_bf16_autocast():
+    """bf16 would put a logistic mean near 253/255 half a bin off; softmax logits may be bf16."""
+    from synthcv.genmodels.base import to_unit
+
+    x = torch.randint(0, 256, (2, 1, 8, 8))
+    small = dict(channels=8, layers=2, first_kernel=3)
+    for head, dtype in (("logistic", torch.float32), ("categorical", torch.bfloat16)):
+        model = build_model("gated-pixelcnn", (1, 8, 8), 256, head=head, **small)
+        with torch.autocast("cpu", torch.bfloat16):
+            params = model.forward_params(to_unit(x, 256), None)
+        assert params.dtype == dtype, head
+        exact = model.forward_params(to_unit(x, 256), None)
+        assert torch.allclose(params.float(), exact, atol=0.05, rtol=0.05)

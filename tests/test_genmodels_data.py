@@ -403,6 +403,22 @@ def test_cli_train_eval_sample_complete_and_retrain_on_samples(tmp_path):
     assert len(read_metrics(tmp_path / "run2")) == 1
 
 
+def test_cli_rejects_unknown_schedule_and_precision_naming_the_flag(tmp_path):
+    from typer.testing import CliRunner
+
+    from synthcv.cli import genmodel
+    from synthcv.genmodels.train import PRECISIONS, SCHEDULES
+
+    assert tuple(e.value for e in genmodel.LrSchedule) == SCHEDULES
+    assert tuple(e.value for e in genmodel.Precision) == PRECISIONS
+    for flag, value in (("--lr-schedule", "step"), ("--precision", "fp8")):
+        res = CliRunner().invoke(genmodel.app, ["train", "--out", str(tmp_path / "r"), flag, value])
+        words = " ".join(res.output.replace("│", " ").split())
+        assert res.exit_code == 2 and f"Invalid value for '{flag}'" in words
+        assert f"'{value}' is not one of" in words
+    assert not (tmp_path / "r").exists()
+
+
 def test_cli_binary_vae_eval_reports_elbo_and_importance_weighted_bits(tmp_path):
     run = tmp_path / "vae"
     run_cli(["train", "--model", "conv-vae", "--data", "sklearn-digits", "--binarize",

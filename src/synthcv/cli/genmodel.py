@@ -5,11 +5,26 @@ torch is imported inside the commands so ``synthcv --help`` stays fast.
 
 from __future__ import annotations
 
+import enum
 import json
 from pathlib import Path
 from typing import Any
 
 import typer
+
+
+# the choices synthcv.genmodels.train accepts, as enums so a bad value is a usage error naming
+# the flag (kept here so --help needs no torch; a test checks they match)
+class LrSchedule(enum.StrEnum):
+    exp = "exp"
+    cosine = "cosine"
+
+
+class Precision(enum.StrEnum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    auto = "auto"
+
 
 app = typer.Typer(no_args_is_help=True, help="Deep generative image models (PixelCNN family, VAE).")
 
@@ -54,8 +69,8 @@ def train(
     lr_decay: float = typer.Option(
         1.0, min=0.0, max=1.0, help="Per-epoch learning-rate factor (epoch e: lr * decay^e)."
     ),
-    lr_schedule: str = typer.Option(
-        "exp",
+    lr_schedule: LrSchedule = typer.Option(
+        LrSchedule.exp,
         help="exp (lr * decay^epoch) | cosine (half cosine to 0 by the last epoch or --minutes).",
     ),
     warmup_steps: int = typer.Option(0, min=0, help="Linear learning-rate warm-up steps."),
@@ -80,8 +95,9 @@ def train(
     test_limit: int | None = typer.Option(None, help="Use only the first N test images."),
     minutes: float | None = typer.Option(None, help="Stop training after this wall-clock budget."),
     param: list[str] = typer.Option([], help="Model hyper-parameter KEY=VALUE (JSON), repeatable."),
-    precision: str = typer.Option(
-        "fp32", help="fp32 | bf16 | auto (bfloat16 training passes: 2-4x faster on AMX CPUs)."
+    precision: Precision = typer.Option(
+        Precision.fp32,
+        help="fp32 | bf16 | auto (bfloat16 training passes: 2-4x faster on AMX CPUs).",
     ),
     compile: bool = typer.Option(
         False, "--compile", help="torch.compile the training loss (faster after a warm-up)."
@@ -105,7 +121,7 @@ def train(
         batch_size=batch_size,
         lr=lr,
         lr_decay=lr_decay,
-        lr_schedule=lr_schedule,
+        lr_schedule=lr_schedule.value,
         warmup_steps=warmup_steps,
         ema=ema,
         augment_shift=augment_shift,
@@ -118,7 +134,7 @@ def train(
         minutes=minutes,
         hparams=_parse_params(param),
         mnist_path=mnist_path,
-        precision=precision,
+        precision=precision.value,
         compile=compile,
     )
     try:

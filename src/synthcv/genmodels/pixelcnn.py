@@ -147,10 +147,11 @@ class GatedPixelCNN(AutoregressiveModel):
         n, c, h, w = xu.shape
         _, skip = self._stacks(xu, cond)
         hidden = F.relu(self.out1(F.relu(skip)))
-        # the head's parameters in float32 even under bf16 autocast: bf16 keeps ~3 digits, too
-        # coarse for a logistic mean near 253/255 (half a bin) or for sharp logits
-        with torch.autocast(hidden.device.type, enabled=False):
-            out = self.out2(hidden.float())
+        if self.head.float32_params:  # computed outside bf16 autocast (see Head)
+            with torch.autocast(hidden.device.type, enabled=False):
+                out = self.out2(hidden.float())
+        else:
+            out = self.out2(hidden)
         return out.view(n, c, self.head.num_params, h, w)
 
     def cached_session(self, x: torch.Tensor, cond: torch.Tensor | None) -> SamplingSession:
