@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from synthcv.realdata import load_mnist8000, load_sklearn_digits
+
+if TYPE_CHECKING:  # loading data needs no torch; only the augmentation below does
+    import torch
 
 
 @dataclass
@@ -162,6 +165,8 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     shifted images keep the exact grey levels of the data — a likelihood-safe augmentation for
     small training sets. Offsets come from ``generator``, which makes the batch reproducible.
     """
+    import torch
+
     if max_shift <= 0:
         return x
     n, _, h, w = x.shape

@@ -19,10 +19,6 @@ class Head(nn.Module):
 
     levels: int
     num_params: int
-    # Whether the parameters must be produced in float32 under bf16 autocast. bf16 keeps ~3
-    # significant digits: a logistic mean near 253/255 would land half a bin off. Softmax
-    # logits tolerate it (cross-entropy runs in float32), and their bf16 layer is 14% faster.
-    float32_params: bool = False
 
     def bin_log_probs(self, params: torch.Tensor) -> torch.Tensor:
         """``params (..., P)`` -> ``(..., levels)`` normalized log-probabilities."""
@@ -68,8 +64,6 @@ class LogisticMixtureHead(Head):
     Parameters per dimension: ``M`` mixture logits, ``M`` means, ``M`` log-scales. The edge bins
     take the tails, so the bins sum to exactly one.
     """
-
-    float32_params = True
 
     def __init__(self, levels: int, mixtures: int = 5) -> None:
         super().__init__()
