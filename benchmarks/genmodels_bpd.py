@@ -177,6 +177,7 @@ def main() -> None:
             lr=lr,
             batch_size=batch_size,
             ema=ema,
+            augment_shift=shift,
             run_dir=str(run_dir),
         )
         if "train_state_dict" in payload:  # the table's row is the average; show the last iterate
