@@ -343,9 +343,100 @@ def test_compiled_training_matches_eager_training(tmp_path):
 
 
 def test_time_budget_stops_training_and_records_it(tmp_path):
-    s = train(small_cfg(epochs=50, minutes=1e-4), tmp_path / "r", progress=False)
+    s = train(small_cfg(epochs=50, minutes=1e-4, eval_every=10), tmp_path / "r", progress=False)
     assert s["stopped_by_budget"] and s["epoch"] == 1 and not s["complete"]
+    assert np.isfinite(s["test_bpd"])  # a budget-cut epoch is always evaluated
     assert len(read_metrics(tmp_path / "r")) == 1
+
+
+def test_a_budget_cut_epoch_resumes_at_its_next_batch_exactly(tmp_path):
+    from synthcv.genmodels.registry import load_checkpoint
+
+    # shifts, dropout and averaging: every random stream and running state has to survive
+    kw = dict(augment_shift=1, ema=0.9, hparams={"channels": 8, "layers": 2, "dropout": 0.2})
+    full = train(small_cfg(**kw), tmp_path / "full", progress=False)
+    cut = train(small_cfg(minutes=1e-6, **kw), tmp_path / "cut", progress=False)  # 1 step of 3
+    assert cut["stopped_by_budget"] and not cut["complete"] and cut["steps"] == 1
+    resumed = train(small_cfg(**kw), tmp_path / "cut", resume=True, progress=False)
+    _, p_full = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    _, p_cut = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    for name in ("state_dict", "train_state_dict"):  # the average and the last iterate
+        for k, v in p_full[name].items():
+            assert torch.equal(v, p_cut[name][k]), (name, k)
+    assert p_cut["steps"] == p_full["steps"] == 6 and "partial_epoch" not in p_cut
+    rows = read_metrics(tmp_path / "cut")
+    assert [(r["epoch"], r["complete"]) for r in rows] == [(1, False), (1, True), (2, True)]
+    full_rows = read_metrics(tmp_path / "full")
+    assert rows[1]["train_bpd"] == pytest.approx(full_rows[0]["train_bpd"])  # whole-epoch mean
+    assert resumed["test_bpd"] == full["test_bpd"]
+
+
+def test_eval_every_skips_test_passes_but_always_evaluates_the_last_epoch(tmp_path):
+    s = train(small_cfg(epochs=5, eval_every=2), tmp_path / "r", progress=False)
+    rows = read_metrics(tmp_path / "r")
+    assert [r["epoch"] for r in rows if "test_bpd" in r] == [2, 4, 5]
+    assert all(np.isfinite(r["train_bpd"]) for r in rows)
+    assert s["test_bpd"] == rows[-1]["test_bpd"]
+    with pytest.raises(ValueError, match="eval_every must be >= 1 epoch, got 0"):
+        train(small_cfg(eval_every=0), tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_micro_batches_accumulate_the_same_gradient_as_one_pass():
+    from synthcv.genmodels.registry import build_model
+    from synthcv.genmodels.train import accumulate_gradients, training_loss
+
+    model = build_model("gated-pixelcnn", (1, 8, 8), 256, 0, channels=8, layers=2)
+    model, loss_fn = training_loss(model, "fp32", compile=False)
+    x = torch.randint(0, 256, (20, 1, 8, 8), generator=torch.Generator().manual_seed(1))
+    grads, means = [], []
+    for micro in (20, 8, 1):  # one pass; 8 + 8 + 4; twenty passes
+        model.zero_grad()
+        means.append(accumulate_gradients(loss_fn, x, None, None, micro))
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    assert means[1] == pytest.approx(means[0], rel=1e-6)
+    assert means[2] == pytest.approx(means[0], rel=1e-6)
+    assert len(grads[0]) > 4
+    for g_one, g8, g1 in zip(*grads, strict=True):
+        torch.testing.assert_close(g8, g_one, rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(g1, g_one, rtol=1e-4, atol=1e-7)
+    nan_loss = lambda *_: torch.tensor(float("nan"))  # noqa: E731
+    with pytest.raises(FloatingPointError, match="the loss became nan"):
+        accumulate_gradients(nan_loss, x, None, None, 8)
+
+
+def test_micro_batch_is_sized_to_the_model_and_recorded(tmp_path):
+    from synthcv.genmodels.registry import build_model
+    from synthcv.genmodels.train import resolve_micro_batch
+
+    digits28 = build_model("gated-pixelcnn", (1, 28, 28), 256, 0, channels=4, layers=2)
+    assert resolve_micro_batch(TrainConfig(batch_size=64), digits28) == 32  # 2 passes of 32
+    assert resolve_micro_batch(TrainConfig(batch_size=100), digits28) == 34  # 3 passes
+    assert resolve_micro_batch(TrainConfig(batch_size=64, micro_batch=16), digits28) == 16
+    assert resolve_micro_batch(TrainConfig(batch_size=8, micro_batch=16), digits28) == 8
+    made = build_model("made", (1, 28, 28), 256, 0, hidden=[8], num_masks=2)
+    assert resolve_micro_batch(TrainConfig(batch_size=64), made) == 64  # one mask per step
+    with pytest.raises(ValueError, match="draws one connectivity per loss call"):
+        resolve_micro_batch(TrainConfig(batch_size=64, micro_batch=32), made)
+    with pytest.raises(ValueError, match="micro_batch must be >= 1 image, got 0"):
+        train(small_cfg(micro_batch=0), tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
+    train(small_cfg(epochs=1), tmp_path / "r", progress=False)  # 8x8 digits: one pass
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["config"]["micro_batch"] == 32
+
+
+def test_evaluation_batch_size_changes_speed_not_the_result():
+    from synthcv.genmodels.registry import build_model
+    from synthcv.genmodels.train import eval_batch_size, evaluate
+
+    big = build_model("gated-pixelcnn", (1, 28, 28), 256, 0, channels=4, layers=2)
+    assert eval_batch_size(big) == 20  # 784 pixels x 256 logits: ~4M outputs per batch
+    binary = build_model("gated-pixelcnn", (1, 28, 28), 2, 0, channels=4, layers=2)
+    assert eval_batch_size(binary) == 256
+    x = torch.randint(0, 256, (45, 1, 28, 28))
+    auto = evaluate(big, x, None)
+    assert evaluate(big, x, None, batch_size=45) == pytest.approx(auto, rel=1e-6)
+    assert evaluate(big, x, None, batch_size=7) == pytest.approx(auto, rel=1e-6)
 
 
 # ---- command line --------------------------------------------------------------------------
@@ -365,12 +456,15 @@ def test_cli_train_eval_sample_complete_and_retrain_on_samples(tmp_path):
     run = tmp_path / "run"
     common = ["--limit", 64, "--test-limit", 32, "--batch-size", 32]
     small = ["--param", "channels=8", "--param", "layers=2", "--param", "first_kernel=3"]
-    run_cli(["train", "--data", "sklearn-digits", "--conditional", "--epochs", 1, "--out", run,
-             *common, *small])  # fmt: skip
+    run_cli(["train", "--data", "sklearn-digits", "--conditional", "--epochs", 2, "--out", run,
+             "--eval-every", 2, *common, *small])  # fmt: skip
     assert (run / "checkpoint.pt").is_file() and (run / "run.json").is_file()
+    rows = read_metrics(run)
+    assert ["test_bpd" in r for r in rows] == [False, True]
     out = run_cli(["eval", run])
     ev = json.loads((run / "eval.json").read_text())
     assert ev["train_n"] == 64 and ev["test_n"] == 32
+    assert ev["test_bpd"] == pytest.approx(rows[-1]["test_bpd"], rel=1e-6)  # same weights
     assert ev["gap_bpd"] == pytest.approx(ev["test_bpd"] - ev["train_bpd"])
     assert "test_bpd" in out
     run_cli(["sample", run, "-n", 6, "--class", 3, "--out", tmp_path / "s.npz", "--seed", 2])

@@ -65,6 +65,12 @@ def train(
     data: str = typer.Option("mnist8000", help="mnist8000 | sklearn-digits | DATASET_DIR | X.npz"),
     epochs: int = typer.Option(10, min=1),
     batch_size: int = typer.Option(64, min=1),
+    micro_batch: int | None = typer.Option(
+        None,
+        min=1,
+        help="Images per forward/backward pass (a larger batch is split, gradients summed: the"
+        " same update, faster for big outputs). Default: sized to the model.",
+    ),
     lr: float = typer.Option(1e-3),
     lr_decay: float = typer.Option(
         1.0, min=0.0, max=1.0, help="Per-epoch learning-rate factor (epoch e: lr * decay^e)."
@@ -94,6 +100,12 @@ def train(
     limit: int | None = typer.Option(None, help="Use only the first N training images."),
     test_limit: int | None = typer.Option(None, help="Use only the first N test images."),
     minutes: float | None = typer.Option(None, help="Stop training after this wall-clock budget."),
+    eval_every: int = typer.Option(
+        1,
+        min=1,
+        help="Test bits/dim every N epochs (always after the last): evaluation time counts"
+        " against --minutes.",
+    ),
     param: list[str] = typer.Option([], help="Model hyper-parameter KEY=VALUE (JSON), repeatable."),
     precision: Precision = typer.Option(
         Precision.fp32,
@@ -119,6 +131,7 @@ def train(
         data=data,
         epochs=epochs,
         batch_size=batch_size,
+        micro_batch=micro_batch,
         lr=lr,
         lr_decay=lr_decay,
         lr_schedule=lr_schedule.value,
@@ -132,6 +145,7 @@ def train(
         limit=limit,
         test_limit=test_limit,
         minutes=minutes,
+        eval_every=eval_every,
         hparams=_parse_params(param),
         mnist_path=mnist_path,
         precision=precision.value,
@@ -195,7 +209,9 @@ def _tracked_train(cfg: Any, out: Path, resume: bool, track: bool, run_train: An
 @app.command("eval")
 def eval_cmd(
     run_dir: Path = typer.Argument(..., help="Run directory written by `genmodel train`."),
-    batch_size: int = typer.Option(256, min=1),
+    batch_size: int | None = typer.Option(
+        None, min=1, help="Images per evaluation batch (speed only); default: sized to the model."
+    ),
     iw_samples: int = typer.Option(100, help="VAE: importance samples for the IW estimate."),
     iw_limit: int = typer.Option(500, help="VAE: images per split for the (costly) IW estimate."),
     threads: int | None = typer.Option(None),
@@ -211,6 +227,7 @@ def eval_cmd(
     from synthcv.genmodels.vae import ConvVAE
 
     model, _ = _load_run(run_dir)
+    model.to(memory_format=torch.channels_last)  # oneDNN's fast convolution layout; same values
     cfg = load_run_config(run_dir)
     res: dict[str, Any] = {"model": model.model_name}
     for split in ("train", "test"):

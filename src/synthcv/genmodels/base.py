@@ -110,6 +110,12 @@ class GenerativeModel(nn.Module):
         """Training objective: mean negative log-likelihood (or bound) in nats per image."""
         return -self.log_prob(x, cond).mean()
 
+    @property
+    def splittable_loss(self) -> bool:
+        """Whether a batch's loss may be computed in several calls (micro-batches) and
+        averaged: true when each image's term does not depend on which call it is in."""
+        return True
+
     def bits_per_dim(self, x: torch.Tensor, cond: Any = None) -> torch.Tensor:
         """Mean negative log-likelihood in bits per dimension: NLL / (D ln 2)."""
         return -self.log_prob(x, cond).mean() / (self.num_dims * math.log(2.0))

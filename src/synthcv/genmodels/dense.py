@@ -216,6 +216,10 @@ class MADE(_Flat):
         self.set_mask(self.eval_mask)
         return res
 
+    @property
+    def splittable_loss(self) -> bool:
+        return int(self.hparams["num_masks"]) == 1  # else every call takes the next mask
+
     def loss(self, x, cond=None, generator=None):
         k = int(self.mask_counter) % int(self.hparams["num_masks"])
         self.set_mask(k)

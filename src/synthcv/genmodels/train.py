@@ -119,12 +119,61 @@ def training_loss(model: GenerativeModel, precision: str, compile: bool):
     return model, loss_fn
 
 
+# Elements of per-level outputs (images x dims x levels) one training pass may produce before
+# a batch is split into micro-batches (gradients accumulated: the same update up to rounding).
+# The 64-channel PixelCNN on 28x28 8-bit digits trains ~24 % faster as 2 x 32 than as 1 x 64
+# (155 vs 125 images/s on 2 cores, bf16 + compile); 3 x 22 and 4 x 16 gain less.
+TRAIN_PASS_OUTPUTS = 1 << 23
+
+
+def resolve_micro_batch(cfg: TrainConfig, model: GenerativeModel) -> int:
+    """Images per forward/backward pass: ``cfg.micro_batch`` or, when None, the batch split
+    into equal passes that keep the outputs near cache size."""
+    if cfg.micro_batch is not None:
+        if cfg.micro_batch < 1:
+            raise ValueError(f"micro_batch must be >= 1 image, got {cfg.micro_batch}")
+        if cfg.micro_batch < cfg.batch_size and not model.splittable_loss:
+            raise ValueError(
+                f"micro_batch {cfg.micro_batch} < batch_size {cfg.batch_size}, but"
+                f" {model.model_name} draws one connectivity per loss call (num_masks > 1):"
+                " train it with micro_batch = batch_size"
+            )
+        return min(cfg.micro_batch, cfg.batch_size)
+    if not model.splittable_loss:
+        return cfg.batch_size
+    cap = max(1, TRAIN_PASS_OUTPUTS // (model.num_dims * model.levels))
+    passes = math.ceil(cfg.batch_size / cap)
+    return math.ceil(cfg.batch_size / passes)
+
+
+def accumulate_gradients(
+    loss_fn, x: torch.Tensor, y: torch.Tensor | None, generator, micro_batch: int
+) -> float:
+    """Backpropagate the batch-mean loss in passes of ``micro_batch`` images; returns the mean.
+
+    Raises FloatingPointError on a non-finite loss, before any gradient reaches the weights.
+    """
+    mean = 0.0
+    for start in range(0, len(x), micro_batch):
+        part = slice(start, start + micro_batch)
+        loss = loss_fn(x[part], None if y is None else y[part], generator)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the loss became {loss.item()}")
+        share = len(x[part]) / len(x)  # each pass's mean, weighted by its share of the batch
+        (loss * share).backward()
+        mean += float(loss.detach()) * share
+    return mean
+
+
 @dataclass
 class TrainConfig:
     model: str = "gated-pixelcnn"
     data: str = "mnist8000"
     epochs: int = 10
     batch_size: int = 64
+    # images per forward/backward pass; a batch of more is split and its gradients summed (the
+    # same update up to float rounding, faster when outputs are big). None: sized to the model
+    micro_batch: int | None = None
     lr: float = 1e-3
     lr_decay: float = 1.0  # per-epoch factor: epoch e trains at lr * lr_decay**e
     # "exp": lr * lr_decay**epoch. "cosine": a half cosine from lr to 0 over the run, which ends
@@ -144,6 +193,9 @@ class TrainConfig:
     limit: int | None = None
     test_limit: int | None = None
     minutes: float | None = None
+    # evaluate test bits/dim every N epochs (and always after the last or a budget-cut one);
+    # evaluation is a pass over the test split that a time budget pays for
+    eval_every: int = 1
     # "bf16": training passes under bfloat16 autocast with channels-last weights, 2-4x faster on
     # CPUs with AMX (recent Xeons); "auto" picks bf16 there. Evaluation and sampling are float32
     precision: str = "fp32"
@@ -166,9 +218,25 @@ def tensors(data: ImageData, levels: int, conditional: bool) -> tuple[torch.Tens
     return x, torch.from_numpy(data.labels)
 
 
+# Elements of per-level outputs (images x dims x levels) one evaluation batch may produce. A
+# 28x28 8-bit model emits 256 numbers per pixel: at batch 256 that is 205 MB of logits and
+# evaluation runs ~2.5x slower than at batch 20, where they stay in cache (measured on 2 cores).
+EVAL_BATCH_OUTPUTS = 1 << 22
+
+
+def eval_batch_size(model: GenerativeModel) -> int:
+    """The evaluation batch for ``model``: as many images as keep its outputs cache-sized."""
+    return max(1, min(256, EVAL_BATCH_OUTPUTS // (model.num_dims * model.levels)))
+
+
 @torch.no_grad()
-def evaluate(model: GenerativeModel, x: torch.Tensor, y, batch_size: int = 256) -> float:
-    """Mean bits/dim over ``x`` (exact for autoregressive models; the ELBO bound for a VAE)."""
+def evaluate(model: GenerativeModel, x: torch.Tensor, y, batch_size: int | None = None) -> float:
+    """Mean bits/dim over ``x`` (exact for autoregressive models; the ELBO bound for a VAE).
+
+    ``batch_size`` only changes speed (None = :func:`eval_batch_size`), never the result beyond
+    float rounding.
+    """
+    batch_size = batch_size or eval_batch_size(model)
     was = model.training
     model.eval()
     total = 0.0
@@ -229,6 +297,8 @@ def train(
     cfg = replace(cfg, precision=resolve_precision(cfg.precision))  # run.json records the choice
     if cfg.lr_schedule not in SCHEDULES:
         raise ValueError(f"lr_schedule got {cfg.lr_schedule!r}, expected one of {list(SCHEDULES)}")
+    if cfg.eval_every < 1:
+        raise ValueError(f"eval_every must be >= 1 epoch, got {cfg.eval_every}")
     if cfg.augment_shift < 0:
         raise ValueError(f"augment_shift must be >= 0 pixels (0 = off), got {cfg.augment_shift}")
     if not 0.0 <= cfg.ema < 1.0:
@@ -246,8 +316,10 @@ def train(
             model.load_state_dict(payload["train_state_dict"])
         model.train()
         done, seconds, steps = payload["epochs_done"], payload["train_seconds"], payload["steps"]
+        cfg = replace(cfg, micro_batch=resolve_micro_batch(cfg, model))
     else:
         model = build_model(cfg.model, shape, levels, num_classes, seed=cfg.seed, **cfg.hparams)
+        cfg = replace(cfg, micro_batch=resolve_micro_batch(cfg, model))  # run.json records it
         payload, done, seconds, steps = {}, 0, 0.0, 0
         out.mkdir(parents=True, exist_ok=True)
         info = dict(
@@ -275,15 +347,25 @@ def train(
     start = time.perf_counter() - seconds
     stopped = False
     last: dict[str, Any] = {}
+    # a budget-cut epoch resumes at its next batch, with its generators and running loss
+    partial = payload.get("partial_epoch")
     for epoch in range(done, cfg.epochs):
         t0 = time.perf_counter()
         perm = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(len(x_tr)))
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
         shift_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch + 500_000)
+        # layers that draw from the global generator (dropout) get a per-epoch seed too
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch + 1_000_000)
         epoch_lr = 0.0
         model.train()
-        tot, cnt = 0.0, 0
-        batches = range(0, len(x_tr), cfg.batch_size)
+        tot, cnt, batches_done = 0.0, 0, 0
+        if partial is not None:
+            gen.set_state(partial["gen_state"])
+            shift_gen.set_state(partial["shift_gen_state"])
+            torch.set_rng_state(partial["global_rng_state"])
+            tot, cnt, batches_done = partial["loss_sum"], partial["images"], partial["batches"]
+            partial = None
+        batches = range(batches_done * cfg.batch_size, len(x_tr), cfg.batch_size)
         it: Any = batches
         if progress:
             from rich.progress import track
@@ -299,42 +381,48 @@ def train(
             for group in opt.param_groups:
                 group["lr"] = epoch_lr
             xb = random_shift(x_tr[idx], cfg.augment_shift, shift_gen)
-            loss = loss_fn(xb, None if y_tr is None else y_tr[idx], gen)
-            if not torch.isfinite(loss):  # stop before a NaN reaches the weights or a checkpoint
-                raise FloatingPointError(
-                    f"{out}: the loss became {loss.item()} at epoch {epoch + 1}, step {steps + 1};"
-                    f" the checkpoint keeps epoch {epoch}. Train again with a lower --lr,"
-                    " without --compile or with --precision fp32"
-                )
+            yb = None if y_tr is None else y_tr[idx]
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            try:
+                tot += accumulate_gradients(loss_fn, xb, yb, gen, cfg.micro_batch) * len(idx)
+            except FloatingPointError as exc:  # before a NaN reaches the weights
+                raise FloatingPointError(
+                    f"{out}: {exc} at epoch {epoch + 1}, step {steps + 1}; the checkpoint keeps"
+                    f" epoch {epoch}. Train again with a lower --lr, without --compile or with"
+                    " --precision fp32"
+                ) from exc
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             opt.step()
             if average is not None:
                 average.update()
-            tot += float(loss.detach()) * len(idx)
             cnt += len(idx)
             steps += 1
+            batches_done += 1
             if budget is not None and time.perf_counter() - start > budget:
                 stopped = True
                 break
         seconds = time.perf_counter() - start
-        complete = not stopped
+        complete = batches_done == steps_per_epoch
         extra: dict[str, Any] = {}
         if average is not None:
             extra["train_state_dict"] = {k: v.clone() for k, v in model.state_dict().items()}
-        with _averaged(average):  # one swap: evaluate and checkpoint the average
-            test_bpd = evaluate(model, x_te, y_te)
-            last = dict(
-                epoch=epoch + 1,
-                complete=complete,
-                steps=steps,
-                train_bpd=tot / max(cnt, 1) / d_ln2,
-                test_bpd=test_bpd,
-                lr=epoch_lr,
-                epoch_seconds=round(time.perf_counter() - t0, 3),
-                train_seconds=round(seconds, 3),
+        if not complete:
+            extra["partial_epoch"] = dict(
+                batches=batches_done,
+                loss_sum=tot,
+                images=cnt,
+                gen_state=gen.get_state(),
+                shift_gen_state=shift_gen.get_state(),
+                global_rng_state=torch.get_rng_state(),
             )
+        with _averaged(average):  # one swap: evaluate and checkpoint the average
+            last = dict(epoch=epoch + 1, complete=complete, steps=steps)
+            last["train_bpd"] = tot / max(cnt, 1) / d_ln2
+            if stopped or epoch + 1 == cfg.epochs or (epoch + 1) % cfg.eval_every == 0:
+                last["test_bpd"] = evaluate(model, x_te, y_te)
+            last["lr"] = epoch_lr
+            last["epoch_seconds"] = round(time.perf_counter() - t0, 3)
+            last["train_seconds"] = round(seconds, 3)
             _append_metrics(out / "metrics.jsonl", last)
             save_checkpoint(
                 ckpt,
@@ -348,8 +436,9 @@ def train(
         if progress:
             from rich import print as rprint
 
+            test = f" test {last['test_bpd']:.4f}" if "test_bpd" in last else ""
             rprint(
-                f"epoch {epoch + 1}: train {last['train_bpd']:.4f} test {test_bpd:.4f} bits/dim"
+                f"epoch {epoch + 1}: train {last['train_bpd']:.4f}{test} bits/dim"
                 f" ({last['epoch_seconds']:.1f} s){'' if complete else ' [time budget hit]'}"
             )
         if stopped:
