@@ -405,24 +405,28 @@ def test_micro_batches_accumulate_the_same_gradient_as_one_pass():
         accumulate_gradients(nan_loss, x, None, None, 8)
 
 
-def test_micro_batch_is_sized_to_the_model_and_recorded(tmp_path):
+def test_micro_batch_resolution_errors_and_record(tmp_path):
     from synthcv.genmodels.registry import build_model
     from synthcv.genmodels.train import resolve_micro_batch
 
     digits28 = build_model("gated-pixelcnn", (1, 28, 28), 256, 0, channels=4, layers=2)
-    assert resolve_micro_batch(TrainConfig(batch_size=64), digits28) == 32  # 2 passes of 32
-    assert resolve_micro_batch(TrainConfig(batch_size=100), digits28) == 34  # 3 passes
+    assert resolve_micro_batch(TrainConfig(batch_size=64), digits28) == 64  # one pass
     assert resolve_micro_batch(TrainConfig(batch_size=64, micro_batch=16), digits28) == 16
     assert resolve_micro_batch(TrainConfig(batch_size=8, micro_batch=16), digits28) == 8
     made = build_model("made", (1, 28, 28), 256, 0, hidden=[8], num_masks=2)
-    assert resolve_micro_batch(TrainConfig(batch_size=64), made) == 64  # one mask per step
+    assert resolve_micro_batch(TrainConfig(batch_size=64, micro_batch=64), made) == 64
     with pytest.raises(ValueError, match="draws one connectivity per loss call"):
         resolve_micro_batch(TrainConfig(batch_size=64, micro_batch=32), made)
     with pytest.raises(ValueError, match="micro_batch must be >= 1 image, got 0"):
         train(small_cfg(micro_batch=0), tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()
-    train(small_cfg(epochs=1), tmp_path / "r", progress=False)  # 8x8 digits: one pass
-    assert json.loads((tmp_path / "r" / "run.json").read_text())["config"]["micro_batch"] == 32
+    # passes of 8 in a batch of 32: the run records it, and trains like one pass per batch
+    one = train(small_cfg(epochs=1, precision="fp32"), tmp_path / "one", progress=False)
+    split = train(small_cfg(epochs=1, micro_batch=8), tmp_path / "split", progress=False)
+    assert json.loads((tmp_path / "split" / "run.json").read_text())["config"]["micro_batch"] == 8
+    assert json.loads((tmp_path / "one" / "run.json").read_text())["config"]["micro_batch"] == 32
+    assert split["train_bpd"] == pytest.approx(one["train_bpd"], rel=1e-3)
+    assert split["test_bpd"] == pytest.approx(one["test_bpd"], rel=1e-3)
 
 
 def test_evaluation_batch_size_changes_speed_not_the_result():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,8 @@ def train(
     micro_batch: int | None = typer.Option(
         None,
         min=1,
-        help="Images per forward/backward pass (a larger batch is split, gradients summed: the"
-        " same update, faster for big outputs). Default: sized to the model.",
+        help="Images per forward/backward pass: a larger batch is split and its gradients"
+        " summed, the same update in less memory. Default: the whole batch.",
     ),
     lr: float = typer.Option(1e-3),
     lr_decay: float = typer.Option(
@@ -261,13 +262,14 @@ def _check_image_out(out: Path) -> None:
 
 
 def _write_image_out(
-    out: Path, grid: Any, images: Any, labels: Any, meta: dict[str, Any], scale: int
+    out: Path, grid: Callable[[], Any], images: Any, labels: Any, meta: dict[str, Any], scale: int
 ) -> None:
-    """``.png``: the picture ``grid``; ``.npz``: ``images`` + labels + meta, a trainable set."""
+    """``.png``: the picture ``grid()`` draws; ``.npz``: ``images`` + labels + meta, a
+    trainable set (no picture is drawn: 10,000 samples make a large grid)."""
     from synthcv.genmodels.io import save_png, save_samples_npz
 
     if out.suffix == ".png":
-        save_png(out, grid, scale=scale)
+        save_png(out, grid(), scale=scale)
     else:
         save_samples_npz(out, images, labels, meta)
 
@@ -309,7 +311,7 @@ def sample(
         levels=model.levels,
     )
     labels = None if y is None else y.numpy()
-    _write_image_out(out, image_grid(images), images, labels, meta, scale)
+    _write_image_out(out, lambda: image_grid(images), images, labels, meta, scale)
     typer.echo(f"wrote {n} samples to {out} in {dt:.1f} s ({n / dt:.2f} images/s)")
 
 
@@ -354,10 +356,12 @@ def complete(
     done = model.complete(x, mask, cond=y, seed=seed)
     to8 = lambda t: to_hw_images(levels_to_uint8(t.numpy(), model.levels))  # noqa: E731
     orig, comp = to8(x), to8(done)
-    given = orig.copy()
-    m = mask.numpy()
-    given[:, ~m] = 128
-    grid = image_grid(np.concatenate([orig, given, comp]), cols=len(orig))
+
+    def grid() -> Any:  # rows: the test images, what the model was given, its completions
+        given = orig.copy()
+        given[:, ~mask.numpy()] = 128
+        return image_grid(np.concatenate([orig, given, comp]), cols=len(orig))
+
     meta = dict(model=model.model_name, run_dir=str(run_dir.resolve()), seed=seed, known=known)
     _write_image_out(out, grid, comp, None if y is None else y.numpy(), meta, scale)
     typer.echo(f"wrote {len(comp)} completions to {out}")

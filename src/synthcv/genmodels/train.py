@@ -119,31 +119,19 @@ def training_loss(model: GenerativeModel, precision: str, compile: bool):
     return model, loss_fn
 
 
-# Elements of per-level outputs (images x dims x levels) one training pass may produce before
-# a batch is split into micro-batches (gradients accumulated: the same update up to rounding).
-# The 64-channel PixelCNN on 28x28 8-bit digits trains ~24 % faster as 2 x 32 than as 1 x 64
-# (155 vs 125 images/s on 2 cores, bf16 + compile); 3 x 22 and 4 x 16 gain less.
-TRAIN_PASS_OUTPUTS = 1 << 23
-
-
 def resolve_micro_batch(cfg: TrainConfig, model: GenerativeModel) -> int:
-    """Images per forward/backward pass: ``cfg.micro_batch`` or, when None, the batch split
-    into equal passes that keep the outputs near cache size."""
-    if cfg.micro_batch is not None:
-        if cfg.micro_batch < 1:
-            raise ValueError(f"micro_batch must be >= 1 image, got {cfg.micro_batch}")
-        if cfg.micro_batch < cfg.batch_size and not model.splittable_loss:
-            raise ValueError(
-                f"micro_batch {cfg.micro_batch} < batch_size {cfg.batch_size}, but"
-                f" {model.model_name} draws one connectivity per loss call (num_masks > 1):"
-                " train it with micro_batch = batch_size"
-            )
-        return min(cfg.micro_batch, cfg.batch_size)
-    if not model.splittable_loss:
+    """Images per forward/backward pass: ``cfg.micro_batch`` (None = the whole batch)."""
+    if cfg.micro_batch is None:
         return cfg.batch_size
-    cap = max(1, TRAIN_PASS_OUTPUTS // (model.num_dims * model.levels))
-    passes = math.ceil(cfg.batch_size / cap)
-    return math.ceil(cfg.batch_size / passes)
+    if cfg.micro_batch < 1:
+        raise ValueError(f"micro_batch must be >= 1 image, got {cfg.micro_batch}")
+    if cfg.micro_batch < cfg.batch_size and not model.splittable_loss:
+        raise ValueError(
+            f"micro_batch {cfg.micro_batch} < batch_size {cfg.batch_size}, but"
+            f" {model.model_name} draws one connectivity per loss call (num_masks > 1):"
+            " train it with micro_batch = batch_size"
+        )
+    return min(cfg.micro_batch, cfg.batch_size)
 
 
 def accumulate_gradients(
@@ -171,8 +159,8 @@ class TrainConfig:
     data: str = "mnist8000"
     epochs: int = 10
     batch_size: int = 64
-    # images per forward/backward pass; a batch of more is split and its gradients summed (the
-    # same update up to float rounding, faster when outputs are big). None: sized to the model
+    # images per forward/backward pass; a larger batch is split and its gradients summed: the
+    # same update up to float rounding in less memory (None = one pass per batch)
     micro_batch: int | None = None
     lr: float = 1e-3
     lr_decay: float = 1.0  # per-epoch factor: epoch e trains at lr * lr_decay**e
