@@ -304,11 +304,11 @@ def train(
             model.load_state_dict(payload["train_state_dict"])
         model.train()
         done, seconds, steps = payload["epochs_done"], payload["train_seconds"], payload["steps"]
-        cfg = replace(cfg, micro_batch=resolve_micro_batch(cfg, model))
     else:
         model = build_model(cfg.model, shape, levels, num_classes, seed=cfg.seed, **cfg.hparams)
-        cfg = replace(cfg, micro_batch=resolve_micro_batch(cfg, model))  # run.json records it
         payload, done, seconds, steps = {}, 0, 0.0, 0
+    cfg = replace(cfg, micro_batch=resolve_micro_batch(cfg, model))  # run.json records it
+    if not resume:
         out.mkdir(parents=True, exist_ok=True)
         info = dict(
             config=asdict(cfg),
