@@ -68,6 +68,13 @@ def main() -> None:
         help="weight-average decay for the PixelCNN (0 = off); the table also shows the last"
         " iterate's test bits/dim",
     )
+    ap.add_argument(
+        "--pixelcnn-lr-schedule",
+        default=None,
+        choices=["exp", "cosine"],
+        help="cosine: a half cosine from the lr to 0 that ends with the time budget",
+    )
+    ap.add_argument("--pixelcnn-warmup-steps", type=int, default=None)
     ap.add_argument("--pixelcnn-dropout", type=float, default=None)
     ap.add_argument(
         "--pixelcnn-augment-shift", type=int, default=None, help="random translations, pixels"
@@ -87,7 +94,7 @@ def main() -> None:
     ap.add_argument(
         "--baseline-compile",
         action="store_true",
-        help="torch.compile the other models too (FVSBN and MADE diverged to NaN when compiled)",
+        help="torch.compile the other models too (the documented baseline rows were trained eager)",
     )
     ap.add_argument(
         "--no-compile", action="store_true", help="train the PixelCNN without torch.compile"
@@ -126,6 +133,7 @@ def main() -> None:
         pcnn = name == "gated-pixelcnn"
         lr, batch_size, ema = d["lr"], args.batch_size, d.get("ema", 0.0)
         shift = d.get("augment_shift", 0)
+        schedule, warmup = "exp", 0
         if pcnn:  # command-line overrides of the PixelCNN defaults
             for key, value in (
                 ("channels", args.pixelcnn_channels),
@@ -141,6 +149,8 @@ def main() -> None:
             ema = ema if args.pixelcnn_ema is None else args.pixelcnn_ema
             if args.pixelcnn_augment_shift is not None:
                 shift = args.pixelcnn_augment_shift
+            schedule = args.pixelcnn_lr_schedule or schedule
+            warmup = args.pixelcnn_warmup_steps or warmup
         minutes = args.minutes if pcnn else args.baseline_minutes
         cfg = TrainConfig(
             model=name,
@@ -154,6 +164,8 @@ def main() -> None:
             minutes=minutes,
             eval_every=args.eval_every,
             lr_decay=args.lr_decay if args.lr_decay is not None else d.get("lr_decay", 1.0),
+            lr_schedule=schedule,
+            warmup_steps=warmup,
             precision=args.precision if pcnn else args.baseline_precision,
             compile=not args.no_compile if pcnn else args.baseline_compile,
             hparams=hp,
@@ -188,6 +200,8 @@ def main() -> None:
             batch_size=batch_size,
             ema=ema,
             augment_shift=shift,
+            lr_schedule=schedule,
+            warmup_steps=warmup,
             run_dir=str(run_dir),
         )
         if "train_state_dict" in payload:  # the table's row is the average; show the last iterate

@@ -15,7 +15,11 @@ from synthcv.genmodels import (  # noqa: E402
     load_checkpoint,
     save_checkpoint,
 )
-from synthcv.genmodels.heads import CategoricalHead, LogisticMixtureHead  # noqa: E402
+from synthcv.genmodels.heads import (  # noqa: E402
+    CategoricalHead,
+    LogisticMixtureHead,
+    log1mexp,
+)
 
 # (name, hparams) small enough that a full dependency matrix takes milliseconds
 TINY = {
@@ -190,6 +194,29 @@ def test_a_very_broad_logistic_keeps_log_probs_and_gradients_finite():
     assert torch.isfinite(params.grad).all()
     table = head.bin_log_probs(params.detach().movedim(2, -1)).exp().sum(-1)
     assert torch.allclose(table, torch.ones_like(table), atol=1e-5)
+
+
+def test_log1mexp_is_accurate_from_tiny_to_large_widths():
+    w = torch.tensor([1e-8, 2.3e-8, 1e-6, 1e-4, 9.9e-3, 1e-2, 0.5, 5.0, 30.0])
+    exact = torch.log(-torch.expm1(-w.double()))
+    assert torch.allclose(log1mexp(w).double(), exact, rtol=1e-6, atol=1e-9)
+
+
+def test_compiled_logistic_head_matches_eager_for_a_broad_component():
+    # log-scale 12.76 (a bin 2.3e-8 scales wide): compiled code that computes expm1 as exp - 1
+    # gave log(0) = -inf here and killed a compiled FVSBN after 55 epochs
+    head = LogisticMixtureHead(256, mixtures=1)
+    params = torch.zeros(2, 1, 3, 4, 4)
+    params[:, :, 1] = 7.8  # mean far right of the data range
+    params[:, :, 2] = 12.76
+    x = torch.arange(2 * 16).reshape(2, 1, 4, 4) * 8 % 256
+    eager = head.log_prob(params, x)
+    p = params.clone().requires_grad_(True)
+    compiled = torch.compile(head.log_prob)(p, x)
+    assert torch.isfinite(compiled).all()
+    assert torch.allclose(compiled.detach(), eager, rtol=1e-5)
+    compiled.sum().backward()
+    assert torch.isfinite(p.grad).all()
 
 
 def test_inverse_cdf_sampling_follows_the_distribution():

@@ -14,6 +14,24 @@ from torch import nn
 _MIN_BIN_WIDTH = 1e-8  # bin width / logistic scale, floored to keep log-masses finite
 
 
+_SERIES_BELOW = 1e-2  # log1mexp switches to its series below this
+
+
+def log1mexp(w: torch.Tensor) -> torch.Tensor:
+    """``log(1 - exp(-w))`` for ``w > 0``, accurate to float32 rounding for tiny ``w`` too.
+
+    ``log(-expm1(-w))`` is exact in eager mode, but torch.compile's CPU code (torch 2.13) turns
+    ``expm1(x)`` into ``exp(x) - 1``, which is 0 for ``w`` below float32's epsilon: a very broad
+    logistic then gets log(0) = -inf for a finite bin, and training dies on a NaN (pytorch#189803).
+    Below 0.01 the series ``log w - w/2 + w^2/24`` (next term w^4/2880) needs no expm1; each
+    branch sees only arguments where it is finite, so neither poisons the other's gradient.
+    """
+    small = w.clamp(max=_SERIES_BELOW)
+    series = torch.log(small) - 0.5 * small + small * small / 24.0
+    direct = torch.log(-torch.expm1(-w.clamp(min=_SERIES_BELOW)))
+    return torch.where(w < _SERIES_BELOW, series, direct)
+
+
 class Head(nn.Module):
     """Base: ``num_params`` numbers per dimension -> log-probabilities of ``levels`` bins."""
 
@@ -93,7 +111,7 @@ class LogisticMixtureHead(Head):
         # branch). The floor only matters for scales ~10^6 times the data range (where the bins
         # then sum to one within 3e-6).
         width = ((2.0 * half) * inv_s).clamp(min=_MIN_BIN_WIDTH)
-        mid = lsa + lsnb + torch.log(-torch.expm1(-width))
+        mid = lsa + lsnb + log1mexp(width)
         return torch.where(first, lsa, torch.where(last, lsnb, mid))
 
     def bin_log_probs(self, params: torch.Tensor) -> torch.Tensor:
