@@ -456,6 +456,14 @@ def run_cli(args):
     return res.output
 
 
+def test_cli_params_take_json_and_comma_lists():
+    from synthcv.cli.genmodel import _parse_params
+
+    got = _parse_params(["dilations=1,2,4", "hidden=[16, 8]", "head=logistic", "dropout=0.1"])
+    assert got == {"dilations": [1, 2, 4], "hidden": [16, 8], "head": "logistic", "dropout": 0.1}
+    assert _parse_params(["name=a,b"]) == {"name": "a,b"}  # not a list of JSON values
+
+
 def test_cli_train_eval_sample_complete_and_retrain_on_samples(tmp_path):
     run = tmp_path / "run"
     common = ["--limit", 64, "--test-limit", 32, "--batch-size", 32]

@@ -30,16 +30,27 @@ class Precision(enum.StrEnum):
 app = typer.Typer(no_args_is_help=True, help="Deep generative image models (PixelCNN family, VAE).")
 
 
+def _parse_value(text: str) -> Any:
+    """JSON if it parses; ``1,2,4`` is the list ``[1, 2, 4]``; anything else stays a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    if "," in text:
+        try:
+            return [json.loads(part) for part in text.split(",")]
+        except json.JSONDecodeError:
+            pass
+    return text
+
+
 def _parse_params(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
             raise typer.BadParameter(f"--param {item!r}: expected KEY=VALUE (VALUE as JSON)")
         k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
+        out[k.strip()] = _parse_value(v)
     return out
 
 

@@ -221,8 +221,9 @@ class MADE(_Flat):
         return int(self.hparams["num_masks"]) == 1  # else every call takes the next mask
 
     def loss(self, x, cond=None, generator=None):
-        k = int(self.mask_counter) % int(self.hparams["num_masks"])
-        self.set_mask(k)
+        n = int(self.hparams["num_masks"])
+        # reading the counter is a graph break under torch.compile: only when there is a choice
+        self.set_mask(int(self.mask_counter) % n if n > 1 else 0)
         self.mask_counter += 1
         return super().loss(x, cond, generator)
 
