@@ -246,7 +246,7 @@ def _mlflow_run(
     exp_id: str,
     nested: bool,
 ) -> Iterator[TrackedRun]:
-    from synthcv import __version__
+    from synthcv._version import __version__
 
     tags = {"synthcv.kind": kind, "synthcv.version": __version__}
     for name, digest in (inputs or {}).items():

@@ -57,7 +57,7 @@ def augment_dataset(
 ) -> Path:
     """Write the augmented child of dataset ``src`` to ``out``; returns ``out``."""
     import synthcv
-    from synthcv import __version__
+    from synthcv._version import __version__
     from synthcv.dataset import read_depth, read_png
 
     src, out = Path(src), Path(out)

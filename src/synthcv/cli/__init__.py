@@ -15,7 +15,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from synthcv import __version__
+        from synthcv._version import __version__
 
         typer.echo(f"synthcv {__version__}")
         raise typer.Exit()
