@@ -140,8 +140,8 @@ def hand_scenes(n: int, size: int) -> list[Any]:
 
 def write_outputs(scene: Any, result: Any, out: Path) -> None:
     """Labels + every output file, as the pipeline writes them per sample."""
+    from synthcv.format.codecs import encode_normals, write_depth, write_png
     from synthcv.labels import compute_labels
-    from synthcv.writer import encode_normals, write_depth, write_png
 
     labels = compute_labels(scene, result)
     i = scene.index

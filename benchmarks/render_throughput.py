@@ -71,8 +71,8 @@ def main() -> None:
     r.close()
 
     # where the full pipeline's time goes, per sample (same scenes, one process)
+    from synthcv.format.codecs import encode_normals, write_depth, write_png
     from synthcv.labels import compute_labels
-    from synthcv.writer import encode_normals, write_depth, write_png
 
     stages = dict.fromkeys(("sample", "physics", "render", "labels", "encode+write"), 0.0)
     r = TinyRenderer()

@@ -277,7 +277,7 @@ def write_fixture_dataset(
         if p.is_file():
             files[p.relative_to(root).as_posix()] = _sha(p)
     manifest = {
-        "format_version": 1,
+        "format_version": 2,
         "synthcv_version": "0.1.0",
         "spec": {"count": count, "seed": 0},
         "spec_hash": "f" * 64,

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import synthcv
 from conftest_dataset_fixture import RECTS, H, W, render_sample, write_fixture_dataset
-from synthcv.dataset import open_dataset
+from synthcv.format import open_dataset
 
 
 @pytest.fixture(scope="module")
@@ -350,8 +350,9 @@ def test_torch_dataset_targets(fixture_dir):
     img, label = tds[0]
     assert img.shape == (3, H, W) and img.dtype == torch.float32
     assert float(img.min()) >= 0.0 and float(img.max()) <= 1.0
-    # Rect 2 (sphere, 192 px) is larger than the visible part of rect 1 (cube).
-    assert label == 2
+    # Rect 2 (sphere, class id 2, 192 px) is larger than the visible part of rect 1 (cube); the
+    # classification label is 0-based (synthcv.targets): class id 2 -> label 1.
+    assert label == 1
     det = SynthcvTorchDataset(fixture_dir, target="detection")[1][1]
     assert det["labels"].tolist() == [1, 2]
     assert det["boxes"][1].tolist() == [11.0, 8.0, 27.0, 20.0]
@@ -375,7 +376,7 @@ def test_torch_dataset_targets(fixture_dir):
     images, targets = next(iter(loader))
     assert len(images) == len(targets) == 2 and targets[0]["boxes"].shape == (2, 4)
     classes = [y for _, y in DataLoader(SynthcvTorchDataset(fixture_dir), batch_size=3)]
-    assert classes[0].tolist() == [2, 2, 2]
+    assert classes[0].tolist() == [1, 1, 1]  # 0-based labels (synthcv.targets)
 
 
 def test_torch_data_import_error_without_torch():
@@ -389,7 +390,7 @@ def test_torch_data_import_error_without_torch():
 
 def test_import_synthcv_stays_light():
     code = (
-        "import sys, synthcv, synthcv.dataset, synthcv.cli.data_commands\n"
+        "import sys, synthcv, synthcv.format, synthcv.cli.data_commands\n"
         "print([m for m in ('torch', 'pycocotools', 'matplotlib', 'bpy') if m in sys.modules])"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

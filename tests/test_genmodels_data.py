@@ -95,7 +95,7 @@ def test_npz_samples_are_a_trainable_source(tmp_path):
 
 
 try:
-    import synthcv.dataset  # noqa: F401
+    import synthcv.format  # noqa: F401
 
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest_dataset_fixture import write_fixture_dataset
@@ -105,7 +105,7 @@ except ImportError:
     HAVE_DATASET = False
 
 
-@pytest.mark.skipif(not HAVE_DATASET, reason="synthcv.dataset / the fixture is not available")
+@pytest.mark.skipif(not HAVE_DATASET, reason="synthcv.format / the fixture is not available")
 def test_train_on_a_synthcv_dataset_directory(tmp_path):
     ds_dir = write_fixture_dataset(tmp_path / "ds", count=4, shard_size=2)
     data = load_images(ds_dir, "all")

@@ -27,7 +27,7 @@ def generate(spec: Any, out: Any, **kwargs: Any):
 
 
 def open_dataset(path: Any):
-    """Open a dataset directory written by :func:`generate` (see synthcv.dataset)."""
-    from synthcv.dataset import open_dataset as _open
+    """Open a dataset directory written by :func:`generate` (see synthcv.format)."""
+    from synthcv.format import open_dataset as _open
 
     return _open(path)

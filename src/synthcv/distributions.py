@@ -119,9 +119,12 @@ def parse_distribution(value: Any, *, numeric: bool | None = None) -> Distributi
                 total = float(sum(arg.values()))
                 if total <= 0:
                     raise ValueError("choice weights that sum to more than 0")
-                dist = Distribution(
-                    "choice", tuple(arg), weights=tuple(float(w) / total for w in arg.values())
-                )
+                weights = tuple(float(w) for w in arg.values())
+                # Normalise once; weights that already sum to 1 stay as written, so a spec and
+                # its resolved JSON parse to the same spec (and seed the same samples).
+                if abs(total - 1.0) > 1e-9:
+                    weights = tuple(w / total for w in weights)
+                dist = Distribution("choice", tuple(arg), weights=weights)
             elif isinstance(arg, list | tuple) and arg:
                 dist = Distribution("choice", tuple(arg))
             else:

@@ -134,3 +134,9 @@ def _client(p: Any) -> int:
     if "id" not in _CLIENT or not p.isConnected(_CLIENT["id"]):
         _CLIENT["id"] = p.connect(p.DIRECT)
     return _CLIENT["id"]
+
+
+def reset_worker() -> None:
+    """Forget this process's physics client: a forked worker must connect its own, never
+    reuse the one its parent opened (the connection is not shared across processes)."""
+    _CLIENT.clear()

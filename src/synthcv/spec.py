@@ -9,7 +9,6 @@ and every backend renders the same scenes.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import types
 import typing
@@ -29,6 +28,7 @@ from pydantic import (
 )
 
 from synthcv.distributions import Distribution, constant, parse_distribution
+from synthcv.fileio import sha256_text
 
 # --------------------------------------------------------------------------- field types
 
@@ -85,17 +85,35 @@ class ImageSpec(StrictModel):
     )
 
 
-class RendererSpec(StrictModel):
-    backend: Literal["tiny", "cycles"] = "tiny"
-    samples: int = Field(16, ge=1, description="cycles: path-tracing samples per pixel")
-    denoise: bool = False
-    threads: int = Field(0, ge=0, description="cycles: CPU threads per worker (0 = auto)")
-    shadows: bool = True
+def _renderer_spec() -> Any:
+    """The ``renderer:`` section: the options model of the backend that ``backend:`` names.
 
-    def options(self) -> dict[str, Any]:
-        if self.backend == "cycles":
-            return {"samples": self.samples, "denoise": self.denoise, "threads": self.threads}
-        return {"shadows": self.shadows}
+    Backends declare their own options (synthcv.render); a new backend module extends this
+    union without an edit here.
+    """
+    from pydantic import Discriminator, Tag
+
+    from synthcv.render import backends
+
+    found = backends()
+    default = next(iter(found))
+
+    def tag(v: Any) -> Any:  # ``backend:`` may be omitted: the default backend
+        return v.get("backend", default) if isinstance(v, dict) else getattr(v, "backend", None)
+
+    members = tuple(Annotated[b.options, Tag(name)] for name, b in found.items())
+    names = ", ".join(repr(n) for n in found)
+    return Annotated[
+        Union[members],  # noqa: UP007
+        Discriminator(
+            tag,
+            custom_error_type="renderer_backend",
+            custom_error_message=f"a mapping whose backend is one of {names}",
+        ),
+    ]
+
+
+RendererSpec = _renderer_spec()
 
 
 class CameraSpec(StrictModel):
@@ -285,7 +303,7 @@ class Spec(StrictModel):
     count: int = Field(16, ge=1, description="samples (per sweep step for sweeps)")
     seed: int = 0
     image: ImageSpec = ImageSpec()
-    renderer: RendererSpec = RendererSpec()
+    renderer: RendererSpec = Field(default_factory=lambda: _default_renderer())
     camera: CameraSpec = CameraSpec()
     lights: LightsSpec = LightsSpec()
     ground: GroundSpec = GroundSpec()
@@ -333,9 +351,15 @@ class Spec(StrictModel):
         return self.model_copy(update={"count": count})
 
 
+def _default_renderer() -> Any:
+    from synthcv.render import backends
+
+    return next(iter(backends().values())).options()
+
+
 def _hash(resolved: dict[str, Any], drop: tuple[str, ...]) -> str:
     d = {k: v for k, v in resolved.items() if k not in drop}
-    return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return sha256_text(json.dumps(d, sort_keys=True, separators=(",", ":")))
 
 
 def _deep_merge(base: dict, over: dict) -> dict:

@@ -3,8 +3,9 @@
 Only users who have torch import this module (``pip install synthcv[models]``), so torch is
 imported at the top. Images come back as CHW float32 tensors in [0, 1]; targets follow the task:
 
-- ``"class"``: the ``class_id`` (1-based, as in the manifest; -1 if no labelled object is
-  visible) of the single, or else the largest visible, non-distractor object;
+- ``"class"``: the 0-based label of :mod:`synthcv.targets` — ``class_id - 1`` of the largest
+  visible labelled object, -1 if none is visible (usable as CrossEntropyLoss's
+  ``ignore_index``);
 - ``"detection"``: ``{"boxes": (N, 4) float xyxy, "labels": (N,) int64, "masks": (N, H, W)
   uint8, "instance_ids": (N,) int64}`` for non-distractor objects with ≥ 1 visible pixel;
 - ``"segmentation"``: the semantic map as an (H, W) int64 tensor.
@@ -26,20 +27,10 @@ except ImportError as e:  # pragma: no cover - exercised by simulating a missing
 
 import numpy as np
 
-from synthcv.dataset import Dataset, open_dataset
+from synthcv.format import Dataset, open_dataset
+from synthcv.targets import target_label
 
 TARGETS = ("class", "detection", "segmentation")
-
-
-def _class_target(objects: list[dict[str, Any]]) -> int:
-    visible = [
-        o for o in objects if not o.get("is_distractor") and int(o.get("visible_pixels") or 0) > 0
-    ]
-    if not visible:
-        return -1
-    # Largest visible object wins; ties go to the lower instance id so the label is stable.
-    best = max(visible, key=lambda o: (int(o["visible_pixels"]), -int(o["instance_id"])))
-    return int(best["class_id"])
 
 
 def _detection_target(item: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -103,7 +94,7 @@ class SynthcvTorchDataset(_TorchDataset):
         arr = rgb[..., None] if rgb.ndim == 2 else rgb
         image = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).float() / 255.0
         if self.target == "class":
-            tgt: Any = _class_target(item["objects"])
+            tgt: Any = target_label(item["objects"])
         elif self.target == "detection":
             tgt = _detection_target(item)
         else:

@@ -49,7 +49,7 @@ def _draw(rng: np.random.Generator, r: tuple[float, float]) -> float:
 
 def select_mask(sample: Sample, select: dict[str, Any] | None) -> np.ndarray:
     """Boolean mask of the pixels of the objects ``select`` picks (see module docstring)."""
-    from synthcv.tasks.domain import target_object
+    from synthcv.targets import target_object
 
     inst = np.asarray(sample["instance"])
     objects = sample.get("objects") or []
@@ -179,7 +179,7 @@ class DepthOfField:
     needs_depth: bool = field(default=True, init=False)
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> tuple[np.ndarray, Realized]:
-        from synthcv.tasks.domain import target_object
+        from synthcv.targets import target_object
 
         depth = sample.get("depth")
         if depth is None:

@@ -13,7 +13,7 @@ EXPORT_FORMATS = ("coco",)
 
 
 def _open(directory: Path):
-    from synthcv.dataset import open_dataset
+    from synthcv.format import open_dataset
 
     try:
         return open_dataset(directory)

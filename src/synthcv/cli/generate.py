@@ -83,7 +83,7 @@ def _log_contact_sheet(tr, out: Path) -> None:
     """A contact sheet of the new dataset as a run artifact (what people look at first)."""
     import tempfile
 
-    from synthcv.dataset import open_dataset
+    from synthcv.format import open_dataset
     from synthcv.tools.preview import write_preview
 
     with tempfile.TemporaryDirectory() as tmp:

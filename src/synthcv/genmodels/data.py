@@ -6,8 +6,9 @@ Sources (``--data``):
 - ``PATH.npz``: ``images`` (N,H,W) or (N,H,W,C) uint8 and optional ``labels`` (e.g. written by
   ``genmodel sample``); test = the last ``max(1, N // 8)`` images.
 - ``DATASET_DIR``: a synthcv dataset (``synthcv.open_dataset``); image = the ``rgb`` modality
-  (grayscale when the spec asks ``channels: 1``), label = 0-based class of the largest visible
-  non-distractor object (-1 if none); test = the last ``max(1, N // 8)`` samples.
+  (grayscale when the spec asks ``channels: 1``), label = the 0-based label of
+  :mod:`synthcv.targets` (-1 if no labelled object is visible); test = the last
+  ``max(1, N // 8)`` samples.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from synthcv.realdata import load_mnist8000, load_sklearn_digits
+from synthcv.targets import target_label
 
 if TYPE_CHECKING:  # loading data needs no torch; only the augmentation below does
     import torch
@@ -77,21 +79,10 @@ def _load_npz(path: Path, split: str) -> ImageData:
     return ImageData(_to_nchw(images, str(path))[sl], labels[sl], ncls, str(path))
 
 
-def _dataset_label(objects: list[dict]) -> int:
-    best, best_px = -1, -1
-    for o in objects:
-        if o.get("is_distractor") or int(o.get("class_id") or 0) <= 0:
-            continue
-        px = int(o.get("visible_pixels") or 0)
-        if px > 0 and px > best_px:
-            best, best_px = int(o["class_id"]) - 1, px
-    return best
-
-
 def _load_dataset_dir(path: Path, split: str) -> ImageData:
-    import synthcv
+    from synthcv.format import open_dataset
 
-    ds = synthcv.open_dataset(path)
+    ds = open_dataset(path)
     n = len(ds)
     if n == 0:
         raise ValueError(f"{path}: dataset has no samples")
@@ -105,7 +96,7 @@ def _load_dataset_dir(path: Path, split: str) -> ImageData:
                 f"{path}: sample {i} has no 'rgb' image (is the modality switched off?)"
             )
         images.append(np.asarray(rgb, dtype=np.uint8))
-        labels.append(_dataset_label(s.get("objects") or []))
+        labels.append(target_label(s.get("objects") or []))
     shapes = {im.shape for im in images}
     if len(shapes) != 1:
         raise ValueError(f"{path}: images differ in shape {sorted(shapes)}; use one size")

@@ -32,11 +32,13 @@ import tempfile
 import weakref
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
-from synthcv.render import blender_compat as compat
+from synthcv.render import Backend, BackendOptions
+from synthcv.render import _blender_compat as compat
 from synthcv.scene import Camera, Ground, Material, Mesh, RenderResult, Scene, pose_matrix
 
 #: Faces meeting at a larger angle than this get a hard edge (Blender's "smooth by angle").
@@ -150,6 +152,29 @@ def _check_mesh(mesh: Mesh, where: str) -> tuple[np.ndarray, np.ndarray]:
     if mesh.uv is not None and np.asarray(mesh.uv).shape != (len(v), 2):
         raise ValueError(f"{where}: mesh {mesh.source!r} uv must be (V, 2) = ({len(v)}, 2)")
     return v, f.astype(np.int32)
+
+
+class CyclesOptions(BackendOptions):
+    """``renderer: {backend: cycles, samples: 32, denoise: true, ...}`` (see CyclesRenderer)."""
+
+    threads_option: ClassVar[str | None] = "threads"
+
+    backend: Literal["cycles"] = "cycles"
+    samples: int = Field(16, ge=1, description="path-tracing samples per pixel")
+    denoise: bool = Field(False, description="OpenImageDenoise on the RGB (labels never)")
+    threads: int = Field(0, ge=0, description="CPU threads per worker (0 = share the cores)")
+    filter_width: float = Field(
+        0.01, ge=0.01, le=10.0, description="pixel filter width, px (0.01: labels at centres)"
+    )
+    view_transform: str = Field(
+        "Standard", description="Blender view transform for RGB (Standard keeps colours)"
+    )
+
+
+def _blender_version() -> str:
+    from importlib.metadata import version  # the bpy wheel's version is Blender's
+
+    return f"blender-{version('bpy')}"
 
 
 class CyclesRenderer:
@@ -580,3 +605,13 @@ def _to_matrix(m: np.ndarray) -> Any:
     from mathutils import Matrix  # ships with bpy
 
     return Matrix([[float(x) for x in row] for row in np.asarray(m)])
+
+
+BACKEND = Backend(
+    name="cycles",
+    options=CyclesOptions,
+    renderer="synthcv.render.cycles:CyclesRenderer",
+    fork_safe=False,  # bpy is not fork-safe: workers are spawned
+    normals_source="geometry",
+    version=_blender_version,
+)

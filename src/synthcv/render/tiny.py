@@ -8,10 +8,11 @@ derive them from depth (the manifest records ``normals_source: depth-derived``).
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from synthcv.render import Backend, BackendOptions
 from synthcv.scene import Camera, Mesh, RenderResult, Scene
 
 # OpenCV camera (x right, y down, z forward) → OpenGL camera (x right, y up, z backward)
@@ -69,6 +70,19 @@ def _render_arrays(mesh: Mesh) -> tuple[list, list, list, list | None]:
 def _cached_arrays(mesh: Mesh) -> tuple[list, list, list, list | None]:
     """Meshes are immutable and hashed by identity, so their render arrays can be reused."""
     return _render_arrays(mesh)
+
+
+class TinyOptions(BackendOptions):
+    """``renderer: {backend: tiny, shadows: true}``."""
+
+    backend: Literal["tiny"] = "tiny"
+    shadows: bool = True
+
+
+def _pybullet_version() -> str:
+    import pybullet as p
+
+    return f"pybullet-{p.getAPIVersion()}"
 
 
 class TinyRenderer:
@@ -215,3 +229,13 @@ class TinyRenderer:
         return RenderResult(
             rgb=rgb, depth=z, instance=instance, normals=None, normals_source="depth-derived"
         )
+
+
+BACKEND = Backend(
+    name="tiny",
+    options=TinyOptions,
+    renderer="synthcv.render.tiny:TinyRenderer",
+    fork_safe=True,  # workers connect their own pybullet client after the fork
+    normals_source="depth-derived",
+    version=_pybullet_version,
+)

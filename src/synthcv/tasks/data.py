@@ -22,7 +22,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthcv.tasks.domain import MatchDomain, target_object
+from synthcv.targets import label_space_by_name, target_object
+from synthcv.tasks.domain import MatchDomain
 
 
 @dataclass
@@ -107,15 +108,6 @@ class SourceSpec(BaseModel):
     augment_seed: int = 0
 
 
-def _class_labels(classes: list[dict[str, Any]]) -> dict[int, int]:
-    """class_id → label. Class names that are integers ("0".."9") map to themselves, so
-    synthetic digits and real digits share labels; otherwise labels are class_id - 1."""
-    names = [str(c["name"]) for c in classes]
-    if names and all(n.lstrip("-").isdigit() for n in names):
-        return {int(c["id"]): int(c["name"]) for c in classes}
-    return {int(c["id"]): int(c["id"]) - 1 for c in classes}
-
-
 _SKIP_OBJECT_COLUMNS = {"sample_index", "instance_id", "class_id", "is_distractor"}
 
 
@@ -136,13 +128,12 @@ def load_synthcv_dataset(
     Factors: every scalar samples.parquet column plus the target object's scalar attributes
     (prefixed ``object.`` when a sample column has the same name).
     """
-    import synthcv
     from synthcv.augment.ops import build_pipeline
-    from synthcv.dataset import read_depth, read_png
-    from synthcv.tracking import dataset_hash
+    from synthcv.format import content_digest, open_dataset
+    from synthcv.format.codecs import read_depth, read_png
 
-    ds = synthcv.open_dataset(path)
-    label_of = _class_labels(ds.classes)
+    ds = open_dataset(path)
+    label_of = label_space_by_name(ds.classes)
     pipeline = build_pipeline(augment or []) if augment else None
     need_depth = pipeline is not None and pipeline.needs_depth
     images, labels, rows = [], [], []
@@ -214,7 +205,7 @@ def load_synthcv_dataset(
         images=np.stack(images),
         labels=np.array(labels, dtype=np.int64),
         name=Path(path).name,
-        digest=dataset_hash(path),
+        digest=content_digest(path),
         factors=factors,
     )
 
@@ -233,7 +224,7 @@ def _scalar_type(t: Any) -> bool:
 
 def load_samples_npz(path: str | Path) -> ArraySet:
     """A generated-samples file (``synthcv genmodel sample --out x.npz``): images + labels."""
-    from synthcv.tracking import dataset_hash
+    from synthcv.format import content_digest
 
     p = Path(path)
     if not p.is_file():
@@ -252,7 +243,7 @@ def load_samples_npz(path: str | Path) -> ArraySet:
             f"{p}: labels < 0 mark unconditional samples; a classifier needs class-conditional "
             "samples (train the generative model with --conditional)"
         )
-    return ArraySet(images, labels.astype(np.int64), name=p.stem, digest=dataset_hash(p))
+    return ArraySet(images, labels.astype(np.int64), name=p.stem, digest=content_digest(p))
 
 
 def load_source(spec: SourceSpec | dict[str, Any], seed: int = 0, name: str = "") -> ArraySet:
@@ -265,12 +256,15 @@ def load_source(spec: SourceSpec | dict[str, Any], seed: int = 0, name: str = ""
 def load_full(spec: SourceSpec, name: str = "") -> ArraySet:
     """Everything a source holds, before ``classes``/``n`` selection (cacheable across seeds)."""
     if spec.kind == "mnist":
+        from synthcv.format import content_digest
         from synthcv.realdata import find_mnist8000, load_mnist8000
-        from synthcv.tracking import dataset_hash
 
         x, y = load_mnist8000(spec.split, spec.path)
         data = ArraySet(
-            x, y, name=name or f"mnist-{spec.split}", digest=dataset_hash(find_mnist8000(spec.path))
+            x,
+            y,
+            name=name or f"mnist-{spec.split}",
+            digest=content_digest(find_mnist8000(spec.path)),
         )
     elif spec.kind == "dataset":
         if not spec.path:

@@ -9,19 +9,11 @@ the same framing can be reproduced exactly instead of guessed from pixel intensi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
-LUMA = np.array([0.299, 0.587, 0.114])
-
-
-def to_gray(img: np.ndarray) -> np.ndarray:
-    """float32 grayscale in [0, 1] from an (H, W) or (H, W, 3) uint8 image."""
-    a = np.asarray(img, dtype=np.float32) / 255.0
-    if a.ndim == 3:
-        a = a[..., :3] @ LUMA.astype(np.float32)
-    return a
+from synthcv.format.codecs import to_gray_float as to_gray
 
 
 @dataclass(frozen=True)
@@ -82,18 +74,3 @@ class MatchDomain:
         left = int(np.clip(round(self.center[1] - cx), 0, self.size - nw))
         out[top : top + nh, left : left + nw] = resized
         return np.round(out * 255.0).astype(np.uint8)
-
-
-def target_object(objects: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The labelled object a classification sample is about: the largest visible
-    non-distractor (ties → lower instance id, so the choice is stable)."""
-    cands = [
-        o
-        for o in objects
-        if not o.get("is_distractor")
-        and int(o.get("class_id") or 0) > 0
-        and int(o.get("visible_pixels") or 0) > 0
-    ]
-    if not cands:
-        return None
-    return max(cands, key=lambda o: (int(o["visible_pixels"]), -int(o["instance_id"])))

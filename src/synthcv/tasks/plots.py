@@ -4,12 +4,13 @@ PNG atomically and returns its path."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from synthcv.fileio import write_with_atomic
 
 
 def _plt() -> Any:
@@ -24,10 +25,11 @@ def _plt() -> Any:
 def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    # the temporary name ends in .tmp, so tell savefig the format the real name asks for
+    write_with_atomic(
+        path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix[1:])
+    )
     _plt().close(fig)
-    os.replace(tmp, path)
     return path
 
 

@@ -1,5 +1,5 @@
 """Dataset-side tools: inspect (summary + checksums), preview (contact sheet), COCO export.
 
-Each tool takes an opened :class:`synthcv.dataset.Dataset` (or a path) and returns plain data,
+Each tool takes an opened :class:`synthcv.format.Dataset` (or a path) and returns plain data,
 so the CLI and Python users share one implementation.
 """

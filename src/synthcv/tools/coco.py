@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from synthcv.dataset import Dataset, open_dataset, read_png
+from synthcv.fileio import write_text_atomic
+from synthcv.format import Dataset, open_dataset
+from synthcv.format.codecs import read_png
 
 
 def _rle(mask: np.ndarray) -> dict[str, Any]:
@@ -137,14 +138,5 @@ def export_coco(
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     out = Path(out) if out is not None else ds.root / "coco" / "annotations.json"
     data = build_coco(ds, progress=progress)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, separators=(",", ":"))
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(out, json.dumps(data, separators=(",", ":")))
     return out

@@ -13,7 +13,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from synthcv.dataset import MODALITIES, PATH_COLUMNS, Dataset, open_dataset
+from synthcv.format import Dataset, open_dataset
+from synthcv.format.layout import MODALITIES, PATH_COLUMNS
 
 # Columns that identify rows or hold labels rather than realized factors.
 _SAMPLE_SKIP = {"sample_index", "seed", *PATH_COLUMNS}

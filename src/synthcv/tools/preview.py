@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from synthcv.dataset import Dataset, open_dataset
+from synthcv.fileio import write_with_atomic
+from synthcv.format import Dataset, open_dataset
 
 PAD = 4  # pixels between panels and tiles, and around the sheet
 HEADER = 14  # height of the caption strip above each tile
@@ -190,14 +190,5 @@ def write_preview(
     """Render the contact sheet and write it to ``out`` (PNG) atomically."""
     out = Path(out)
     sheet = contact_sheet(dataset, n=n, cols=cols)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            sheet.save(f, format="PNG")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_with_atomic(out, lambda tmp: sheet.save(tmp, format="PNG"))
     return out

@@ -7,7 +7,6 @@ lazily per item; the parquet indexes load once and objects are grouped by sample
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,55 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-FORMAT_VERSION = 1
-MODALITIES = ("rgb", "depth", "instance", "semantic", "normals")
-# Columns of samples.parquet that locate files rather than describe the sample.
-PATH_COLUMNS = ("shard", *MODALITIES)
-
-
-def _sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def read_png(path: Path, expect_uint16: bool = False) -> np.ndarray:
-    """RGB/L PNG as uint8, or (expect_uint16) an id PNG as uint16."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        if expect_uint16:
-            if im.mode not in ("I;16", "I;16B", "I", "L"):
-                raise ValueError(f"{path}: expected a 16-bit id PNG, got mode {im.mode}")
-            arr = np.array(im)
-            if arr.dtype != np.uint16:
-                if arr.size and (arr.min() < 0 or arr.max() > 65535):
-                    raise ValueError(f"{path}: id values out of uint16 range")
-                arr = arr.astype(np.uint16)
-            return arr
-        if im.mode not in ("RGB", "L"):
-            im = im.convert("RGB")
-        return np.array(im)
-
-
-def read_depth(path: Path) -> np.ndarray:
-    """Float32 depth TIFF (metres, 0 = nothing hit)."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        if im.mode != "F":
-            raise ValueError(f"{path}: expected a float32 depth TIFF (mode F), got mode {im.mode}")
-        return np.array(im, dtype=np.float32)
-
-
-def decode_normals(encoded: np.ndarray) -> np.ndarray:
-    """Decode PNG normals (``v/255*2-1``) to float32 camera-frame vectors; no-hit pixels → 0."""
-    enc = np.asarray(encoded)
-    n = enc.astype(np.float32) / 255.0 * 2.0 - 1.0
-    n[np.all(enc == 0, axis=-1)] = 0.0
-    return n
+from synthcv.fileio import sha256_file
+from synthcv.format import layout
+from synthcv.format.codecs import read_modality
+from synthcv.format.layout import MODALITIES, PATH_COLUMNS
 
 
 class Dataset:
@@ -114,7 +68,7 @@ class Dataset:
         if modality not in self.samples.column_names:
             return None
         rel = self.samples.column(modality)[j].as_py()
-        return None if rel is None else self.root / rel
+        return None if rel is None else layout.inside(self.root, rel)
 
     def objects_of(self, i: int) -> list[dict[str, Any]]:
         """objects.parquet rows of sample position ``i`` as dicts."""
@@ -132,16 +86,7 @@ class Dataset:
         item: dict[str, Any] = {"index": int(self._sample_index[j])}
         for m in MODALITIES:
             p = self.path(j, m)
-            if p is None:
-                item[m] = None
-            elif m == "depth":
-                item[m] = read_depth(p)
-            elif m in ("instance", "semantic"):
-                item[m] = read_png(p, expect_uint16=True)
-            elif m == "normals":
-                item[m] = decode_normals(read_png(p))
-            else:
-                item[m] = read_png(p)
+            item[m] = None if p is None else read_modality(p, m)
         item["objects"] = self.objects_of(j)
         item["factors"] = self.factors_of(j)
         return item
@@ -172,10 +117,14 @@ class Dataset:
                 console=Console(stderr=True),
             )
         for rel, expected in iterator:
-            p = self.root / rel
+            try:
+                p = layout.inside(self.root, rel)
+            except ValueError as exc:
+                problems.append(f"manifest lists a path outside the dataset: {exc}")
+                continue
             if not p.is_file():
                 problems.append(f"missing file: {rel}")
-            elif (got := _sha256(p)) != expected:
+            elif (got := sha256_file(p)) != expected:
                 problems.append(
                     f"checksum mismatch: {rel} (expected {expected[:12]}…, got {got[:12]}…)"
                 )
@@ -194,7 +143,7 @@ def open_dataset(path: str | os.PathLike[str]) -> Dataset:
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"no such dataset directory: {root}")
-    manifest_path = root / "manifest.json"
+    manifest_path = root / layout.MANIFEST
     if not manifest_path.is_file():
         raise FileNotFoundError(
             f"not a synthcv dataset (no manifest.json): {root} — was generation interrupted? "
@@ -204,11 +153,14 @@ def open_dataset(path: str | os.PathLike[str]) -> Dataset:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{manifest_path}: not valid JSON ({e})") from e
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{manifest_path}: expected a JSON object, got {type(manifest).__name__}")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in layout.READABLE_VERSIONS:
         raise ValueError(
-            f"{manifest_path}: format_version {version!r} is not supported "
-            f"(this synthcv reads format_version {FORMAT_VERSION})"
+            f"{manifest_path}: format_version {version!r} is not supported (this synthcv reads "
+            f"format_version {', '.join(map(str, layout.READABLE_VERSIONS))}; a newer dataset "
+            "needs a newer synthcv)"
         )
     tables = {}
     for name in ("samples", "objects"):
@@ -216,6 +168,11 @@ def open_dataset(path: str | os.PathLike[str]) -> Dataset:
         if not p.is_file():
             raise FileNotFoundError(f"{root}: manifest.json present but {name}.parquet is missing")
         tables[name] = pq.read_table(p)
+    if version == 1:  # factor columns were renamed to their spec paths in format 2
+        names = tables["samples"].column_names
+        tables["samples"] = tables["samples"].rename_columns(
+            [layout.V1_FACTOR_RENAMES.get(c, c) for c in names]
+        )
     for name, cols in (
         ("samples", ("sample_index",)),
         ("objects", ("sample_index", "instance_id")),

@@ -1,0 +1,111 @@
+"""Content hashes and atomic writes: the two file idioms every layer needs, in one place.
+
+Why one module: a dataset's promise ("nothing half-written is ever left as if complete", "every
+file is checksummed") holds only if every writer uses the same write-then-rename and the same
+hash. Writers get a temporary name in the target's own directory (so the rename never crosses
+filesystems), and the rename happens only after the content is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CHUNK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> bytes:
+    """Raw sha256 digest of ``data`` (seeds are cut from it)."""
+    return hashlib.sha256(data).digest()
+
+
+def sha256_text(text: str) -> str:
+    """Hex sha256 of UTF-8 ``text`` (spec and scene hashes)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], mode: int = 0o644) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
+
+    The temporary name is unique per call (``mkstemp``), so two processes writing the same
+    target never clobber each other's half-written file; the last complete one wins.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int | None = 1) -> None:
+    """Deterministic JSON (sorted keys, numpy scalars as numbers), written atomically."""
+    text = json.dumps(data, indent=indent, sort_keys=True, default=_json_default)
+    write_text_atomic(path, text + "\n")
+
+
+def write_with_atomic(path: str | os.PathLike[str], write: Callable[[Path], Any]) -> None:
+    """Call ``write(tmp)`` for a library that writes to a path itself (parquet, savefig)."""
+    with atomic_path(path) as tmp:
+        write(tmp)
+
+
+def publish_dir(tmp: Path, final: Path) -> bool:
+    """Rename a completed directory into place; False if another process already did.
+
+    Directories are published whole: a reader sees either no directory or a complete one.
+    When the final name exists already (a concurrent or orphaned run finished the same work
+    first) the temporary directory is removed and the existing one kept.
+    """
+    try:
+        os.rename(tmp, final)
+        return True
+    except OSError:
+        if not final.is_dir():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, os.PathLike):
+        return os.fspath(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")

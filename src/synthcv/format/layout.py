@@ -1,0 +1,71 @@
+"""Where things live in a dataset directory, and which versions of the layout exist.
+
+Every file name, the list of modalities and the path columns of ``samples.parquet`` are
+defined here once; writers and readers both ask this module (docs/FORMAT.md describes it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+#: What this synthcv writes. 2: factor columns named by spec path (``lights.sun.elevation``),
+#: the renderer's own options in the resolved spec.
+FORMAT_VERSION = 2
+#: What it reads. Version-1 datasets open with their factor columns renamed to version 2's.
+READABLE_VERSIONS = (1, 2)
+
+MANIFEST = "manifest.json"
+SAMPLES = "samples.parquet"
+OBJECTS = "objects.parquet"
+SHARDS = "shards"
+SHARD_META = "shard.json"
+#: The resume record of an output directory: which spec and count it is being filled for.
+RUN_FILE = ".synthcv-run.json"
+
+#: Image modalities, in the order they are written, and each one's file suffix.
+MODALITIES = ("rgb", "depth", "instance", "semantic", "normals")
+SUFFIX = {"rgb": "png", "depth": "tiff", "instance": "png", "semantic": "png", "normals": "png"}
+#: Columns of samples.parquet that locate files rather than describe the sample.
+PATH_COLUMNS = ("shard", *MODALITIES)
+
+#: Factor columns renamed in format 2 (version 1 → version 2), applied when reading version 1.
+V1_FACTOR_RENAMES = {
+    "light.elevation": "lights.sun.elevation",
+    "light.azimuth": "lights.sun.azimuth",
+    "light.intensity": "lights.sun.intensity",
+    "light.color_r": "lights.sun.color.r",
+    "light.color_g": "lights.sun.color.g",
+    "light.color_b": "lights.sun.color.b",
+    "light.ambient": "lights.ambient",
+    "camera.look_at_x": "camera.look_at.x",
+    "camera.look_at_y": "camera.look_at.y",
+    "camera.look_at_z": "camera.look_at.z",
+    "ground.color_r": "ground.color.r",
+    "ground.color_g": "ground.color.g",
+    "ground.color_b": "ground.color.b",
+}
+
+
+def shard_name(shard: int) -> str:
+    return f"shard-{shard:06d}"
+
+
+def shard_dir(root: Path, shard: int) -> Path:
+    return root / SHARDS / shard_name(shard)
+
+
+def sample_file(index: int, modality: str) -> str:
+    """File name of one modality of sample ``index`` inside its shard."""
+    return f"{index:06d}.{modality}.{SUFFIX[modality]}"
+
+
+def inside(root: Path, rel: str) -> Path:
+    """``root / rel`` for a relative path that stays inside ``root``; ValueError otherwise.
+
+    Paths come from files on disk (manifests, parquet indexes) that anyone may have edited; a
+    reader must never be led to read or hash a file outside the dataset.
+    """
+    p = PurePosixPath(rel)
+    if p.is_absolute() or ".." in p.parts or not p.parts:
+        raise ValueError(f"{root}: path {rel!r} leaves the dataset directory")
+    return root / Path(*p.parts)

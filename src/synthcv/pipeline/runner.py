@@ -1,0 +1,231 @@
+"""spec → dataset directory: the driver, the worker pool and each worker's state.
+
+Resumable by construction: a shard is rendered into a temporary directory and published only
+when complete (synthcv.format.writer), so after a Ctrl-C or ``kill -9`` a re-run skips finished
+shards and redoes the rest. Sample ``i`` depends only on (spec hash, i), so the result is
+byte-identical to an uninterrupted run for any worker count.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthcv.format import layout
+from synthcv.format.writer import OutputError, claim_output, unfinished_shards, write_manifest
+from synthcv.pipeline.shard import GenerationError, render_shard, shard_range
+from synthcv.render import Renderer, get_backend
+from synthcv.spec import Spec, SpecError, load_spec
+
+# --------------------------------------------------------------------------- worker side
+
+_WORKER: dict[str, Any] = {}
+
+
+def worker_renderer(spec: Spec, threads: int = 0) -> Renderer:
+    """One renderer per worker process, reused for every shard it renders."""
+    backend = get_backend(spec.renderer.backend)
+    key = (backend.name, json.dumps(spec.renderer.renderer_kwargs(threads), sort_keys=True))
+    if _WORKER.get("key") != key:
+        if _WORKER.get("renderer") is not None:
+            _WORKER["renderer"].close()
+        _WORKER["renderer"] = backend.make(spec.renderer, threads)
+        _WORKER["key"] = key
+    return _WORKER["renderer"]
+
+
+def _worker_init(queue: Any) -> None:
+    """Fresh per-process state: a forked worker must not reuse its parent's clients."""
+    from synthcv import physics
+
+    _WORKER.clear()
+    physics.reset_worker()
+    _WORKER["queue"] = queue
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel stop this worker if the driver dies (e.g. ``kill -9``), so no
+    orphan keeps rendering next to a resumed run."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux/glibc: orphans finish their shard, which resume tolerates
+        pass
+
+
+def _worker_shard(
+    spec_json: dict[str, Any], spec_hash: str, label: str, shard: int, out: str, threads: int
+) -> int:
+    """Pool task: render one shard, reporting each finished sample to the driver's queue."""
+    spec = Spec.model_validate(spec_json)
+    queue = _WORKER.get("queue")
+    tick = (lambda: queue.put(1)) if queue is not None else None
+    renderer = worker_renderer(spec, threads)
+    return render_shard(spec, spec_hash, label, shard, Path(out), renderer, tick)
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def manifest_fields(spec: Spec, spec_hash: str) -> dict[str, Any]:
+    """What a generated dataset's manifest says about its spec, classes and backend."""
+    return {
+        "spec": spec.resolved(),
+        "spec_hash": spec_hash,
+        "scene_hash": spec.scene_hash,
+        "count": spec.total_count,
+        "shard_size": spec.outputs.shard_size,
+        "backend": get_backend(spec.renderer.backend).describe(),
+        "classes": [{"id": i + 1, "name": n} for i, n in enumerate(spec.class_names)],
+        "keypoints": class_keypoints(spec),
+        "image": {
+            "channels": spec.image.channels,
+            "width": spec.image.width,
+            "height": spec.image.height,
+        },
+    }
+
+
+def class_keypoints(spec: Spec) -> dict[str, list[str]]:
+    """Keypoint names per class, from one realization of each class's asset."""
+    from synthcv.assets import build_mesh
+    from synthcv.sampler import realize_asset
+
+    keypoints: dict[str, list[str]] = {}
+    for name, c in spec.objects.classes.items():
+        try:
+            probe = realize_asset(
+                lambda _p, d, r: d.sample(r), "", c.asset, np.random.default_rng(0)
+            )
+            keypoints[name] = build_mesh(probe).all_keypoints()[0]
+        except Exception:  # informational only; a bad asset already failed its samples
+            keypoints[name] = []
+    return keypoints
+
+
+def generate(
+    spec: Spec | str | Path | dict,
+    out: str | Path,
+    *,
+    count: int | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Render the dataset for ``spec`` into ``out``; resumes an interrupted run.
+
+    Returns the manifest. Raises :class:`synthcv.spec.SpecError` before writing anything if
+    the spec is invalid, :class:`GenerationError` if rendering fails.
+    """
+    label = str(spec) if isinstance(spec, str | Path) else "spec"
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec)
+    if count is not None:
+        spec = spec.with_count(count)
+    from synthcv.preflight import check_resources
+
+    problems = check_resources(spec)
+    if problems:
+        raise SpecError(problems, label)
+    out = Path(out)
+    spec_hash = spec.spec_hash
+    total = spec.total_count
+    num_shards = -(-total // spec.outputs.shard_size)
+    run = {"spec_hash": spec_hash, "count": spec.count, "shard_size": spec.outputs.shard_size}
+    try:
+        if claim_output(out, run, overwrite):
+            return json.loads((out / layout.MANIFEST).read_text())
+    except OutputError as exc:
+        raise GenerationError(str(exc)) from None
+    todo = unfinished_shards(out, num_shards)
+    done = total - sum(b - a for a, b in (shard_range(spec, k) for k in todo))
+    with _progress(progress) as bar:
+        task = bar.add_task(str(out), total=total, completed=done)
+        if workers <= 1 or len(todo) <= 1:
+            renderer = worker_renderer(spec)
+            for k in todo:
+                render_shard(spec, spec_hash, label, k, out, renderer, lambda: bar.advance(task))
+        else:
+            _run_pool(spec, spec_hash, label, todo, out, workers, bar, task)
+    return write_manifest(out, manifest_fields(spec, spec_hash), num_shards)
+
+
+def _progress(enabled: bool) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [
+        TextColumn("[bold]generate[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    return Progress(*columns, disable=not enabled, transient=False)
+
+
+def _run_pool(
+    spec: Spec,
+    spec_hash: str,
+    label: str,
+    todo: list[int],
+    out: Path,
+    workers: int,
+    bar: Any,
+    task: Any,
+) -> None:
+    backend = get_backend(spec.renderer.backend)
+    # fork-safe backends: fork, so workers start in milliseconds with the parent's warm mesh
+    # cache; the others (bpy) are spawned
+    fork = backend.fork_safe and "fork" in mp.get_all_start_methods()
+    if fork:
+        class_keypoints(spec)  # warm the mesh cache that forked workers inherit
+    ctx = mp.get_context("fork" if fork else "spawn")
+    queue = ctx.Queue()
+    spec_json = spec.resolved()
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(todo)),
+        mp_context=ctx,
+        initializer=_worker_init,
+        initargs=(queue,),
+    ) as pool:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        futures = {
+            pool.submit(_worker_shard, spec_json, spec_hash, label, k, str(out), threads)
+            for k in todo
+        }
+        try:
+            pending = futures
+            while pending:
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                while not queue.empty():
+                    bar.advance(task, queue.get_nowait())
+                for f in finished:
+                    f.result()  # re-raise a worker's error here
+        except BrokenProcessPool as exc:
+            raise GenerationError(
+                f"a worker process died while rendering {label} (a crash inside the renderer "
+                f"or out of memory); finished shards are kept — run the same command again to "
+                f"resume"
+            ) from exc
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise

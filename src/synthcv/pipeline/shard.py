@@ -1,0 +1,93 @@
+"""One shard of a spec's dataset: render its samples and write them through the format's
+:class:`~synthcv.format.writer.ShardWriter` (published whole, or not at all)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from synthcv.format import codecs, layout
+from synthcv.format.writer import ShardWriter
+from synthcv.pipeline.sample import RenderedSample, render_sample
+from synthcv.spec import Spec
+
+
+class GenerationError(RuntimeError):
+    """A sample failed to render; names the sample index and the spec."""
+
+
+def shard_range(spec: Spec, shard: int) -> tuple[int, int]:
+    """Sample indices ``[first, last)`` of ``shard``."""
+    first = shard * spec.outputs.shard_size
+    return first, min(first + spec.outputs.shard_size, spec.total_count)
+
+
+def sample_row(rs: RenderedSample, shard: str, files: dict[str, str | None]) -> dict[str, Any]:
+    """The sample's samples.parquet row: file paths, camera, seed, counts, realized factors."""
+    cam = rs.scene.camera
+    return {
+        "sample_index": rs.scene.index,
+        "shard": shard,
+        **files,
+        "width": cam.width,
+        "height": cam.height,
+        "K": cam.K.reshape(-1).tolist(),
+        "world_to_camera": cam.world_to_camera.reshape(-1).tolist(),
+        "seed": rs.scene.seed,
+        "num_objects": len(rs.scene.objects),
+        "num_visible": rs.labels.num_visible,
+        **rs.scene.factors,
+        **rs.physics,
+    }
+
+
+def modality_arrays(spec: Spec, rs: RenderedSample) -> dict[str, Any]:
+    """The arrays of every modality the spec's ``outputs`` switch on, ready to encode."""
+    enabled = spec.outputs.model_dump()
+    arrays = {
+        "rgb": lambda: rs.result.rgb if spec.image.channels == 3 else codecs.to_gray(rs.result.rgb),
+        "depth": lambda: rs.result.depth,
+        "instance": lambda: rs.result.instance,
+        "semantic": lambda: rs.labels.semantic,
+        "normals": lambda: codecs.encode_normals(rs.labels.normals),
+    }
+    return {m: (arrays[m]() if enabled[m] else None) for m in layout.MODALITIES}
+
+
+def render_shard(
+    spec: Spec,
+    spec_hash: str,
+    label: str,
+    shard: int,
+    out: Path,
+    renderer: Any,
+    tick: Callable[[], None] | None = None,
+) -> int:
+    """Render shard ``shard`` into ``out/shards/shard-NNNNNN``; returns its sample count."""
+    first, last = shard_range(spec, shard)
+    scene_hash = spec.scene_hash
+    sample_rows, object_rows = [], []
+    with ShardWriter(out, shard) as writer:
+        for i in range(first, last):
+            try:
+                rs = render_sample(spec, i, renderer, scene_hash)
+            except Exception as exc:
+                raise GenerationError(
+                    f"sample {i} of {label} (spec {spec_hash[:12]}) failed in "
+                    f"{spec.renderer.backend}: {type(exc).__name__}: {exc}"
+                ) from exc
+            files: dict[str, str | None] = {}
+            for modality, array in modality_arrays(spec, rs).items():
+                files[modality] = (
+                    None
+                    if array is None
+                    else writer.write(layout.sample_file(i, modality), modality, array)
+                )
+            sample_rows.append(sample_row(rs, writer.rel, files))
+            object_rows += [{"sample_index": i, **o} for o in rs.labels.objects]
+            if tick is not None:
+                tick()
+        meta = {"shard": shard, "first": first, "last": last, "spec_hash": spec_hash}
+        writer.finish(sample_rows, object_rows, meta)
+    return last - first
