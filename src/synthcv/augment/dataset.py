@@ -24,6 +24,7 @@ from synthcv.augment.ops import build_pipeline
 from synthcv.fileio import sha256_file, sha256_text
 from synthcv.format import Dataset, layout, open_dataset
 from synthcv.format.codecs import read_depth, read_png
+from synthcv.format.reader import upgrade_samples
 from synthcv.format.writer import (
     ShardWriter,
     claim_output,
@@ -61,11 +62,12 @@ def augment_dataset(
     claim_output(out, run, overwrite)
     shards = _parent_shards(parent)
     todo = set(unfinished_shards(out, len(shards)))
+    version = int(parent.manifest["format_version"])
     positions = {int(v): j for j, v in enumerate(parent.samples.column("sample_index").to_pylist())}
     with _progress(progress, f"augmenting {src.name}", len(parent)) as advance:
         for k, shard_rel in enumerate(shards):
             sdir = layout.inside(parent.root, shard_rel)
-            table = pq.read_table(sdir / layout.SAMPLES)
+            table = upgrade_samples(pq.read_table(sdir / layout.SAMPLES), version)
             if k not in todo:
                 advance(table.num_rows)
                 continue

@@ -138,6 +138,15 @@ class Dataset:
         return sorted(problems)
 
 
+def upgrade_samples(table: pa.Table, version: int) -> pa.Table:
+    """A samples table of format ``version`` with the current format's column names."""
+    if version == 1:  # factor columns were renamed to their spec paths in format 2
+        return table.rename_columns(
+            [layout.V1_FACTOR_RENAMES.get(c, c) for c in table.column_names]
+        )
+    return table
+
+
 def open_dataset(path: str | os.PathLike[str]) -> Dataset:
     """Open dataset directory ``path``; fail clearly if it is missing or incomplete."""
     root = Path(path)
@@ -168,11 +177,7 @@ def open_dataset(path: str | os.PathLike[str]) -> Dataset:
         if not p.is_file():
             raise FileNotFoundError(f"{root}: manifest.json present but {name}.parquet is missing")
         tables[name] = pq.read_table(p)
-    if version == 1:  # factor columns were renamed to their spec paths in format 2
-        names = tables["samples"].column_names
-        tables["samples"] = tables["samples"].rename_columns(
-            [layout.V1_FACTOR_RENAMES.get(c, c) for c in names]
-        )
+    tables["samples"] = upgrade_samples(tables["samples"], version)
     for name, cols in (
         ("samples", ("sample_index",)),
         ("objects", ("sample_index", "instance_id")),

@@ -1,0 +1,198 @@
+"""The dataset format package: reading older versions, paths that must stay inside a dataset,
+the one shard writer (published whole or not at all), atomic writes, and resumable augment."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import synthcv
+from conftest_dataset_fixture import write_fixture_dataset
+from synthcv.fileio import atomic_path, publish_dir
+from synthcv.format import content_digest, layout, open_dataset
+from synthcv.format.writer import OutputError, ShardWriter, claim_output
+
+V1 = Path(__file__).parent / "data" / "dataset_v1"
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != layout.RUN_FILE
+    }
+
+
+# ------------------------------------------------------------------ reading version 1
+
+
+def test_version_1_dataset_opens_with_factors_under_their_spec_paths():
+    """A dataset written by synthcv before format 2 (tests/data/dataset_v1) still opens."""
+    ds = open_dataset(V1)
+    assert ds.manifest["format_version"] == 1 and len(ds) == 3
+    assert ds.verify() == []
+    raw = pq.read_table(V1 / "samples.parquet")
+    cols = ds.samples.column_names
+    for old, new in layout.V1_FACTOR_RENAMES.items():
+        assert old in raw.column_names and old not in cols and new in cols
+        assert raw.column(old).to_pylist() == ds.samples.column(new).to_pylist()
+    item = ds[1]
+    assert item["rgb"].shape == (32, 40, 3) and item["instance"].dtype == np.uint16
+    assert item["factors"]["lights.sun.elevation"] == 50.0
+    assert {o["class_name"] for o in item["objects"]} <= {"duck", "cube", "distractor"}
+
+
+def test_version_1_dataset_exports_to_coco(tmp_path):
+    from pycocotools.coco import COCO
+
+    from synthcv.tools.coco import export_coco
+
+    coco = COCO(str(export_coco(V1, tmp_path / "ann.json", progress=False)))
+    assert len(coco.getImgIds()) == 3 and coco.getCatIds() == [1, 2]
+
+
+def test_unknown_format_version_names_the_versions_read(tmp_path):
+    root = write_fixture_dataset(tmp_path / "d")
+    m = json.loads((root / "manifest.json").read_text())
+    m["format_version"] = 3
+    (root / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(
+        ValueError, match=r"format_version 3 is not supported.*reads format_version 1, 2"
+    ):
+        open_dataset(root)
+
+
+# ------------------------------------------------------------------ paths stay inside
+
+
+def test_paths_that_leave_the_dataset_are_refused(tmp_path):
+    root = write_fixture_dataset(tmp_path / "d")
+    (tmp_path / "secret.txt").write_text("not yours")
+    m = json.loads((root / "manifest.json").read_text())
+    m["files"]["../secret.txt"] = "0" * 64
+    m["files"]["/etc/hostname"] = "0" * 64
+    (root / "manifest.json").write_text(json.dumps(m))
+    problems = open_dataset(root).verify()
+    assert sum("outside the dataset" in p for p in problems) == 2, problems
+    with pytest.raises(ValueError, match="leaves the dataset"):
+        layout.inside(root, "shards/../../secret.txt")
+    assert layout.inside(root, "shards/shard-000000/000000.rgb.png").is_file()
+
+
+# ------------------------------------------------------------------ the shard writer
+
+
+def test_shard_is_published_whole_or_not_at_all(tmp_path):
+    claim_output(tmp_path / "out", {"run": 1})
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError), ShardWriter(out, 0) as w:
+        w.write("000000.rgb.png", "rgb", np.zeros((4, 4, 3), np.uint8))
+        raise RuntimeError("interrupted mid-shard")
+    assert not (out / "shards" / "shard-000000").exists()
+    assert list((out / "shards").iterdir()) == []  # no temporary directory left either
+
+    with ShardWriter(out, 0) as w:
+        rel = w.write("000000.rgb.png", "rgb", np.full((4, 4, 3), 7, np.uint8))
+        assert w.finish([{"sample_index": 0, "rgb": rel}], [], {"shard": 0}) is True
+    meta = json.loads((out / "shards/shard-000000/shard.json").read_text())
+    assert set(meta["files"]) == {"000000.rgb.png", "samples.parquet", "objects.parquet"}
+    # another process finishing the same shard later keeps the first one
+    with ShardWriter(out, 0) as w:
+        w.write("000000.rgb.png", "rgb", np.zeros((4, 4, 3), np.uint8))
+        assert w.finish([{"sample_index": 0}], [], {"shard": 0}) is False
+    rgb = synthcv.format.codecs.read_png(out / "shards/shard-000000/000000.rgb.png")
+    assert int(rgb.max()) == 7 and not list((out / "shards").glob(".tmp-*"))
+
+
+def test_claim_output_refuses_other_runs_and_foreign_directories(tmp_path):
+    assert claim_output(tmp_path / "a", {"spec_hash": "x", "count": 1}) is False
+    assert claim_output(tmp_path / "a", {"spec_hash": "x", "count": 1}) is False  # resume
+    with pytest.raises(OutputError, match="another run"):
+        claim_output(tmp_path / "a", {"spec_hash": "y", "count": 1})
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="not a synthcv output directory"):
+        claim_output(tmp_path / "b", {"spec_hash": "x"})
+    assert (tmp_path / "b" / "notes.txt").read_text() == "mine"
+
+
+def test_atomic_path_leaves_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "x.json"
+    target.write_text("old")
+    with pytest.raises(ValueError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise ValueError("boom")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["x.json"]
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new" and oct(target.stat().st_mode & 0o777) == "0o644"
+
+
+def test_publish_dir_keeps_the_first_complete_directory(tmp_path):
+    (tmp_path / "t1").mkdir()
+    (tmp_path / "t1" / "f").write_text("1")
+    (tmp_path / "t2").mkdir()
+    (tmp_path / "t2" / "f").write_text("2")
+    assert publish_dir(tmp_path / "t1", tmp_path / "final") is True
+    assert publish_dir(tmp_path / "t2", tmp_path / "final") is False
+    assert (tmp_path / "final" / "f").read_text() == "1" and not (tmp_path / "t2").exists()
+
+
+def test_content_digest_of_dataset_is_its_manifest_hash(tmp_path):
+    import hashlib
+
+    root = write_fixture_dataset(tmp_path / "d")
+    assert content_digest(root) == hashlib.sha256((root / "manifest.json").read_bytes()).hexdigest()
+    with pytest.raises(FileNotFoundError, match="no such dataset"):
+        content_digest(tmp_path / "nope")
+
+
+# ------------------------------------------------------------------ augment resumes
+
+
+def test_interrupted_augment_resumes_to_the_same_bytes(tmp_path, monkeypatch):
+    from synthcv.augment import dataset as aug
+
+    parent = write_fixture_dataset(tmp_path / "parent", count=5, shard_size=2)
+    ops = [{"op": "noise", "sigma": [1, 3]}, {"op": "blur", "sigma": [0.2, 1.0]}]
+    whole = aug.augment_dataset(parent, tmp_path / "whole", ops, seed=3, progress=False)
+
+    real = aug._augment_sample
+    calls = {"n": 0}
+
+    def dies_on_the_fourth(*args):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(aug, "_augment_sample", dies_on_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        aug.augment_dataset(parent, tmp_path / "cut", ops, seed=3, progress=False)
+    cut = tmp_path / "cut"
+    assert not (cut / "manifest.json").exists()
+    assert sorted(p.name for p in (cut / "shards").iterdir()) == ["shard-000000"]
+    monkeypatch.setattr(aug, "_augment_sample", real)
+    with pytest.raises(OutputError, match="another run"):  # other ops into the partial run
+        aug.augment_dataset(parent, cut, ops[:1], seed=3, progress=False)
+    aug.augment_dataset(parent, cut, ops, seed=3, progress=False)
+    assert _files(cut) == _files(whole)
+    assert open_dataset(cut).verify() == []
+
+
+def test_v1_dataset_augments_into_a_current_dataset(tmp_path):
+    from synthcv.augment.dataset import augment_dataset
+
+    child = open_dataset(augment_dataset(V1, tmp_path / "c", [{"op": "noise"}], progress=False))
+    assert child.manifest["format_version"] == layout.FORMAT_VERSION
+    assert child.verify() == [] and len(child) == 3
+    shard_table = pq.read_table(tmp_path / "c/shards/shard-000000/samples.parquet")
+    for table in (child.samples, shard_table):
+        assert "lights.sun.elevation" in table.column_names
+        assert "light.elevation" not in table.column_names
+    shutil.rmtree(tmp_path / "c")
