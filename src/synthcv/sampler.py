@@ -263,7 +263,7 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
         hsv, rgb = _hsv(draw, f"{path}.color", cspec.color, r)
         material, mattrs = _material(draw, f"{path}.material", cspec.material, rgb, r, asset)
         mesh = scale_mesh(build_mesh(asset), scale)
-        attrs = _object_attrs(mesh.source, asset, scale, hsv) | mattrs
+        attrs = _object_attrs(mesh, asset, scale, hsv) | mattrs
         obj, stack_top = _place(spec, draw, r, mesh, stack_top)
         objects.append(
             SceneObject(
@@ -288,7 +288,7 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
         hsv, rgb = _hsv(draw, "distractors.color", ds.color, r)
         material, mattrs = _material(draw, "distractors.material", ds.material, rgb, r, asset)
         mesh = scale_mesh(build_mesh(asset), scale)
-        attrs = _object_attrs(mesh.source, asset, scale, hsv) | mattrs
+        attrs = _object_attrs(mesh, asset, scale, hsv) | mattrs
         obj, stack_top = _place(spec, draw, r, mesh, stack_top)
         objects.append(
             SceneObject(
@@ -320,26 +320,19 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
 
 
 def _object_attrs(
-    source: str, asset: dict[str, Any], scale: float, hsv: tuple[float, float, float]
+    mesh: Any, asset: dict[str, Any], scale: float, hsv: tuple[float, float, float]
 ) -> dict[str, Any]:
+    """The generic per-object attributes, then the ones the asset's kind records."""
+    from synthcv.assets import kinds
+
     attrs: dict[str, Any] = {
-        "asset": source,
+        "asset": mesh.source,
         "scale": scale,
         "color_h": hsv[0],
         "color_s": hsv[1],
         "color_v": hsv[2],
     }
-    if "glyph" in asset:
-        attrs["glyph.text"] = str(asset["glyph"])
-        attrs["glyph.font"] = str(asset.get("font", "DejaVuSans"))
-        for k in ("stroke", "shear", "wobble"):  # handwriting factors to slice results by
-            if k in asset:
-                attrs[f"glyph.{k}"] = float(asset[k])
-        from synthcv.assets.handwriting import hand_variant, is_hand_font
-
-        if is_hand_font(attrs["glyph.font"]):  # which way of writing the digit was drawn
-            attrs["glyph.variant"] = hand_variant(str(asset["glyph"]), int(asset.get("style", 0)))
-    return attrs
+    return attrs | kinds.kind_of(asset).factors(asset, mesh)
 
 
 def _place(
