@@ -5,7 +5,9 @@ in its own function (:func:`sample_camera` ... :func:`sample_distractors`), so e
 section of a spec leaves the others' draws unchanged. Class instances and distractors share one
 per-object draw (:func:`draw_object`). A sweep re-uses the same base scenes for every step and
 overrides only the swept field's realized value (the draw is still made, so every other draw
-stays aligned).
+stays aligned). Realized factors are recorded under the spec path they were drawn from
+(``lights.sun.elevation``, ``camera.look_at.x``, ``ground.color.r``; version-1 datasets used
+the names in :data:`synthcv.factor_names.V1_FACTOR_RENAMES`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 
 STREAMS = ("camera", "lights", "ground", "objects", "distractors")
 
-Factors = dict[str, Any]  # realized scene factors
+Factors = dict[str, Any]  # realized scene factors, named by the spec path they were drawn from
 
 
 def sample_seed(scene_hash: str, base_index: int) -> int:
@@ -228,9 +230,9 @@ def sample_camera(spec: Spec, draw: _Drawer, r: np.random.Generator) -> tuple[Ca
         "camera.elevation": elev,
         "camera.azimuth": azim,
         "camera.fov": fov,
-        "camera.look_at_x": float(target[0]),
-        "camera.look_at_y": float(target[1]),
-        "camera.look_at_z": float(target[2]),
+        "camera.look_at.x": float(target[0]),
+        "camera.look_at.y": float(target[1]),
+        "camera.look_at.z": float(target[2]),
     }
 
 
@@ -251,13 +253,13 @@ def sample_lights(
         color=tuple(scol),
     )
     return (sun, amb), {
-        "light.elevation": sel,
-        "light.azimuth": saz,
-        "light.intensity": sint,
-        "light.color_r": scol[0],
-        "light.color_g": scol[1],
-        "light.color_b": scol[2],
-        "light.ambient": amb,
+        "lights.sun.elevation": sel,
+        "lights.sun.azimuth": saz,
+        "lights.sun.intensity": sint,
+        "lights.sun.color.r": scol[0],
+        "lights.sun.color.g": scol[1],
+        "lights.sun.color.b": scol[2],
+        "lights.ambient": amb,
     }
 
 
@@ -281,9 +283,14 @@ def sample_ground(
     )
     return (ground, tuple(bg)), {
         "ground.texture": "none" if ground.material.texture is None else str(gtex),
-        "ground.color_r": gcol[0],
-        "ground.color_g": gcol[1],
-        "ground.color_b": gcol[2],
+        "ground.color.r": gcol[0],
+        "ground.color.g": gcol[1],
+        "ground.color.b": gcol[2],
+        "ground.texture_scale": gscale,
+        "ground.roughness": grough,
+        "background.r": bg[0],
+        "background.g": bg[1],
+        "background.b": bg[2],
     }
 
 
