@@ -3,6 +3,7 @@
 Schema validation cannot know that a font lacks a character or a texture file is missing, and
 those would otherwise surface mid-run. Every value of a categorical choice is tried, so a
 typo in any one of ten fonts is found up front, reported with the spec path like schema errors.
+Each variant is checked by its asset kind (``synthcv.assets.kinds``: by default, built).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def _values(d: Distribution) -> list[Any]:
     return [d.clip[0], d.clip[1]] if d.clip else [mu]
 
 
-def _asset_variants(a: AssetSpec) -> list[dict[str, Any]]:
+def asset_variants(a: AssetSpec) -> list[dict[str, Any]]:
     """Concrete asset dicts covering every categorical value (others at their first value)."""
     base: dict[str, Any] = {}
     options: dict[str, list[Any]] = {}
@@ -49,6 +50,21 @@ def _asset_variants(a: AssetSpec) -> list[dict[str, Any]]:
     for name, vals in options.items():
         variants += [{**base, name: v} for v in vals]
     return list(islice(variants, MAX_COMBINATIONS))
+
+
+def asset_problems(path: str, a: AssetSpec) -> list[str]:
+    """The first problem of any variant of an asset, as ``path: message`` (empty if none).
+
+    Every variant is checked by its own kind (``AssetKind.preflight``: build the mesh unless
+    the kind declares a cheaper check)."""
+    from synthcv.assets import AssetError, kinds
+
+    for variant in asset_variants(a):
+        try:
+            kinds.kind_of(variant).preflight(variant)
+        except (AssetError, ValueError, OSError) as exc:
+            return [f"{path}: {exc}"]
+    return []
 
 
 def _texture_problems(path: str, d: Distribution) -> list[str]:
@@ -75,23 +91,12 @@ def _material_problems(path: str, m: MaterialSpec) -> list[str]:
 
 def check_resources(spec: Spec) -> list[str]:
     """Problems as ``field.path: got X, expected Y`` lines; empty when everything builds."""
-    from synthcv.assets import AssetError, build_mesh
-
     problems: list[str] = []
-
-    def try_asset(path: str, a: AssetSpec) -> None:
-        for variant in _asset_variants(a):
-            try:
-                build_mesh(variant)
-            except (AssetError, ValueError, OSError) as exc:
-                problems.append(f"{path}: {exc}")
-                return
-
     for name, c in spec.objects.classes.items():
-        try_asset(f"objects.classes.{name}.asset", c.asset)
+        problems += asset_problems(f"objects.classes.{name}.asset", c.asset)
         problems += _material_problems(f"objects.classes.{name}.material", c.material)
     for i, a in enumerate(spec.distractors.assets):
-        try_asset(f"distractors.assets[{i}]", a)
+        problems += asset_problems(f"distractors.assets[{i}]", a)
     problems += _material_problems("distractors.material", spec.distractors.material)
     problems += _texture_problems("ground.texture", spec.ground.texture)
     return problems

@@ -1,9 +1,13 @@
 """``(spec, index) → Scene``: a pure function seeded only by the scene hash and the index.
 
 Each section (camera, lights, ground, objects, distractors) draws from its own random stream,
-so editing one section of a spec leaves the others' draws unchanged. A sweep re-uses the same
-base scenes for every step and overrides only the swept field's realized value (the draw is
-still made, so every other draw stays aligned).
+in its own function (:func:`sample_camera` ... :func:`sample_distractors`), so editing one
+section of a spec leaves the others' draws unchanged. Class instances and distractors share one
+per-object draw (:func:`draw_object`). A sweep re-uses the same base scenes for every step and
+overrides only the swept field's realized value (the draw is still made, so every other draw
+stays aligned). Realized factors are recorded under the spec path they were drawn from
+(``lights.sun.elevation``, ``camera.look_at.x``, ``ground.color.r``; version-1 datasets used
+the names in :data:`synthcv.factor_names.V1_FACTOR_RENAMES`).
 """
 
 from __future__ import annotations
@@ -11,15 +15,29 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from synthcv.distributions import Distribution
-from synthcv.scene import Camera, Ground, Material, Scene, SceneObject, Sun, quat_to_matrix
-from synthcv.spec import AssetSpec, HSVColor, MaterialSpec, Spec
+from synthcv.scene import (
+    Camera,
+    Ground,
+    Material,
+    Mesh,
+    Scene,
+    SceneObject,
+    Sun,
+    quat_to_matrix,
+)
+from synthcv.spec import AssetSpec, ClassSpec, DistractorsSpec, HSVColor, MaterialSpec, Spec
+
+if TYPE_CHECKING:
+    from synthcv.assets.kinds import AssetKind
 
 STREAMS = ("camera", "lights", "ground", "objects", "distractors")
+
+Factors = dict[str, Any]  # realized scene factors, named by the spec path they were drawn from
 
 
 def sample_seed(scene_hash: str, base_index: int) -> int:
@@ -138,32 +156,55 @@ def _euler_quat(roll: float, pitch: float, yaw: float) -> np.ndarray:
     )
 
 
+def stream_rngs(seed: int) -> dict[str, np.random.Generator]:
+    """One independent generator per section of the spec (:data:`STREAMS`), from the seed."""
+    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    return dict(zip(STREAMS, (np.random.default_rng(s) for s in children), strict=True))
+
+
 def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Scene:
     """Build sample ``index`` (0 ≤ index < spec.total_count) of ``spec``."""
-    from synthcv.assets import build_mesh, scale_mesh
-
     if not 0 <= index < spec.total_count:
         raise IndexError(f"sample index {index} outside 0..{spec.total_count - 1}")
     scene_hash = scene_hash or spec.scene_hash
     steps = spec.sweep_steps
     step, base = divmod(index, spec.count)
-    override = (spec.sweep.field, steps[step]) if spec.sweep else None
-    draw = _Drawer(override)
+    draw = _Drawer((spec.sweep.field, steps[step]) if spec.sweep else None)
     seed = sample_seed(scene_hash, base)
-    rngs = dict(
-        zip(
-            STREAMS,
-            (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(STREAMS))),
-            strict=True,
-        )
-    )
+    rngs = stream_rngs(seed)
     factors: dict[str, Any] = {}
     if spec.sweep:
         factors["sweep.step"] = step
         factors["sweep.value"] = steps[step]
 
-    # camera
-    cs, r = spec.camera, rngs["camera"]
+    camera, f = sample_camera(spec, draw, rngs["camera"])
+    factors |= f
+    (sun, ambient), f = sample_lights(spec, draw, rngs["lights"])
+    factors |= f
+    (ground, background), f = sample_ground(spec, draw, rngs["ground"])
+    factors |= f
+    # Objects are stacked for the drop in the order drawn: classes first, then distractors.
+    objects, stack_top, f = sample_objects(spec, draw, rngs["objects"])
+    factors |= f
+    distractors, _, f = sample_distractors(spec, draw, rngs["distractors"], len(objects), stack_top)
+    factors |= f
+
+    return Scene(
+        index=index,
+        seed=seed,
+        objects=objects + distractors,
+        camera=camera,
+        sun=sun,
+        ambient=ambient,
+        ground=ground,
+        background=background,
+        factors=factors,
+    )
+
+
+def sample_camera(spec: Spec, draw: _Drawer, r: np.random.Generator) -> tuple[Camera, Factors]:
+    """The camera stream: distance, elevation, azimuth, look-at jitter and fov."""
+    cs = spec.camera
     dist = float(draw("camera.distance", cs.distance, r))
     elev = float(draw("camera.elevation", cs.elevation, r))
     azim = float(draw("camera.azimuth", cs.azimuth, r))
@@ -184,20 +225,22 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
         near=cs.near,
         far=cs.far,
     )
-    factors.update(
-        {
-            "camera.distance": dist,
-            "camera.elevation": elev,
-            "camera.azimuth": azim,
-            "camera.fov": fov,
-            "camera.look_at_x": float(target[0]),
-            "camera.look_at_y": float(target[1]),
-            "camera.look_at_z": float(target[2]),
-        }
-    )
+    return camera, {
+        "camera.distance": dist,
+        "camera.elevation": elev,
+        "camera.azimuth": azim,
+        "camera.fov": fov,
+        "camera.look_at.x": float(target[0]),
+        "camera.look_at.y": float(target[1]),
+        "camera.look_at.z": float(target[2]),
+    }
 
-    # lights
-    ls, r = spec.lights, rngs["lights"]
+
+def sample_lights(
+    spec: Spec, draw: _Drawer, r: np.random.Generator
+) -> tuple[tuple[Sun, float], Factors]:
+    """The lights stream: the sun (direction, intensity, colour) and the ambient level."""
+    ls = spec.lights
     sel = float(draw("lights.sun.elevation", ls.sun.elevation, r))
     saz = float(draw("lights.sun.azimuth", ls.sun.azimuth, r))
     sint = float(draw("lights.sun.intensity", ls.sun.intensity, r))
@@ -209,20 +252,22 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
         intensity=sint,
         color=tuple(scol),
     )
-    factors.update(
-        {
-            "light.elevation": sel,
-            "light.azimuth": saz,
-            "light.intensity": sint,
-            "light.color_r": scol[0],
-            "light.color_g": scol[1],
-            "light.color_b": scol[2],
-            "light.ambient": amb,
-        }
-    )
+    return (sun, amb), {
+        "lights.sun.elevation": sel,
+        "lights.sun.azimuth": saz,
+        "lights.sun.intensity": sint,
+        "lights.sun.color.r": scol[0],
+        "lights.sun.color.g": scol[1],
+        "lights.sun.color.b": scol[2],
+        "lights.ambient": amb,
+    }
 
-    # ground and background
-    gs, r = spec.ground, rngs["ground"]
+
+def sample_ground(
+    spec: Spec, draw: _Drawer, r: np.random.Generator
+) -> tuple[tuple[Ground, tuple[float, float, float]], Factors]:
+    """The ground stream: the ground's colour, texture and roughness, then the background."""
+    gs = spec.ground
     _, gcol = _hsv(draw, "ground.color", gs.color, r)
     gtex = draw("ground.texture", gs.texture, r)
     gscale = float(draw("ground.texture_scale", gs.texture_scale, r))
@@ -236,110 +281,147 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
             color=tuple(gcol), roughness=grough, texture=_texture(gtex), texture_scale=gscale
         ),
     )
-    factors.update(
-        {
-            "ground.texture": "none" if ground.material.texture is None else str(gtex),
-            "ground.color_r": gcol[0],
-            "ground.color_g": gcol[1],
-            "ground.color_b": gcol[2],
-        }
-    )
+    return (ground, tuple(bg)), {
+        "ground.texture": "none" if ground.material.texture is None else str(gtex),
+        "ground.color.r": gcol[0],
+        "ground.color.g": gcol[1],
+        "ground.color.b": gcol[2],
+        "ground.texture_scale": gscale,
+        "ground.roughness": grough,
+        "background.r": bg[0],
+        "background.g": bg[1],
+        "background.b": bg[2],
+    }
 
-    # objects
-    objects: list[SceneObject] = []
-    os_, r = spec.objects, rngs["objects"]
+
+def sample_objects(
+    spec: Spec, draw: _Drawer, r: np.random.Generator
+) -> tuple[list[SceneObject], float, Factors]:
+    """The objects stream: how many, then per object its class and :func:`draw_object`.
+
+    Returns the objects, the top of the drop stack (distractors stack on it) and the factors.
+    """
+    os_ = spec.objects
     n_obj = max(0, round(float(draw("objects.count", os_.count, r))))
     names = list(os_.classes)
     weights = np.array([os_.classes[n].weight for n in names], dtype=np.float64)
     weights /= weights.sum()
+    objects: list[SceneObject] = []
     stack_top = 0.0
     for _ in range(n_obj):
         ci = int(r.choice(len(names), p=weights))
         name = names[ci]
         cspec = os_.classes[name]
         path = f"objects.classes.{name}"
-        asset = realize_asset(draw, f"{path}.asset", cspec.asset, r)
-        scale = float(draw(f"{path}.scale", cspec.scale, r))
-        hsv, rgb = _hsv(draw, f"{path}.color", cspec.color, r)
-        material, mattrs = _material(draw, f"{path}.material", cspec.material, rgb, r, asset)
-        mesh = scale_mesh(build_mesh(asset), scale)
-        attrs = _object_attrs(mesh.source, asset, scale, hsv) | mattrs
-        obj, stack_top = _place(spec, draw, r, mesh, stack_top)
+        d, stack_top = draw_object(
+            spec,
+            draw,
+            r,
+            stack_top,
+            asset=cspec.asset,
+            asset_path=f"{path}.asset",
+            look=cspec,
+            path=path,
+        )
         objects.append(
             SceneObject(
                 instance_id=len(objects) + 1,
                 class_name=name,
                 class_id=ci + 1,
-                mesh=mesh,
-                position=obj[0],
-                orientation=obj[1],
-                material=material,
                 mass=cspec.mass,
-                attributes=attrs,
+                **d._asdict(),
             )
         )
+    return objects, stack_top, {"objects.count": n_obj}
 
-    ds, r = spec.distractors, rngs["distractors"]
+
+def sample_distractors(
+    spec: Spec, draw: _Drawer, r: np.random.Generator, first_id: int, stack_top: float
+) -> tuple[list[SceneObject], float, Factors]:
+    """The distractors stream: how many, then per distractor its asset and :func:`draw_object`.
+
+    Instance ids continue after ``first_id`` objects; the drop stack continues at ``stack_top``.
+    """
+    ds = spec.distractors
     n_dis = max(0, round(float(draw("distractors.count", ds.count, r))))
+    objects: list[SceneObject] = []
     for _ in range(n_dis):
         ai = int(r.integers(len(ds.assets)))
-        asset = realize_asset(draw, f"distractors.assets[{ai}]", ds.assets[ai], r)
-        scale = float(draw("distractors.scale", ds.scale, r))
-        hsv, rgb = _hsv(draw, "distractors.color", ds.color, r)
-        material, mattrs = _material(draw, "distractors.material", ds.material, rgb, r, asset)
-        mesh = scale_mesh(build_mesh(asset), scale)
-        attrs = _object_attrs(mesh.source, asset, scale, hsv) | mattrs
-        obj, stack_top = _place(spec, draw, r, mesh, stack_top)
+        d, stack_top = draw_object(
+            spec,
+            draw,
+            r,
+            stack_top,
+            asset=ds.assets[ai],
+            asset_path=f"distractors.assets[{ai}]",
+            look=ds,
+            path="distractors",
+        )
         objects.append(
             SceneObject(
-                instance_id=len(objects) + 1,
+                instance_id=first_id + len(objects) + 1,
                 class_name="distractor",
                 class_id=0,
-                mesh=mesh,
-                position=obj[0],
-                orientation=obj[1],
-                material=material,
                 is_distractor=True,
-                attributes=attrs,
+                **d._asdict(),
             )
         )
-    factors["objects.count"] = n_obj
-    factors["distractors.count"] = n_dis
+    return objects, stack_top, {"distractors.count": n_dis}
 
-    return Scene(
-        index=index,
-        seed=seed,
-        objects=objects,
-        camera=camera,
-        sun=sun,
-        ambient=amb,
-        ground=ground,
-        background=tuple(bg),
-        factors=factors,
-    )
+
+class DrawnObject(NamedTuple):
+    """One object's realized mesh, pose, material and recorded attributes (the fields of a
+    :class:`SceneObject` that the shared draw makes; the caller adds class and instance id)."""
+
+    mesh: Mesh
+    position: np.ndarray
+    orientation: np.ndarray
+    material: Material
+    attributes: dict[str, Any]
+
+
+def draw_object(
+    spec: Spec,
+    draw: _Drawer,
+    r: np.random.Generator,
+    stack_top: float,
+    *,
+    asset: AssetSpec,
+    asset_path: str,
+    look: ClassSpec | DistractorsSpec,
+    path: str,
+) -> tuple[DrawnObject, float]:
+    """Draw one object, a class instance or a distractor, from ``r`` in this order: the asset
+    (drawn at ``asset_path``), then ``look``'s scale, colour and material (at ``path``), then
+    the pose (:func:`_place`, which moves the drop stack's ``stack_top`` up)."""
+    from synthcv.assets import build_mesh, kinds, scale_mesh
+
+    realized = realize_asset(draw, asset_path, asset, r)
+    scale = float(draw(f"{path}.scale", look.scale, r))
+    hsv, rgb = _hsv(draw, f"{path}.color", look.color, r)
+    material, mattrs = _material(draw, f"{path}.material", look.material, rgb, r, realized)
+    mesh = scale_mesh(build_mesh(realized), scale)
+    attrs = _object_attrs(mesh, realized, scale, hsv, kinds.kind_of(realized)) | mattrs
+    (position, orientation), stack_top = _place(spec, draw, r, mesh, stack_top)
+    return DrawnObject(mesh, position, orientation, material, attrs), stack_top
 
 
 def _object_attrs(
-    source: str, asset: dict[str, Any], scale: float, hsv: tuple[float, float, float]
+    mesh: Mesh,
+    asset: dict[str, Any],
+    scale: float,
+    hsv: tuple[float, float, float],
+    kind: AssetKind,
 ) -> dict[str, Any]:
+    """The generic per-object attributes, then the ones the asset's kind records."""
     attrs: dict[str, Any] = {
-        "asset": source,
+        "asset": mesh.source,
         "scale": scale,
         "color_h": hsv[0],
         "color_s": hsv[1],
         "color_v": hsv[2],
     }
-    if "glyph" in asset:
-        attrs["glyph.text"] = str(asset["glyph"])
-        attrs["glyph.font"] = str(asset.get("font", "DejaVuSans"))
-        for k in ("stroke", "shear", "wobble"):  # handwriting factors to slice results by
-            if k in asset:
-                attrs[f"glyph.{k}"] = float(asset[k])
-        from synthcv.assets.handwriting import hand_variant, is_hand_font
-
-        if is_hand_font(attrs["glyph.font"]):  # which way of writing the digit was drawn
-            attrs["glyph.variant"] = hand_variant(str(asset["glyph"]), int(asset.get("style", 0)))
-    return attrs
+    return attrs | kind.factors(asset, mesh)
 
 
 def _place(

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from synthcv.assets.kinds import names as asset_kind_names
 from synthcv.distributions import Distribution, constant, parse_distribution
 from synthcv.fileio import sha256_text
 
@@ -180,19 +181,22 @@ class AssetSpec(StrictModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> AssetSpec:
-        kinds = [k for k in ASSET_KINDS if getattr(self, k) is not None]
+        names = asset_kind_names()
+        kinds = [k for k in names if getattr(self, k, None) is not None]
         if len(kinds) != 1:
             raise ValueError(
-                f"exactly one of {', '.join(ASSET_KINDS)} (got {', '.join(kinds) or 'none'})"
+                f"exactly one of {', '.join(names)} (got {', '.join(kinds) or 'none'})"
             )
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in ASSET_KINDS if getattr(self, k) is not None)
+        return next(k for k in asset_kind_names() if getattr(self, k, None) is not None)
 
 
-ASSET_KINDS = ("primitive", "pybullet", "mesh", "glyph")
+# The kind keys, from the asset-kind registry (synthcv.assets.kinds): the fields above that name
+# a kind. Kinds registered at run time are looked up live by the validator.
+ASSET_KINDS = asset_kind_names()
 
 
 class PoseSpec(StrictModel):

@@ -16,8 +16,6 @@ import numpy as np
 
 from synthcv.scene import Mesh
 
-KIND_KEYS = ("primitive", "pybullet", "mesh", "glyph")
-
 
 class AssetError(ValueError):
     """A bad asset description or an asset that cannot be built; the message says which."""
@@ -25,7 +23,9 @@ class AssetError(ValueError):
 
 def describe(asset: Mapping[str, Any]) -> str:
     """Short human label of an asset dict for error messages, e.g. ``asset {glyph: '7'}``."""
-    for k in KIND_KEYS:
+    from synthcv.assets.kinds import names  # the registry imports this module
+
+    for k in names():
         if k in asset:
             return f"asset {{{k}: {asset[k]!r}}}"
     return f"asset {dict(asset)!r}"

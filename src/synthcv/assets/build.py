@@ -1,5 +1,8 @@
 """``build_mesh``: one entry point for every asset kind, with an LRU cache of finished meshes.
 
+The kind of an asset dict (its one kind key) is looked up in :mod:`synthcv.assets.kinds`,
+which says how to build it and what else its cache key depends on.
+
 The spec sampler calls it with realized plain dicts many times per dataset (the same few assets
 in every sample), so meshes are cached by a canonical, hashable form of the dict. Cached meshes
 are shared: their arrays are read-only, and :func:`scale_mesh` returns a new Mesh.
@@ -13,12 +16,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from synthcv.assets._common import KIND_KEYS, AssetError, readonly
+from synthcv.assets import kinds
+from synthcv.assets._common import AssetError, readonly
 from synthcv.scene import Mesh
 
 CACHE_SIZE = 256
@@ -41,63 +44,27 @@ def _freeze(value: Any, where: str = "asset") -> Hashable:
     raise AssetError(f"{where}: got {value!r} ({type(value).__name__}), expected plain data")
 
 
-def _kind(asset: Mapping[str, Any]) -> str:
-    kinds = [k for k in KIND_KEYS if k in asset]
-    if len(kinds) != 1:
-        raise AssetError(
-            f"asset {dict(asset)!r}: expected exactly one of {list(KIND_KEYS)}, got "
-            f"{kinds or 'none'}"
-        )
-    return kinds[0]
-
-
-def _cache_key(asset: Mapping[str, Any], kind: str) -> Hashable:
+def _cache_key(asset: Mapping[str, Any], kind: kinds.AssetKind) -> Hashable:
     key = _freeze(asset)
-    if kind == "mesh":  # an edited file must not be served stale from the cache
-        p = asset["mesh"]
-        if isinstance(p, str | os.PathLike):
-            path = Path(os.path.expanduser(str(p))).resolve()
-            try:
-                st = path.stat()
-                return (key, str(path), st.st_mtime_ns, st.st_size)
-            except OSError:
-                return (key, str(path))  # the builder reports the missing file
-    return key
-
-
-def _build(asset: Mapping[str, Any], kind: str) -> Mesh:
-    if kind == "primitive":
-        from synthcv.assets.primitives import build_primitive
-
-        return build_primitive(asset)
-    if kind == "pybullet":
-        from synthcv.assets.pybullet_assets import build_pybullet
-
-        return build_pybullet(asset)
-    if kind == "mesh":
-        from synthcv.assets.meshfile import build_file
-
-        return build_file(asset)
-    from synthcv.assets.glyphs import build_glyph
-
-    return build_glyph(asset)
+    extra = kind.cache_key(asset) if kind.cache_key is not None else ()
+    return (key, *extra) if extra else key
 
 
 def build_mesh(asset: Mapping[str, Any]) -> Mesh:
-    """The Mesh of a realized asset dict (one of primitive/pybullet/mesh/glyph), cached.
+    """The Mesh of a realized asset dict (one kind key: primitive/pybullet/mesh/glyph...), cached.
 
     The same dict (by value) returns the same Mesh object; never mutate it.
     """
     if not isinstance(asset, Mapping):
         raise AssetError(f"asset got {asset!r}, expected a mapping such as {{'primitive': 'cube'}}")
-    kind = _kind(asset)
+    kind = kinds.kind_of(asset)
     key = _cache_key(asset, kind)
     with _lock:
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
             return hit
-    mesh = _build(asset, kind)
+    mesh = kind.build(asset)
     with _lock:
         mesh = _cache.setdefault(key, mesh)  # a racing thread may have built it too
         _cache.move_to_end(key)

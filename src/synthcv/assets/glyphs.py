@@ -32,10 +32,12 @@ from synthcv.assets.handwriting import (
     HAND_FONT,
     TEMPLATES,
     hand_outline,
+    hand_variant,
     hand_variants,
     is_hand_font,
     smooth_field,
 )
+from synthcv.assets.kinds import AssetKind
 from synthcv.scene import Mesh
 
 DEFAULT_FONT = "DejaVuSans"
@@ -464,3 +466,21 @@ def build_glyph(asset: Mapping[str, Any]) -> Mesh:
     return finalize(
         asset, np.vstack(verts), np.vstack(faces), f"glyph:{label}:{ch}", uv=np.vstack(uvs)
     )
+
+
+def glyph_factors(asset: Mapping[str, Any], mesh: Mesh) -> dict[str, Any]:
+    """Per-object factors to slice results by: the character, the font, the handwriting
+    parameters given and, for the built-in hand, which way of writing the character was drawn."""
+    out: dict[str, Any] = {
+        "glyph.text": str(asset["glyph"]),
+        "glyph.font": str(asset.get("font", DEFAULT_FONT)),
+    }
+    for k in ("stroke", "shear", "wobble"):
+        if k in asset:
+            out[f"glyph.{k}"] = float(asset[k])
+    if is_hand_font(out["glyph.font"]):
+        out["glyph.variant"] = hand_variant(str(asset["glyph"]), int(asset.get("style", 0)))
+    return out
+
+
+KIND = AssetKind(key="glyph", build=build_glyph, factors=glyph_factors)

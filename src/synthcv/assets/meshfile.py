@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from synthcv.assets._common import AssetError, check_keys, describe, finalize, positive
+from synthcv.assets.kinds import AssetKind
 from synthcv.scene import Mesh
 
 SUPPORTED_SUFFIXES = (".obj", ".stl", ".ply", ".glb", ".gltf", ".off")
@@ -91,3 +92,26 @@ def mtl_texture(obj_path: Path) -> Path | None:
                 if candidate.is_file():
                     return candidate.resolve()
     return None
+
+
+def file_stamp(asset: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The file's resolved path, mtime and size: an edited file must not be served stale from
+    the mesh cache (a missing file gives just the path; the builder reports it)."""
+    p = asset["mesh"]
+    if not isinstance(p, str | os.PathLike):
+        return ()
+    path = Path(os.path.expanduser(str(p))).resolve()
+    try:
+        st = path.stat()
+    except OSError:
+        return (str(path),)
+    return (str(path), st.st_mtime_ns, st.st_size)
+
+
+def file_texture(asset: Mapping[str, Any]) -> str | None:
+    """The image an OBJ file's own material uses (``map_Kd``), if any."""
+    tex = mtl_texture(resolve_path(asset, asset["mesh"]))
+    return None if tex is None else str(tex)
+
+
+KIND = AssetKind(key="mesh", build=build_file, cache_key=file_stamp, native_texture=file_texture)

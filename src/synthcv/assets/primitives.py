@@ -25,6 +25,7 @@ from synthcv.assets._common import (
     finalize,
     positive,
 )
+from synthcv.assets.kinds import AssetKind
 from synthcv.scene import Mesh
 
 SEGMENTS = 32  # around the z axis
@@ -216,3 +217,6 @@ def build_primitive(asset: Mapping[str, Any]) -> Mesh:
         v, f, uv = _torus(major, minor)
         dims = {"major_radius": major, "minor_radius": minor}
     return finalize(asset, v, f, f"primitive:{name}", uv=uv, primitive=name, dims=dims)
+
+
+KIND = AssetKind(key="primitive", build=build_primitive)

@@ -28,6 +28,7 @@ from synthcv.assets._common import (
     finalize,
     positive,
 )
+from synthcv.assets.kinds import AssetKind
 from synthcv.assets.meshfile import RawMesh, load_raw, mtl_texture
 from synthcv.scene import Mesh
 
@@ -231,3 +232,6 @@ def pybullet_texture(asset: Mapping[str, Any]) -> str | None:
         if tex is not None:
             return str(tex)
     return None
+
+
+KIND = AssetKind(key="pybullet", build=build_pybullet, native_texture=pybullet_texture)
