@@ -80,6 +80,20 @@ def constant(value: Any) -> Distribution:
     return Distribution("constant", (value,))
 
 
+def _number(text: Any) -> Any:
+    """``"30"`` -> 30, ``"0.5"`` -> 0.5 (the inverse of JSON's key stringification)."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _pair(name: str, value: Any) -> tuple[float, float]:
     if (
         not isinstance(value, list | tuple)
@@ -158,6 +172,12 @@ def parse_distribution(value: Any, *, numeric: bool | None = None) -> Distributi
             "a constant or a distribution ({uniform: [a, b]}, {normal: [mu, sigma]}, "
             "{loguniform: [a, b]}, {randint: [lo, hi]}, {choice: [...]})"
         )
+    if numeric is True and not dist.is_numeric and dist.kind == "choice" and dist.weights:
+        # JSON writes mapping keys as strings ({30: 0.5} -> {"30": 0.5}); a numeric field
+        # reads them back as numbers, so a resolved spec parses to the spec it came from
+        params = tuple(_number(p) for p in dist.params)
+        if all(isinstance(p, int | float) for p in params):
+            dist = Distribution("choice", params, weights=dist.weights)
     if numeric is True and not dist.is_numeric:
         raise ValueError("a number or a numeric distribution")
     if numeric is False and dist.kind in ("uniform", "normal", "loguniform", "randint"):

@@ -57,11 +57,15 @@ def asset_problems(path: str, a: AssetSpec) -> list[str]:
 
     Every variant is checked by its own kind (``AssetKind.preflight``: build the mesh unless
     the kind declares a cheaper check)."""
-    from synthcv.assets import AssetError, kinds
+    from synthcv.assets import AssetError, build_mesh, kinds
 
     for variant in asset_variants(a):
         try:
-            kinds.kind_of(variant).preflight(variant)
+            kind = kinds.kind_of(variant)
+            if kind.check is not None:
+                kind.check(variant)
+            else:
+                build_mesh(variant)
         except (AssetError, ValueError, OSError) as exc:
             return [f"{path}: {exc}"]
     return []

@@ -7,19 +7,19 @@ per-object draw (:func:`draw_object`). A sweep re-uses the same base scenes for 
 overrides only the swept field's realized value (the draw is still made, so every other draw
 stays aligned). Realized factors are recorded under the spec path they were drawn from
 (``lights.sun.elevation``, ``camera.look_at.x``, ``ground.color.r``; version-1 datasets used
-the names in :data:`synthcv.factor_names.V1_FACTOR_RENAMES`).
+the names in :data:`synthcv.format.layout.V1_FACTOR_RENAMES`).
 """
 
 from __future__ import annotations
 
 import colorsys
-import hashlib
 import math
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from synthcv.distributions import Distribution
+from synthcv.fileio import sha256_bytes
 from synthcv.scene import (
     Camera,
     Ground,
@@ -42,7 +42,7 @@ Factors = dict[str, Any]  # realized scene factors, named by the spec path they 
 
 def sample_seed(scene_hash: str, base_index: int) -> int:
     """The 63-bit seed of base sample ``base_index``, recorded in the index."""
-    digest = hashlib.sha256(f"{scene_hash}:{base_index}".encode()).digest()
+    digest = sha256_bytes(f"{scene_hash}:{base_index}".encode())
     return int.from_bytes(digest[:8], "little") >> 1
 
 

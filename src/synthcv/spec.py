@@ -13,7 +13,7 @@ import json
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
 from pydantic import (
@@ -24,6 +24,7 @@ from pydantic import (
     PlainValidator,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -67,6 +68,20 @@ Range = Annotated[
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+    #: Optional fields added after format 2 (e.g. a new asset kind's key): left out of the
+    #: resolved spec while unset, so adding an option never changes the scene hash, and thus
+    #: the samples, of a spec that does not use it. List every such new field here.
+    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_new_fields(self, handler: Any) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self.HASH_STABLE_OPTIONAL:
+                if getattr(self, name, None) is None:
+                    data.pop(name, None)
+        return data
 
 
 class HSVColor(StrictModel):

@@ -21,13 +21,15 @@ class AssetError(ValueError):
     """A bad asset description or an asset that cannot be built; the message says which."""
 
 
-def describe(asset: Mapping[str, Any]) -> str:
-    """Short human label of an asset dict for error messages, e.g. ``asset {glyph: '7'}``."""
-    from synthcv.assets.kinds import names  # the registry imports this module
+def describe(asset: Mapping[str, Any], kind: str | None = None) -> str:
+    """Short label of an asset dict for error messages: ``asset {glyph: '7'}``.
 
-    for k in names():
-        if k in asset:
-            return f"asset {{{k}: {asset[k]!r}}}"
+    ``kind`` names the kind key; without it the first key is taken (asset dicts put their
+    kind first), so this module needs no registry.
+    """
+    key = kind if kind is not None else next(iter(asset), None)
+    if key is not None and key in asset:
+        return f"asset {{{key}: {asset[key]!r}}}"
     return f"asset {dict(asset)!r}"
 
 

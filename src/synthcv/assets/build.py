@@ -45,9 +45,10 @@ def _freeze(value: Any, where: str = "asset") -> Hashable:
 
 
 def _cache_key(asset: Mapping[str, Any], kind: kinds.AssetKind) -> Hashable:
-    key = _freeze(asset)
+    """The dict's canonical form, the kind's extras, and the kind itself: a kind registered
+    later under the same key (a test's temporary kind) never receives another kind's meshes."""
     extra = kind.cache_key(asset) if kind.cache_key is not None else ()
-    return (key, *extra) if extra else key
+    return (id(kind), _freeze(asset), *extra)
 
 
 def build_mesh(asset: Mapping[str, Any]) -> Mesh:

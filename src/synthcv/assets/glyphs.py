@@ -443,7 +443,7 @@ def build_glyph(asset: Mapping[str, Any]) -> Mesh:
     font = asset.get("font") or DEFAULT_FONT
     height = positive(asset, "height", 0.1)
     depth = positive(asset, "depth", 0.02)
-    label = font_label(font, describe(asset))
+    label = font_label(font, describe(asset, "glyph"))
     geom = glyph_outline(
         asset["glyph"],
         font,
@@ -462,7 +462,7 @@ def build_glyph(asset: Mapping[str, Any]) -> Mesh:
         faces.append(f + offset)
         uvs.append(uv)
         offset += len(v)
-    ch = _char(asset["glyph"], describe(asset))
+    ch = _char(asset["glyph"], describe(asset, "glyph"))
     return finalize(
         asset, np.vstack(verts), np.vstack(faces), f"glyph:{label}:{ch}", uv=np.vstack(uvs)
     )

@@ -56,7 +56,8 @@ class AssetKind:
     - ``native_texture(asset) -> str | None``: the image the asset's own material uses
       (``texture: native``); None if the kind has none.
     - ``check(asset)``: the preflight check of one realized variant (every categorical value
-      of the spec is tried); raise AssetError/ValueError/OSError. None: build the mesh.
+      of the spec is tried); raise AssetError/ValueError/OSError. None: preflight builds the
+      mesh.
     - ``factors(asset, mesh) -> dict``: per-object attributes recorded in objects.parquet next
       to the generic ones (asset, scale, colour, material), e.g. ``glyph.font``.
     """
@@ -67,15 +68,6 @@ class AssetKind:
     native_texture: Callable[[Asset], str | None] = _no_texture
     check: Callable[[Asset], None] | None = None
     factors: Callable[[Asset, Mesh], dict[str, Any]] = _no_factors
-
-    def preflight(self, asset: Asset) -> None:
-        """Raise if ``asset`` (one realized variant) cannot be built."""
-        if self.check is not None:
-            self.check(asset)
-        else:
-            from synthcv.assets.build import build_mesh
-
-            build_mesh(asset)
 
 
 _registered: dict[str, AssetKind] = {}  # kinds added at run time, in registration order
@@ -161,6 +153,3 @@ def registered(kind: AssetKind, *, replace: bool = False) -> Iterator[AssetKind]
                 _registered.pop(kind.key, None)
             else:
                 _registered[kind.key] = previous
-        from synthcv.assets.build import clear_cache
-
-        clear_cache()  # meshes built by the temporary kind must not outlive it

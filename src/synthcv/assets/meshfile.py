@@ -31,13 +31,13 @@ class RawMesh(NamedTuple):
 def resolve_path(asset: Mapping[str, Any], path: Any) -> Path:
     """Absolute path of an existing mesh file, or an error naming the path that was tried."""
     if not isinstance(path, str | os.PathLike) or not str(path):
-        raise AssetError(f"{describe(asset)}: mesh got {path!r}, expected a file path")
+        raise AssetError(f"{describe(asset, 'mesh')}: mesh got {path!r}, expected a file path")
     p = Path(os.path.expanduser(str(path))).resolve()
     if not p.is_file():
-        raise AssetError(f"{describe(asset)}: mesh file not found: {p}")
+        raise AssetError(f"{describe(asset, 'mesh')}: mesh file not found: {p}")
     if p.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise AssetError(
-            f"{describe(asset)}: unsupported mesh format {p.suffix!r} for {p}; "
+            f"{describe(asset, 'mesh')}: unsupported mesh format {p.suffix!r} for {p}; "
             f"expected one of {list(SUPPORTED_SUFFIXES)}"
         )
     return p
@@ -71,7 +71,7 @@ def build_file(asset: Mapping[str, Any]) -> Mesh:
     path = resolve_path(asset, asset["mesh"])
     units = positive(asset, "units", 1.0)
     size = positive(asset, "size") if asset.get("size") is not None else None
-    raw = load_raw(path, describe(asset))
+    raw = load_raw(path, describe(asset, "mesh"))
     return finalize(asset, raw.vertices * units, raw.faces, f"file:{path}", uv=raw.uv, size=size)
 
 

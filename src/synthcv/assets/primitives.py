@@ -50,6 +50,10 @@ _KEYS = {
 }
 
 
+def _what(asset: Mapping[str, Any]) -> str:
+    return describe(asset, "primitive")
+
+
 def _cube(dims: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """24 vertices (4 per face, so each face is flat-shaded and carries the full texture)."""
     half = dims / 2.0
@@ -170,20 +174,20 @@ def build_primitive(asset: Mapping[str, Any]) -> Mesh:
     name = asset["primitive"]
     if name not in PRIMITIVES:
         raise AssetError(
-            f"{describe(asset)}: unknown primitive {name!r}{did_you_mean(str(name), PRIMITIVES)}; "
+            f"{_what(asset)}: unknown primitive {name!r}{did_you_mean(str(name), PRIMITIVES)}; "
             f"expected one of {list(PRIMITIVES)}"
         )
     check_keys(asset, ("primitive", "keypoints", *_KEYS[name]))
     if name == "cube":
         if "dims" in asset and "size" in asset:
-            raise AssetError(f"{describe(asset)}: give either size or dims, not both")
+            raise AssetError(f"{_what(asset)}: give either size or dims, not both")
         if "dims" in asset:
             raw = asset["dims"]
             if isinstance(raw, Mapping):
                 raw = [raw.get(k) for k in "xyz"]
             if not isinstance(raw, list | tuple | np.ndarray) or len(raw) != 3:
                 raise AssetError(
-                    f"{describe(asset)}: dims got {asset['dims']!r}, expected [x, y, z] in metres"
+                    f"{_what(asset)}: dims got {asset['dims']!r}, expected [x, y, z] in metres"
                 )
             d = np.array(
                 [positive({**asset, f"dims[{i}]": x}, f"dims[{i}]") for i, x in enumerate(raw)]
@@ -201,7 +205,7 @@ def build_primitive(asset: Mapping[str, Any]) -> Mesh:
         height = positive(asset, "height", DEFAULTS["height"])
         if name == "capsule" and height < 2 * radius:
             raise AssetError(
-                f"{describe(asset)}: height got {height}, expected >= 2 * radius = {2 * radius} "
+                f"{_what(asset)}: height got {height}, expected >= 2 * radius = {2 * radius} "
                 "(height is the total length, caps included)"
             )
         v, f, uv = {"cylinder": _cylinder, "cone": _cone, "capsule": _capsule}[name](radius, height)
@@ -211,7 +215,7 @@ def build_primitive(asset: Mapping[str, Any]) -> Mesh:
         minor = positive(asset, "minor_radius", DEFAULTS["minor_radius"])
         if minor >= major:
             raise AssetError(
-                f"{describe(asset)}: minor_radius {minor} must be smaller than "
+                f"{_what(asset)}: minor_radius {minor} must be smaller than "
                 f"major_radius {major} (else the tube intersects itself)"
             )
         v, f, uv = _torus(major, minor)

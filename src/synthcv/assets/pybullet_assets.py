@@ -95,18 +95,24 @@ def _entry(asset: Mapping[str, Any]) -> tuple[str, _Entry]:
     """Canonical name and registry entry of a pybullet asset, or a helpful error."""
     name = asset["pybullet"]
     if not isinstance(name, str):
-        raise AssetError(f"{describe(asset)}: expected a name such as 'duck' or 'random:042'")
+        raise AssetError(
+            f"{describe(asset, 'pybullet')}: expected a name such as 'duck' or 'random:042'"
+        )
     m = re.fullmatch(r"random[:_/](\d+)", name)
     if m:
         n = int(m.group(1))
         if n >= NUM_RANDOM:
-            raise AssetError(f"{describe(asset)}: random objects are numbered 0..{NUM_RANDOM - 1}")
+            raise AssetError(
+                f"{describe(asset, 'pybullet')}: random objects are numbered 0..{NUM_RANDOM - 1}"
+            )
         if n in BROKEN_RANDOM:
-            raise AssetError(f"{describe(asset)}: pybullet_data's random_urdfs/{n:03d} is broken")
+            raise AssetError(
+                f"{describe(asset, 'pybullet')}: pybullet_data's random_urdfs/{n:03d} is broken"
+            )
         return f"random:{n:03d}", _Entry(f"random_urdfs/{n:03d}/{n:03d}.urdf")
     if name not in _REGISTRY:
         raise AssetError(
-            f"{describe(asset)}: unknown pybullet_data asset {name!r}"
+            f"{describe(asset, 'pybullet')}: unknown pybullet_data asset {name!r}"
             f"{did_you_mean(name, _REGISTRY)}; expected one of {sorted(_REGISTRY)} "
             "or 'random:NNN' (0..999)"
         )
@@ -187,7 +193,7 @@ def build_pybullet(asset: Mapping[str, Any]) -> Mesh:
     check_keys(asset, ("pybullet", "size", "keypoints"))
     name, entry = _entry(asset)
     size = positive(asset, "size") if asset.get("size") is not None else None
-    where = describe(asset)
+    where = describe(asset, "pybullet")
     verts, faces, uvs = [], [], []
     offset = 0
     for raw, t in _parts(entry, where):
