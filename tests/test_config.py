@@ -1,5 +1,6 @@
 """One config style: the shared error formatter, TrainConfig's constraints and round trip, the
-`genmodel train` options derived from TrainConfig. Nothing here needs torch."""
+`genmodel train` options derived from TrainConfig, and the experiment config's errors and
+command-line overrides. Nothing here needs torch."""
 
 from __future__ import annotations
 
@@ -226,3 +227,75 @@ def test_genmodel_train_help_needs_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "False", "True"], out.stderr
+
+
+# ---- experiment config ------------------------------------------------------------------------
+
+
+def _experiment(tmp_path: Path) -> dict:
+    return {
+        "name": "quick",
+        "seeds": [0],
+        "data": {"a": {"kind": "samples", "path": str(tmp_path / "a.npz")}},
+        "train": {"sources": {"a": 1.0}, "epochs": 1},
+        "eval": ["a"],
+    }
+
+
+def test_experiment_config_errors_use_the_shared_style(tmp_path: Path):
+    from synthcv.tasks.experiment import load_config
+
+    cfg = _experiment(tmp_path)
+    cfg["trian"] = cfg.pop("train")
+    cfg["model"] = {"width": 0}
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    problems = err.value.problems
+    assert "train: missing, expected a value" in problems
+    assert any("trian: unknown key 'trian'" in p and "did you mean 'train'" in p for p in problems)
+    assert "model.width: got 0, expected greater than or equal to 1" in problems
+    cfg = _experiment(tmp_path) | {"reference": "b"}
+    with pytest.raises(ConfigError, match=r"reference: got 'b', expected one of eval \['a'\]"):
+        load_config(cfg)
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as err:
+        load_config(path)
+    assert err.value.source == str(path)
+
+
+def test_experiment_overrides_are_validated(tmp_path: Path):
+    from synthcv.tasks.experiment import load_config, with_overrides
+
+    cfg = load_config(_experiment(tmp_path) | {"finetune": {"sources": {"a": 1}, "epochs": 4}})
+    quick = with_overrides(cfg, seeds=[3, 4], epochs=0)
+    assert quick.seeds == [3, 4] and quick.train.epochs == 0 and quick.finetune.epochs == 0
+    assert cfg.train.epochs == 1  # the original is untouched
+    with pytest.raises(ConfigError, match=r"train\.epochs: got -1, expected greater than or equal"):
+        with_overrides(cfg, epochs=-1)
+    with pytest.raises(ConfigError, match="seeds: got"):
+        with_overrides(cfg, seeds=[])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--epochs", "-1"], "Invalid value for '--epochs': train.epochs: got -1, expected"),
+        (["--seeds", "0,x"], "Invalid value for '--seeds': got '0,x', expected integers"),
+    ],
+)
+def test_experiment_run_rejects_bad_overrides_before_running(tmp_path, monkeypatch, args, expected):
+    import yaml
+
+    from synthcv.cli import experiment
+
+    p = tmp_path / "exp.yaml"
+    p.write_text(yaml.safe_dump(_experiment(tmp_path)))  # a.npz need not exist: nothing loads
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "o"
+    app = typer.Typer()
+    app.add_typer(experiment.app, name="experiment")
+    res = CliRunner().invoke(app, ["experiment", "run", str(p), "--out", str(out), *args])
+    assert res.exit_code == 2, res.output
+    assert expected in _words(res.output)
+    assert not out.exists() and not (tmp_path / "mlflow.db").exists()

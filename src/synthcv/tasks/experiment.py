@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from synthcv.tasks.data import ArraySet, SourceSpec, load_full, select
 from synthcv.tasks.stats import fmt_ci, mean_ci
+from synthcv.validation import ConfigError, FieldProblem, format_validation_error, short_value
 
 
 class _Strict(BaseModel):
@@ -102,7 +103,7 @@ class ExperimentConfig(_Strict):
 
         def need(where: str, name: str) -> None:
             if name not in names:
-                raise ValueError(f"{where}: unknown source {name!r}; data has {sorted(names)}")
+                raise FieldProblem(where, f"unknown source {name!r}; data has {sorted(names)}")
 
         for s in self.train.sources:
             need("train.sources", s)
@@ -110,18 +111,25 @@ class ExperimentConfig(_Strict):
             need("eval", s)
         if self.recipe == "finetune":
             if self.finetune is None:
-                raise ValueError("recipe 'finetune' needs a 'finetune' stage")
+                raise FieldProblem("finetune", "recipe 'finetune' needs a 'finetune' stage")
             for s in self.finetune.sources:
                 need("finetune.sources", s)
             if self.finetune.replay:
                 need("finetune.replay.source", self.finetune.replay.source)
             if self.reference is None:
-                raise ValueError("recipe 'finetune' needs 'reference' (the broad eval set)")
+                raise FieldProblem(
+                    "reference", "recipe 'finetune' needs 'reference' (the broad eval set)"
+                )
         if self.reference is not None and self.reference not in self.eval:
-            raise ValueError(f"reference: {self.reference!r} must be one of eval {self.eval}")
+            raise FieldProblem(
+                "reference", f"got {self.reference!r}, expected one of eval {self.eval}"
+            )
         if self.recipe == "learning_curve":
             if self.learning_curve is None:
-                raise ValueError("recipe 'learning_curve' needs 'learning_curve: {source, sizes}'")
+                raise FieldProblem(
+                    "learning_curve",
+                    "recipe 'learning_curve' needs 'learning_curve: {source, sizes}'",
+                )
             need("learning_curve.source", self.learning_curve.source)
         if self.slices is not None:
             need("slices.source", self.slices.source)
@@ -129,7 +137,11 @@ class ExperimentConfig(_Strict):
 
 
 def load_config(source: str | Path | dict[str, Any]) -> ExperimentConfig:
-    """Validate a config from a YAML path or dict; errors name the field path."""
+    """Validate a config from a YAML path or dict.
+
+    Raises :class:`~synthcv.validation.ConfigError` listing every problem as
+    ``field.path: got X, expected Y`` (the dataset spec's style).
+    """
     where = "config"
     if isinstance(source, str | Path):
         where = str(source)
@@ -137,17 +149,38 @@ def load_config(source: str | Path | dict[str, Any]) -> ExperimentConfig:
         if not p.is_file():
             raise FileNotFoundError(f"experiment config not found: {p}")
         # Data paths stay relative to the working directory (where `synthcv generate` wrote).
-        raw = yaml.safe_load(p.read_text())
+        try:
+            raw = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"not valid YAML: {exc}"], where) from None
     else:
         raw = copy.deepcopy(source)
+    return validate_config(raw, where)
+
+
+def validate_config(raw: Any, where: str = "config") -> ExperimentConfig:
+    """:class:`ExperimentConfig` from plain data; ``where`` labels the error's source."""
+    if not isinstance(raw, dict):
+        raise ConfigError([f"(top level): got {short_value(raw)}, expected a mapping"], where)
     try:
         return ExperimentConfig.model_validate(raw)
-    except ValidationError as e:
-        lines = [f"{where}: invalid experiment config"]
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"]) or "(top)"
-            lines.append(f"  {loc}: {err['msg']} (got {err.get('input')!r})"[:300])
-        raise ValueError("\n".join(lines)) from None
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, ExperimentConfig), where) from None
+
+
+def with_overrides(
+    cfg: ExperimentConfig, *, seeds: list[int] | None = None, epochs: int | None = None
+) -> ExperimentConfig:
+    """``cfg`` with other ``seeds`` and/or every stage's ``epochs`` (quick runs), validated like
+    the config itself (so ``epochs=-1`` is a :class:`~synthcv.validation.ConfigError`)."""
+    data = cfg.model_dump()
+    if seeds is not None:
+        data["seeds"] = seeds
+    if epochs is not None:
+        for stage in ("train", "finetune"):
+            if data.get(stage) is not None:
+                data[stage]["epochs"] = epochs
+    return validate_config(data, "overrides")
 
 
 class Runner:
