@@ -175,58 +175,16 @@ def train(
     cfg = train_config(config, param)
     _threads(threads)
     from synthcv.genmodels.train import train as run_train
+    from synthcv.tracking import track_genmodel_train
 
     try:
-        summary = _tracked_train(cfg, out, resume, track, run_train)
+        summary = track_genmodel_train(
+            lambda: run_train(cfg, out, resume=resume), config=cfg.to_json(), out=out, enabled=track
+        )
     except (FileExistsError, FileNotFoundError, ValueError, FloatingPointError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(json.dumps(summary, indent=2))
-
-
-def _data_inputs(data: str, mnist_path: str | None) -> dict[str, str]:
-    """Lineage: content hash of the training data (file or dataset manifest)."""
-    from synthcv.tracking import dataset_hash
-
-    if data == "mnist8000":
-        from synthcv.realdata import find_mnist8000
-
-        return {"mnist8000": dataset_hash(find_mnist8000(mnist_path))}
-    if data == "sklearn-digits":
-        return {}
-    return {Path(data).name: dataset_hash(data)}
-
-
-def _tracked_train(cfg: Any, out: Path, resume: bool, track: bool, run_train: Any) -> dict:
-    """Train inside an MLflow run: config as params, per-epoch bits/dim, run files."""
-    from synthcv.tracking import tracked_run, tracking_enabled
-
-    if not tracking_enabled(track):
-        return run_train(cfg, out, resume=resume)
-    params = cfg.model_dump(exclude_none=True)
-    with tracked_run(
-        "genmodel-train",
-        params=params | {"out": str(out)},
-        inputs=_data_inputs(cfg.data, cfg.mnist_path),
-        enabled=True,
-    ) as tr:
-        summary = run_train(cfg, out, resume=resume)
-        metrics = Path(out) / "metrics.jsonl"
-        for line in metrics.read_text().splitlines() if metrics.exists() else []:
-            row = json.loads(line)
-            step = int(row.get("epoch", 0))
-            tr.log_metrics(
-                {
-                    k: float(v)
-                    for k, v in row.items()
-                    if isinstance(v, int | float) and k != "epoch"
-                },
-                step=step,
-            )
-        for name in ("run.json", "metrics.jsonl"):
-            if (Path(out) / name).exists():
-                tr.log_artifact(Path(out) / name)
-        return summary
 
 
 @app.command("eval")

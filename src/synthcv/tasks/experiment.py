@@ -455,7 +455,7 @@ def run_experiment(
     Sources are loaded before the MLflow run opens so the run's lineage lists every input's
     content hash from the start.
     """
-    from synthcv.tracking import tracked_run
+    from synthcv.tracking import track_experiment
 
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
     out_dir = Path(out) if out is not None else Path("experiments") / cfg.name
@@ -469,18 +469,15 @@ def run_experiment(
         used.add(cfg.slices.source)
     for n in sorted(used):
         runner.source(n, cfg.seeds[0])
-    params = cfg.model_dump(mode="json")
-    with tracked_run(
-        "experiment",
-        params,
+    with track_experiment(
+        cfg.name,
+        cfg.recipe,
+        cfg.model_dump(mode="json"),
         input_hashes(runner),
-        run_name=cfg.name,
         enabled=tracking,
         root=tracking_root,
         experiment=experiment,
     ) as log:
-        log.set_tags({"synthcv.recipe": cfg.recipe})
-        log.log_dict(params, "config.json")
         result = runner.run(log)
         result["run_id"] = log.run_id
     return result
