@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from synthcv import __version__
+from synthcv._version import __version__
 from synthcv.scene import Camera, RenderResult, Scene
 from synthcv.spec import Spec, SpecError, load_spec
 from synthcv.writer import (
