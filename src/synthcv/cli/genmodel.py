@@ -47,20 +47,23 @@ def train_flag(field: str) -> str:
 
 
 def _bounds(info: Any) -> str:
-    """A field's numeric constraints written the way click shows a range: ``x>=1``, ``0<=x<1``."""
-    lower = upper = None
+    """A field's numeric constraints as a range: ``>=1``, ``>0``, ``0.0<=x<1.0`` (never starting
+    with a letter, which rich would read as markup inside ``[...]``)."""
+    lower = upper = None  # (bound, inclusive)
     for m in info.metadata:
-        for attr, op in (("ge", "<="), ("gt", "<")):
+        for attr, inclusive in (("ge", True), ("gt", False)):
             if getattr(m, attr, None) is not None:
-                lower = (getattr(m, attr), op)
-        for attr, op in (("le", "<="), ("lt", "<")):
+                lower = (getattr(m, attr), inclusive)
+        for attr, inclusive in (("le", True), ("lt", False)):
             if getattr(m, attr, None) is not None:
-                upper = (op, getattr(m, attr))
+                upper = (getattr(m, attr), inclusive)
     if lower and upper:
-        return f"{lower[0]}{lower[1]}x{upper[0]}{upper[1]}"
+        return f"{lower[0]}{'<=' if lower[1] else '<'}x{'<=' if upper[1] else '<'}{upper[0]}"
     if lower:
-        return f"x{lower[1].replace('<', '>')}{lower[0]}"
-    return f"x{upper[0]}{upper[1]}" if upper else ""
+        return f"{'>=' if lower[1] else '>'}{lower[0]}"
+    if upper:
+        return f"{'<=' if upper[1] else '<'}{upper[0]}"
+    return ""
 
 
 def _config_parameters() -> list[inspect.Parameter]:
