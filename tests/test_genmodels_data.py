@@ -179,6 +179,18 @@ def test_lr_decay_is_a_function_of_the_epoch_and_survives_resume(tmp_path):
     assert any(not torch.equal(v, m_flat.state_dict()[k]) for k, v in m_full.state_dict().items())
 
 
+def test_run_json_holds_the_resolved_config_and_reads_back_equal(tmp_path):
+    from synthcv.genmodels.train import load_run_config
+
+    cfg = small_cfg(epochs=1, lr_schedule="cosine", ema=0.9, test_limit=8)
+    train(cfg, tmp_path / "r", progress=False)
+    saved = load_run_config(tmp_path / "r")
+    assert cfg.micro_batch is None and saved.micro_batch == cfg.batch_size  # resolved
+    assert saved == cfg.replace(micro_batch=cfg.batch_size)
+    run_json = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert run_json["config"] == saved.to_json()
+
+
 def test_cosine_schedule_with_warmup_and_exponential_decay():
     from synthcv.genmodels.train import scheduled_lr
 
@@ -198,9 +210,9 @@ def test_cosine_run_anneals_to_zero_by_its_last_step_and_rejects_unknown_schedul
     # 3 steps per epoch, 9 in all: the last step runs at progress 8/9
     lrs = [r["lr"] for r in rows]
     assert lrs == pytest.approx([1e-3 * (1 + math.cos(math.pi * s / 9)) for s in (2, 5, 8)])
-    with pytest.raises(ValueError, match="lr_schedule got 'step', expected one of"):
+    with pytest.raises(ValueError, match="lr_schedule: got 'step', expected 'exp' or 'cosine'"):
         train(small_cfg(lr_schedule="step"), tmp_path / "bad", progress=False)
-    with pytest.raises(ValueError, match=r"ema must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"ema: got 1\.0, expected less than 1"):
         train(small_cfg(ema=1.0), tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()
 
@@ -247,7 +259,9 @@ def test_shift_augmented_training_is_reproducible_resumable_and_validated(tmp_pa
     for k, v in m_full.state_dict().items():
         assert torch.equal(v, m_part.state_dict()[k]), k
     assert full["train_bpd"] != pytest.approx(plain["train_bpd"], rel=1e-9)  # it did shift
-    with pytest.raises(ValueError, match="augment_shift must be >= 0"):
+    with pytest.raises(
+        ValueError, match="augment_shift: got -1, expected greater than or equal to 0"
+    ):
         train(small_cfg(augment_shift=-1), tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()
 
@@ -307,7 +321,7 @@ def test_bf16_training_learns_and_its_checkpoint_evaluates_in_float32(tmp_path):
     assert all(p.dtype == torch.float32 for p in model.parameters())
     x, y = tensors(load_split(cfg, "test"), 256, False)
     assert evaluate(model, x, y) == pytest.approx(s["test_bpd"], rel=1e-6)
-    with pytest.raises(ValueError, match="precision got 'fp8', expected one of"):
+    with pytest.raises(ValueError, match="precision: got 'fp8', expected 'fp32', 'bf16' or 'auto'"):
         train(small_cfg(precision="fp8"), tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()
 
@@ -377,7 +391,7 @@ def test_eval_every_skips_test_passes_but_always_evaluates_the_last_epoch(tmp_pa
     assert [r["epoch"] for r in rows if "test_bpd" in r] == [2, 4, 5]
     assert all(np.isfinite(r["train_bpd"]) for r in rows)
     assert s["test_bpd"] == rows[-1]["test_bpd"]
-    with pytest.raises(ValueError, match="eval_every must be >= 1 epoch, got 0"):
+    with pytest.raises(ValueError, match="eval_every: got 0, expected greater than or equal to 1"):
         train(small_cfg(eval_every=0), tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()
 
@@ -417,7 +431,7 @@ def test_micro_batch_resolution_errors_and_record(tmp_path):
     assert resolve_micro_batch(TrainConfig(batch_size=64, micro_batch=64), made) == 64
     with pytest.raises(ValueError, match="draws one connectivity per loss call"):
         resolve_micro_batch(TrainConfig(batch_size=64, micro_batch=32), made)
-    with pytest.raises(ValueError, match="micro_batch must be >= 1 image, got 0"):
+    with pytest.raises(ValueError, match="micro_batch: got 0, expected greater than or equal to 1"):
         train(small_cfg(micro_batch=0), tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()
     # passes of 8 in a batch of 32: the run records it, and trains like one pass per batch

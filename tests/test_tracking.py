@@ -165,3 +165,98 @@ def test_experiment_run_record_holds_params_metrics_inputs_and_model_offline(
     finally:
         mlflow.set_tracking_uri(None)
     assert out.shape == (3, 2)
+
+
+def test_command_recipes_record_params_lineage_metrics_and_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `genmodel train`, `augment` and `generate` record, with stand-in work functions."""
+    import json
+
+    from synthcv.tracking import track_augment, track_generate, track_genmodel_train
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "manifest.json").write_text('{"n": 1}')
+    run_dir = tmp_path / "run"
+
+    def fake_train() -> dict:
+        run_dir.mkdir()
+        (run_dir / "run.json").write_text("{}")
+        rows = [{"epoch": 1, "train_bpd": 2.0}, {"epoch": 2, "train_bpd": 1.5, "test_bpd": 1.6}]
+        (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return {"epoch": 2}
+
+    config = {"model": "nade", "data": str(src), "limit": None, "hparams": {"hidden": 8}}
+    assert track_genmodel_train(fake_train, config=config, out=run_dir) == {"epoch": 2}
+
+    def fake_augment() -> str:
+        (tmp_path / "child").mkdir()
+        (tmp_path / "child" / "manifest.json").write_text('{"n": 2}')
+        return "done"
+
+    ops = [{"op": "noise"}]
+    assert track_augment(fake_augment, src=src, out=tmp_path / "child", ops=ops, seed=3) == "done"
+
+    def fake_generate() -> dict:
+        (tmp_path / "ds").mkdir()
+        (tmp_path / "ds" / "manifest.json").write_text('{"n": 3}')
+        return {"count": 3, "spec_hash": "s" * 64}
+
+    manifest = track_generate(
+        fake_generate,
+        spec_path="spec.yaml",
+        out=tmp_path / "ds",
+        count=3,
+        workers=1,
+        backend="tiny",
+        spec_hash="s" * 64,
+        contact_sheet=lambda png: png.write_bytes(b"png"),
+    )
+    assert manifest["count"] == 3
+    c = _client(tmp_path)
+    runs = {
+        r.data.tags["synthcv.kind"]: r
+        for r in c.search_runs([e.experiment_id for e in c.search_experiments()])
+    }
+    train = runs["genmodel-train"]
+    assert train.data.params["model"] == "nade" and train.data.params["hparams.hidden"] == "8"
+    assert "limit" not in train.data.params and train.data.params["out"] == str(run_dir)
+    assert train.data.tags["synthcv.input.src"] == dataset_hash(src)
+    history = c.get_metric_history(train.info.run_id, "train_bpd")
+    assert [(m.step, m.value) for m in history] == [(1, 2.0), (2, 1.5)]
+    arts = {a.path for a in c.list_artifacts(train.info.run_id)}
+    assert {"run.json", "metrics.jsonl"} <= arts
+    aug = runs["augment"]
+    assert aug.data.params["seed"] == "3" and aug.data.tags["synthcv.input.src"] == dataset_hash(
+        src
+    )
+    assert aug.data.tags["synthcv.output_hash"] == dataset_hash(tmp_path / "child")
+    gen = runs["generate"]
+    assert gen.data.tags["synthcv.output.dataset"] == dataset_hash(tmp_path / "ds")
+    assert gen.data.params["backend"] == "tiny" and gen.data.metrics["samples"] == 3
+    arts = {a.path for a in c.list_artifacts(gen.info.run_id)}
+    assert {"manifest.json", "contact_sheet.png"} <= arts
+
+
+def test_mlflow_is_handled_in_tracking_only() -> None:
+    """Layering: only synthcv.tracking imports mlflow, and it imports no synthcv module but
+    synthcv._version and (lazily) synthcv.format (digests) and synthcv.realdata, never the
+    command line (tests/test_architecture.py checks the layers as a whole)."""
+    import ast
+
+    src = Path(__file__).resolve().parents[1] / "src" / "synthcv"
+    for path in src.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+        if path.name == "tracking.py":
+            ours = {n for n in names if n.split(".")[0] == "synthcv"}
+            assert ours <= {"synthcv._version", "synthcv.format", "synthcv.realdata"}, ours
+        else:
+            assert not {n for n in names if n.split(".")[0] == "mlflow"}, path

@@ -8,10 +8,7 @@ and every backend renders the same scenes.
 
 from __future__ import annotations
 
-import difflib
 import json
-import types
-import typing
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
@@ -31,6 +28,9 @@ from pydantic import (
 from synthcv.assets.kinds import names as asset_kind_names
 from synthcv.distributions import Distribution, constant, parse_distribution
 from synthcv.fileio import sha256_text
+from synthcv.validation import ConfigError
+from synthcv.validation import format_validation_error as _format_validation_error
+from synthcv.validation import short_value as _short
 
 # --------------------------------------------------------------------------- field types
 
@@ -407,79 +407,16 @@ def _check_sweep_field(spec: Spec, path: str) -> None:
 # --------------------------------------------------------------------------- errors
 
 
-class SpecError(ValueError):
+class SpecError(ConfigError):
     """A spec failed validation; ``problems`` lists ``path: got X, expected Y`` lines."""
 
     def __init__(self, problems: list[str], source: str = "spec") -> None:
-        self.problems = problems
-        self.source = source
-        super().__init__(
-            f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems)
-        )
+        super().__init__(problems, source)
 
 
-def _unwrap(tp: Any) -> list[Any]:
-    """Model classes reachable from an annotation (through Optional, list, dict, Annotated)."""
-    origin = typing.get_origin(tp)
-    if origin is Annotated:
-        return _unwrap(typing.get_args(tp)[0])
-    if origin in (Union, types.UnionType, list, tuple, dict):
-        out: list[Any] = []
-        for a in typing.get_args(tp):
-            out += _unwrap(a)
-        return out
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return [tp]
-    return []
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    model: type[BaseModel] | None = Spec
-    for part in loc:
-        if model is None:
-            return None
-        if isinstance(part, int) or part not in model.model_fields:
-            # list index or dict key: stays within the container's element model
-            continue
-        candidates = _unwrap(model.model_fields[part].annotation)
-        model = candidates[0] if candidates else None
-    return model
-
-
-def _fmt_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _short(v: Any, n: int = 80) -> str:
-    s = json.dumps(v, default=str) if not isinstance(v, str) else repr(v)
-    return s if len(s) <= n else s[: n - 3] + "..."
-
-
-def format_validation_error(err: ValidationError) -> list[str]:
-    problems = []
-    for e in err.errors(include_url=False):
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and "[" in p))
-        path = _fmt_loc(loc)
-        typ = e["type"]
-        msg = e["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        msg = msg.removeprefix("Input should be ")
-        if typ == "extra_forbidden":
-            parent = _model_at(loc[:-1])
-            key = str(loc[-1])
-            fields = sorted(parent.model_fields) if parent else []
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            problems.append(
-                f"{path}: unknown key {key!r}, expected one of {', '.join(fields)}{hint}"
-            )
-        elif typ == "missing":
-            problems.append(f"{path}: missing, expected a value")
-        else:
-            problems.append(f"{path}: got {_short(e.get('input'))}, expected {msg}")
-    return problems
+def format_validation_error(err: ValidationError, root: type[BaseModel] | None = None) -> list[str]:
+    """:func:`synthcv.validation.format_validation_error`, rooted at :class:`Spec` by default."""
+    return _format_validation_error(err, root or Spec)
 
 
 def _extend(data: dict[str, Any], base_dir: Path, label: str, depth: int = 0) -> dict[str, Any]:

@@ -1,8 +1,12 @@
-"""MLflow tracking for every synthcv run (generate, genmodel train, experiments).
+"""MLflow tracking for every synthcv run (generate, augment, genmodel train, experiments).
 
 One context manager, :func:`tracked_run`, gives every command the same record: parameters,
 per-step metrics, artifacts, tags, and *lineage* — the content hash of every input dataset —
 so a result can always be traced to the exact data that produced it.
+
+What each command records is written here too, once: :func:`track_generate`,
+:func:`track_augment`, :func:`track_genmodel_train` and :func:`track_experiment`. Commands hand
+them their work and its results; no other module imports mlflow.
 
 - Default store: a SQLite file ``mlflow.db`` with artifacts in ``mlartifacts/``, both under the
   current working directory. ``MLFLOW_TRACKING_URI`` (the standard variable) overrides it.
@@ -14,13 +18,12 @@ so a result can always be traced to the exact data that produced it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,29 +47,12 @@ def default_tracking_uri(root: str | os.PathLike[str] | None = None) -> str:
     return f"sqlite:///{(base / 'mlflow.db').resolve()}"
 
 
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def dataset_hash(path: str | os.PathLike[str]) -> str:
-    """Content hash of a data input, for lineage.
+    """Content hash of a data input, for lineage (see :func:`synthcv.format.content_digest`:
+    a dataset directory is its manifest's sha256, any other file its own)."""
+    from synthcv.format import content_digest
 
-    A synthcv dataset directory is identified by the sha256 of its ``manifest.json`` (which
-    itself holds the sha256 of every file), any other file by its own sha256.
-    """
-    p = Path(path)
-    if p.is_dir():
-        manifest = p / "manifest.json"
-        if not manifest.is_file():
-            raise FileNotFoundError(f"{p}: not a complete synthcv dataset (no manifest.json)")
-        return sha256_file(manifest)
-    if p.is_file():
-        return sha256_file(p)
-    raise FileNotFoundError(f"{p}: no such dataset directory or file")
+    return content_digest(path)
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -283,3 +269,161 @@ def write_temp_json(obj: Any, name: str) -> Path:
     p = d / name
     p.write_text(json.dumps(obj, indent=2, default=str))
     return p
+
+
+# ------------------------------------------------------------------ what each command records
+
+
+def track_generate(
+    generate: Callable[[], Mapping[str, Any]],
+    *,
+    spec_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    count: int,
+    workers: int,
+    backend: str,
+    spec_hash: str,
+    contact_sheet: Callable[[Path], Any] | None = None,
+    enabled: bool | None = None,
+) -> Mapping[str, Any]:
+    """Run ``generate()`` (it renders the dataset into ``out`` and returns its manifest) as a
+    "generate" run and return the manifest.
+
+    Records the spec path, output directory, sample count, workers, backend and spec hash as
+    params; the dataset's content hash (tag ``synthcv.output.dataset``, the lineage key its
+    consumers log as their input) and the spec hash as tags; ``samples`` as a metric; and
+    ``manifest.json`` plus a contact sheet as artifacts. ``contact_sheet(png_path)`` draws that
+    sheet (the caller knows how to read a dataset; None: no sheet).
+    """
+    params = {
+        "spec": str(spec_path),
+        "out": str(out),
+        "count": count,
+        "workers": workers,
+        "backend": backend,
+        "spec_hash": spec_hash,
+    }
+    with tracked_run("generate", params=params, inputs={}, enabled=enabled) as tr:
+        manifest = generate()
+        if not tr.enabled:
+            return manifest
+        tr.set_tags(
+            {
+                "synthcv.output.dataset": dataset_hash(out),
+                "synthcv.spec_hash": manifest["spec_hash"],
+            }
+        )
+        tr.log_metrics({"samples": manifest["count"]})
+        tr.log_artifact(Path(out) / "manifest.json")
+        if contact_sheet is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                sheet = Path(tmp) / "contact_sheet.png"
+                contact_sheet(sheet)
+                tr.log_artifact(sheet)
+        return manifest
+
+
+def track_augment(
+    augment: Callable[[], Any],
+    *,
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    ops: list[Mapping[str, Any]],
+    seed: int,
+    enabled: bool | None = None,
+) -> Any:
+    """Run ``augment()`` (it writes the augmented child of dataset ``src`` into ``out``) as an
+    "augment" run and return what it returns.
+
+    Records the ops, seed, source and output as params, the source dataset's hash as the input
+    (lineage) and the child's hash as tag ``synthcv.output_hash``.
+    """
+    params = {"ops": ops, "seed": seed, "src": str(src), "out": str(out)}
+    with tracked_run("augment", params, {Path(src).name: dataset_hash(src)}, enabled=enabled) as tr:
+        result = augment()
+        if tr.enabled:
+            tr.set_tags({"synthcv.output_hash": dataset_hash(out)})
+        return result
+
+
+def genmodel_data_inputs(data: str, mnist_path: str | None = None) -> dict[str, str]:
+    """Lineage of a generative model's training data: input name -> content hash.
+
+    ``mnist8000`` is the file :func:`synthcv.realdata.find_mnist8000` finds, a dataset
+    directory or ``.npz`` file is hashed by :func:`dataset_hash`; ``sklearn-digits`` ships
+    with scikit-learn and has no file of ours to hash.
+    """
+    if data == "mnist8000":
+        from synthcv.realdata import find_mnist8000
+
+        return {"mnist8000": dataset_hash(find_mnist8000(mnist_path))}
+    if data == "sklearn-digits":
+        return {}
+    return {Path(data).name: dataset_hash(data)}
+
+
+def track_genmodel_train(
+    train: Callable[[], dict[str, Any]],
+    *,
+    config: Mapping[str, Any],
+    out: str | os.PathLike[str],
+    enabled: bool | None = None,
+) -> dict[str, Any]:
+    """Run ``train()`` (it trains into run directory ``out`` and returns its summary) as a
+    "genmodel-train" run and return the summary.
+
+    ``config`` is the training configuration as plain values (``TrainConfig.to_json()``): its
+    set fields are the params (``hparams`` flattened to ``hparams.<name>``) with ``out``; the
+    training data's hash is the input (:func:`genmodel_data_inputs`). Afterwards every row of
+    ``metrics.jsonl`` is logged at its epoch (train_bpd, test_bpd, lr, ...) and ``run.json`` and
+    ``metrics.jsonl`` are attached.
+    """
+    if not tracking_enabled(enabled):
+        return train()
+    params = {k: v for k, v in config.items() if v is not None}
+    inputs = genmodel_data_inputs(str(config["data"]), config.get("mnist_path"))
+    run_dir = Path(out)
+    with tracked_run(
+        "genmodel-train", params=params | {"out": str(out)}, inputs=inputs, enabled=True
+    ) as tr:
+        summary = train()
+        metrics = run_dir / "metrics.jsonl"
+        for line in metrics.read_text().splitlines() if metrics.exists() else []:
+            row = json.loads(line)
+            values = {
+                k: float(v) for k, v in row.items() if isinstance(v, int | float) and k != "epoch"
+            }
+            tr.log_metrics(values, step=int(row.get("epoch", 0)))
+        for name in ("run.json", "metrics.jsonl"):
+            if (run_dir / name).exists():
+                tr.log_artifact(run_dir / name)
+        return summary
+
+
+@contextlib.contextmanager
+def track_experiment(
+    name: str,
+    recipe: str,
+    config: Mapping[str, Any],
+    inputs: Mapping[str, str],
+    *,
+    enabled: bool | None = None,
+    root: str | os.PathLike[str] | None = None,
+    experiment: str | None = None,
+) -> Iterator[NullRun]:
+    """An "experiment" run named ``name``: the config (plain values) as params and as the
+    ``config.json`` artifact, ``recipe`` as tag ``synthcv.recipe``, ``inputs`` (source name ->
+    content hash) as lineage. The runner logs its metrics, tables, plots and model to the run
+    this yields."""
+    with tracked_run(
+        "experiment",
+        config,
+        inputs,
+        run_name=name,
+        enabled=enabled,
+        root=root,
+        experiment=experiment,
+    ) as log:
+        log.set_tags({"synthcv.recipe": recipe})
+        log.log_dict(dict(config), "config.json")
+        yield log

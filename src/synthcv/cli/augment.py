@@ -24,7 +24,7 @@ def augment(
     import yaml
 
     from synthcv.augment.dataset import augment_dataset
-    from synthcv.tracking import dataset_hash, tracked_run
+    from synthcv.tracking import track_augment
 
     ops: list[dict] = []
     if config is not None:
@@ -38,10 +38,14 @@ def augment(
     ops.extend(parse_op(o) for o in op)
     if not ops:
         raise typer.BadParameter("give at least one op (--op NAME or --config FILE)")
-    params = {"ops": ops, "seed": seed, "src": str(src), "out": str(out)}
-    with tracked_run("augment", params, {src.name: dataset_hash(src)}, enabled=track) as log:
-        augment_dataset(src, out, ops, seed=seed, overwrite=overwrite)
-        log.set_tags({"synthcv.output_hash": dataset_hash(out)})
+    track_augment(
+        lambda: augment_dataset(src, out, ops, seed=seed, overwrite=overwrite),
+        src=src,
+        out=out,
+        ops=ops,
+        seed=seed,
+        enabled=track,
+    )
     typer.echo(f"wrote {out}")
 
 

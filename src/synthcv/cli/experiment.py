@@ -18,18 +18,25 @@ def run(
     track: bool = typer.Option(True, "--track/--no-track", help="Log the run to MLflow."),
 ) -> None:
     """Run CONFIG over its seeds; prints mean ± 95% interval per metric."""
-    from synthcv.tasks.experiment import load_config, run_experiment
+    from synthcv.tasks.experiment import load_config, run_experiment, with_overrides
+    from synthcv.validation import ConfigError
 
     cfg = load_config(config)
-    update: dict = {}
     if seeds:
-        update["seeds"] = [int(s) for s in seeds.split(",") if s.strip()]
+        try:
+            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            msg = f"got {seeds!r}, expected integers separated by commas (0,1,2)"
+            raise typer.BadParameter(msg, param_hint=["--seeds"]) from None
+        try:
+            cfg = with_overrides(cfg, seeds=seed_list)
+        except ConfigError as exc:
+            raise typer.BadParameter("; ".join(exc.problems), param_hint=["--seeds"]) from None
     if epochs is not None:
-        update["train"] = cfg.train.model_copy(update={"epochs": epochs})
-        if cfg.finetune is not None:
-            update["finetune"] = cfg.finetune.model_copy(update={"epochs": epochs})
-    if update:
-        cfg = cfg.model_copy(update=update)
+        try:
+            cfg = with_overrides(cfg, epochs=epochs)
+        except ConfigError as exc:
+            raise typer.BadParameter("; ".join(exc.problems), param_hint=["--epochs"]) from None
     result = run_experiment(cfg, out=out, tracking=track)
     typer.echo(result["table"])
     if result.get("run_id"):

@@ -50,43 +50,25 @@ def register(app: typer.Typer) -> None:
 
 
 def _tracked(parsed, spec_path, out, count, workers, overwrite, track, run):
-    """Run generation, logged to MLflow when tracking is available and enabled."""
-    try:
-        from synthcv.tracking import tracked_run
-    except ImportError:  # tracking module not installed in this build
-        return run(parsed, out, count=count, workers=workers, overwrite=overwrite)
-    params = {
-        "spec": str(spec_path),
-        "out": str(out),
-        "count": count or parsed.count,
-        "workers": workers,
-        "backend": parsed.renderer.backend,
-        "spec_hash": parsed.spec_hash,
-    }
-    with tracked_run("generate", params=params, inputs={}, enabled=track) as tr:
-        manifest = run(parsed, out, count=count, workers=workers, overwrite=overwrite)
-        from synthcv.tracking import dataset_hash
+    """Run generation as a tracked run (see synthcv.tracking.track_generate)."""
+    from synthcv.tracking import track_generate
 
-        tr.set_tags(
-            {
-                "synthcv.output.dataset": dataset_hash(out),
-                "synthcv.spec_hash": manifest["spec_hash"],
-            }
-        )
-        tr.log_metrics({"samples": manifest["count"]})
-        tr.log_artifact(Path(out) / "manifest.json")
-        _log_contact_sheet(tr, Path(out))
-        return manifest
+    return track_generate(
+        lambda: run(parsed, out, count=count, workers=workers, overwrite=overwrite),
+        spec_path=spec_path,
+        out=out,
+        count=count or parsed.count,
+        workers=workers,
+        backend=parsed.renderer.backend,
+        spec_hash=parsed.spec_hash,
+        contact_sheet=lambda png: _write_contact_sheet(Path(out), png),
+        enabled=track,
+    )
 
 
-def _log_contact_sheet(tr, out: Path) -> None:
-    """A contact sheet of the new dataset as a run artifact (what people look at first)."""
-    import tempfile
-
+def _write_contact_sheet(dataset_dir: Path, png: Path) -> None:
+    """A contact sheet of the new dataset (what people look at first)."""
     from synthcv.format import open_dataset
     from synthcv.tools.preview import write_preview
 
-    with tempfile.TemporaryDirectory() as tmp:
-        sheet = Path(tmp) / "contact_sheet.png"
-        write_preview(open_dataset(out), sheet, n=8, cols=2)
-        tr.log_artifact(sheet)
+    write_preview(open_dataset(dataset_dir), png, n=8, cols=2)

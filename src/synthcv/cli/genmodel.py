@@ -6,25 +6,115 @@ torch is imported inside the commands so ``synthcv --help`` stays fast.
 from __future__ import annotations
 
 import enum
+import inspect
 import json
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import ValidationError
+
+from synthcv.genmodels.config import TrainConfig
+from synthcv.validation import validation_problems
+
+# ---- `genmodel train`'s options, derived from TrainConfig -------------------------------------
+# Every TrainConfig field is a flag of the same name (``batch_size`` -> ``--batch-size``), default
+# and help; a Literal field is an enum of its values, so a bad choice is a usage error naming the
+# flag. Values are validated by TrainConfig itself, its problems reported against the flags.
+# ``hparams`` is the one field with a command-line form of its own: repeated ``--param K=V``.
+_CLI_FORMS = {"hparams": "--param"}
 
 
-# the choices synthcv.genmodels.train accepts, as enums so a bad value is a usage error naming
-# the flag (kept here so --help needs no torch; a test checks they match)
-class LrSchedule(enum.StrEnum):
-    exp = "exp"
-    cosine = "cosine"
+def _choice_enum(field: str, annotation: Any) -> type[enum.StrEnum]:
+    name = "".join(part.title() for part in field.split("_"))
+    return enum.StrEnum(name, {v: v for v in typing.get_args(annotation)})
 
 
-class Precision(enum.StrEnum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-    auto = "auto"
+_CHOICES: dict[str, type[enum.StrEnum]] = {
+    name: _choice_enum(name, info.annotation)
+    for name, info in TrainConfig.model_fields.items()
+    if typing.get_origin(info.annotation) is typing.Literal
+}
+LrSchedule = _CHOICES["lr_schedule"]
+Precision = _CHOICES["precision"]
+
+
+def train_flag(field: str) -> str:
+    """The ``genmodel train`` flag that sets TrainConfig ``field``."""
+    return _CLI_FORMS.get(field, "--" + field.replace("_", "-"))
+
+
+def _bounds(info: Any) -> str:
+    """A field's numeric constraints as a range: ``>=1``, ``>0``, ``0.0<=x<1.0`` (never starting
+    with a letter, which rich would read as markup inside ``[...]``)."""
+    lower = upper = None  # (bound, inclusive)
+    for m in info.metadata:
+        for attr, inclusive in (("ge", True), ("gt", False)):
+            if getattr(m, attr, None) is not None:
+                lower = (getattr(m, attr), inclusive)
+        for attr, inclusive in (("le", True), ("lt", False)):
+            if getattr(m, attr, None) is not None:
+                upper = (getattr(m, attr), inclusive)
+    if lower and upper:
+        return f"{lower[0]}{'<=' if lower[1] else '<'}x{'<=' if upper[1] else '<'}{upper[0]}"
+    if lower:
+        return f"{'>=' if lower[1] else '>'}{lower[0]}"
+    if upper:
+        return f"{'<=' if upper[1] else '<'}{upper[0]}"
+    return ""
+
+
+def _config_parameters() -> list[inspect.Parameter]:
+    params = []
+    for name, info in TrainConfig.model_fields.items():
+        if name in _CLI_FORMS:
+            continue
+        annotation, default = info.annotation, info.default
+        if name in _CHOICES:
+            annotation, default = _CHOICES[name], _CHOICES[name](default)
+        bounds = _bounds(info)
+        help_text = (info.description or "") + (f" [{bounds}]" if bounds else "")
+        params.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=typer.Option(default, help=help_text),  # typer names it train_flag(name)
+                annotation=annotation,
+            )
+        )
+    return params
+
+
+def _with_config_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """Give ``fn(cli-only options..., **fields)`` one option per TrainConfig field, after its
+    first parameter (typer reads the command's options from ``__signature__``)."""
+    sig = inspect.signature(fn, eval_str=True)
+    own = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in sig.parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+    params = [own[0], *_config_parameters(), *own[1:]]
+    fn.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    return fn
+
+
+def train_config(options: dict[str, Any], params: list[str]) -> TrainConfig:
+    """The TrainConfig of parsed ``genmodel train`` options; a bad value is a usage error
+    (exit code 2) naming its flag."""
+    values = {k: v.value if isinstance(v, enum.Enum) else v for k, v in options.items()}
+    values["hparams"] = _parse_params(params)
+    try:
+        return TrainConfig.model_validate(values)
+    except ValidationError as err:
+        problems = validation_problems(err, TrainConfig)
+    flags = [train_flag(str(p.loc[0])) if p.loc else "(options)" for p in problems]
+    if len(problems) == 1:
+        raise typer.BadParameter(problems[0].detail, param_hint=flags)
+    detail = "; ".join(f"{f}: {p.detail}" for f, p in zip(flags, problems, strict=True))
+    raise typer.BadParameter(detail, param_hint=list(dict.fromkeys(flags)))
 
 
 app = typer.Typer(no_args_is_help=True, help="Deep generative image models (PixelCNN family, VAE).")
@@ -71,151 +161,33 @@ def _load_run(run_dir: Path):
 
 
 @app.command()
+@_with_config_options
 def train(
     out: Path = typer.Option(..., "--out", help="Run directory (checkpoints, metrics)."),
-    model: str = typer.Option("gated-pixelcnn", help="fvsbn|nade|made|gated-pixelcnn|conv-vae"),
-    data: str = typer.Option("mnist8000", help="mnist8000 | sklearn-digits | DATASET_DIR | X.npz"),
-    epochs: int = typer.Option(10, min=1),
-    batch_size: int = typer.Option(64, min=1),
-    micro_batch: int | None = typer.Option(
-        None,
-        min=1,
-        help="Images per forward/backward pass: a larger batch is split and its gradients"
-        " summed, the same update in less memory. Default: the whole batch.",
-    ),
-    lr: float = typer.Option(1e-3),
-    lr_decay: float = typer.Option(
-        1.0, min=0.0, max=1.0, help="Per-epoch learning-rate factor (epoch e: lr * decay^e)."
-    ),
-    lr_schedule: LrSchedule = typer.Option(
-        LrSchedule.exp,
-        help="exp (lr * decay^epoch) | cosine (half cosine to 0 by the last epoch or --minutes).",
-    ),
-    warmup_steps: int = typer.Option(0, min=0, help="Linear learning-rate warm-up steps."),
-    ema: float = typer.Option(
-        0.0,
-        min=0.0,
-        max=0.9999999,
-        help="Evaluate, checkpoint and sample an exponential moving average of the weights with"
-        " this decay (e.g. 0.999; 0 = off).",
-    ),
-    augment_shift: int = typer.Option(
-        0,
-        min=0,
-        help="Shift each training image by a random offset of up to N pixels per axis (edges"
-        " repeat); a regularizer for small datasets. Test images stay unshifted.",
-    ),
-    seed: int = typer.Option(0),
-    conditional: bool = typer.Option(False, help="Condition on the class label."),
-    binarize: bool = typer.Option(False, help="Threshold at 128: a 2-level (binary) model."),
-    crop: int | None = typer.Option(None, help="Central crop size (small, fast problems)."),
-    limit: int | None = typer.Option(None, help="Use only the first N training images."),
-    test_limit: int | None = typer.Option(None, help="Use only the first N test images."),
-    minutes: float | None = typer.Option(None, help="Stop training after this wall-clock budget."),
-    eval_every: int = typer.Option(
-        1,
-        min=1,
-        help="Test bits/dim every N epochs (always after the last): evaluation time counts"
-        " against --minutes.",
-    ),
     param: list[str] = typer.Option([], help="Model hyper-parameter KEY=VALUE (JSON), repeatable."),
-    precision: Precision = typer.Option(
-        Precision.fp32,
-        help="fp32 | bf16 | auto (bfloat16 training passes: 2-4x faster on AMX CPUs).",
-    ),
-    compile: bool = typer.Option(
-        False, "--compile", help="torch.compile the training loss (faster after a warm-up)."
-    ),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
     threads: int | None = typer.Option(None, help="torch CPU threads."),
-    mnist_path: str | None = typer.Option(None, help="Path of mnist-real-8000.npz."),
     track: bool = typer.Option(
         True, "--track/--no-track", help="Log to MLflow (SYNTHCV_TRACKING=0 disables)."
     ),
+    **config: Any,
 ) -> None:
-    """Train a model; writes run.json, checkpoint.pt and metrics.jsonl into --out."""
-    _threads(threads)
-    from synthcv.genmodels.train import TrainConfig
-    from synthcv.genmodels.train import train as run_train
+    """Train a model; writes run.json, checkpoint.pt and metrics.jsonl into --out.
 
-    cfg = TrainConfig(
-        model=model,
-        data=data,
-        epochs=epochs,
-        batch_size=batch_size,
-        micro_batch=micro_batch,
-        lr=lr,
-        lr_decay=lr_decay,
-        lr_schedule=lr_schedule.value,
-        warmup_steps=warmup_steps,
-        ema=ema,
-        augment_shift=augment_shift,
-        seed=seed,
-        conditional=conditional,
-        binarize=binarize,
-        crop=crop,
-        limit=limit,
-        test_limit=test_limit,
-        minutes=minutes,
-        eval_every=eval_every,
-        hparams=_parse_params(param),
-        mnist_path=mnist_path,
-        precision=precision.value,
-        compile=compile,
-    )
+    Every TrainConfig field is an option (see synthcv.genmodels.config)."""
+    cfg = train_config(config, param)
+    _threads(threads)
+    from synthcv.genmodels.train import train as run_train
+    from synthcv.tracking import track_genmodel_train
+
     try:
-        summary = _tracked_train(cfg, out, resume, track, run_train)
+        summary = track_genmodel_train(
+            lambda: run_train(cfg, out, resume=resume), config=cfg.to_json(), out=out, enabled=track
+        )
     except (FileExistsError, FileNotFoundError, ValueError, FloatingPointError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(json.dumps(summary, indent=2))
-
-
-def _data_inputs(data: str, mnist_path: str | None) -> dict[str, str]:
-    """Lineage: content hash of the training data (file or dataset manifest)."""
-    from synthcv.tracking import dataset_hash
-
-    if data == "mnist8000":
-        from synthcv.realdata import find_mnist8000
-
-        return {"mnist8000": dataset_hash(find_mnist8000(mnist_path))}
-    if data == "sklearn-digits":
-        return {}
-    return {Path(data).name: dataset_hash(data)}
-
-
-def _tracked_train(cfg: Any, out: Path, resume: bool, track: bool, run_train: Any) -> dict:
-    """Train inside an MLflow run: config as params, per-epoch bits/dim, run files."""
-    from dataclasses import asdict
-
-    from synthcv.tracking import tracked_run, tracking_enabled
-
-    if not tracking_enabled(track):
-        return run_train(cfg, out, resume=resume)
-    params = {k: v for k, v in asdict(cfg).items() if v is not None}
-    with tracked_run(
-        "genmodel-train",
-        params=params | {"out": str(out)},
-        inputs=_data_inputs(cfg.data, cfg.mnist_path),
-        enabled=True,
-    ) as tr:
-        summary = run_train(cfg, out, resume=resume)
-        metrics = Path(out) / "metrics.jsonl"
-        for line in metrics.read_text().splitlines() if metrics.exists() else []:
-            row = json.loads(line)
-            step = int(row.get("epoch", 0))
-            tr.log_metrics(
-                {
-                    k: float(v)
-                    for k, v in row.items()
-                    if isinstance(v, int | float) and k != "epoch"
-                },
-                step=step,
-            )
-        for name in ("run.json", "metrics.jsonl"):
-            if (Path(out) / name).exists():
-                tr.log_artifact(Path(out) / name)
-        return summary
 
 
 @app.command("eval")

@@ -20,7 +20,6 @@ import json
 import math
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,17 @@ import numpy as np
 import torch
 
 from synthcv.genmodels.base import GenerativeModel
+
+# the configuration (torch-free) lives in synthcv.genmodels.config; re-exported from here
+from synthcv.genmodels.config import (  # noqa: F401
+    PRECISIONS,
+    SCHEDULES,
+    TrainConfig,
+    load_run_config,
+)
 from synthcv.genmodels.data import ImageData, load_images, random_shift
 from synthcv.genmodels.io import atomic_path
 from synthcv.genmodels.registry import build_model, load_checkpoint, num_params, save_checkpoint
-
-PRECISIONS = ("fp32", "bf16", "auto")
-SCHEDULES = ("exp", "cosine")
 
 
 def scheduled_lr(cfg: TrainConfig, epoch: int, progress: float, step: int) -> float:
@@ -123,8 +127,6 @@ def resolve_micro_batch(cfg: TrainConfig, model: GenerativeModel) -> int:
     """Images per forward/backward pass: ``cfg.micro_batch`` (None = the whole batch)."""
     if cfg.micro_batch is None:
         return cfg.batch_size
-    if cfg.micro_batch < 1:
-        raise ValueError(f"micro_batch must be >= 1 image, got {cfg.micro_batch}")
     if cfg.micro_batch < cfg.batch_size and not model.splittable_loss:
         raise ValueError(
             f"micro_batch {cfg.micro_batch} < batch_size {cfg.batch_size}, but"
@@ -151,45 +153,6 @@ def accumulate_gradients(
         (loss * share).backward()
         mean += float(loss.detach()) * share
     return mean
-
-
-@dataclass
-class TrainConfig:
-    model: str = "gated-pixelcnn"
-    data: str = "mnist8000"
-    epochs: int = 10
-    batch_size: int = 64
-    # images per forward/backward pass; a larger batch is split and its gradients summed: the
-    # same update up to float rounding in less memory (None = one pass per batch)
-    micro_batch: int | None = None
-    lr: float = 1e-3
-    lr_decay: float = 1.0  # per-epoch factor: epoch e trains at lr * lr_decay**e
-    # "exp": lr * lr_decay**epoch. "cosine": a half cosine from lr to 0 over the run, which ends
-    # at `epochs` or, with `minutes`, at the clock budget, whichever comes first
-    lr_schedule: str = "exp"
-    warmup_steps: int = 0  # linear ramp from 0 to the scheduled lr over the first steps
-    # Polyak averaging: evaluation, checkpoint weights and sampling use an exponential moving
-    # average of the weights with this decay (0 = off; 0.999 is typical)
-    ema: float = 0.0
-    # translate each training image by a random offset of up to this many pixels per axis (edge
-    # pixels repeat): more distinct images for small sets; evaluation sees the data unshifted
-    augment_shift: int = 0
-    seed: int = 0
-    conditional: bool = False
-    binarize: bool = False
-    crop: int | None = None
-    limit: int | None = None
-    test_limit: int | None = None
-    minutes: float | None = None
-    # evaluate test bits/dim every N epochs (and always after the last or a budget-cut one);
-    # evaluation is a pass over the test split that a time budget pays for
-    eval_every: int = 1
-    # "bf16": training passes under bfloat16 autocast with channels-last weights, 2-4x faster on
-    # CPUs with AMX (recent Xeons); "auto" picks bf16 there. Evaluation and sampling are float32
-    precision: str = "fp32"
-    compile: bool = False  # torch.compile the training loss (~1.5x on CPU after a short warm-up)
-    hparams: dict[str, Any] = field(default_factory=dict)
-    mnist_path: str | None = None
 
 
 def load_split(cfg: TrainConfig, split: str) -> ImageData:
@@ -259,13 +222,6 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
 
-def load_run_config(run_dir: str | Path) -> TrainConfig:
-    p = Path(run_dir) / "run.json"
-    if not p.is_file():
-        raise FileNotFoundError(f"{run_dir}: no run.json — not a genmodel run directory")
-    return TrainConfig(**json.loads(p.read_text())["config"])
-
-
 def train(
     cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
@@ -279,18 +235,9 @@ def train(
     if resume and not ckpt.exists():
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
     if resume:  # the run's own configuration wins; only the epoch count and budget change
-        saved = load_run_config(out)
-        saved.epochs, saved.minutes = cfg.epochs, cfg.minutes
-        cfg = saved
-    cfg = replace(cfg, precision=resolve_precision(cfg.precision))  # run.json records the choice
-    if cfg.lr_schedule not in SCHEDULES:
-        raise ValueError(f"lr_schedule got {cfg.lr_schedule!r}, expected one of {list(SCHEDULES)}")
-    if cfg.eval_every < 1:
-        raise ValueError(f"eval_every must be >= 1 epoch, got {cfg.eval_every}")
-    if cfg.augment_shift < 0:
-        raise ValueError(f"augment_shift must be >= 0 pixels (0 = off), got {cfg.augment_shift}")
-    if not 0.0 <= cfg.ema < 1.0:
-        raise ValueError(f"ema must be in [0, 1) (0 = off), got {cfg.ema}")
+        cfg = load_run_config(out).replace(epochs=cfg.epochs, minutes=cfg.minutes)
+    # TrainConfig validated every value when it was built
+    cfg = cfg.replace(precision=resolve_precision(cfg.precision))  # run.json records the choice
     levels = 2 if cfg.binarize else 256
     train_d, test_d = load_split(cfg, "train"), load_split(cfg, "test")
     x_tr, y_tr = tensors(train_d, levels, cfg.conditional)
@@ -307,11 +254,11 @@ def train(
     else:
         model = build_model(cfg.model, shape, levels, num_classes, seed=cfg.seed, **cfg.hparams)
         payload, done, seconds, steps = {}, 0, 0.0, 0
-    cfg = replace(cfg, micro_batch=resolve_micro_batch(cfg, model))  # run.json records it
+    cfg = cfg.replace(micro_batch=resolve_micro_batch(cfg, model))  # run.json records it
     if not resume:
         out.mkdir(parents=True, exist_ok=True)
         info = dict(
-            config=asdict(cfg),
+            config=cfg.to_json(),
             image_shape=list(shape),
             levels=levels,
             num_classes=num_classes,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -29,8 +28,10 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from synthcv.fileio import write_text_atomic
 from synthcv.tasks.data import ArraySet, SourceSpec, load_full, select
 from synthcv.tasks.stats import fmt_ci, mean_ci
+from synthcv.validation import ConfigError, FieldProblem, format_validation_error, short_value
 
 
 class _Strict(BaseModel):
@@ -102,7 +103,7 @@ class ExperimentConfig(_Strict):
 
         def need(where: str, name: str) -> None:
             if name not in names:
-                raise ValueError(f"{where}: unknown source {name!r}; data has {sorted(names)}")
+                raise FieldProblem(where, f"unknown source {name!r}; data has {sorted(names)}")
 
         for s in self.train.sources:
             need("train.sources", s)
@@ -110,18 +111,25 @@ class ExperimentConfig(_Strict):
             need("eval", s)
         if self.recipe == "finetune":
             if self.finetune is None:
-                raise ValueError("recipe 'finetune' needs a 'finetune' stage")
+                raise FieldProblem("finetune", "recipe 'finetune' needs a 'finetune' stage")
             for s in self.finetune.sources:
                 need("finetune.sources", s)
             if self.finetune.replay:
                 need("finetune.replay.source", self.finetune.replay.source)
             if self.reference is None:
-                raise ValueError("recipe 'finetune' needs 'reference' (the broad eval set)")
+                raise FieldProblem(
+                    "reference", "recipe 'finetune' needs 'reference' (the broad eval set)"
+                )
         if self.reference is not None and self.reference not in self.eval:
-            raise ValueError(f"reference: {self.reference!r} must be one of eval {self.eval}")
+            raise FieldProblem(
+                "reference", f"got {self.reference!r}, expected one of eval {self.eval}"
+            )
         if self.recipe == "learning_curve":
             if self.learning_curve is None:
-                raise ValueError("recipe 'learning_curve' needs 'learning_curve: {source, sizes}'")
+                raise FieldProblem(
+                    "learning_curve",
+                    "recipe 'learning_curve' needs 'learning_curve: {source, sizes}'",
+                )
             need("learning_curve.source", self.learning_curve.source)
         if self.slices is not None:
             need("slices.source", self.slices.source)
@@ -129,7 +137,11 @@ class ExperimentConfig(_Strict):
 
 
 def load_config(source: str | Path | dict[str, Any]) -> ExperimentConfig:
-    """Validate a config from a YAML path or dict; errors name the field path."""
+    """Validate a config from a YAML path or dict.
+
+    Raises :class:`~synthcv.validation.ConfigError` listing every problem as
+    ``field.path: got X, expected Y`` (the dataset spec's style).
+    """
     where = "config"
     if isinstance(source, str | Path):
         where = str(source)
@@ -137,17 +149,38 @@ def load_config(source: str | Path | dict[str, Any]) -> ExperimentConfig:
         if not p.is_file():
             raise FileNotFoundError(f"experiment config not found: {p}")
         # Data paths stay relative to the working directory (where `synthcv generate` wrote).
-        raw = yaml.safe_load(p.read_text())
+        try:
+            raw = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"not valid YAML: {exc}"], where) from None
     else:
         raw = copy.deepcopy(source)
+    return validate_config(raw, where)
+
+
+def validate_config(raw: Any, where: str = "config") -> ExperimentConfig:
+    """:class:`ExperimentConfig` from plain data; ``where`` labels the error's source."""
+    if not isinstance(raw, dict):
+        raise ConfigError([f"(top level): got {short_value(raw)}, expected a mapping"], where)
     try:
         return ExperimentConfig.model_validate(raw)
-    except ValidationError as e:
-        lines = [f"{where}: invalid experiment config"]
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"]) or "(top)"
-            lines.append(f"  {loc}: {err['msg']} (got {err.get('input')!r})"[:300])
-        raise ValueError("\n".join(lines)) from None
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, ExperimentConfig), where) from None
+
+
+def with_overrides(
+    cfg: ExperimentConfig, *, seeds: list[int] | None = None, epochs: int | None = None
+) -> ExperimentConfig:
+    """``cfg`` with other ``seeds`` and/or every stage's ``epochs`` (quick runs), validated like
+    the config itself (so ``epochs=-1`` is a :class:`~synthcv.validation.ConfigError`)."""
+    data = cfg.model_dump()
+    if seeds is not None:
+        data["seeds"] = seeds
+    if epochs is not None:
+        for stage in ("train", "finetune"):
+            if data.get(stage) is not None:
+                data[stage]["epochs"] = epochs
+    return validate_config(data, "overrides")
 
 
 class Runner:
@@ -329,8 +362,8 @@ class Runner:
             arts.append(plots.slice_bars(rows, self.out / "slices.png"))
         table = summary_markdown(summary)
         result["table"] = table
-        _atomic_write(self.out / "results.json", json.dumps(result, indent=2, default=float))
-        _atomic_write(self.out / "summary.md", table + "\n")
+        write_text_atomic(self.out / "results.json", json.dumps(result, indent=2, default=float))
+        write_text_atomic(self.out / "summary.md", table + "\n")
         for p in [*arts, self.out / "results.json", self.out / "summary.md"]:
             log.log_artifact(p)
         if cfg.log_model:
@@ -398,12 +431,6 @@ def summary_markdown(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def input_hashes(runner: Runner) -> dict[str, str]:
     return {n: runner._full[n].digest for n in runner._full}
 
@@ -422,7 +449,7 @@ def run_experiment(
     Sources are loaded before the MLflow run opens so the run's lineage lists every input's
     content hash from the start.
     """
-    from synthcv.tracking import tracked_run
+    from synthcv.tracking import track_experiment
 
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
     out_dir = Path(out) if out is not None else Path("experiments") / cfg.name
@@ -436,18 +463,15 @@ def run_experiment(
         used.add(cfg.slices.source)
     for n in sorted(used):
         runner.source(n, cfg.seeds[0])
-    params = cfg.model_dump(mode="json")
-    with tracked_run(
-        "experiment",
-        params,
+    with track_experiment(
+        cfg.name,
+        cfg.recipe,
+        cfg.model_dump(mode="json"),
         input_hashes(runner),
-        run_name=cfg.name,
         enabled=tracking,
         root=tracking_root,
         experiment=experiment,
     ) as log:
-        log.set_tags({"synthcv.recipe": cfg.recipe})
-        log.log_dict(params, "config.json")
         result = runner.run(log)
         result["run_id"] = log.run_id
     return result
