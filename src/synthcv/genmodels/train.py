@@ -20,6 +20,7 @@ import json
 import math
 import time
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -222,11 +223,25 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
 
-def train(
-    cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True
-) -> dict[str, Any]:
-    """Train (or continue) a run in ``out``; returns a summary with the last metrics."""
-    out = Path(out)
+@dataclass
+class _Run:
+    """A run opened for training: its config, data, model and where the checkpoint left it."""
+
+    cfg: TrainConfig
+    x_tr: torch.Tensor
+    y_tr: torch.Tensor | None
+    x_te: torch.Tensor
+    y_te: torch.Tensor | None
+    model: GenerativeModel
+    payload: dict[str, Any]
+    epochs_done: int
+    seconds: float
+    steps: int
+
+
+def _open_run(cfg: TrainConfig, out: Path, resume: bool) -> _Run:
+    """Check ``out``, resolve the config, load the data, build or restore the model, and write
+    run.json for a new run."""
     ckpt = out / "checkpoint.pt"
     if ckpt.exists() and not resume:
         raise FileExistsError(
@@ -244,7 +259,6 @@ def train(
     x_te, y_te = tensors(test_d, levels, cfg.conditional)
     num_classes = train_d.num_classes if cfg.conditional else 0
     shape = tuple(x_tr.shape[1:])
-
     if resume:
         model, payload = load_checkpoint(ckpt)
         if "train_state_dict" in payload:  # the checkpoint's weights are the average
@@ -268,7 +282,51 @@ def train(
             class_names=train_d.class_names,
         )
         _write_json(out / "run.json", info)
-    model, loss_fn = training_loss(model, cfg.precision, cfg.compile)
+    return _Run(cfg, x_tr, y_tr, x_te, y_te, model, payload, done, seconds, steps)
+
+
+@dataclass
+class _EpochRandomness:
+    """The generators of one epoch: batch order, model sampling, shifts (and the global one
+    that dropout draws from). Seeded per (seed, epoch), restored mid-epoch on resume."""
+
+    perm: torch.Tensor
+    gen: torch.Generator
+    shift_gen: torch.Generator
+
+    @classmethod
+    def of(cls, cfg: TrainConfig, epoch: int, n: int, partial: dict | None) -> _EpochRandomness:
+        perm = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(n))
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        shift_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch + 500_000)
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch + 1_000_000)
+        if partial is not None:
+            gen.set_state(partial["gen_state"])
+            shift_gen.set_state(partial["shift_gen_state"])
+            torch.set_rng_state(partial["global_rng_state"])
+        return cls(perm, gen, shift_gen)
+
+    def partial_state(self, batches: int, loss_sum: float, images: int) -> dict[str, Any]:
+        """What a budget-cut epoch needs to resume at its next batch."""
+        return dict(
+            batches=batches,
+            loss_sum=loss_sum,
+            images=images,
+            gen_state=self.gen.get_state(),
+            shift_gen_state=self.shift_gen.get_state(),
+            global_rng_state=torch.get_rng_state(),
+        )
+
+
+def train(
+    cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Train (or continue) a run in ``out``; returns a summary with the last metrics."""
+    out = Path(out)
+    run = _open_run(cfg, out, resume)
+    cfg, payload, steps = run.cfg, run.payload, run.steps
+    x_tr, y_tr = run.x_tr, run.y_tr
+    model, loss_fn = training_loss(run.model, cfg.precision, cfg.compile)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     if payload.get("optimizer"):
         opt.load_state_dict(payload["optimizer"])
@@ -279,25 +337,18 @@ def train(
     total_steps = cfg.epochs * steps_per_epoch
     d_ln2 = model.num_dims * math.log(2.0)
     budget = None if cfg.minutes is None else cfg.minutes * 60.0
-    start = time.perf_counter() - seconds
+    start = time.perf_counter() - run.seconds
     stopped = False
     last: dict[str, Any] = {}
     # a budget-cut epoch resumes at its next batch, with its generators and running loss
     partial = payload.get("partial_epoch")
-    for epoch in range(done, cfg.epochs):
+    for epoch in range(run.epochs_done, cfg.epochs):
         t0 = time.perf_counter()
-        perm = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(len(x_tr)))
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        shift_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch + 500_000)
-        # layers that draw from the global generator (dropout) get a per-epoch seed too
-        torch.manual_seed(cfg.seed * 1_000_003 + epoch + 1_000_000)
+        rand = _EpochRandomness.of(cfg, epoch, len(x_tr), partial)
         epoch_lr = 0.0
         model.train()
         tot, cnt, batches_done = 0.0, 0, 0
         if partial is not None:
-            gen.set_state(partial["gen_state"])
-            shift_gen.set_state(partial["shift_gen_state"])
-            torch.set_rng_state(partial["global_rng_state"])
             tot, cnt, batches_done = partial["loss_sum"], partial["images"], partial["batches"]
             partial = None
         batches = range(batches_done * cfg.batch_size, len(x_tr), cfg.batch_size)
@@ -307,7 +358,7 @@ def train(
 
             it = track(batches, description=f"epoch {epoch + 1}/{cfg.epochs}", transient=True)
         for s in it:
-            idx = perm[s : s + cfg.batch_size]
+            idx = rand.perm[s : s + cfg.batch_size]
             progress_done = steps / total_steps
             if budget is not None:
                 progress_done = max(progress_done, (time.perf_counter() - start) / budget)
@@ -315,11 +366,11 @@ def train(
             epoch_lr = scheduled_lr(cfg, epoch, progress_done, steps)
             for group in opt.param_groups:
                 group["lr"] = epoch_lr
-            xb = random_shift(x_tr[idx], cfg.augment_shift, shift_gen)
+            xb = random_shift(x_tr[idx], cfg.augment_shift, rand.shift_gen)
             yb = None if y_tr is None else y_tr[idx]
             opt.zero_grad(set_to_none=True)
             try:
-                tot += accumulate_gradients(loss_fn, xb, yb, gen, cfg.micro_batch) * len(idx)
+                tot += accumulate_gradients(loss_fn, xb, yb, rand.gen, cfg.micro_batch) * len(idx)
             except FloatingPointError as exc:  # before a NaN reaches the weights
                 raise FloatingPointError(
                     f"{out}: {exc} at epoch {epoch + 1}, step {steps + 1}; the checkpoint keeps"
@@ -342,25 +393,18 @@ def train(
         if average is not None:
             extra["train_state_dict"] = {k: v.clone() for k, v in model.state_dict().items()}
         if not complete:
-            extra["partial_epoch"] = dict(
-                batches=batches_done,
-                loss_sum=tot,
-                images=cnt,
-                gen_state=gen.get_state(),
-                shift_gen_state=shift_gen.get_state(),
-                global_rng_state=torch.get_rng_state(),
-            )
+            extra["partial_epoch"] = rand.partial_state(batches_done, tot, cnt)
         with _averaged(average):  # one swap: evaluate and checkpoint the average
             last = dict(epoch=epoch + 1, complete=complete, steps=steps)
             last["train_bpd"] = tot / max(cnt, 1) / d_ln2
             if stopped or epoch + 1 == cfg.epochs or (epoch + 1) % cfg.eval_every == 0:
-                last["test_bpd"] = evaluate(model, x_te, y_te)
+                last["test_bpd"] = evaluate(model, run.x_te, run.y_te)
             last["lr"] = epoch_lr
             last["epoch_seconds"] = round(time.perf_counter() - t0, 3)
             last["train_seconds"] = round(seconds, 3)
             _append_metrics(out / "metrics.jsonl", last)
             save_checkpoint(
-                ckpt,
+                out / "checkpoint.pt",
                 model,
                 optimizer=opt.state_dict(),
                 epochs_done=epoch + 1 if complete else epoch,
@@ -369,13 +413,17 @@ def train(
                 **extra,
             )
         if progress:
-            from rich import print as rprint
-
-            test = f" test {last['test_bpd']:.4f}" if "test_bpd" in last else ""
-            rprint(
-                f"epoch {epoch + 1}: train {last['train_bpd']:.4f}{test} bits/dim"
-                f" ({last['epoch_seconds']:.1f} s){'' if complete else ' [time budget hit]'}"
-            )
+            _print_epoch(last)
         if stopped:
             break
     return dict(run_dir=str(out), stopped_by_budget=stopped, params=num_params(model), **last)
+
+
+def _print_epoch(last: dict[str, Any]) -> None:
+    from rich import print as rprint
+
+    test = f" test {last['test_bpd']:.4f}" if "test_bpd" in last else ""
+    rprint(
+        f"epoch {last['epoch']}: train {last['train_bpd']:.4f}{test} bits/dim"
+        f" ({last['epoch_seconds']:.1f} s){'' if last['complete'] else ' [time budget hit]'}"
+    )
