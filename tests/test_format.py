@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +90,7 @@ def test_paths_that_leave_the_dataset_are_refused(tmp_path):
 
 
 def test_shard_is_published_whole_or_not_at_all(tmp_path):
-    claim_output(tmp_path / "out", {"run": 1})
+    claim_output(tmp_path / "out", {"run": 1}).release()
     out = tmp_path / "out"
     with pytest.raises(RuntimeError), ShardWriter(out, 0) as w:
         w.write("000000.rgb.png", "rgb", np.zeros((4, 4, 3), np.uint8))
@@ -110,10 +112,15 @@ def test_shard_is_published_whole_or_not_at_all(tmp_path):
 
 
 def test_claim_output_refuses_other_runs_and_foreign_directories(tmp_path):
-    assert claim_output(tmp_path / "a", {"spec_hash": "x", "count": 1}) is False
-    assert claim_output(tmp_path / "a", {"spec_hash": "x", "count": 1}) is False  # resume
+    with claim_output(tmp_path / "a", {"spec_hash": "x", "count": 1}) as claim:
+        assert not claim.complete
+    with claim_output(tmp_path / "a", {"spec_hash": "x", "count": 1}) as claim:  # resume
+        assert not claim.complete
     with pytest.raises(OutputError, match="another run"):
         claim_output(tmp_path / "a", {"spec_hash": "y", "count": 1})
+    (tmp_path / "f").write_text("a file")
+    with pytest.raises(OutputError, match="not a directory"):
+        claim_output(tmp_path / "f", {"spec_hash": "x"})
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "notes.txt").write_text("mine")
     with pytest.raises(OutputError, match="not a synthcv output directory"):
@@ -150,6 +157,41 @@ def test_content_digest_of_dataset_is_its_manifest_hash(tmp_path):
     assert content_digest(root) == hashlib.sha256((root / "manifest.json").read_bytes()).hexdigest()
     with pytest.raises(FileNotFoundError, match="no such dataset"):
         content_digest(tmp_path / "nope")
+
+
+def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path):
+    """Two runs into one directory: the second is told who holds it, and touches nothing."""
+    import os
+
+    out = tmp_path / "out"
+    with claim_output(out, {"spec_hash": "x"}):
+        (out / "shards" / ".tmp-shard-000000-999").mkdir()  # the holder's work in progress
+        script = (
+            "import sys; from pathlib import Path\n"
+            "from synthcv.format.writer import OutputError, claim_output\n"
+            "try:\n"
+            f"    claim_output(Path({str(out)!r}), {{'spec_hash': 'x'}})\n"
+            "except OutputError as e:\n"
+            "    print(e)\n"
+        )
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        assert f"being written by another synthcv process (pid {os.getpid()}" in r.stdout, r
+        assert (out / "shards" / ".tmp-shard-000000-999").is_dir()  # not deleted under us
+    # released: the lock file stays, empty, and the next run may claim the directory
+    assert (out / layout.LOCK_FILE).read_bytes() == b""
+    with claim_output(out, {"spec_hash": "x"}) as claim:
+        assert not claim.complete and not list((out / "shards").iterdir())
+
+
+def test_overwrite_empties_the_directory_only_after_taking_the_lock(tmp_path):
+    out = tmp_path / "out"
+    with claim_output(out, {"spec_hash": "x"}):
+        (out / "keep.txt").write_text("in progress")
+        with pytest.raises(OutputError, match="being written"):
+            claim_output(out, {"spec_hash": "y"}, overwrite=True)
+        assert (out / "keep.txt").exists()
+    with claim_output(out, {"spec_hash": "y"}, overwrite=True):
+        assert not (out / "keep.txt").exists()
 
 
 # ------------------------------------------------------------------ augment resumes

@@ -59,49 +59,59 @@ def augment_dataset(
         "ops_sha256": sha256_text(json.dumps(ops, sort_keys=True, default=str)),
         "seed": seed,
     }
-    claim_output(out, run, overwrite)
-    shards = _parent_shards(parent)
-    todo = set(unfinished_shards(out, len(shards)))
-    version = int(parent.manifest["format_version"])
-    positions = {int(v): j for j, v in enumerate(parent.samples.column("sample_index").to_pylist())}
-    with _progress(progress, f"augmenting {src.name}", len(parent)) as advance:
-        for k, shard_rel in enumerate(shards):
-            sdir = layout.inside(parent.root, shard_rel)
-            table = upgrade_samples(pq.read_table(sdir / layout.SAMPLES), version)
-            if k not in todo:
-                advance(table.num_rows)
-                continue
-            meta = json.loads((sdir / layout.SHARD_META).read_text())
-            meta.pop("files", None)
-            with ShardWriter(out, k) as writer:
-                realized = []
-                for idx in table.column("sample_index").to_pylist():
-                    name, image, params = _augment_sample(
-                        parent, positions[int(idx)], pipeline, seed
-                    )
-                    writer.write(name, "rgb", image)
-                    realized.append(params)
-                    advance(1)
-                written = {p.name for p in writer.tmp.iterdir()}
-                for f in sorted(sdir.iterdir()):
-                    if f.is_file() and f.name not in written and f.name != layout.SHARD_META:
-                        writer.copy(f)
-                table = _with_realized(table, realized)
-                objects = pq.read_table(sdir / layout.OBJECTS)
-                writer.finish(table, objects, meta)
-    fields = {k: v for k, v in parent.manifest.items() if k not in _FORMAT_KEYS}
-    fields["parent"] = {
-        "path": str(src.resolve()),
-        "spec_hash": parent.manifest.get("spec_hash"),
-        "manifest_sha256": parent_sha,
-    }
-    fields["augment"] = {"ops": ops, "seed": seed}
-    write_manifest(out, fields, len(shards))
+    with claim_output(out, run, overwrite):
+        shards = _parent_shards(parent)
+        todo = set(unfinished_shards(out, len(shards)))
+        with _progress(progress, f"augmenting {src.name}", len(parent)) as advance:
+            for k, shard_rel in enumerate(shards):
+                if k in todo:
+                    _augment_shard(parent, shard_rel, out, k, pipeline, seed, advance)
+                else:
+                    advance(len(pq.read_table(layout.inside(src, shard_rel) / layout.SAMPLES)))
+        fields = {k: v for k, v in parent.manifest.items() if k not in _FORMAT_KEYS}
+        fields["parent"] = {
+            "path": str(src.resolve()),
+            "spec_hash": parent.manifest.get("spec_hash"),
+            "manifest_sha256": parent_sha,
+        }
+        fields["augment"] = {"ops": ops, "seed": seed}
+        write_manifest(out, fields, len(shards))
     return out
 
 
 #: Manifest keys the format writes itself (never copied from the parent).
 _FORMAT_KEYS = {"format_version", "synthcv_version", "num_shards", "files", "depth", "normals"}
+
+
+def _augment_shard(
+    parent: Dataset,
+    shard_rel: str,
+    out: Path,
+    k: int,
+    pipeline: Any,
+    seed: int,
+    advance: Any,
+) -> None:
+    """Child shard ``k``: augmented RGB, every other file copied, realized params as columns."""
+    sdir = layout.inside(parent.root, shard_rel)
+    version = int(parent.manifest["format_version"])
+    table = upgrade_samples(pq.read_table(sdir / layout.SAMPLES), version)
+    positions = {int(v): j for j, v in enumerate(parent.samples.column("sample_index").to_pylist())}
+    meta = json.loads((sdir / layout.SHARD_META).read_text())
+    meta.pop("files", None)
+    with ShardWriter(out, k) as writer:
+        realized = []
+        for idx in table.column("sample_index").to_pylist():
+            name, image, params = _augment_sample(parent, positions[int(idx)], pipeline, seed)
+            writer.write(name, "rgb", image)
+            realized.append(params)
+            advance(1)
+        written = {p.name for p in writer.tmp.iterdir()}
+        for f in sorted(sdir.iterdir()):
+            if f.is_file() and f.name not in written and f.name != layout.SHARD_META:
+                writer.copy(f)
+        objects = pq.read_table(sdir / layout.OBJECTS)
+        writer.finish(_with_realized(table, realized), objects, meta)
 
 
 def _parent_shards(parent: Dataset) -> list[str]:

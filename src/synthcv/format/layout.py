@@ -21,6 +21,8 @@ SHARDS = "shards"
 SHARD_META = "shard.json"
 #: The resume record of an output directory: which spec and count it is being filled for.
 RUN_FILE = ".synthcv-run.json"
+#: Held (flock) by the one process writing into the directory.
+LOCK_FILE = ".synthcv.lock"
 
 #: Image modalities, in the order they are written, and each one's file suffix.
 MODALITIES = ("rgb", "depth", "instance", "semantic", "normals")

@@ -6,12 +6,12 @@ interruption, both checksum every file the same way, and a dataset is complete e
 
 Life of an output directory::
 
-    claim_output(root, run)        # the resume record; refuses a directory of another run
-    for each unfinished shard k:
+    with claim_output(root, run) as claim:   # lock + resume record; refuses another run's dir
+      for each unfinished shard k:
         with ShardWriter(root, k) as w:   # a private temporary directory
             w.write(...); w.copy(...)
             w.finish(sample_rows, object_rows, meta)   # checksums, shard.json, rename
-    write_manifest(root, fields, num_shards)           # merged indexes, files map, manifest
+      write_manifest(root, fields, num_shards)         # merged indexes, files map, manifest
 """
 
 from __future__ import annotations
@@ -33,35 +33,96 @@ class OutputError(RuntimeError):
     """The output directory cannot take this run (another dataset, not a dataset, ...)."""
 
 
-def claim_output(root: Path, run: dict[str, Any], overwrite: bool = False) -> bool:
-    """Prepare ``root`` for the run described by ``run``; True if it is already complete.
+class Claim:
+    """An output directory held by this process: an exclusive lock on ``.synthcv.lock``.
+
+    Only one synthcv process writes into a directory at a time; a second one is refused with
+    the holder's pid and command instead of deleting the first one's temporary shards under
+    it. The kernel drops the lock when the process ends, however it ends, so a killed run
+    never leaves a stale lock. ``complete`` says whether the dataset was already finished.
+    """
+
+    def __init__(self, root: Path, fd: int, complete: bool) -> None:
+        self.root, self._fd, self.complete = root, fd, complete
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.ftruncate(self._fd, 0)  # no holder any more (and no pid left in the dataset)
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = -1
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def _lock(root: Path) -> int:
+    """Take the directory's lock or raise OutputError naming who holds it."""
+    import fcntl
+    import sys
+
+    path = root / layout.LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise OutputError(
+            f"{root} is being written by another synthcv process ({holder}); wait for it to "
+            "finish or choose another --out"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv)[:200]}\n".encode(), 0)
+    return fd
+
+
+def claim_output(root: Path, run: dict[str, Any], overwrite: bool = False) -> Claim:
+    """Lock ``root`` and prepare it for the run described by ``run``.
 
     ``run`` identifies the work (e.g. spec hash, count, shard size): a directory left by an
     interrupted run with the same record is resumed, one with another record is refused, and
-    stale temporary shards from killed processes are removed.
+    temporary shards of killed processes are removed (safe: nobody else holds the lock).
+    ``overwrite`` empties the directory first, after taking the lock. Use the returned
+    :class:`Claim` as a context manager around the whole write.
     """
-    run_file = root / layout.RUN_FILE
-    if root.exists() and overwrite:
-        shutil.rmtree(root)
-    if root.exists() and any(root.iterdir()):
-        if not run_file.exists():
-            raise OutputError(
-                f"{root} exists and is not a synthcv output directory; choose another --out"
-            )
-        previous = json.loads(run_file.read_text())
-        if previous != run:
-            described = ", ".join(f"{k} {str(v)[:12]}" for k, v in sorted(previous.items()))
-            raise OutputError(
-                f"{root} holds a dataset of another run ({described}); use another --out or "
-                "--overwrite"
-            )
-        if (root / layout.MANIFEST).exists():
-            return True
-    (root / layout.SHARDS).mkdir(parents=True, exist_ok=True)
-    for stale in (root / layout.SHARDS).glob(".tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    write_json_atomic(run_file, run)
-    return False
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise OutputError(f"{root} exists and is not a directory; choose another --out")
+    ours = {layout.LOCK_FILE}
+    foreign = not overwrite and not (root / layout.RUN_FILE).exists()
+    if foreign and root.exists() and any(p.name not in ours for p in root.iterdir()):
+        raise OutputError(
+            f"{root} exists and is not a synthcv output directory; choose another --out"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    fd = _lock(root)
+    try:
+        if overwrite:
+            for p in root.iterdir():
+                if p.name not in ours:
+                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        run_file = root / layout.RUN_FILE
+        if run_file.exists():
+            previous = json.loads(run_file.read_text())
+            if previous != run:
+                described = ", ".join(f"{k} {str(v)[:12]}" for k, v in sorted(previous.items()))
+                raise OutputError(
+                    f"{root} holds a dataset of another run ({described}); use another --out or "
+                    "--overwrite"
+                )
+            if (root / layout.MANIFEST).exists():
+                return Claim(root, fd, complete=True)
+        (root / layout.SHARDS).mkdir(exist_ok=True)
+        for stale in (root / layout.SHARDS).glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        write_json_atomic(run_file, run)
+        return Claim(root, fd, complete=False)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def unfinished_shards(root: Path, num_shards: int) -> list[int]:

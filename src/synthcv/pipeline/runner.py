@@ -42,9 +42,17 @@ def worker_renderer(spec: Spec, threads: int = 0) -> Renderer:
 
 
 def _worker_init(queue: Any) -> None:
-    """Fresh per-process state: a forked worker must not reuse its parent's clients."""
+    """Fresh per-process state: a forked worker must not reuse its parent's clients.
+
+    Workers ignore SIGINT: Ctrl-C reaches the whole process group, and a worker interrupted
+    halfway through a render could leave a half-built scene behind. The driver alone handles
+    the interrupt and terminates its workers.
+    """
+    import signal
+
     from synthcv import physics
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER.clear()
     physics.reset_worker()
     _WORKER["queue"] = queue
@@ -144,21 +152,24 @@ def generate(
     num_shards = -(-total // spec.outputs.shard_size)
     run = {"spec_hash": spec_hash, "count": spec.count, "shard_size": spec.outputs.shard_size}
     try:
-        if claim_output(out, run, overwrite):
-            return json.loads((out / layout.MANIFEST).read_text())
+        claim = claim_output(out, run, overwrite)
     except OutputError as exc:
         raise GenerationError(str(exc)) from None
-    todo = unfinished_shards(out, num_shards)
-    done = total - sum(b - a for a, b in (shard_range(spec, k) for k in todo))
-    with _progress(progress) as bar:
-        task = bar.add_task(str(out), total=total, completed=done)
-        if workers <= 1 or len(todo) <= 1:
-            renderer = worker_renderer(spec)
-            for k in todo:
-                render_shard(spec, spec_hash, label, k, out, renderer, lambda: bar.advance(task))
-        else:
-            _run_pool(spec, spec_hash, label, todo, out, workers, bar, task)
-    return write_manifest(out, manifest_fields(spec, spec_hash), num_shards)
+    with claim:
+        if claim.complete:
+            return json.loads((out / layout.MANIFEST).read_text())
+        todo = unfinished_shards(out, num_shards)
+        done = total - sum(b - a for a, b in (shard_range(spec, k) for k in todo))
+        with _progress(progress) as bar:
+            task = bar.add_task(str(out), total=total, completed=done)
+            if workers <= 1 or len(todo) <= 1:
+                renderer = worker_renderer(spec)
+                tick = lambda: bar.advance(task)  # noqa: E731
+                for k in todo:
+                    render_shard(spec, spec_hash, label, k, out, renderer, tick)
+            else:
+                _run_pool(spec, spec_hash, label, todo, out, workers, bar, task)
+        return write_manifest(out, manifest_fields(spec, spec_hash), num_shards)
 
 
 def _progress(enabled: bool) -> Any:
@@ -225,7 +236,22 @@ def _run_pool(
                 f"or out of memory); finished shards are kept — run the same command again to "
                 f"resume"
             ) from exc
+        except KeyboardInterrupt:
+            # stop now: a shard in progress is discarded, never half-published (the futures
+            # are left to the executor, which marks them broken once its workers are gone)
+            _terminate_workers(pool)
+            raise
         except BaseException:
             for f in futures:
                 f.cancel()
             raise
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the pool's workers now (they ignore SIGINT); their temporary shards are removed
+    by the next run in the same directory."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.join(timeout=5)

@@ -337,11 +337,21 @@ class CyclesRenderer:
             ) from e
 
     def _clear(self) -> None:
-        """Drop the previous sample's datablocks; images stay cached for reuse."""
+        """Drop the previous sample's datablocks; images stay cached for reuse.
+
+        Besides our own list, anything linked to the scene but the camera and the sun, and
+        meshes and materials no object uses, go too: a datablock created just before an
+        interruption (and not yet listed) must not appear in the next sample.
+        """
         bpy = self._bpy
         if self._per_sample:
             bpy.data.batch_remove(self._per_sample)
             self._per_sample = []
+        keep = {self._camera.name, self._sun.name}
+        strays = [ob for ob in self._scene.collection.objects if ob.name not in keep]
+        strays += [d for d in (*bpy.data.meshes, *bpy.data.materials) if d.users == 0]
+        if strays:
+            bpy.data.batch_remove(strays)
         if len(bpy.data.images) > 64:  # bound memory with many distinct user textures
             bpy.data.batch_remove([im for im in bpy.data.images if im.users == 0])
 

@@ -114,15 +114,30 @@ class TinyRenderer:
             pass
 
     def _clear(self) -> None:
-        """Remove last frame's bodies; every so often reset everything (shapes, textures)."""
+        """Start every frame from an empty world; every so often reset everything (shapes,
+        textures) to bound memory.
+
+        The bodies to remove are asked from the client itself, not from our own list: a body
+        created just before an interruption (Ctrl-C between ``createMultiBody`` and the
+        bookkeeping) would otherwise stay in the world and appear, unlabelled, in every later
+        image of this renderer.
+        """
         p, c = self._p, self._client
         self._frames += 1
         if self._frames % self.RESET_EVERY == 0:
-            p.resetSimulation(physicsClientId=c)
-            self._textures.clear()
+            self._reset()
         else:
-            for b in self._bodies:
+            ids = [
+                p.getBodyUniqueId(k, physicsClientId=c)
+                for k in range(p.getNumBodies(physicsClientId=c))
+            ]
+            for b in ids:
                 p.removeBody(b, physicsClientId=c)
+        self._bodies = []
+
+    def _reset(self) -> None:
+        self._p.resetSimulation(physicsClientId=self._client)
+        self._textures.clear()
         self._bodies = []
 
     def _visual(self, mesh: Mesh, rgba: list[float], specular: list[float]) -> int:
@@ -150,8 +165,15 @@ class TinyRenderer:
         return self._textures[path]
 
     def render(self, scene: Scene) -> RenderResult:
-        p, c = self._p, self._client
         self._clear()
+        try:
+            return self._render(scene)
+        except BaseException:
+            self._reset()  # whatever was half-built (an interrupt, an error) is gone
+            raise
+
+    def _render(self, scene: Scene) -> RenderResult:
+        p, c = self._p, self._client
         body_to_instance: dict[int, int] = {}
         if scene.ground.enabled:
             g = scene.ground
