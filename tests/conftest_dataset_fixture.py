@@ -291,5 +291,14 @@ def write_fixture_dataset(
         "normals": {"file": "png-uint8", "frame": "camera", "decode": "v/255*2-1"},
         "files": files,
     }
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    write_manifest_with_digest(root, manifest)
     return root
+
+
+def write_manifest_with_digest(root: Path, manifest: dict[str, Any]) -> None:
+    """manifest.json with its ``manifest_digest`` as FORMAT.md defines it: sha256 of the
+    canonical JSON (sorted keys, no spaces) of the manifest without that key."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_digest"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    full = {**body, "manifest_digest": hashlib.sha256(canonical.encode()).hexdigest()}
+    (root / "manifest.json").write_text(json.dumps(full, indent=1, sort_keys=True))

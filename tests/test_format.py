@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import synthcv
-from conftest_dataset_fixture import write_fixture_dataset
+from conftest_dataset_fixture import write_fixture_dataset, write_manifest_with_digest
 from synthcv.fileio import atomic_path, publish_dir
 from synthcv.format import content_digest, layout, open_dataset
 from synthcv.format.writer import OutputError, ShardWriter, claim_output
@@ -78,7 +78,7 @@ def test_paths_that_leave_the_dataset_are_refused(tmp_path):
     m = json.loads((root / "manifest.json").read_text())
     m["files"]["../secret.txt"] = "0" * 64
     m["files"]["/etc/hostname"] = "0" * 64
-    (root / "manifest.json").write_text(json.dumps(m))
+    write_manifest_with_digest(root, m)  # a consistent manifest that still points outside
     problems = open_dataset(root).verify()
     assert sum("outside the dataset" in p for p in problems) == 2, problems
     with pytest.raises(ValueError, match="leaves the dataset"):
@@ -238,3 +238,54 @@ def test_v1_dataset_augments_into_a_current_dataset(tmp_path):
         assert "lights.sun.elevation" in table.column_names
         assert "light.elevation" not in table.column_names
     shutil.rmtree(tmp_path / "c")
+
+
+# ------------------------------------------------------------------ manifest tampering
+
+
+def _edit_manifest(root: Path, change) -> None:
+    m = json.loads((root / "manifest.json").read_text())
+    change(m)
+    (root / "manifest.json").write_text(json.dumps(m, indent=1, sort_keys=True))
+
+
+@pytest.mark.parametrize(
+    ("what", "change"),
+    [
+        ("rename a class", lambda m: m["classes"][0].update(name="dog")),
+        ("remove the classes", lambda m: m.pop("classes")),
+        ("set the count", lambda m: m.update(count=2)),
+        ("point a file outside", lambda m: m["files"].update({"../../etc/hostname": "0" * 64})),
+        ("drop the digest", lambda m: m.pop("manifest_digest")),
+    ],
+)
+def test_an_edited_manifest_is_refused(tmp_path, what, change):
+    """Before, these opened fine, passed `inspect`, and the COCO export was silently wrong."""
+    from typer.testing import CliRunner
+
+    from synthcv.cli import _register, app
+
+    root = write_fixture_dataset(tmp_path / "d")
+    open_dataset(root)  # intact
+    _edit_manifest(root, change)
+    with pytest.raises(ValueError, match=r"manifest\.json"):
+        open_dataset(root)
+    _register()
+    for args in (["inspect", str(root)], ["export", str(root), "--format", "coco"]):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code != 0, (what, args, res.output)
+    assert not (root / "coco").exists()
+
+
+def test_generated_manifest_carries_its_digest(tmp_path):
+    from synthcv.format import manifest as integrity
+
+    m = json.loads((V1.parent / "dataset_v1" / "manifest.json").read_text())
+    assert "manifest_digest" not in m  # version 1 had none, and still opens (above)
+    from synthcv.pipeline import generate
+
+    spec = {"count": 2, "image": {"width": 16, "height": 16}}
+    spec["objects"] = {"classes": {"a": {"asset": {"primitive": "cube", "size": 0.1}}}}
+    written = generate(spec, tmp_path / "g", progress=False)
+    on_disk = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    assert on_disk == written and on_disk["manifest_digest"] == integrity.digest(on_disk)

@@ -20,6 +20,7 @@ from synthcv.fileio import sha256_file
 from synthcv.format import layout
 from synthcv.format.codecs import read_modality
 from synthcv.format.layout import MODALITIES, PATH_COLUMNS
+from synthcv.format.manifest import problems as integrity_problems
 
 
 class Dataset:
@@ -191,4 +192,9 @@ def open_dataset(path: str | os.PathLike[str]) -> Dataset:
             tables[name] = t
         elif missing:
             raise ValueError(f"{root / (name + '.parquet')}: missing required columns {missing}")
+    if found := integrity_problems(manifest, tables["samples"].num_rows):
+        raise ValueError(
+            f"{manifest_path}: " + "; ".join(found) + " — the dataset cannot be trusted; "
+            "regenerate it (or restore manifest.json)"
+        )
     return Dataset(root, manifest, tables["samples"], tables["objects"])

@@ -27,6 +27,7 @@ import numpy as np
 from synthcv._version import __version__
 from synthcv.fileio import publish_dir, sha256_file, write_json_atomic, write_with_atomic
 from synthcv.format import codecs, layout
+from synthcv.format.manifest import with_digest
 
 
 class OutputError(RuntimeError):
@@ -210,5 +211,6 @@ def write_manifest(root: Path, fields: dict[str, Any], num_shards: int) -> dict[
         "normals": {"file": "png-uint8", "frame": "camera", "decode": "v/255*2-1"},
         "files": dict(sorted(files.items())),
     }
+    manifest = with_digest(manifest)
     write_json_atomic(root / layout.MANIFEST, manifest)
     return manifest
