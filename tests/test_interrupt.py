@@ -133,3 +133,33 @@ def test_ctrl_c_to_the_process_group_then_resume_is_byte_identical(
     res = _generate(path, out, "--workers", "1")
     assert res.wait(timeout=300) == 0
     assert _tree(out) == _tree(ref)
+
+
+# ------------------------------------------------------------------ samples that show nothing
+
+EMPTY_SPEC = {
+    "count": 3,
+    "image": {"width": 24, "height": 24},
+    "camera": {"distance": 1.0, "elevation": 45.0, "azimuth": 200.0, "look_at": [0, 0, 5.0]},
+    "objects": {"classes": {"a": {"asset": {"primitive": "cube", "size": 0.05}}}},
+    "physics": {"enabled": False},
+}
+
+
+def test_samples_that_show_no_labelled_object_are_reported(tmp_path):
+    """A camera aimed away from the objects: a warning names the samples, 'fail' stops before
+    anything is complete, 'allow' accepts them silently."""
+    import warnings
+
+    from synthcv.pipeline import EmptySamplesWarning, GenerationError, generate
+
+    with pytest.warns(EmptySamplesWarning, match=r"3 of 3 samples of spec show no labelled"):
+        generate(EMPTY_SPEC, tmp_path / "warn", progress=False)
+    with pytest.raises(GenerationError, match="sample 0 of spec shows no labelled object"):
+        generate(EMPTY_SPEC, tmp_path / "fail", progress=False, on_empty="fail")
+    assert not (tmp_path / "fail" / "manifest.json").exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        generate(EMPTY_SPEC, tmp_path / "allow", progress=False, on_empty="allow")
+    with pytest.raises(ValueError, match="on_empty"):
+        generate(EMPTY_SPEC, tmp_path / "x", progress=False, on_empty="sometimes")

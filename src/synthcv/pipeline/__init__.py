@@ -7,8 +7,15 @@
 
 from __future__ import annotations
 
-from synthcv.pipeline.runner import generate
+from synthcv.pipeline.runner import EmptySamplesWarning, generate
 from synthcv.pipeline.sample import RenderedSample, downsample, render_sample
 from synthcv.pipeline.shard import GenerationError
 
-__all__ = ["GenerationError", "RenderedSample", "downsample", "generate", "render_sample"]
+__all__ = [
+    "EmptySamplesWarning",
+    "GenerationError",
+    "RenderedSample",
+    "downsample",
+    "generate",
+    "render_sample",
+]

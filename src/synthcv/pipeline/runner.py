@@ -20,7 +20,7 @@ import numpy as np
 
 from synthcv.format import layout
 from synthcv.format.writer import OutputError, claim_output, unfinished_shards, write_manifest
-from synthcv.pipeline.shard import GenerationError, render_shard, shard_range
+from synthcv.pipeline.shard import ON_EMPTY, GenerationError, render_shard, shard_range
 from synthcv.render import Renderer, get_backend
 from synthcv.spec import Spec, SpecError, load_spec
 
@@ -73,14 +73,20 @@ def _die_with_parent() -> None:
 
 
 def _worker_shard(
-    spec_json: dict[str, Any], spec_hash: str, label: str, shard: int, out: str, threads: int
+    spec_json: dict[str, Any],
+    spec_hash: str,
+    label: str,
+    shard: int,
+    out: str,
+    threads: int,
+    on_empty: str,
 ) -> int:
     """Pool task: render one shard, reporting each finished sample to the driver's queue."""
     spec = Spec.model_validate(spec_json)
     queue = _WORKER.get("queue")
     tick = (lambda: queue.put(1)) if queue is not None else None
     renderer = worker_renderer(spec, threads)
-    return render_shard(spec, spec_hash, label, shard, Path(out), renderer, tick)
+    return render_shard(spec, spec_hash, label, shard, Path(out), renderer, tick, on_empty)
 
 
 # --------------------------------------------------------------------------- driver
@@ -130,12 +136,17 @@ def generate(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    on_empty: str = "warn",
 ) -> dict:
     """Render the dataset for ``spec`` into ``out``; resumes an interrupted run.
 
     Returns the manifest. Raises :class:`synthcv.spec.SpecError` before writing anything if
-    the spec is invalid, :class:`GenerationError` if rendering fails.
+    the spec is invalid, :class:`GenerationError` if rendering fails. Samples that show no
+    labelled object give an :class:`EmptySamplesWarning` (``on_empty="warn"``), stop the run
+    (``"fail"``), or pass (``"allow"``).
     """
+    if on_empty not in ON_EMPTY:
+        raise ValueError(f"on_empty: got {on_empty!r}, expected one of {', '.join(ON_EMPTY)}")
     label = str(spec) if isinstance(spec, str | Path) else "spec"
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
@@ -166,10 +177,46 @@ def generate(
                 renderer = worker_renderer(spec)
                 tick = lambda: bar.advance(task)  # noqa: E731
                 for k in todo:
-                    render_shard(spec, spec_hash, label, k, out, renderer, tick)
+                    render_shard(spec, spec_hash, label, k, out, renderer, tick, on_empty)
             else:
-                _run_pool(spec, spec_hash, label, todo, out, workers, bar, task)
-        return write_manifest(out, manifest_fields(spec, spec_hash), num_shards)
+                _run_pool(spec, spec_hash, label, todo, out, workers, bar, task, on_empty)
+        manifest = write_manifest(out, manifest_fields(spec, spec_hash), num_shards)
+    if on_empty == "warn":
+        _warn_empty(out, label)
+    return manifest
+
+
+class EmptySamplesWarning(UserWarning):
+    """Some samples show no labelled object; the message says how many and which."""
+
+
+def _warn_empty(out: Path, label: str) -> None:
+    import warnings
+
+    import pyarrow.parquet as pq
+
+    samples = pq.read_table(out / layout.SAMPLES, columns=["sample_index"]).column(0)
+    objects = pq.read_table(out / layout.OBJECTS)
+    seen: set[int] = set()
+    if objects.num_rows and {"status", "is_distractor"} <= set(objects.column_names):
+        rows = zip(
+            objects.column("sample_index").to_pylist(),
+            objects.column("status").to_pylist(),
+            objects.column("is_distractor").to_pylist(),
+            strict=True,
+        )
+        seen = {i for i, status, distractor in rows if status == "visible" and not distractor}
+    empty = [i for i in samples.to_pylist() if i not in seen]
+    if empty:
+        shown = ", ".join(map(str, empty[:8])) + (", ..." if len(empty) > 8 else "")
+        warnings.warn(
+            EmptySamplesWarning(
+                f"{len(empty)} of {len(samples)} samples of {label} show no labelled object "
+                f"(samples {shown}): check the camera, lights and near/far ranges; "
+                "--on-empty fail stops at the first, --on-empty allow accepts them"
+            ),
+            stacklevel=3,
+        )
 
 
 def _progress(enabled: bool) -> Any:
@@ -201,6 +248,7 @@ def _run_pool(
     workers: int,
     bar: Any,
     task: Any,
+    on_empty: str,
 ) -> None:
     backend = get_backend(spec.renderer.backend)
     # fork-safe backends: fork, so workers start in milliseconds with the parent's warm mesh
@@ -219,7 +267,7 @@ def _run_pool(
     ) as pool:
         threads = max(1, (os.cpu_count() or 1) // workers)
         futures = {
-            pool.submit(_worker_shard, spec_json, spec_hash, label, k, str(out), threads)
+            pool.submit(_worker_shard, spec_json, spec_hash, label, k, str(out), threads, on_empty)
             for k in todo
         }
         try:

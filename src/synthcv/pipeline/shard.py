@@ -17,6 +17,16 @@ class GenerationError(RuntimeError):
     """A sample failed to render; names the sample index and the spec."""
 
 
+#: What to do with a sample in which no labelled object is visible (camera or light ranges
+#: that miss the scene, a far plane too close...): warn at the end, stop the run, or accept it
+#: (background-only samples on purpose).
+ON_EMPTY = ("warn", "fail", "allow")
+
+
+def shows_a_labelled_object(rs: RenderedSample) -> bool:
+    return any(o["status"] == "visible" and not o["is_distractor"] for o in rs.labels.objects)
+
+
 def shard_range(spec: Spec, shard: int) -> tuple[int, int]:
     """Sample indices ``[first, last)`` of ``shard``."""
     first = shard * spec.outputs.shard_size
@@ -63,8 +73,12 @@ def render_shard(
     out: Path,
     renderer: Any,
     tick: Callable[[], None] | None = None,
+    on_empty: str = "warn",
 ) -> int:
-    """Render shard ``shard`` into ``out/shards/shard-NNNNNN``; returns its sample count."""
+    """Render shard ``shard`` into ``out/shards/shard-NNNNNN``; returns its sample count.
+
+    ``on_empty="fail"`` stops at the first sample that shows no labelled object.
+    """
     first, last = shard_range(spec, shard)
     scene_hash = spec.scene_hash
     sample_rows, object_rows = [], []
@@ -77,6 +91,12 @@ def render_shard(
                     f"sample {i} of {label} (spec {spec_hash[:12]}) failed in "
                     f"{spec.renderer.backend}: {type(exc).__name__}: {exc}"
                 ) from exc
+            if on_empty == "fail" and not shows_a_labelled_object(rs):
+                raise GenerationError(
+                    f"sample {i} of {label} shows no labelled object ({len(rs.scene.objects)} "
+                    "placed, none visible): check the camera, lights and near/far ranges, or "
+                    "pass on_empty='allow' (--on-empty allow) if empty samples are intended"
+                )
             files: dict[str, str | None] = {}
             for modality, array in modality_arrays(spec, rs).items():
                 files[modality] = (
