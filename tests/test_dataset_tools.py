@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 import synthcv
 from conftest_dataset_fixture import RECTS, H, W, render_sample, write_fixture_dataset
 from synthcv.format import open_dataset
+from synthcv.format.layout import RUN_FILE
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +131,26 @@ def test_absent_modality_is_none(tmp_path):
 def test_missing_dir_or_manifest_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such dataset directory"):
         open_dataset(tmp_path / "nope")
-    (tmp_path / "half").mkdir()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError) as e:
+        open_dataset(tmp_path / "empty")
+    msg = str(e.value)
+    assert "not a synthcv dataset (no manifest.json)" in msg and str(tmp_path / "empty") in msg
+    assert "interrupted" not in msg  # an empty directory is no interrupted run
+    # an interrupted run left its resume record (format.writer.claim_output) but no manifest
+    (tmp_path / "half" / "shards").mkdir(parents=True)
+    (tmp_path / "half" / RUN_FILE).write_text("{}")
     with pytest.raises(FileNotFoundError) as e:
         open_dataset(tmp_path / "half")
     msg = str(e.value)
-    assert "not a synthcv dataset (no manifest.json)" in msg and str(tmp_path / "half") in msg
+    assert "unfinished dataset (no manifest.json yet)" in msg and str(tmp_path / "half") in msg
     assert "re-run synthcv generate" in msg
+    # a folder inside a dataset, or a file, is named as what it is
+    with pytest.raises(FileNotFoundError, match="is shards/ inside the unfinished dataset"):
+        open_dataset(tmp_path / "half" / "shards")
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match="is a file, not a dataset directory"):
+        open_dataset(tmp_path / "f.txt")
 
 
 def test_wrong_format_version(fresh_dir):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from synthcv.fileio import sha256_file
 from synthcv.format.layout import FORMAT_VERSION, MANIFEST, MODALITIES, READABLE_VERSIONS
-from synthcv.format.reader import Dataset, open_dataset
+from synthcv.format.reader import Dataset, not_a_dataset, open_dataset
 
 __all__ = [
     "FORMAT_VERSION",
@@ -34,8 +34,8 @@ def content_digest(path: str | os.PathLike[str]) -> str:
     if p.is_dir():
         manifest = p / MANIFEST
         if not manifest.is_file():
-            raise FileNotFoundError(f"{p}: not a complete synthcv dataset (no manifest.json)")
+            raise FileNotFoundError(not_a_dataset(p))
         return sha256_file(manifest)
     if p.is_file():
         return sha256_file(p)
-    raise FileNotFoundError(f"{p}: no such dataset directory or file")
+    raise FileNotFoundError(f"no such dataset directory or file: {p}")

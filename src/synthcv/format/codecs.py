@@ -10,6 +10,8 @@ the same bytes (no timestamps, fixed compression settings).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +67,30 @@ def write_modality(path: Path, modality: str, arr: np.ndarray) -> None:
     (write_depth if modality == "depth" else write_png)(path, arr)
 
 
+@contextmanager
+def _decoding(path: Path, kind: str) -> Iterator[None]:
+    """A file that does not decode is a ``ValueError`` naming it (a missing or unreadable file
+    stays the ``OSError`` it is: it carries its errno and path)."""
+    from PIL import UnidentifiedImageError
+
+    try:
+        yield
+    except UnidentifiedImageError:
+        raise ValueError(f"{path}: not a readable {kind} (corrupt or not an image)") from None
+    except (OSError, SyntaxError, EOFError) as exc:  # PIL's decoders: truncated, bad chunks, ...
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
+        raise ValueError(f"{path}: not a readable {kind} ({exc})") from None
+
+
 def read_png(path: Path, expect_uint16: bool = False) -> np.ndarray:
-    """RGB/L PNG as uint8, or (expect_uint16) an id PNG as uint16."""
+    """RGB/L PNG as uint8, or (expect_uint16) an id PNG as uint16; a file that does not decode
+    raises ValueError naming it."""
+    with _decoding(path, "PNG image"):
+        return _read_png(path, expect_uint16)
+
+
+def _read_png(path: Path, expect_uint16: bool) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
@@ -85,10 +109,11 @@ def read_png(path: Path, expect_uint16: bool = False) -> np.ndarray:
 
 
 def read_depth(path: Path) -> np.ndarray:
-    """Float32 depth TIFF (metres, 0 = nothing hit)."""
+    """Float32 depth TIFF (metres, 0 = nothing hit); a file that does not decode raises
+    ValueError naming it."""
     from PIL import Image
 
-    with Image.open(path) as im:
+    with _decoding(path, "depth TIFF"), Image.open(path) as im:
         if im.mode != "F":
             raise ValueError(f"{path}: expected a float32 depth TIFF (mode F), got mode {im.mode}")
         return np.array(im, dtype=np.float32)

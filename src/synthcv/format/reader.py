@@ -148,17 +148,36 @@ def upgrade_samples(table: pa.Table, version: int) -> pa.Table:
     return table
 
 
+def not_a_dataset(path: str | os.PathLike[str]) -> str:
+    """Why ``path`` (which has no manifest.json) is not a dataset, and what it is instead."""
+    p = Path(path)
+    if not p.exists():
+        return f"no such dataset directory: {p}"
+    if not p.is_dir():
+        return f"{p} is a file, not a dataset directory"
+    if (p / layout.RUN_FILE).is_file():
+        return (
+            f"{p}: unfinished dataset (no manifest.json yet) — was generation interrupted? "
+            "re-run synthcv generate (or augment) with the same arguments to finish it"
+        )
+    for up in (p.parent, p.parent.parent):
+        if (up / layout.MANIFEST).is_file():
+            inside = p.relative_to(up).as_posix()
+            return f"{p} is {inside}/ inside dataset {up}; pass the dataset directory {up}"
+        if (up / layout.RUN_FILE).is_file():
+            inside = p.relative_to(up).as_posix()
+            return f"{p} is {inside}/ inside the unfinished dataset {up} (no manifest.json yet)"
+        if up == up.parent:
+            break
+    return f"not a synthcv dataset (no manifest.json): {p}"
+
+
 def open_dataset(path: str | os.PathLike[str]) -> Dataset:
     """Open dataset directory ``path``; fail clearly if it is missing or incomplete."""
     root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(f"no such dataset directory: {root}")
     manifest_path = root / layout.MANIFEST
     if not manifest_path.is_file():
-        raise FileNotFoundError(
-            f"not a synthcv dataset (no manifest.json): {root} — was generation interrupted? "
-            "re-run synthcv generate to finish it"
-        )
+        raise FileNotFoundError(not_a_dataset(root))
     try:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as e:
