@@ -124,6 +124,15 @@ def test_bad_op_config_names_the_problem() -> None:
         build_op({"op": "blur", "radius": 3})
     with pytest.raises(ValueError, match=r"augment\[0\]\.sigma"):
         build_pipeline([{"op": "noise", "sigma": [5, 1]}])
+    # checked when built, not when the first sample is augmented
+    with pytest.raises(ValueError, match=r"augment\[0\]: got 'blur', expected a mapping"):
+        build_pipeline(["blur"])
+    with pytest.raises(ValueError, match=r"augment\.sigma: expected a number .* got 'abc'"):
+        build_op({"op": "blur", "sigma": "abc"})
+    with pytest.raises(ValueError, match=r"augment\.select: unknown keys \['klass'\]"):
+        build_op({"op": "recolor", "select": {"klass": "cube"}})
+    with pytest.raises(ValueError, match=r"^sigma: expected"):  # where="": bare keys (--op)
+        build_op({"op": "noise", "sigma": [5, 1]}, "")
 
 
 def test_augment_dataset_writes_valid_child_with_parent_lineage(ds_dir: Path, tmp_path) -> None:

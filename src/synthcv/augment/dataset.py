@@ -59,8 +59,8 @@ def augment_dataset(
         "ops_sha256": sha256_text(json.dumps(ops, sort_keys=True, default=str)),
         "seed": seed,
     }
+    shards = _parent_shards(parent)  # a damaged parent fails before --out is touched
     with claim_output(out, run, overwrite):
-        shards = _parent_shards(parent)
         todo = set(unfinished_shards(out, len(shards)))
         with _progress(progress, f"augmenting {src.name}", len(parent)) as advance:
             for k, shard_rel in enumerate(shards):
@@ -123,6 +123,16 @@ def _parent_shards(parent: Dataset) -> list[str]:
             f"{parent.root}: shard directories {shards[:3]}... do not follow the format's "
             f"numbering ({expected[:3]}...)"
         )
+    for rel in shards:  # checked before anything is written
+        sdir = layout.inside(parent.root, rel)
+        needed = (layout.SAMPLES, layout.OBJECTS, layout.SHARD_META)
+        missing = [n for n in needed if not (sdir / n).is_file()]
+        if missing:
+            what = "is missing" if not sdir.is_dir() else f"lacks {', '.join(missing)}"
+            raise FileNotFoundError(
+                f"{parent.root}: shard {rel} {what} (the dataset is damaged; "
+                f"synthcv inspect {parent.root} checks every file)"
+            )
     return shards
 
 

@@ -25,6 +25,7 @@ Selectors (``select:``): ``{class: NAME}``, ``{instance: ID}``, ``{where: {colum
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,16 +36,30 @@ Sample = dict[str, Any]
 Realized = dict[str, Any]
 
 
+def _number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
 def _range(v: float | Sequence[float], name: str) -> tuple[float, float]:
-    if isinstance(v, int | float):
-        return (float(v), float(v))
-    if len(v) != 2 or v[0] > v[1]:
+    if _number(v):
+        return (float(v), float(v))  # type: ignore[arg-type]
+    if not isinstance(v, list | tuple) or len(v) != 2 or not all(map(_number, v)) or v[0] > v[1]:
         raise ValueError(f"{name}: expected a number or [lo, hi] with lo ≤ hi, got {v!r}")
     return (float(v[0]), float(v[1]))
 
 
 def _draw(rng: np.random.Generator, r: tuple[float, float]) -> float:
     return r[0] if r[0] == r[1] else float(rng.uniform(r[0], r[1]))
+
+
+def _check_select(sel: Any, where: str = "select") -> None:
+    if not isinstance(sel, dict):
+        raise ValueError(f"{where}: got {sel!r}, expected a mapping (class/instance/where/target)")
+    unknown = set(sel) - {"class", "instance", "where", "target"}
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown keys {sorted(unknown)}; use class/instance/where/target"
+        )
 
 
 def select_mask(sample: Sample, select: dict[str, Any] | None) -> np.ndarray:
@@ -54,9 +69,7 @@ def select_mask(sample: Sample, select: dict[str, Any] | None) -> np.ndarray:
     inst = np.asarray(sample["instance"])
     objects = sample.get("objects") or []
     sel = select or {}
-    unknown = set(sel) - {"class", "instance", "where", "target"}
-    if unknown:
-        raise ValueError(f"select: unknown keys {sorted(unknown)}; use class/instance/where/target")
+    _check_select(sel)
     if "instance" in sel:
         ids = [int(sel["instance"])]
     elif sel.get("target"):
@@ -271,26 +284,39 @@ OPS: dict[str, type] = {
 }
 
 
+def _at(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
 def build_op(cfg: dict[str, Any], where: str = "augment") -> Callable[..., Any]:
-    """One op from ``{op: NAME, ...}``; a bad name or parameter names the path and options."""
+    """One op from ``{op: NAME, ...}``; a bad name or parameter names the path and options.
+
+    ``where`` is the op's path in its config (``augment[0]``); ``""`` names bare keys."""
+    if not isinstance(cfg, dict):
+        raise ValueError(
+            f"{where or 'op'}: got {cfg!r}, expected a mapping like {{op: blur, sigma: 1}}"
+        )
     cfg = dict(cfg)
     name = cfg.pop("op", None)
     if name not in OPS:
-        raise ValueError(f"{where}.op: got {name!r}, expected one of {sorted(OPS)}")
+        raise ValueError(f"{_at(where, 'op')}: got {name!r}, expected one of {sorted(OPS)}")
     cls = OPS[name]
     fields = set(cls.__dataclass_fields__) - {"name", "needs_depth"}
     unknown = set(cfg) - fields
     if unknown:
         raise ValueError(
-            f"{where} ({name}): unknown parameters {sorted(unknown)}; allowed: {sorted(fields)}"
+            f"{f'{where} ({name})' if where else name}: unknown parameters {sorted(unknown)}; "
+            f"allowed: {sorted(fields)}"
         )
     kwargs: dict[str, Any] = {}
     for k, v in cfg.items():
         default = cls.__dataclass_fields__[k].default
-        if isinstance(default, tuple) and len(default) == 2 and not isinstance(v, str):
-            kwargs[k] = _range(v, f"{where}.{k}")
+        if isinstance(default, tuple) and len(default) == 2:
+            kwargs[k] = _range(v, _at(where, k))
         else:
             kwargs[k] = v
+    if kwargs.get("select") is not None:
+        _check_select(kwargs["select"], _at(where, "select"))
     return cls(**kwargs)
 
 
