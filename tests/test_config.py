@@ -217,6 +217,15 @@ def test_genmodel_train_reports_every_bad_value_at_once(tmp_path):
     assert "--eval-every: got 0" in words and "--limit: got 0" in words
 
 
+def test_train_config_model_names_are_the_registry():
+    from synthcv.genmodels.config import MODEL_NAMES
+    from synthcv.genmodels.registry import MODELS
+
+    assert tuple(MODELS) == MODEL_NAMES  # --model is a choice of exactly the buildable models
+    with pytest.raises(ConfigError, match="model: got 'pixelrnn'"):
+        TrainConfig(model="pixelrnn")
+
+
 def test_genmodel_train_help_needs_no_torch():
     code = (
         "import sys\n"

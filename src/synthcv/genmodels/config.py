@@ -20,8 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from synthcv.validation import ConfigError, format_validation_error
 
+#: the model families (synthcv.genmodels.registry.MODELS builds them)
+ModelName = Literal["fvsbn", "nade", "made", "gated-pixelcnn", "conv-vae"]
 LrSchedule = Literal["exp", "cosine"]
 Precision = Literal["fp32", "bf16", "auto"]
+MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 SCHEDULES: tuple[str, ...] = get_args(LrSchedule)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 
@@ -34,7 +37,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    model: str = Field("gated-pixelcnn", description="fvsbn|nade|made|gated-pixelcnn|conv-vae")
+    model: ModelName = Field("gated-pixelcnn", description="The model family.")
     data: str = Field("mnist8000", description="mnist8000 | sklearn-digits | DATASET_DIR | X.npz")
     epochs: int = Field(
         10, ge=1, description="Epochs to train (with --resume: the total, counting done ones)."

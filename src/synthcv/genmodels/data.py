@@ -68,6 +68,8 @@ def _load_npz(path: Path, split: str) -> ImageData:
             raise ValueError(f"{path}: no 'images' array (has {z.files})")
         images = np.asarray(z["images"])
         labels = np.asarray(z["labels"]).astype(np.int64) if "labels" in z.files else None
+    if len(images) == 0:
+        raise ValueError(f"{path}: 'images' holds no images")
     if images.dtype != np.uint8:
         raise ValueError(f"{path}: images must be uint8, got {images.dtype}")
     if labels is None:
@@ -146,6 +148,11 @@ def load_images(
         data.images = np.ascontiguousarray(center_crop(data.images, crop))
     if limit is not None:
         data.images, data.labels = data.images[:limit], data.labels[:limit]
+    if len(data.images) == 0:
+        raise ValueError(
+            f"--data {src}: no images in its {split} split (the test split holds out 1 in 8"
+            " images, at least one: give at least 2)"
+        )
     return data
 
 

@@ -81,10 +81,25 @@ def load_checkpoint(path: str | Path) -> tuple[GenerativeModel, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    if "model" not in payload or "state_dict" not in payload:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except OSError as exc:
+        if exc.errno is not None:  # unreadable (permissions, I/O): the OSError says so
+            raise
+        raise ValueError(f"{path}: not a readable checkpoint ({exc})") from None
+    except Exception as exc:  # torch/pickle raise many types for a damaged file
+        raise ValueError(
+            f"{path}: not a readable checkpoint (damaged or not written by synthcv: "
+            f"{type(exc).__name__}: {exc})"
+        ) from None
+    if not isinstance(payload, dict) or "model" not in payload or "state_dict" not in payload:
         raise ValueError(f"{path}: not a synthcv genmodel checkpoint")
-    model = model_from_spec(payload["model"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model = model_from_spec(payload["model"])
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(
+            f"{path}: the checkpoint's weights do not fit its model ({type(exc).__name__}: {exc})"
+        ) from None
     model.eval()
     return model, payload
