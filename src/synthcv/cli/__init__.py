@@ -1,15 +1,21 @@
-"""The ``synthcv`` command line. Sub-command modules import heavy libraries lazily."""
+"""The ``synthcv`` command line. Sub-command modules import heavy libraries lazily.
+
+Errors leave every command through one path (:mod:`synthcv.cli.errors`): a message naming what
+is wrong and where, exit code 2 for usage/input errors and 1 for runtime failures, and a
+traceback only with ``synthcv --debug`` or ``SYNTHCV_DEBUG=1``.
+"""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(
+from synthcv.cli import errors
+
+app = errors.Typer(
     name="synthcv",
     help="Synthetic image data for computer vision.",
     no_args_is_help=True,
     add_completion=False,
-    pretty_exceptions_enable=False,
 )
 
 
@@ -23,11 +29,19 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        help=f"Show the full traceback of an error (also: {errors.DEBUG_ENV}=1).",
+    ),
 ) -> None:
     """Synthetic image data for computer vision."""
+    if debug:
+        errors.set_debug(ctx)
 
 
 def _register() -> None:

@@ -9,17 +9,9 @@ from pathlib import Path
 
 import typer
 
+from synthcv.cli import errors
+
 EXPORT_FORMATS = ("coco",)
-
-
-def _open(directory: Path):
-    from synthcv.format import open_dataset
-
-    try:
-        return open_dataset(directory)
-    except (FileNotFoundError, ValueError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
 
 
 def inspect(
@@ -30,9 +22,10 @@ def inspect(
     """Counts, class/status histograms, factor ranges and checksum verification."""
     import json
 
+    from synthcv.format import open_dataset
     from synthcv.tools.inspect import render, summarize
 
-    ds = _open(directory)
+    ds = open_dataset(directory)
     summary = summarize(ds, verify=not no_verify)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -50,19 +43,17 @@ def inspect(
 
 def preview(
     directory: Path = typer.Argument(..., metavar="DIR", help="Dataset directory."),
-    out: Path = typer.Option(..., "--out", "-o", help="Contact sheet PNG to write."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", callback=errors.output_file, help="Contact sheet PNG to write."
+    ),
     n: int = typer.Option(16, "--n", min=1, help="Number of samples (spread over the dataset)."),
     cols: int = typer.Option(4, "--cols", min=1, help="Tiles per row."),
 ) -> None:
     """Contact sheet: per sample, RGB with boxes, instance overlay and depth."""
+    from synthcv.format import open_dataset
     from synthcv.tools.preview import write_preview
 
-    ds = _open(directory)
-    try:
-        path = write_preview(ds, out, n=n, cols=cols)
-    except ValueError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    path = write_preview(open_dataset(directory), out, n=n, cols=cols)
     typer.echo(f"wrote {path}")
 
 
@@ -70,26 +61,27 @@ def export(
     directory: Path = typer.Argument(..., metavar="DIR", help="Dataset directory."),
     fmt: str = typer.Option(..., "--format", "-f", help="Export format: coco."),
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="Output file (default DIR/coco/annotations.json)."
+        None,
+        "--out",
+        "-o",
+        callback=errors.output_file,
+        help="Output file (default DIR/coco/annotations.json).",
     ),
 ) -> None:
     """Export annotations to another format (COCO instances + keypoints)."""
     if fmt.lower() not in EXPORT_FORMATS:
-        typer.echo(
-            f"error: --format: got {fmt!r}, expected one of {list(EXPORT_FORMATS)} "
-            "(only COCO export is supported)",
-            err=True,
+        raise typer.BadParameter(
+            f"got {fmt!r}, expected one of {list(EXPORT_FORMATS)} (only COCO export is supported)",
+            param_hint=["--format"],
         )
-        raise typer.Exit(2)
+    from synthcv.format import open_dataset
     from synthcv.tools.coco import export_coco
 
-    ds = _open(directory)
-    path = export_coco(ds, out, progress=True)
+    path = export_coco(open_dataset(directory), out, progress=True)
     typer.echo(f"wrote {path}")
 
 
 def register(app: typer.Typer) -> None:
     """Add the dataset commands to the top-level app."""
-    app.command("inspect")(inspect)
-    app.command("preview")(preview)
-    app.command("export")(export)
+    for name, fn in (("inspect", inspect), ("preview", preview), ("export", export)):
+        app.command(name, cls=errors.Command)(fn)

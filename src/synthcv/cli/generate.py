@@ -6,12 +6,16 @@ from pathlib import Path
 
 import typer
 
+from synthcv.cli import errors
+
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(cls=errors.Command)
     def generate(
-        spec: Path = typer.Argument(..., help="YAML spec file"),
-        out: Path = typer.Option(..., "--out", "-o", help="dataset directory to write"),
+        spec: Path = typer.Argument(..., dir_okay=False, help="YAML spec file"),
+        out: Path = typer.Option(
+            ..., "--out", "-o", callback=errors.output_dir, help="dataset directory to write"
+        ),
         count: int | None = typer.Option(
             None, "--count", "-n", min=1, help="override the spec's count"
         ),
@@ -23,26 +27,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Render SPEC into DIR. Re-running after an interruption finishes the job."""
         from rich.console import Console
-        from rich.markup import escape
 
-        from synthcv.pipeline import GenerationError
         from synthcv.pipeline import generate as run
-        from synthcv.spec import SpecError, load_spec
+        from synthcv.spec import load_spec
 
-        err = Console(stderr=True)
-        try:
-            parsed = load_spec(spec)
-        except SpecError as exc:
-            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        try:
-            manifest = _tracked(parsed, spec, out, count, workers, overwrite, track, run)
-        except SpecError as exc:  # resources (fonts, meshes, textures) checked before writing
-            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except GenerationError as exc:
-            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+        # errors (a bad spec or resource: exit 2; a failed sample: exit 1) go through cli.errors
+        parsed = load_spec(spec)
+        manifest = _tracked(parsed, spec, out, count, workers, overwrite, track, run)
         Console().print(
             f"[green]done[/]: {manifest['count']} samples in {out} "
             f"(spec {manifest['spec_hash'][:12]}, backend {manifest['backend']['name']})"

@@ -16,6 +16,7 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 
+from synthcv.cli import errors
 from synthcv.genmodels.config import TrainConfig
 from synthcv.validation import validation_problems
 
@@ -117,7 +118,9 @@ def train_config(options: dict[str, Any], params: list[str]) -> TrainConfig:
     raise typer.BadParameter(detail, param_hint=list(dict.fromkeys(flags)))
 
 
-app = typer.Typer(no_args_is_help=True, help="Deep generative image models (PixelCNN family, VAE).")
+app = errors.Typer(
+    no_args_is_help=True, help="Deep generative image models (PixelCNN family, VAE)."
+)
 
 
 def _parse_value(text: str) -> Any:
@@ -163,7 +166,9 @@ def _load_run(run_dir: Path):
 @app.command()
 @_with_config_options
 def train(
-    out: Path = typer.Option(..., "--out", help="Run directory (checkpoints, metrics)."),
+    out: Path = typer.Option(
+        ..., "--out", callback=errors.output_dir, help="Run directory (checkpoints, metrics)."
+    ),
     param: list[str] = typer.Option([], help="Model hyper-parameter KEY=VALUE (JSON), repeatable."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
     threads: int | None = typer.Option(None, help="torch CPU threads."),
@@ -180,13 +185,10 @@ def train(
     from synthcv.genmodels.train import train as run_train
     from synthcv.tracking import track_genmodel_train
 
-    try:
-        summary = track_genmodel_train(
-            lambda: run_train(cfg, out, resume=resume), config=cfg.to_json(), out=out, enabled=track
-        )
-    except (FileExistsError, FileNotFoundError, ValueError, FloatingPointError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    # a bad --data or --out: exit 2; a diverged run (FloatingPointError): exit 1 (cli.errors)
+    summary = track_genmodel_train(
+        lambda: run_train(cfg, out, resume=resume), config=cfg.to_json(), out=out, enabled=track
+    )
     typer.echo(json.dumps(summary, indent=2))
 
 
@@ -262,7 +264,12 @@ def sample(
     run_dir: Path = typer.Argument(...),
     n: int = typer.Option(16, "-n", "--n", min=1, help="Number of samples."),
     class_: int | None = typer.Option(None, "--class", help="Class label (conditional models)."),
-    out: Path = typer.Option(..., "--out", help="samples.npz (a trainable dataset) or grid.png"),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        callback=errors.output_file,
+        help="samples.npz (a trainable dataset) or grid.png",
+    ),
     seed: int = typer.Option(0),
     naive: bool = typer.Option(
         False, help="Use the slow naive sampler (the cached one is default)."
@@ -304,7 +311,10 @@ def complete(
     known: str = typer.Option("top-half", help="top-half | left-half | bottom-half | right-half"),
     n: int = typer.Option(8, "-n", "--n", min=1, help="Test images to complete."),
     out: Path = typer.Option(
-        ..., "--out", help=".png (original / given / completion rows) or .npz"
+        ...,
+        "--out",
+        callback=errors.output_file,
+        help=".png (original / given / completion rows) or .npz",
     ),
     seed: int = typer.Option(0),
     scale: int = typer.Option(4),
@@ -352,12 +362,12 @@ def complete(
 
 @app.command("receptive-field")
 def receptive_field_cmd(
-    out: Path = typer.Option(..., "--out", help="PNG to write."),
+    out: Path = typer.Option(..., "--out", callback=errors.output_file, help="PNG to write."),
     run_dir: Path | None = typer.Option(None, "--run", help="Use this run's GatedPixelCNN."),
-    size: int = typer.Option(16, help="Image size when no --run is given."),
-    layers: int = typer.Option(5, help="Panels: receptive field after 1..LAYERS blocks."),
-    kernel: int = typer.Option(3),
-    first_kernel: int = typer.Option(7),
+    size: int = typer.Option(16, min=1, help="Image size when no --run is given."),
+    layers: int = typer.Option(5, min=1, help="Panels: receptive field after 1..LAYERS blocks."),
+    kernel: int = typer.Option(3, min=1),
+    first_kernel: int = typer.Option(7, min=1),
     row: int | None = typer.Option(None, help="Target pixel row (default: centre)."),
     col: int | None = typer.Option(None, help="Target pixel column (default: centre)."),
 ) -> None:
