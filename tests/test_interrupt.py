@@ -128,7 +128,8 @@ def test_ctrl_c_to_the_process_group_then_resume_is_byte_identical(
         time.sleep(0.005)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "Traceback" not in err, err
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "interrupted: finished work is kept" in err
     assert not (out / "manifest.json").exists()
     res = _generate(path, out, "--workers", "1")
     assert res.wait(timeout=300) == 0
@@ -163,3 +164,21 @@ def test_samples_that_show_no_labelled_object_are_reported(tmp_path):
         generate(EMPTY_SPEC, tmp_path / "allow", progress=False, on_empty="allow")
     with pytest.raises(ValueError, match="on_empty"):
         generate(EMPTY_SPEC, tmp_path / "x", progress=False, on_empty="sometimes")
+
+
+def test_generate_cli_reports_empty_samples_and_can_fail_on_them(tmp_path):
+    spec = tmp_path / "empty.json"
+    spec.write_text(json.dumps(EMPTY_SPEC))
+    env = {**os.environ, "SYNTHCV_TRACKING": "0"}
+
+    def run(*extra):
+        cmd = [sys.executable, "-m", "synthcv", "generate", str(spec), "--no-track", *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+
+    r = run("--out", str(tmp_path / "a"))
+    assert r.returncode == 0 and "warning: 3 of 3 samples of" in r.stderr, r.stderr
+    assert str(spec) in r.stderr  # the spec is named by its path
+    r = run("--out", str(tmp_path / "b"), "--on-empty", "fail")
+    assert r.returncode == 1 and "sample 0 of" in r.stderr and "Traceback" not in r.stderr
+    r = run("--out", str(tmp_path / "c"), "--on-empty", "allow")
+    assert r.returncode == 0 and "warning" not in r.stderr

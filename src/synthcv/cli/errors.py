@@ -145,6 +145,15 @@ def _handled(ctx: typer.Context, run: Any) -> Any:
         return run()
     except (typer.TyperException, typer.Exit, typer.Abort):
         raise  # usage errors and exits are typer's: it prints them and exits with their code
+    except KeyboardInterrupt:
+        if debug_enabled(ctx):
+            raise
+        typer.echo(
+            "\ninterrupted: finished work is kept and nothing half-written is left; run the same "
+            "command again to resume",
+            err=True,
+        )
+        raise typer.Exit(130) from None  # 128 + SIGINT, as shells report an interrupted job
     except Exception as exc:
         if debug_enabled(ctx):
             raise

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import enum
+import warnings
 from pathlib import Path
 
 import typer
 
 from synthcv.cli import errors
+
+
+class OnEmpty(enum.StrEnum):
+    warn = "warn"
+    fail = "fail"
+    allow = "allow"
 
 
 def register(app: typer.Typer) -> None:
@@ -21,6 +29,12 @@ def register(app: typer.Typer) -> None:
         ),
         workers: int = typer.Option(1, "--workers", "-j", min=1, help="worker processes"),
         overwrite: bool = typer.Option(False, "--overwrite", help="delete DIR first"),
+        on_empty: OnEmpty = typer.Option(
+            OnEmpty.warn,
+            "--on-empty",
+            help="samples showing no labelled object: warn (list them at the end), fail (stop"
+            " at the first), allow (background-only samples on purpose)",
+        ),
         track: bool = typer.Option(
             True, "--track/--no-track", help="log the run to MLflow (SYNTHCV_TRACKING=0 disables)"
         ),
@@ -28,24 +42,42 @@ def register(app: typer.Typer) -> None:
         """Render SPEC into DIR. Re-running after an interruption finishes the job."""
         from rich.console import Console
 
+        from synthcv.pipeline import EmptySamplesWarning
         from synthcv.pipeline import generate as run
         from synthcv.spec import load_spec
 
         # errors (a bad spec or resource: exit 2; a failed sample: exit 1) go through cli.errors
         parsed = load_spec(spec)
-        manifest = _tracked(parsed, spec, out, count, workers, overwrite, track, run)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", EmptySamplesWarning)
+            manifest = _tracked(
+                parsed, spec, out, count, workers, overwrite, track, run, on_empty.value
+            )
+        for w in caught:
+            if issubclass(w.category, EmptySamplesWarning):
+                typer.echo(f"warning: {w.message}", err=True)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         Console().print(
             f"[green]done[/]: {manifest['count']} samples in {out} "
             f"(spec {manifest['spec_hash'][:12]}, backend {manifest['backend']['name']})"
         )
 
 
-def _tracked(parsed, spec_path, out, count, workers, overwrite, track, run):
+def _tracked(parsed, spec_path, out, count, workers, overwrite, track, run, on_empty):
     """Run generation as a tracked run (see synthcv.tracking.track_generate)."""
     from synthcv.tracking import track_generate
 
     return track_generate(
-        lambda: run(parsed, out, count=count, workers=workers, overwrite=overwrite),
+        lambda: run(
+            parsed,
+            out,
+            count=count,
+            workers=workers,
+            overwrite=overwrite,
+            on_empty=on_empty,
+            label=str(spec_path),
+        ),
         spec_path=spec_path,
         out=out,
         count=count or parsed.count,

@@ -137,17 +137,19 @@ def generate(
     overwrite: bool = False,
     progress: bool = True,
     on_empty: str = "warn",
+    label: str | None = None,
 ) -> dict:
     """Render the dataset for ``spec`` into ``out``; resumes an interrupted run.
 
     Returns the manifest. Raises :class:`synthcv.spec.SpecError` before writing anything if
     the spec is invalid, :class:`GenerationError` if rendering fails. Samples that show no
     labelled object give an :class:`EmptySamplesWarning` (``on_empty="warn"``), stop the run
-    (``"fail"``), or pass (``"allow"``).
+    (``"fail"``), or pass (``"allow"``). ``label`` names the spec in messages (default: its
+    path, or "spec").
     """
     if on_empty not in ON_EMPTY:
         raise ValueError(f"on_empty: got {on_empty!r}, expected one of {', '.join(ON_EMPTY)}")
-    label = str(spec) if isinstance(spec, str | Path) else "spec"
+    label = label or (str(spec) if isinstance(spec, str | Path) else "spec")
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
     if count is not None:
