@@ -20,6 +20,12 @@ def register(app: typer.Typer) -> None:
         track: bool = typer.Option(
             True, "--track/--no-track", help="log the run to MLflow (SYNTHCV_TRACKING=0 disables)"
         ),
+        asset_root: Path | None = typer.Option(
+            None,
+            "--asset-root",
+            help="refuse asset files and extends: outside DIR (default: $SYNTHCV_ASSET_ROOT); "
+            "for specs from someone else",
+        ),
     ) -> None:
         """Render SPEC into DIR. Re-running after an interruption finishes the job."""
         from rich.console import Console
@@ -31,14 +37,15 @@ def register(app: typer.Typer) -> None:
 
         err = Console(stderr=True)
         try:
-            parsed = load_spec(spec)
+            parsed = load_spec(spec, asset_root=asset_root)
         except SpecError as exc:
             err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         try:
             manifest = _tracked(parsed, spec, out, count, workers, overwrite, track, run)
         except SpecError as exc:  # resources (fonts, meshes, textures) checked before writing
-            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            named = SpecError(exc.problems, str(spec)) if exc.source == "spec" else exc
+            err.print(f"[red]error:[/] {escape(str(named))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except GenerationError as exc:
             err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)

@@ -151,6 +151,9 @@ class TinyRenderer:
 
     def render(self, scene: Scene) -> RenderResult:
         p, c = self._p, self._client
+        cam = scene.camera
+        if not 0 < cam.near < cam.far:  # as the cycles backend: else a blank or NaN depth
+            raise ValueError(f"camera: need 0 < near < far, got near={cam.near}, far={cam.far}")
         self._clear()
         body_to_instance: dict[int, int] = {}
         if scene.ground.enabled:
@@ -192,7 +195,6 @@ class TinyRenderer:
             body_to_instance[bid] = obj.instance_id
             self._bodies.append(bid)
 
-        cam = scene.camera
         view = (CV_TO_GL @ cam.world_to_camera).T.reshape(-1).tolist()  # column-major
         proj = gl_projection(cam).T.reshape(-1).tolist()
         sun = scene.sun
