@@ -75,7 +75,7 @@ Range = Annotated[
 
 
 def _num_text(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() and abs(x) < 1e7 else f"{x:g}"
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -597,6 +597,12 @@ def _check_sweep_field(spec: Spec, path: str) -> None:
                 f"{_short(inside, 60)})",
             )
         where.append(part)
+    if node is None:
+        raise FieldProblem(
+            ("sweep", "field"),
+            f"got {_short(path)}, expected {_SWEEP_EXPECTED} ({_short(path, 60)} is not set in "
+            "the spec; give it a value to sweep it)",
+        )
     if not isinstance(node, Distribution):
         raise FieldProblem(
             ("sweep", "field"),
