@@ -145,8 +145,9 @@ def _touches_resources(field: str) -> bool:
 def _spec_problems(spec: Spec) -> list[str]:
     problems: list[str] = []
     for name, c in spec.objects.classes.items():
-        problems += asset_problems(f"objects.classes.{name}.asset", c.asset)
-        problems += _material_problems(f"objects.classes.{name}.material", c.material)
+        problems += asset_problems(format_loc(("objects", "classes", name, "asset")), c.asset)
+        where = format_loc(("objects", "classes", name, "material"))
+        problems += _material_problems(where, c.material)
     for i, a in enumerate(spec.distractors.assets):
         problems += asset_problems(f"distractors.assets[{i}]", a)
     problems += _material_problems("distractors.material", spec.distractors.material)

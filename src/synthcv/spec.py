@@ -33,7 +33,7 @@ from synthcv.assets.kinds import names as asset_kind_names
 from synthcv.distributions import Distribution, constant, parse_distribution
 from synthcv.fileio import sha256_text
 from synthcv.safeyaml import YAMLProblem, check_shape, load_yaml, read_text
-from synthcv.validation import ConfigError, FieldProblem, validation_problems
+from synthcv.validation import ConfigError, FieldProblem, format_loc, validation_problems
 from synthcv.validation import format_validation_error as _format_validation_error
 from synthcv.validation import short_value as _short
 
@@ -749,8 +749,9 @@ def _path_slots(data: dict[str, Any]) -> Iterator[tuple[str, Any, Any, str]]:
         yield from asset("objects.defaults.asset", defaults.get("asset"))
     for name, c in (section(objects, "classes") or {}).items():
         if isinstance(c, dict):
-            yield from material(f"objects.classes.{name}.material", c.get("material"))
-            yield from asset(f"objects.classes.{name}.asset", c.get("asset"))
+            where = format_loc(("objects", "classes", str(name)))
+            yield from material(f"{where}.material", c.get("material"))
+            yield from asset(f"{where}.asset", c.get("asset"))
     distractors = section(data, "distractors")
     if distractors is not None:
         yield from material("distractors.material", distractors.get("material"))

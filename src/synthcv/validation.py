@@ -19,6 +19,7 @@ import contextlib
 import difflib
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -135,11 +136,25 @@ def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | 
     return _walk(root, loc)[1]
 
 
+_PLAIN_KEY = re.compile(r"[\w\-]{1,80}")
+
+
 def format_loc(loc: tuple[Any, ...]) -> str:
-    """``("objects", "classes", 0, "asset")`` -> ``objects.classes[0].asset``."""
+    """``("objects", "classes", 0, "asset")`` -> ``objects.classes[0].asset``.
+
+    A key that is not a plain word (dots, colons, spaces, empty, very long: anything a user
+    may have typed as a mapping key) is quoted, ``objects.classes["a b"].scale``, so the path
+    always ends where the message begins."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+            continue
+        text = str(part)
+        if _PLAIN_KEY.fullmatch(text):
+            out += f".{text}" if out else text
+        else:
+            out += f"[{json.dumps(text if len(text) <= 80 else text[:77] + '...')}]"
     return out or "(top level)"
 
 

@@ -106,6 +106,19 @@ def is_font_file(font: Any) -> bool:
     return False
 
 
+# The first bytes of TrueType, OpenType (CFF), Apple TrueType, collection and Type 1 files.
+_FONT_MAGIC = (b"\x00\x01\x00\x00", b"OTTO", b"true", b"ttcf", b"typ1")
+
+
+def _font_magic(path: Path) -> None:
+    """Read the file's first bytes ourselves: a device or /proc file fails here with a plain
+    OSError, not inside FreeType's read callback (which only prints it)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head not in _FONT_MAGIC:
+        raise ValueError(f"it does not start like a font file ({head!r})")
+
+
 def _shown(text: str, n: int = 80) -> str:
     return repr(text if len(text) <= n else text[: n - 3] + "...")
 
@@ -142,13 +155,13 @@ def resolve_font(font: Any, where: str = "glyph") -> tuple[str, Path]:
                 detail=f"got {_shown(font)}, expected a font file (font file not found: {path})",
             )
         try:
+            _font_magic(path)
             _charmap(path)
         except Exception as exc:  # FreeType raises RuntimeError (and others) for non-fonts
             raise AssetError.at(
                 where,
                 "font",
-                f"got {_shown(font)}, expected a TrueType/OpenType font file "
-                f"(FreeType cannot load {path}: {exc})",
+                f"got {_shown(font)}, expected a TrueType/OpenType font file ({path}: {exc})",
             ) from None
         return str(path), path
     raise AssetError(
