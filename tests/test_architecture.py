@@ -19,7 +19,7 @@ PACKAGE = SRC / "synthcv"
 
 #: Components (top-level modules/packages of synthcv) by layer, lowest first.
 LAYERS: list[set[str]] = [
-    {"_version", "fileio", "distributions", "scene", "targets", "validation"},
+    {"_version", "fileio", "distributions", "scene", "targets", "validation", "safeyaml"},
     {"format", "render", "assets", "labels", "realdata"},
     {"spec", "tracking"},
     {"sampler", "physics", "preflight"},

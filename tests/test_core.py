@@ -351,7 +351,7 @@ def test_bad_spec_lists_every_problem_and_writes_nothing(tmp_path):
 def test_spec_errors_for_yaml_syntax_and_sweep_field():
     with pytest.raises(SpecError, match=r"YAML syntax error at line \d+, column \d+"):
         load_spec("count: 1\nobjects: {classes: [\n")
-    with pytest.raises(SpecError, match=r"sweep\.field 'camera\.nope'"):
+    with pytest.raises(SpecError, match=r"sweep\.field: got 'camera\.nope'"):
         load_spec(
             {
                 "objects": {"classes": {"c": {"asset": {"primitive": "cube"}}}},
@@ -404,7 +404,7 @@ def test_missing_font_mesh_and_texture_fail_before_writing(tmp_path):
     res = _cli("generate", str(bad), "--out", str(out))
     assert res.returncode == 2, res.stderr
     err = " ".join(res.stderr.split())
-    assert "objects.classes.seven.asset:" in err and "NoSuchFont" in err
-    assert "objects.classes.mug.asset:" in err and "missing.obj" in err
+    assert "objects.classes.seven.asset.font: got 'NoSuchFont'" in err
+    assert "objects.classes.mug.asset.mesh:" in err and "missing.obj" in err
     assert "ground.texture: got 'chekcer_grid'" in err
     assert not out.exists()

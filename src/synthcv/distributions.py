@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 DIST_KEYS = ("uniform", "normal", "loguniform", "randint", "choice")
+NORMAL_REACH = 6.0  # a normal without clip is range-checked over mu ± 6 sigma
+RANDINT_LIMIT = 2**53  # randint bounds: integers exact as floats, far inside int64
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,21 @@ class Distribution:
             return True
         return all(isinstance(v, int | float) and not isinstance(v, bool) for v in self.params)
 
+    def value_range(self) -> tuple[float, float]:
+        """The smallest and largest value a numeric distribution can draw, for range checks.
+
+        Exact for constants, ``uniform``, ``loguniform``, ``randint`` and ``choice``; a
+        ``normal`` counts as reaching ``mu ± 6 sigma`` (a draw outside has probability 2e-9),
+        then clipped to its ``clip`` range, if any."""
+        k, p = self.kind, self.params
+        if k == "normal":
+            lo, hi = p[0] - NORMAL_REACH * p[1], p[0] + NORMAL_REACH * p[1]
+            if self.clip:
+                lo, hi = (min(max(x, self.clip[0]), self.clip[1]) for x in (lo, hi))
+            return float(lo), float(hi)
+        values = [float(v) for v in p]
+        return min(values), max(values)
+
     def support(self) -> tuple[Any, ...]:
         """Values or bounds a user can expect; used in docs and `inspect`."""
         return self.params
@@ -89,9 +106,23 @@ def _number(text: Any) -> Any:
     except ValueError:
         pass
     try:
-        return float(text)
+        x = float(text)
     except ValueError:
         return text
+    return x if math.isfinite(x) else text  # "nan", "inf" stay categories
+
+
+def _finite(where: tuple[str | int, ...], v: Any) -> None:
+    """Reject NaN and ±inf (and integers too large for a float) where a number is expected."""
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        try:
+            ok = math.isfinite(v)
+        except OverflowError:  # an int beyond float range
+            ok = False
+        if not ok:
+            from synthcv.validation import FieldProblem, short_value
+
+            raise FieldProblem(where, f"got {short_value(v)}, expected a finite number")
 
 
 def _pair(name: str, value: Any) -> tuple[float, float]:
@@ -101,6 +132,8 @@ def _pair(name: str, value: Any) -> tuple[float, float]:
         or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
     ):
         raise ValueError(f"{name} needs a list of two numbers [a, b]")
+    for i, v in enumerate(value):
+        _finite((name, i), v)
     return float(value[0]), float(value[1])
 
 
@@ -125,6 +158,9 @@ def parse_distribution(value: Any, *, numeric: bool | None = None) -> Distributi
         arg = value[kind]
         if kind == "choice":
             if isinstance(arg, dict):
+                for k, w in arg.items():
+                    _finite(("choice",), k)
+                    _finite(("choice", str(k)), w)
                 if not arg or not all(
                     isinstance(w, int | float) and not isinstance(w, bool) and w >= 0
                     for w in arg.values()
@@ -140,6 +176,8 @@ def parse_distribution(value: Any, *, numeric: bool | None = None) -> Distributi
                     weights = tuple(w / total for w in weights)
                 dist = Distribution("choice", tuple(arg), weights=weights)
             elif isinstance(arg, list | tuple) and arg:
+                for i, v in enumerate(arg):
+                    _finite(("choice", i), v)
                 dist = Distribution("choice", tuple(arg))
             else:
                 raise ValueError("choice as a non-empty list or a {value: weight} mapping")
@@ -147,6 +185,8 @@ def parse_distribution(value: Any, *, numeric: bool | None = None) -> Distributi
             a, b = _pair("randint", arg)
             if a != int(a) or b != int(b) or a > b:
                 raise ValueError("randint: [lo, hi] integers with lo <= hi")
+            if max(abs(a), abs(b)) > RANDINT_LIMIT:
+                raise ValueError("randint: [lo, hi] integers within ±2**53")
             dist = Distribution("randint", (int(a), int(b)))
         else:
             a, b = _pair(kind, arg)
@@ -166,6 +206,7 @@ def parse_distribution(value: Any, *, numeric: bool | None = None) -> Distributi
                     raise ValueError("uniform: [a, b] with a <= b")
                 dist = Distribution("uniform", (a, b))
     elif isinstance(value, str | int | float | bool) or value is None:
+        _finite((), value)
         dist = constant(value)
     else:
         raise ValueError(

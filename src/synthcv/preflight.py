@@ -13,6 +13,7 @@ from typing import Any
 
 from synthcv.distributions import Distribution
 from synthcv.spec import AssetSpec, MaterialSpec, Spec
+from synthcv.validation import format_loc, short_value
 
 MAX_COMBINATIONS = 64
 
@@ -56,7 +57,9 @@ def asset_problems(path: str, a: AssetSpec) -> list[str]:
     """The first problem of any variant of an asset, as ``path: message`` (empty if none).
 
     Every variant is checked by its own kind (``AssetKind.preflight``: build the mesh unless
-    the kind declares a cheaper check)."""
+    the kind declares a cheaper check). A problem with one key (a font that is no font, a
+    mesh file that holds no triangles) is reported at that key: ``path.font: got X, ...``.
+    Whatever a builder raises becomes a problem line: preflight never lets a traceback out."""
     from synthcv.assets import AssetError, build_mesh, kinds
 
     for variant in asset_variants(a):
@@ -66,22 +69,33 @@ def asset_problems(path: str, a: AssetSpec) -> list[str]:
                 kind.check(variant)
             else:
                 build_mesh(variant)
-        except (AssetError, ValueError, OSError) as exc:
-            return [f"{path}: {exc}"]
+        except AssetError as exc:
+            if exc.key and exc.detail:
+                return [f"{path}.{exc.key}: {exc.detail}"]
+            return [f"{path}: {_cut(str(exc))}"]
+        except Exception as exc:  # a library failing on odd input: report, don't crash
+            return [f"{path}: cannot be built ({type(exc).__name__}: {_cut(str(exc))})"]
     return []
 
 
+def _cut(text: str, n: int = 600) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 def _texture_problems(path: str, d: Distribution) -> list[str]:
-    from synthcv.assets import AssetError, texture_path
+    from synthcv.assets.textures import check_texture
 
     problems = []
     for v in _values(d):
         if v is None or (isinstance(v, str) and v.lower() in ("", "none", "native")):
             continue
         try:
-            texture_path(str(v))
-        except AssetError as exc:
-            problems.append(f"{path}: got {v!r}, expected a texture ({exc})")
+            check_texture(str(v))
+        except Exception as exc:  # AssetError, or a filesystem error on an odd path
+            problems.append(
+                f"{path}: got {short_value(v)}, expected a texture name or an image file "
+                f"({_cut(str(exc))})"
+            )
     return problems
 
 
@@ -89,16 +103,51 @@ def _material_problems(path: str, m: MaterialSpec) -> list[str]:
     problems = _texture_problems(f"{path}.texture", m.texture)
     for v in _values(m.procedural):
         if v not in (None, "none", "noise", "checker"):
-            problems.append(f"{path}.procedural: got {v!r}, expected noise, checker or none")
+            problems.append(
+                f"{path}.procedural: got {short_value(v)}, expected noise, checker or none"
+            )
     return problems
 
 
 def check_resources(spec: Spec) -> list[str]:
-    """Problems as ``field.path: got X, expected Y`` lines; empty when everything builds."""
+    """Problems as ``field.path: got X, expected Y`` lines; empty when everything builds.
+
+    A sweep over an asset, material or ground texture field is checked at every step's value
+    too (reported as ``sweep.values[i]: ...``)."""
+    problems = _spec_problems(spec)
+    sweep = spec.sweep
+    if sweep is not None and _touches_resources(sweep.field):
+        seen: set[str] = set()
+        for loc, value in sweep.checked_values():
+            key = repr(value)
+            if key in seen:
+                continue
+            seen.add(key)
+            where = format_loc(("sweep", *loc))
+            try:
+                variant = spec.sweep_variant(value)
+            except Exception as exc:  # validated with the spec; kept safe all the same
+                problems.append(f"{where}: {_cut(str(exc))}")
+                continue
+            problems += [f"{where}: {p}" for p in _spec_problems(variant)]
+    return problems
+
+
+def _touches_resources(field: str) -> bool:
+    parts = field.split(".")
+    return (
+        field == "ground.texture"
+        or field.startswith("distractors.")
+        or (parts[0] == "objects" and ("asset" in parts or "material" in parts))
+    )
+
+
+def _spec_problems(spec: Spec) -> list[str]:
     problems: list[str] = []
     for name, c in spec.objects.classes.items():
-        problems += asset_problems(f"objects.classes.{name}.asset", c.asset)
-        problems += _material_problems(f"objects.classes.{name}.material", c.material)
+        problems += asset_problems(format_loc(("objects", "classes", name, "asset")), c.asset)
+        where = format_loc(("objects", "classes", name, "material"))
+        problems += _material_problems(where, c.material)
     for i, a in enumerate(spec.distractors.assets):
         problems += asset_problems(f"distractors.assets[{i}]", a)
     problems += _material_problems("distractors.material", spec.distractors.material)

@@ -9,6 +9,9 @@ and every backend renders the same scenes.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
@@ -24,11 +27,13 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+from pydantic_core import InitErrorDetails
 
 from synthcv.assets.kinds import names as asset_kind_names
 from synthcv.distributions import Distribution, constant, parse_distribution
 from synthcv.fileio import sha256_text
-from synthcv.validation import ConfigError
+from synthcv.safeyaml import YAMLProblem, check_shape, load_yaml, read_text
+from synthcv.validation import ConfigError, FieldProblem, format_loc, validation_problems
 from synthcv.validation import format_validation_error as _format_validation_error
 from synthcv.validation import short_value as _short
 
@@ -66,8 +71,107 @@ Range = Annotated[
 ]
 
 
+# --------------------------------------------------------------------------- ranges
+
+
+def _num_text(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The documented range of a numeric field; every value its distribution can draw must
+    lie in it (see :meth:`Distribution.value_range`)."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+    unit: str = ""
+
+    def __contains__(self, x: float) -> bool:
+        above = x > self.lo if self.lo_open else x >= self.lo
+        below = x < self.hi if self.hi_open else x <= self.hi
+        return above and below
+
+    def __str__(self) -> str:
+        text = (
+            f"{'(' if self.lo_open else '['}{_num_text(self.lo)}, "
+            f"{_num_text(self.hi)}{')' if self.hi_open else ']'}"
+        )
+        return f"{text} {self.unit}" if self.unit else text
+
+
+def _bounded(parse: Callable[[Any], Distribution], bounds: Bounds) -> Callable[[Any], Distribution]:
+    def validate(value: Any) -> Distribution:
+        d = parse(value)
+        lo, hi = d.value_range()
+        if lo in bounds and hi in bounds:
+            return d
+        if d.kind == "constant":
+            raise ValueError(f"a number in {bounds}")
+        reach = lo if lo not in bounds else hi
+        hint = (
+            "; a normal without clip is checked over mu ± 6 sigma, add clip: [lo, hi]"
+            if d.kind == "normal" and not d.clip
+            else ""
+        )
+        raise ValueError(f"values in {bounds} (this {d.kind} reaches {_num_text(reach)}{hint})")
+
+    return validate
+
+
+def num(
+    lo: float,
+    hi: float,
+    unit: str = "",
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    shorthand: bool = False,
+) -> Any:
+    """A numeric spec field (constant or distribution) whose every value lies in [lo, hi]
+    (open ends with ``lo_open``/``hi_open``); ``shorthand`` also accepts ``[lo, hi]`` as a
+    uniform range (colours)."""
+    bounds = Bounds(float(lo), float(hi), lo_open, hi_open, unit)
+    parse = _range_or_dist if shorthand else (lambda v: parse_distribution(v, numeric=True))
+    return Annotated[
+        Distribution,
+        PlainValidator(_bounded(parse, bounds)),
+        PlainSerializer(_ser, return_type=Any),
+        bounds,
+    ]
+
+
+# Ranges shared by several fields (docs: README "The spec", "Ranges").
+ANGLE = 1e4  # degrees: azimuths, yaws and hues wrap; anything larger is a mistake
+COORD = 1e4  # metres: positions and look-at points
+SIZE = 1e3  # metres: asset sizes, distances, scales
+MAX_COUNT = 10**7  # samples in a dataset (count × sweep steps)
+MAX_OBJECTS = 1000  # objects (and distractors) per scene
+MAX_SWEEP_STEPS = 10_000
+PIXEL_BUDGET = 2**26  # rendered pixels per image (64 Mpx: 8192 × 8192, supersample 1)
+BYTES_PER_PIXEL = 230  # peak memory of the tiny backend per rendered pixel (measured)
+MAX_DEPTH_RATIO = 1e7  # far / near: beyond it depth precision is gone
+
+Coord = Annotated[float, Field(ge=-COORD, le=COORD)]
+Extent = Annotated[float, Field(gt=0, le=SIZE)]
+Fraction = num(0, 1)
+Hue = num(-ANGLE, ANGLE, shorthand=True)
+Channel = num(0, 1, shorthand=True)
+Angle = num(-ANGLE, ANGLE, "degrees")
+Elevation = num(-90, 90, "degrees")
+Length = num(0, SIZE, "m", lo_open=True)
+Position = num(-COORD, COORD, "m")
+Scale = num(0, SIZE, lo_open=True)
+Intensity = num(0, 100)
+Count = num(0, MAX_OBJECTS)
+
+
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, frozen=True, allow_inf_nan=False
+    )
 
     #: Optional fields added after format 2 (e.g. a new asset kind's key): left out of the
     #: resolved spec while unset, so adding an option never changes the scene hash, and thus
@@ -87,9 +191,9 @@ class StrictModel(BaseModel):
 class HSVColor(StrictModel):
     """A colour drawn in HSV (each channel in [0, 1]); ``[lo, hi]`` is a uniform range."""
 
-    h: Range = constant(0.0)
-    s: Range = constant(0.0)
-    v: Range = constant(0.8)
+    h: Hue = constant(0.0)  # wraps around: h and h + 1 are the same hue
+    s: Channel = constant(0.0)
+    v: Channel = constant(0.8)
 
 
 class ImageSpec(StrictModel):
@@ -99,6 +203,20 @@ class ImageSpec(StrictModel):
     supersample: int = Field(
         1, ge=1, le=8, description="render at N× and box-filter RGB down (labels: centre sample)"
     )
+
+    @model_validator(mode="after")
+    def _pixel_budget(self) -> ImageSpec:
+        w, h, ss = self.width, self.height, self.supersample
+        px = w * h * ss * ss
+        if px > PIXEL_BUDGET:
+            gib = px * BYTES_PER_PIXEL / 2**30
+            raise FieldProblem(
+                (),
+                f"got width × height × supersample² = {w} × {h} × {ss}² = {px:,} rendered "
+                f"pixels, expected at most {PIXEL_BUDGET:,} (64 Mpx; this image would need "
+                f"about {gib:.0f} GiB of memory to render)",
+            )
+        return self
 
 
 def _renderer_spec() -> Any:
@@ -133,43 +251,67 @@ RendererSpec = _renderer_spec()
 
 
 class CameraSpec(StrictModel):
-    distance: Num = constant(1.0)
-    elevation: Num = constant(45.0)  # degrees above the ground plane
-    azimuth: Num = constant(0.0)  # degrees, counter-clockwise from +x
-    look_at: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    look_at_jitter: Num = constant(0.0)  # metres, uniform per axis in ±value
-    fov: Num = constant(45.0)  # vertical, degrees
-    near: float = Field(0.01, gt=0)
-    far: float = Field(20.0, gt=0)
+    distance: Length = constant(1.0)
+    elevation: Elevation = constant(45.0)  # degrees above the ground plane
+    azimuth: Angle = constant(0.0)  # degrees, counter-clockwise from +x
+    look_at: tuple[Coord, Coord, Coord] = (0.0, 0.0, 0.0)
+    look_at_jitter: num(0, 100, "m") = constant(0.0)  # metres, uniform per axis in ±value
+    fov: num(0, 179, "degrees", lo_open=True, hi_open=True) = constant(45.0)  # vertical
+    near: float = Field(0.01, gt=0, le=1e4)
+    far: float = Field(20.0, gt=0, le=1e7)
+
+    @model_validator(mode="after")
+    def _clipping_planes(self) -> CameraSpec:
+        """Both backends clip at near and far: a scene outside them renders nothing."""
+        near, far = self.near, self.far
+        if not near < far:
+            raise FieldProblem(
+                "far", f"got {_num_text(far)}, expected more than camera.near ({_num_text(near)})"
+            )
+        if far / near > MAX_DEPTH_RATIO:
+            raise FieldProblem(
+                "far",
+                f"got {_num_text(far)}, expected at most {_num_text(MAX_DEPTH_RATIO)} × "
+                f"camera.near ({_num_text(near)}): depth precision is lost beyond that ratio",
+            )
+        reach = self.distance.value_range()[1]
+        if reach >= far:
+            raise FieldProblem(
+                "distance",
+                f"got {_short(self.distance.to_json())}, expected values below camera.far "
+                f"({_num_text(far)}): the camera would look at a point beyond its far "
+                "clipping plane and render nothing (raise camera.far)",
+            )
+        return self
 
 
 class SunSpec(StrictModel):
-    elevation: Num = constant(60.0)
-    azimuth: Num = constant(30.0)
-    intensity: Num = constant(1.0)
+    elevation: Elevation = constant(60.0)
+    azimuth: Angle = constant(30.0)
+    intensity: Intensity = constant(1.0)
     color: HSVColor = HSVColor(h=constant(0.0), s=constant(0.0), v=constant(1.0))
 
 
 class LightsSpec(StrictModel):
     sun: SunSpec = SunSpec()
-    ambient: Num = constant(0.4)
+    ambient: Intensity = constant(0.4)
 
 
 class MaterialSpec(StrictModel):
-    roughness: Num = constant(0.5)
-    metallic: Num = constant(0.0)
+    roughness: Fraction = constant(0.5)
+    metallic: Fraction = constant(0.0)
     texture: Cat = constant(None)  # pybullet_data texture name, file path, or none
     procedural: Cat = constant(None)  # noise | checker (cycles)
 
 
 class GroundSpec(StrictModel):
     enabled: bool = True
-    height: float = 0.0
-    size: float = Field(20.0, gt=0)
+    height: float = Field(0.0, ge=-COORD, le=COORD)
+    size: float = Field(20.0, gt=0, le=COORD)
     color: HSVColor = HSVColor(v=constant(0.5))
     texture: Cat = constant(None)
-    texture_scale: Num = constant(1.0)
-    roughness: Num = constant(0.8)
+    texture_scale: num(0, 1000, "repeats per metre", lo_open=True) = constant(1.0)
+    roughness: Fraction = constant(0.8)
 
 
 class AssetSpec(StrictModel):
@@ -179,20 +321,22 @@ class AssetSpec(StrictModel):
     pybullet: Cat | None = None
     mesh: Cat | None = None
     glyph: Cat | None = None
-    size: Num | None = None
-    dims: tuple[float, float, float] | None = None
-    radius: Num | None = None
-    height: Num | None = None
-    major_radius: Num | None = None
-    minor_radius: Num | None = None
-    units: float | None = None
+    size: Length | None = None
+    dims: tuple[Extent, Extent, Extent] | None = None
+    radius: Length | None = None
+    height: Length | None = None
+    major_radius: Length | None = None
+    minor_radius: Length | None = None
+    units: float | None = Field(None, gt=0, le=1e4)
     font: Cat | None = None
-    depth: Num | None = None
-    stroke: Num | None = None  # glyph: stroke width change, fraction of the glyph height
-    shear: Num | None = None  # glyph: slant in degrees
-    wobble: Num | None = None  # glyph: smooth random bend, fraction of the glyph height
-    style: Num | None = None  # glyph: seed of the bend and of the hand font's way of writing
-    keypoints: dict[str, tuple[float, float, float]] | None = None
+    depth: Length | None = None
+    # glyph: stroke width change, fraction of the glyph height
+    stroke: num(-0.5, 0.5) | None = None
+    shear: num(-60, 60, "degrees", lo_open=True, hi_open=True) | None = None  # glyph: slant
+    wobble: num(0, 0.3) | None = None  # glyph: smooth random bend, fraction of the glyph height
+    # glyph: seed of the bend and of the hand font's way of writing
+    style: num(0, 2**32 - 1) | None = None
+    keypoints: dict[str, tuple[Coord, Coord, Coord]] | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> AssetSpec:
@@ -217,27 +361,27 @@ ASSET_KINDS = asset_kind_names()
 class PoseSpec(StrictModel):
     """Where objects start. With physics on they are dropped from here and settle."""
 
-    x: Num = _range_or_dist([-0.25, 0.25])
-    y: Num = _range_or_dist([-0.25, 0.25])
-    z: Num = constant(0.0)  # height of the lowest point above the ground (before the drop)
-    drop_height: Num = _range_or_dist([0.05, 0.3])
+    x: Position = _range_or_dist([-0.25, 0.25])
+    y: Position = _range_or_dist([-0.25, 0.25])
+    z: Position = constant(0.0)  # height of the lowest point above the ground (before the drop)
+    drop_height: num(0, SIZE, "m") = _range_or_dist([0.05, 0.3])
     rotation: Literal["random", "upright", "euler"] = "random"
-    roll: Num = constant(0.0)  # degrees, used when rotation: euler
-    pitch: Num = constant(0.0)
-    yaw: Num = _range_or_dist([0.0, 360.0])
+    roll: Angle = constant(0.0)  # degrees, used when rotation: euler
+    pitch: Angle = constant(0.0)
+    yaw: Angle = _range_or_dist([0.0, 360.0])
 
 
 class ClassSpec(StrictModel):
-    weight: float = Field(1.0, ge=0)
+    weight: float = Field(1.0, ge=0, le=1e6)
     asset: AssetSpec
-    scale: Num = constant(1.0)
+    scale: Scale = constant(1.0)
     color: HSVColor = HSVColor(h=_range_or_dist([0, 1]), s=constant(0.7))
     material: MaterialSpec = MaterialSpec()
-    mass: float = Field(1.0, gt=0)
+    mass: float = Field(1.0, gt=0, le=1e6)
 
 
 class ObjectsSpec(StrictModel):
-    count: Num = constant(1)
+    count: Count = constant(1)
     classes: dict[str, ClassSpec]
     pose: PoseSpec = PoseSpec()
 
@@ -267,9 +411,9 @@ class ObjectsSpec(StrictModel):
 
 
 class DistractorsSpec(StrictModel):
-    count: Num = constant(0)
-    assets: list[AssetSpec] = [AssetSpec(primitive=constant("cube"))]
-    scale: Num = _range_or_dist([0.5, 1.5])
+    count: Count = constant(0)
+    assets: list[AssetSpec] = Field([AssetSpec(primitive=constant("cube"))], min_length=1)
+    scale: Scale = _range_or_dist([0.5, 1.5])
     color: HSVColor = HSVColor(
         h=_range_or_dist([0, 1]), s=_range_or_dist([0, 1]), v=_range_or_dist([0.2, 1])
     )
@@ -278,9 +422,11 @@ class DistractorsSpec(StrictModel):
 
 class PhysicsSpec(StrictModel):
     enabled: bool = True
-    steps: int = Field(480, ge=0, description="max simulation steps (stops early when at rest)")
-    timestep: float = Field(1 / 240, gt=0)
-    friction: float = Field(0.8, ge=0)
+    steps: int = Field(
+        480, ge=0, le=100_000, description="max simulation steps (stops early when at rest)"
+    )
+    timestep: float = Field(1 / 240, gt=0, le=1)
+    friction: float = Field(0.8, ge=0, le=100)
 
 
 class OutputsSpec(StrictModel):
@@ -295,19 +441,30 @@ class OutputsSpec(StrictModel):
 class SweepSpec(StrictModel):
     """Hold everything fixed and step one field; each step re-uses the same ``count`` scenes."""
 
-    field: str
-    values: list[Any] | None = None
+    field: str = Field(max_length=200)
+    values: list[Any] | None = Field(None, max_length=MAX_SWEEP_STEPS)
     linspace: tuple[float, float, int] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> SweepSpec:
         if (self.values is None) == (self.linspace is None):
             raise ValueError("exactly one of values: [...] or linspace: [start, stop, num]")
-        if self.linspace is not None and self.linspace[2] < 1:
-            raise ValueError("linspace: [start, stop, num] with num >= 1")
+        if self.linspace is not None and not 1 <= self.linspace[2] <= MAX_SWEEP_STEPS:
+            raise FieldProblem(
+                ("linspace", 2),
+                f"got {self.linspace[2]}, expected a number of steps in [1, {MAX_SWEEP_STEPS}]",
+            )
         if self.values is not None and not self.values:
             raise ValueError("values: a non-empty list")
         return self
+
+    def checked_values(self) -> list[tuple[tuple[str | int, ...], Any]]:
+        """(location, value) of every value a step can take, for validation: each of
+        ``values``, or the two ends of ``linspace`` (the steps between lie within them)."""
+        if self.values is not None:
+            return [(("values", i), v) for i, v in enumerate(self.values)]
+        a, b, n = self.linspace  # type: ignore[misc]
+        return [(("linspace", 0), float(a))] + ([(("linspace", 1), float(b))] if n > 1 else [])
 
     def steps(self) -> list[Any]:
         if self.values is not None:
@@ -319,8 +476,8 @@ class SweepSpec(StrictModel):
 
 
 class Spec(StrictModel):
-    count: int = Field(16, ge=1, description="samples (per sweep step for sweeps)")
-    seed: int = 0
+    count: int = Field(16, ge=1, le=MAX_COUNT, description="samples (per sweep step for sweeps)")
+    seed: int = Field(0, ge=-(2**63), le=2**63 - 1)
     image: ImageSpec = ImageSpec()
     renderer: RendererSpec = Field(default_factory=lambda: _default_renderer())
     camera: CameraSpec = CameraSpec()
@@ -334,9 +491,18 @@ class Spec(StrictModel):
     sweep: SweepSpec | None = None
 
     @model_validator(mode="after")
-    def _sweep_field_exists(self) -> Spec:
-        if self.sweep is not None:
-            _check_sweep_field(self, self.sweep.field)
+    def _totals_and_sweep(self) -> Spec:
+        if self.sweep is None:
+            return self
+        steps = self.sweep.values or range(int(self.sweep.linspace[2]))  # type: ignore[index]
+        if self.count * len(steps) > MAX_COUNT:
+            raise FieldProblem(
+                "count",
+                f"got {self.count} × {len(steps)} sweep steps = {self.count * len(steps):,} "
+                f"samples, expected at most {MAX_COUNT:,}",
+            )
+        _check_sweep_field(self, self.sweep.field)
+        _check_sweep_values(self)
         return self
 
     # ------------------------------------------------------------------ derived facts
@@ -367,7 +533,27 @@ class Spec(StrictModel):
         return _hash(self.resolved(), ("count", "renderer", "outputs"))
 
     def with_count(self, count: int) -> Spec:
+        """This spec with another ``count`` (same range checks as in the file)."""
+        steps = len(self.sweep_steps)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+            raise SpecError(
+                [f"count: got {_short(count)}, expected an integer in [1, {MAX_COUNT:,}]"]
+            )
+        if count * steps > MAX_COUNT:
+            raise SpecError(
+                [
+                    f"count: got {count} × {steps} sweep steps = {count * steps:,} samples, "
+                    f"expected at most {MAX_COUNT:,}"
+                ]
+            )
         return self.model_copy(update={"count": count})
+
+    def sweep_variant(self, value: Any) -> Spec:
+        """The spec one sweep step renders: the swept field fixed to ``value``, no sweep
+        (validated like a spec written that way; raises ``ValidationError``)."""
+        assert self.sweep is not None
+        data = self.model_dump(mode="json", exclude={"sweep"})
+        return Spec.model_validate(_with_value(data, self.sweep.field, value))
 
 
 def _default_renderer() -> Any:
@@ -390,18 +576,91 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+_SWEEP_EXPECTED = "the spec path of a value drawn per sample, such as camera.elevation"
+
+
 def _check_sweep_field(spec: Spec, path: str) -> None:
-    """A sweep field must name a distribution-valued field of the spec."""
+    """A sweep field must name a distribution-valued field of the spec (reported at
+    ``sweep.field``)."""
     node: Any = spec
+    where: list[str] = []
     for part in path.split("."):
         if isinstance(node, BaseModel) and part in type(node).model_fields:
             node = getattr(node, part)
         elif isinstance(node, dict) and part in node:
             node = node[part]
         else:
-            raise ValueError(f"sweep.field {path!r} does not name a spec field (at {part!r})")
+            inside = ".".join(where) or "the spec"
+            raise FieldProblem(
+                ("sweep", "field"),
+                f"got {_short(path)}, expected {_SWEEP_EXPECTED} ({part!r} is not a field of "
+                f"{_short(inside, 60)})",
+            )
+        where.append(part)
+    if node is None:
+        raise FieldProblem(
+            ("sweep", "field"),
+            f"got {_short(path)}, expected {_SWEEP_EXPECTED} ({_short(path, 60)} is not set in "
+            "the spec; give it a value to sweep it)",
+        )
     if not isinstance(node, Distribution):
-        raise ValueError(f"sweep.field {path!r} must name a numeric or categorical value field")
+        raise FieldProblem(
+            ("sweep", "field"),
+            f"got {_short(path)}, expected {_SWEEP_EXPECTED} ({_short(path, 60)} is a fixed "
+            "setting or a section, not a value drawn per sample)",
+        )
+
+
+def _with_value(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``data`` with ``value`` at dotted ``path`` (containers on the path copied)."""
+    head, _, rest = path.partition(".")
+    out = dict(data)
+    out[head] = _with_value(out[head], rest, value) if rest else value
+    return out
+
+
+def _check_sweep_values(spec: Spec) -> None:
+    """Every sweep value must be a value the swept field accepts, exactly as if written there;
+    problems are reported at ``sweep.values[i]`` (or ``sweep.linspace[i]``)."""
+    sweep = spec.sweep
+    assert sweep is not None
+    field, errors, seen = sweep.field, [], {}
+    for loc, value in sweep.checked_values():
+        if isinstance(value, dict | list | tuple):
+            detail = (
+                f"got {_short(value)}, expected one value for {field} (each sweep step fixes "
+                "the field to a constant)"
+            )
+        else:
+            key = (type(value).__name__, value)
+            if key not in seen:
+                seen[key] = _sweep_value_problem(spec, field, value)
+            detail = seen[key]
+        if detail:
+            errors.append(
+                InitErrorDetails(
+                    type="value_error",
+                    loc=("sweep", *loc),
+                    input=value,
+                    ctx={"error": FieldProblem((), detail)},
+                )
+            )
+    if errors:
+        raise ValidationError.from_exception_data("Spec", errors)
+
+
+def _sweep_value_problem(spec: Spec, field: str, value: Any) -> str | None:
+    try:
+        spec.sweep_variant(value)
+    except ValidationError as err:
+        parts = [
+            f"{p.detail} (as {field})"
+            if p.path == field
+            else f"with {field} = {_short(value)}: {p}"
+            for p in validation_problems(err, Spec)
+        ]
+        return "; ".join(parts)
+    return None
 
 
 # --------------------------------------------------------------------------- errors
@@ -419,55 +678,278 @@ def format_validation_error(err: ValidationError, root: type[BaseModel] | None =
     return _format_validation_error(err, root or Spec)
 
 
-def _extend(data: dict[str, Any], base_dir: Path, label: str, depth: int = 0) -> dict[str, Any]:
+# --------------------------------------------------------------------------- loading
+
+MAX_EXTENDS = 8  # files in an ``extends:`` chain
+ASSET_ROOT_ENV = "SYNTHCV_ASSET_ROOT"
+
+
+def _inside(path: Path, root: Path | None) -> bool:
+    return root is None or path == root or path.is_relative_to(root)
+
+
+def _asset_root(asset_root: str | os.PathLike[str] | None) -> Path | None:
+    """The directory no asset path or ``extends:`` may leave: the argument, else
+    ``$SYNTHCV_ASSET_ROOT``, else none (symlinks resolved)."""
+    raw = asset_root if asset_root is not None else os.environ.get(ASSET_ROOT_ENV) or None
+    if raw is None:
+        return None
+    source = "asset_root" if asset_root is not None else ASSET_ROOT_ENV
+    try:
+        root = Path(raw).expanduser().resolve()
+        ok = root.is_dir()
+    except (OSError, ValueError, RuntimeError):
+        ok = False
+    if not ok:
+        raise SpecError(
+            [f"asset root: got {_short(str(raw))}, expected an existing directory"], source
+        )
+    return root
+
+
+def _is_file_value(kind: str, value: str) -> bool:
+    """Whether an asset value names a file (resolved against the spec's directory) rather
+    than something bundled (a pybullet_data texture, a matplotlib font) or a keyword."""
+    from synthcv.assets.glyphs import is_font_file
+    from synthcv.assets.textures import is_texture_file
+
+    if kind == "texture":
+        return is_texture_file(value)
+    if kind == "font":
+        return is_font_file(value)
+    return bool(value)  # mesh: always a file
+
+
+def _path_slots(data: dict[str, Any]) -> Iterator[tuple[str, Any, Any, str]]:
+    """``(field path, container, key, kind)`` of every asset-file value in raw spec data:
+    textures, fonts and mesh files, wherever a spec may write them (``objects.defaults``
+    included, and ``sweep.values`` when the sweep steps one of them). Malformed sections are
+    skipped: validation reports them."""
+
+    def section(d: Any, key: str) -> dict[str, Any] | None:
+        v = d.get(key) if isinstance(d, dict) else None
+        return v if isinstance(v, dict) else None
+
+    def material(where: str, m: Any) -> Iterator[tuple[str, Any, Any, str]]:
+        if isinstance(m, dict) and "texture" in m:
+            yield f"{where}.texture", m, "texture", "texture"
+
+    def asset(where: str, a: Any) -> Iterator[tuple[str, Any, Any, str]]:
+        for k in ("font", "mesh"):
+            if isinstance(a, dict) and k in a:
+                yield f"{where}.{k}", a, k, k
+
+    ground = section(data, "ground")
+    if ground is not None and "texture" in ground:
+        yield "ground.texture", ground, "texture", "texture"
+    objects = section(data, "objects")
+    defaults = section(objects, "defaults")
+    if defaults is not None:
+        yield from material("objects.defaults.material", defaults.get("material"))
+        yield from asset("objects.defaults.asset", defaults.get("asset"))
+    for name, c in (section(objects, "classes") or {}).items():
+        if isinstance(c, dict):
+            where = format_loc(("objects", "classes", str(name)))
+            yield from material(f"{where}.material", c.get("material"))
+            yield from asset(f"{where}.asset", c.get("asset"))
+    distractors = section(data, "distractors")
+    if distractors is not None:
+        yield from material("distractors.material", distractors.get("material"))
+        assets = distractors.get("assets")
+        for i, a in enumerate(assets if isinstance(assets, list) else []):
+            yield from asset(f"distractors.assets[{i}]", a)
+    sweep = section(data, "sweep")
+    if sweep is not None and isinstance(sweep.get("field"), str):
+        field, values = sweep["field"], sweep.get("values")
+        kind = (
+            "texture"
+            if field == "ground.texture" or field.endswith(".material.texture")
+            else field.rsplit(".", 1)[-1]
+        )
+        if kind in ("texture", "font", "mesh") and isinstance(values, list):
+            for i in range(len(values)):
+                yield f"sweep.values[{i}]", values, i, kind
+
+
+def _resolve_asset_paths(
+    data: dict[str, Any], base_dir: Path, root: Path | None, problems: list[str]
+) -> dict[str, Any]:
+    """``data`` with every relative asset file made absolute against ``base_dir`` (the spec
+    file's directory; symlinks resolved), so the resolved spec records the file that is read
+    whatever the working directory; files outside ``root`` are reported in ``problems``.
+    Absolute paths stay as written. ``data`` itself is never modified."""
+
+    def one(where: str, kind: str, value: Any) -> Any:
+        if not isinstance(value, str) or not _is_file_value(kind, value):
+            return value
+        try:
+            p = Path(value).expanduser()
+            full = (p if p.is_absolute() else base_dir / p).resolve()
+        except (OSError, ValueError, RuntimeError) as exc:
+            problems.append(f"{where}: got {_short(value)}, expected a file path ({exc})")
+            return value
+        if not _inside(full, root):
+            via = "" if str(full) == value else f" (it resolves to {_short(str(full), 120)})"
+            problems.append(
+                f"{where}: got {_short(value)}, expected a path inside the asset root {root}{via}"
+            )
+        return value if p.is_absolute() else str(full)
+
+    def rewrite(where: str, kind: str, value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"choice"}:
+            c = value["choice"]
+            if isinstance(c, list):
+                return {"choice": [one(where, kind, v) for v in c]}
+            if isinstance(c, dict):
+                return {"choice": {one(where, kind, k): w for k, w in c.items()}}
+        return one(where, kind, value)
+
+    changes = []
+    for where, container, key, kind in _path_slots(data):
+        new = rewrite(where, kind, container[key])
+        if new != container[key]:
+            changes.append((where, key, new))
+    if not changes:
+        return data
+    import copy
+
+    out = copy.deepcopy(data)
+    slots = {where: (container, key) for where, container, key, _ in _path_slots(out)}
+    for where, key, new in changes:
+        container, _ = slots[where]
+        container[key] = new
+    return out
+
+
+def _load_text(text: str, label: str) -> Any:
+    try:
+        return load_yaml(text)
+    except YAMLProblem as exc:
+        raise SpecError([str(exc)], label) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f"line {mark.line + 1}, column {mark.column + 1}"
+        else:  # a reader error (a control character) knows only its offset
+            where = f"character {getattr(exc, 'position', '?')}"
+        raise SpecError([f"YAML syntax error at {where}: {exc}"], label) from None
+
+
+def _extend(
+    data: dict[str, Any],
+    base_dir: Path,
+    label: str,
+    root: Path | None,
+    problems: list[str],
+    depth: int = 0,
+) -> dict[str, Any]:
     """``extends: other.yaml`` (relative to this file): this spec deep-merged over that one."""
     data = dict(data)
     parent = data.pop("extends")
-    path = base_dir / str(parent)
-    if depth > 8:
-        raise SpecError([f"extends: chain deeper than 8 files at {path}"], label)
-    if not path.is_file():
+    if not isinstance(parent, str) or not parent or len(parent) > 4096:
+        raise SpecError([f"extends: got {_short(parent)}, expected the path of a spec file"], label)
+    path = base_dir / parent
+    if depth >= MAX_EXTENDS:
+        raise SpecError([f"extends: chain deeper than {MAX_EXTENDS} files at {path}"], label)
+    try:
+        full = path.resolve()
+    except (OSError, ValueError, RuntimeError) as exc:
         raise SpecError(
-            [f"extends: got {str(parent)!r}, expected a spec file ({path} not found)"], label
+            [f"extends: got {_short(parent)}, expected a spec file ({exc})"], label
+        ) from None
+    if not _inside(full, root):
+        raise SpecError(
+            [f"extends: got {_short(parent)}, expected a spec file inside the asset root {root}"],
+            label,
         )
     try:
-        base = yaml.safe_load(path.read_text())
+        text = read_text(path)
+    except YAMLProblem as exc:
+        what = "a spec file" if exc.detail == "not found" else "a UTF-8 YAML spec file"
+        raise SpecError(
+            [f"extends: got {_short(parent)}, expected {what} ({path}: {exc.detail})"], label
+        ) from None
+    try:
+        base = load_yaml(text)
+    except YAMLProblem as exc:
+        raise SpecError([f"extends: {path}: {exc}"], label) from None
     except yaml.YAMLError as exc:
         raise SpecError([f"extends: {path} is not valid YAML: {exc}"], label) from None
     if not isinstance(base, dict):
         raise SpecError([f"extends: {path} does not hold a mapping"], label)
+    base = _resolve_asset_paths(base, path.parent, root, problems)
     if "extends" in base:
-        base = _extend(base, path.parent, label, depth + 1)
+        base = _extend(base, path.parent, label, root, problems, depth + 1)
     return _deep_merge(base, data)
 
 
-def load_spec(source: str | Path | dict, *, overrides: dict[str, Any] | None = None) -> Spec:
-    """Validate a spec from a YAML file path, YAML text or a dict. Raises :class:`SpecError`."""
+def _names_a_file(text: str) -> bool:
+    """Whether a string given to :func:`load_spec` is a file name rather than YAML text."""
+    if "\n" in text or "\0" in text or len(text) > 4096:
+        return False
+    if Path(text).suffix in (".yaml", ".yml", ".json"):
+        return True
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def load_spec(
+    source: str | Path | dict,
+    *,
+    overrides: dict[str, Any] | None = None,
+    asset_root: str | os.PathLike[str] | None = None,
+) -> Spec:
+    """Validate a spec from a YAML file path, YAML text or a dict. Raises :class:`SpecError`.
+
+    Relative asset files (textures, fonts, meshes) and ``extends:`` resolve against the spec
+    file's directory (the working directory for text and dicts) and are recorded as absolute
+    paths. With ``asset_root`` (default: ``$SYNTHCV_ASSET_ROOT``) no asset file or
+    ``extends:`` may lie outside that directory, symlinks resolved: for specs from someone
+    else. Input is read within the limits of :mod:`synthcv.safeyaml` (size, nesting, aliases).
+    """
     label = "spec"
+    root = _asset_root(asset_root)
+    base_dir = Path.cwd()
     if isinstance(source, dict):
-        data = source
+        data: Any = source
     else:
         text = str(source)
-        single_line = "\n" not in text
-        looks_like_file = single_line and Path(text).suffix in (".yaml", ".yml", ".json")
-        if isinstance(source, Path) or looks_like_file or (single_line and Path(text).is_file()):
+        if isinstance(source, Path) or _names_a_file(text):
             path = Path(source)
-            if not path.is_file():
-                raise SpecError([f"file not found: {path}"], str(path))
-            label, text = str(path), path.read_text()
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-            raise SpecError([f"YAML syntax error at {where}: {exc}"], label) from None
+            label = str(path)
+            try:
+                text = read_text(path)
+            except YAMLProblem as exc:
+                line = (
+                    f"file not found: {path}"
+                    if exc.detail == "not found"
+                    else f"(file): {exc.detail}, expected a UTF-8 YAML spec file"
+                )
+                raise SpecError([line], label) from None
+            base_dir = path.absolute().parent
+        data = _load_text(text, label)
+    shape = check_shape(data)
+    if shape:
+        raise SpecError([str(p) for p in shape], label)
     if not isinstance(data, dict):
         raise SpecError([f"(top level): got {_short(data)}, expected a mapping"], label)
+    problems: list[str] = []
+    data = _resolve_asset_paths(data, base_dir, root, problems)
     if "extends" in data:
-        data = _extend(data, Path(label).parent if label != "spec" else Path.cwd(), label)
+        data = _extend(data, base_dir, label, root, problems)
     if overrides:
-        data = _deep_merge(data, overrides)
+        shape = check_shape(overrides)
+        if shape:
+            raise SpecError([f"overrides: {p}" for p in shape], label)
+        data = _deep_merge(data, _resolve_asset_paths(overrides, Path.cwd(), root, problems))
     try:
-        return Spec.model_validate(data)
+        spec = Spec.model_validate(data)
     except ValidationError as err:
-        raise SpecError(format_validation_error(err), label) from None
+        problems += format_validation_error(err)
+    except RecursionError:  # a structure within the limits that pydantic still cannot walk
+        problems.append("(top level): nested too deeply to validate")
+    if problems:
+        raise SpecError(problems, label)
+    return spec

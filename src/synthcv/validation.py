@@ -15,8 +15,11 @@ A leaf module: it imports only the standard library and pydantic.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -133,17 +136,96 @@ def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | 
     return _walk(root, loc)[1]
 
 
+_PLAIN_KEY = re.compile(r"[\w\-]{1,80}")
+
+
 def format_loc(loc: tuple[Any, ...]) -> str:
-    """``("objects", "classes", 0, "asset")`` -> ``objects.classes[0].asset``."""
+    """``("objects", "classes", 0, "asset")`` -> ``objects.classes[0].asset``.
+
+    A key that is not a plain word (dots, colons, spaces, empty, very long: anything a user
+    may have typed as a mapping key) is quoted, ``objects.classes["a b"].scale``, so the path
+    always ends where the message begins."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+            continue
+        text = str(part)
+        if _PLAIN_KEY.fullmatch(text):
+            out += f".{text}" if out else text
+        else:
+            out += f"[{json.dumps(text if len(text) <= 80 else text[:77] + '...')}]"
     return out or "(top level)"
 
 
+_INT_DIGITS = 100  # integers longer than this are shown by their size, not their digits
+
+
+class _Full(Exception):
+    """The output budget of :func:`short_value` is spent."""
+
+
+def _emit(v: Any, out: list[str], budget: list[int], depth: int) -> None:
+    """Append ``v`` as JSON-like text to ``out`` until ``budget[0]`` characters are spent.
+
+    Work is bounded by the budget (not by the size of ``v``): a container stops at the first
+    item that does not fit, so a gigantic (or shared, or self-referencing) value costs no more
+    than a small one. Non-finite floats read as YAML users write them (nan, inf, -inf)."""
+
+    def put(s: str) -> None:
+        out.append(s)
+        budget[0] -= len(s)
+        if budget[0] <= 0:
+            raise _Full
+
+    if depth > 32:
+        put("...")
+    elif v is None or isinstance(v, bool):
+        put(json.dumps(v))
+    elif isinstance(v, int):
+        bits = v.bit_length()
+        if bits > _INT_DIGITS * 3.33:  # str() of a huge int is slow, or refused (PEP 651 limit)
+            put(f"an integer of {int(bits * 0.30103) + 1} digits")
+        else:
+            put(str(v))
+    elif isinstance(v, float):
+        put(str(v) if not math.isfinite(v) else json.dumps(v))
+    elif isinstance(v, str):
+        put(json.dumps(v[: budget[0] + 1]))
+    elif isinstance(v, dict):
+        put("{")
+        for i, (k, x) in enumerate(v.items()):
+            put(", " if i else "")
+            _emit(k if isinstance(k, str) else str(k)[:40], out, budget, depth + 1)
+            put(": ")
+            _emit(x, out, budget, depth + 1)
+        put("}")
+    elif isinstance(v, list | tuple):
+        put("[")
+        for i, x in enumerate(v):
+            put(", " if i else "")
+            _emit(x, out, budget, depth + 1)
+        put("]")
+    else:
+        try:
+            text = str(v)
+        except Exception:  # an object whose str() fails is shown by its type
+            text = f"<{type(v).__name__}>"
+        put(json.dumps(text[: budget[0] + 1]))
+
+
 def short_value(v: Any, n: int = 80) -> str:
-    """A value as a user wrote it (JSON; strings quoted), cut to ``n`` characters."""
-    s = json.dumps(v, default=str) if not isinstance(v, str) else repr(v)
+    """A value as a user wrote it (JSON; strings quoted), cut to ``n`` characters.
+
+    Never serialises more than about ``n`` characters of ``v``, so a huge input (an expanded
+    YAML alias bomb, a 5000-digit integer) cannot make an error message slow or fail."""
+    if isinstance(v, str):
+        s = repr(v[: n + 1])
+    else:
+        out: list[str] = []
+        with contextlib.suppress(_Full):
+            _emit(v, out, [n + 1], 0)
+        s = "".join(out)
     return s if len(s) <= n else s[: n - 3] + "..."
 
 

@@ -18,7 +18,20 @@ from synthcv.scene import Mesh
 
 
 class AssetError(ValueError):
-    """A bad asset description or an asset that cannot be built; the message says which."""
+    """A bad asset description or an asset that cannot be built; the message says which.
+
+    ``key`` and ``detail``, when set, name the asset key at fault (``font``, ``mesh``) and say
+    ``got X, expected Y`` about it, so preflight can report ``...asset.font: got X, ...``."""
+
+    def __init__(self, message: str, *, key: str | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.key = key
+        self.detail = detail
+
+    @classmethod
+    def at(cls, where: str, key: str, detail: str) -> AssetError:
+        """``{where}: {key} {detail}``, remembering the key and the detail."""
+        return cls(f"{where}: {key} {detail}", key=key, detail=detail)
 
 
 def describe(asset: Mapping[str, Any], kind: str | None = None) -> str:

@@ -90,24 +90,86 @@ def available_fonts(chars: str | None = None) -> list[str]:
     return [n for n in names if n not in _PSEUDO_CHARMAP_FONTS and codes <= _charmap(_bundled()[n])]
 
 
+FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
+
+
+def is_font_file(font: Any) -> bool:
+    """Whether a font value names a file rather than a bundled font or the hand: a path with
+    a separator, or a .ttf/.otf/.ttc name that is not bundled (``DejaVuSans.ttf`` is)."""
+    if not isinstance(font, str) or not font or is_hand_font(font):
+        return False
+    if "/" in font or "\\" in font:
+        return True
+    if Path(font).suffix.lower() in FONT_SUFFIXES:
+        stem = font[:-4] if font.lower().endswith(".ttf") else font
+        return stem.lower() not in {n.lower() for n in _bundled()}
+    return False
+
+
+# The first bytes of TrueType, OpenType (CFF), Apple TrueType, collection and Type 1 files.
+_FONT_MAGIC = (b"\x00\x01\x00\x00", b"OTTO", b"true", b"ttcf", b"typ1")
+
+
+def _font_magic(path: Path) -> None:
+    """Read the file's first bytes ourselves: a device or /proc file fails here with a plain
+    OSError, not inside FreeType's read callback (which only prints it)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head not in _FONT_MAGIC:
+        raise ValueError(f"it does not start like a font file ({head!r})")
+
+
+def _shown(text: str, n: int = 80) -> str:
+    return repr(text if len(text) <= n else text[: n - 3] + "...")
+
+
 def resolve_font(font: Any, where: str = "glyph") -> tuple[str, Path]:
-    """(label, path) of a bundled font name (case-insensitive, ``.ttf`` optional) or a font file."""
+    """(label, path) of a bundled font name (case-insensitive, ``.ttf`` optional) or a font file.
+
+    A file must hold a font face FreeType can load (else AssetError with ``key="font"``)."""
     if not isinstance(font, str) or not font:
-        raise AssetError(f"{where}: font got {font!r}, expected a font name or a .ttf/.otf path")
+        raise AssetError.at(
+            where, "font", f"got {font!r}, expected a font name or a .ttf/.otf path"
+        )
     bundled = _bundled()
     stem = font[:-4] if font.lower().endswith(".ttf") else font
     lower = {n.lower(): n for n in bundled}
     if "/" not in font and "\\" not in font and stem.lower() in lower:
         name = lower[stem.lower()]
         return name, bundled[name]
-    path = Path(font).expanduser()
-    if path.suffix.lower() in (".ttf", ".otf", ".ttc") or "/" in font:
-        if not path.is_file():
-            raise AssetError(f"{where}: font file not found: {path.resolve()}")
-        return str(path.resolve()), path.resolve()
+    try:
+        path = Path(font).expanduser()
+        is_path = path.suffix.lower() in FONT_SUFFIXES or "/" in font
+        found = is_path and path.is_file()
+        if is_path:
+            path = path.resolve()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise AssetError.at(
+            where, "font", f"got {_shown(font)}, expected a font file path ({exc})"
+        ) from None
+    if is_path:
+        if not found:
+            raise AssetError(
+                f"{where}: font file not found: {path}",
+                key="font",
+                detail=f"got {_shown(font)}, expected a font file (font file not found: {path})",
+            )
+        try:
+            _font_magic(path)
+            _charmap(path)
+        except Exception as exc:  # FreeType raises RuntimeError (and others) for non-fonts
+            raise AssetError.at(
+                where,
+                "font",
+                f"got {_shown(font)}, expected a TrueType/OpenType font file ({path}: {exc})",
+            ) from None
+        return str(path), path
     raise AssetError(
-        f"{where}: unknown font {font!r}{did_you_mean(stem, bundled)}; expected a .ttf path "
-        f"or one of {list(bundled)}"
+        f"{where}: unknown font {_shown(font)}{did_you_mean(stem[:80], bundled)}; expected a "
+        f".ttf path or one of {list(bundled)}",
+        key="font",
+        detail=f"got {_shown(font)}, expected a bundled font name{did_you_mean(stem[:80], bundled)}"
+        " or a .ttf/.otf path",
     )
 
 

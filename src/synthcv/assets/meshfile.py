@@ -30,17 +30,33 @@ class RawMesh(NamedTuple):
 
 def resolve_path(asset: Mapping[str, Any], path: Any) -> Path:
     """Absolute path of an existing mesh file, or an error naming the path that was tried."""
+    where = describe(asset, "mesh")
     if not isinstance(path, str | os.PathLike) or not str(path):
-        raise AssetError(f"{describe(asset, 'mesh')}: mesh got {path!r}, expected a file path")
-    p = Path(os.path.expanduser(str(path))).resolve()
-    if not p.is_file():
-        raise AssetError(f"{describe(asset, 'mesh')}: mesh file not found: {p}")
+        raise AssetError.at(where, "mesh", f"got {path!r}, expected a file path")
+    shown = _shown(str(path))
+    try:
+        p = Path(os.path.expanduser(str(path))).resolve()
+        found = p.is_file()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise AssetError.at(where, "mesh", f"got {shown}, expected a file path ({exc})") from None
+    if not found:
+        raise AssetError(
+            f"{where}: mesh file not found: {p}",
+            key="mesh",
+            detail=f"got {shown}, expected a mesh file (mesh file not found: {p})",
+        )
     if p.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise AssetError(
-            f"{describe(asset, 'mesh')}: unsupported mesh format {p.suffix!r} for {p}; "
-            f"expected one of {list(SUPPORTED_SUFFIXES)}"
+            f"{where}: unsupported mesh format {p.suffix!r} for {p}; "
+            f"expected one of {list(SUPPORTED_SUFFIXES)}",
+            key="mesh",
+            detail=f"got {shown}, expected a mesh file of a format in {list(SUPPORTED_SUFFIXES)}",
         )
     return p
+
+
+def _shown(text: str, n: int = 80) -> str:
+    return repr(text if len(text) <= n else text[: n - 3] + "...")
 
 
 def load_raw(path: Path, where: str) -> RawMesh:
@@ -50,9 +66,18 @@ def load_raw(path: Path, where: str) -> RawMesh:
     try:
         loaded = trimesh.load(str(path), force="mesh", process=True)
     except Exception as exc:  # trimesh raises many types for corrupt files
-        raise AssetError(f"{where}: cannot read mesh file {path}: {exc}") from exc
+        raise AssetError(
+            f"{where}: cannot read mesh file {path}: {exc}",
+            key="mesh",
+            detail=f"got {_shown(str(path))}, expected a readable mesh file "
+            f"({type(exc).__name__}: {exc})",
+        ) from exc
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
-        raise AssetError(f"{where}: mesh file {path} holds no triangles")
+        raise AssetError(
+            f"{where}: mesh file {path} holds no triangles",
+            key="mesh",
+            detail=f"got {_shown(str(path))}, expected a mesh file with triangles (it holds none)",
+        )
     if loaded.is_watertight and loaded.volume < 0:  # inside-out closed mesh: fix the winding
         loaded.invert()
     uv = getattr(loaded.visual, "uv", None)
@@ -87,7 +112,9 @@ def mtl_texture(obj_path: Path) -> Path | None:
         mtl = obj_path.parent / lib
         if not mtl.is_file():
             continue
-        for tex in re.findall(r"^\s*map_Kd\s+(?:-\S+\s+\S+\s+)*(.+?)\s*$", mtl.read_text(), re.M):
+        for tex in re.findall(
+            r"^\s*map_Kd\s+(?:-\S+\s+\S+\s+)*(.+?)\s*$", mtl.read_text(errors="replace"), re.M
+        ):
             for candidate in (mtl.parent / tex, mtl.parent / tex.replace("\\", "/").split("/")[-1]):
                 if candidate.is_file():
                     return candidate.resolve()
@@ -100,11 +127,11 @@ def file_stamp(asset: Mapping[str, Any]) -> tuple[Any, ...]:
     p = asset["mesh"]
     if not isinstance(p, str | os.PathLike):
         return ()
-    path = Path(os.path.expanduser(str(p))).resolve()
     try:
+        path = Path(os.path.expanduser(str(p))).resolve()
         st = path.stat()
-    except OSError:
-        return (str(path),)
+    except (OSError, ValueError, RuntimeError):
+        return (str(p),)
     return (str(path), st.st_mtime_ns, st.st_size)
 
 

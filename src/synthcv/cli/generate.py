@@ -38,6 +38,12 @@ def register(app: typer.Typer) -> None:
         track: bool = typer.Option(
             True, "--track/--no-track", help="log the run to MLflow (SYNTHCV_TRACKING=0 disables)"
         ),
+        asset_root: Path | None = typer.Option(
+            None,
+            "--asset-root",
+            help="refuse asset files and extends: outside DIR (default: $SYNTHCV_ASSET_ROOT); "
+            "for specs from someone else",
+        ),
     ) -> None:
         """Render SPEC into DIR. Re-running after an interruption finishes the job."""
         from rich.console import Console
@@ -47,7 +53,7 @@ def register(app: typer.Typer) -> None:
         from synthcv.spec import load_spec
 
         # errors (a bad spec or resource: exit 2; a failed sample: exit 1) go through cli.errors
-        parsed = load_spec(spec)
+        parsed = load_spec(spec, asset_root=asset_root)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", EmptySamplesWarning)
             manifest = _tracked(

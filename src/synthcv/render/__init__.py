@@ -41,7 +41,9 @@ class BackendOptions(BaseModel):
     Subclasses declare ``backend: Literal["name"] = "name"`` first, then their own options.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, frozen=True, allow_inf_nan=False
+    )
 
     #: Name of the option that sets CPU threads per worker (0 = let the runner share the cores).
     threads_option: ClassVar[str | None] = None

@@ -160,14 +160,18 @@ class CyclesOptions(BackendOptions):
     threads_option: ClassVar[str | None] = "threads"
 
     backend: Literal["cycles"] = "cycles"
-    samples: int = Field(16, ge=1, description="path-tracing samples per pixel")
+    samples: int = Field(16, ge=1, le=65536, description="path-tracing samples per pixel")
     denoise: bool = Field(False, description="OpenImageDenoise on the RGB (labels never)")
-    threads: int = Field(0, ge=0, description="CPU threads per worker (0 = share the cores)")
+    threads: int = Field(
+        0, ge=0, le=1024, description="CPU threads per worker (0 = share the cores)"
+    )
     filter_width: float = Field(
         0.01, ge=0.01, le=10.0, description="pixel filter width, px (0.01: labels at centres)"
     )
     view_transform: str = Field(
-        "Standard", description="Blender view transform for RGB (Standard keeps colours)"
+        "Standard",
+        max_length=64,
+        description="Blender view transform for RGB (Standard keeps colours)",
     )
 
 

@@ -165,6 +165,9 @@ class TinyRenderer:
         return self._textures[path]
 
     def render(self, scene: Scene) -> RenderResult:
+        cam = scene.camera
+        if not 0 < cam.near < cam.far:  # as the cycles backend: else a blank or NaN depth
+            raise ValueError(f"camera: need 0 < near < far, got near={cam.near}, far={cam.far}")
         self._clear()
         try:
             return self._render(scene)
