@@ -132,7 +132,8 @@ def test_ctrl_c_to_the_process_group_then_resume_is_byte_identical(
     assert "interrupted: finished work is kept" in err
     assert not (out / "manifest.json").exists()
     res = _generate(path, out, "--workers", "1")
-    assert res.wait(timeout=300) == 0
+    _, err = res.communicate(timeout=300)
+    assert res.returncode == 0, err
     assert _tree(out) == _tree(ref)
 
 

@@ -148,6 +148,9 @@ def _handled(ctx: typer.Context, run: Any) -> Any:
     except KeyboardInterrupt:
         if debug_enabled(ctx):
             raise
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the exit short
         typer.echo(
             "\ninterrupted: finished work is kept and nothing half-written is left; run the same "
             "command again to resume",

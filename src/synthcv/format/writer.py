@@ -94,7 +94,9 @@ def claim_output(root: Path, run: dict[str, Any], overwrite: bool = False) -> Cl
         raise OutputError(f"{root} exists and is not a directory; choose another --out")
     ours = {layout.LOCK_FILE}
     foreign = not overwrite and not (root / layout.RUN_FILE).exists()
-    if foreign and root.exists() and any(p.name not in ours for p in root.iterdir()):
+    # only our own bookkeeping (the lock, a half-written resume record of a killed run) may be
+    # there when the resume record is missing
+    if foreign and root.exists() and any(not p.name.startswith(".synthcv") for p in root.iterdir()):
         raise OutputError(
             f"{root} exists and is not a synthcv output directory; choose another --out"
         )
@@ -116,10 +118,12 @@ def claim_output(root: Path, run: dict[str, Any], overwrite: bool = False) -> Cl
                 )
             if (root / layout.MANIFEST).exists():
                 return Claim(root, fd, complete=True)
+        # the resume record first: an interrupt right after it leaves a directory that a re-run
+        # recognises as its own (before it, the directory holds nothing but the lock file)
+        write_json_atomic(run_file, run)
         (root / layout.SHARDS).mkdir(exist_ok=True)
         for stale in (root / layout.SHARDS).glob(".tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        write_json_atomic(run_file, run)
         return Claim(root, fd, complete=False)
     except BaseException:
         os.close(fd)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import signal
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -53,6 +54,7 @@ def _worker_init(queue: Any) -> None:
     from synthcv import physics
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the driver (below)
     _WORKER.clear()
     physics.reset_worker()
     _WORKER["queue"] = queue
@@ -268,11 +270,21 @@ def _run_pool(
         initargs=(queue,),
     ) as pool:
         threads = max(1, (os.cpu_count() or 1) // workers)
-        futures = {
-            pool.submit(_worker_shard, spec_json, spec_hash, label, k, str(out), threads, on_empty)
-            for k in todo
-        }
+        # Workers are created during the submissions: block SIGINT meanwhile, so a Ctrl-C can
+        # never reach a worker before it ignores the signal (children inherit the mask, across
+        # exec too); the driver receives a pending interrupt as soon as the mask is restored.
+        futures: set[Any] = set()
         try:
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                futures = {
+                    pool.submit(
+                        _worker_shard, spec_json, spec_hash, label, k, str(out), threads, on_empty
+                    )
+                    for k in todo
+                }
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             pending = futures
             while pending:
                 finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
