@@ -68,7 +68,17 @@ def test_an_interrupt_at_any_call_leaves_no_ghost_in_the_next_render(monkeypatch
 
 def _generate(spec: Path, out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "synthcv", "generate", str(spec), "--out", str(out), *extra],
+        [
+            sys.executable,
+            "-m",
+            "synthcv",
+            "generate",
+            str(spec),
+            "--out",
+            str(out),
+            *extra,
+            "--no-track",
+        ],
         env={**os.environ, "SYNTHCV_TRACKING": "0"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
