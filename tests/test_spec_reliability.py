@@ -15,7 +15,7 @@ import pytest
 
 from synthcv.preflight import check_resources
 from synthcv.safeyaml import MAX_NODES, check_shape, load_yaml
-from synthcv.spec import SpecError, load_spec
+from synthcv.spec import Spec, SpecError, load_spec
 from synthcv.validation import short_value
 
 REPO = Path(__file__).resolve().parents[1]
@@ -463,3 +463,43 @@ def test_example_specs_keep_their_resolved_json_and_scene_hashes():
         spec = load_spec(REPO / "examples" / name)
         assert spec.scene_hash.startswith(pin), name
         assert load_spec(spec.resolved()) == spec
+
+
+def test_a_spec_with_relative_files_seeds_the_same_samples_wherever_it_lies(tmp_path):
+    """Relative asset files resolve against the spec's file (recorded absolute in the resolved
+    spec), but hashes and recorded factors use the path as written: the same spec and files in
+    another checkout give the same samples, byte for byte."""
+    import shutil
+
+    import pybullet_data
+
+    from synthcv.format import open_dataset
+    from synthcv.pipeline import generate
+
+    tex = Path(pybullet_data.getDataPath()) / "checker_blue.png"
+    spec_text = (
+        "count: 3\nimage: {width: 24, height: 24}\nground: {texture: tex/mine.png}\n"
+        "objects: {classes: {a: {asset: {primitive: cube, size: 0.1},"
+        " material: {texture: {choice: [tex/mine.png, none]}}}}}\n"
+    )
+    trees, hashes = [], []
+    for where in ("one", "two/deeper"):
+        d = tmp_path / where
+        (d / "tex").mkdir(parents=True)
+        shutil.copy(tex, d / "tex" / "mine.png")
+        (d / "spec.yaml").write_text(spec_text)
+        spec = load_spec(d / "spec.yaml")
+        assert spec.ground.texture.params == (str((d / "tex" / "mine.png").resolve()),)
+        assert Spec.model_validate(spec.resolved()) == spec  # what workers receive
+        hashes.append((spec.scene_hash, spec.spec_hash))
+        generate(spec, d / "out", progress=False, on_empty="allow")
+        assert open_dataset(d / "out")[0]["factors"]["ground.texture"] == "tex/mine.png"
+        trees.append(
+            {
+                p.relative_to(d / "out").as_posix(): p.read_bytes()
+                for p in sorted((d / "out" / "shards").rglob("*"))
+                if p.is_file()
+            }
+        )
+    assert hashes[0] == hashes[1]
+    assert trees[0] == trees[1]

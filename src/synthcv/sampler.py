@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import colorsys
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -189,6 +190,15 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
     distractors, _, f = sample_distractors(spec, draw, rngs["distractors"], len(objects), stack_top)
     factors |= f
 
+    if spec.written_paths:  # record files as the spec wrote them, not where this machine has them
+        factors = _as_written(factors, spec.written_paths)
+        objects = [
+            replace(o, attributes=_as_written(o.attributes, spec.written_paths)) for o in objects
+        ]
+        distractors = [
+            replace(o, attributes=_as_written(o.attributes, spec.written_paths))
+            for o in distractors
+        ]
     return Scene(
         index=index,
         seed=seed,
@@ -200,6 +210,20 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
         background=background,
         factors=factors,
     )
+
+
+def _as_written(values: Factors, written: dict[str, str]) -> Factors:
+    """String values with every resolved asset path replaced by the path as written (also
+    inside labels such as ``file:/abs/chair.obj``)."""
+
+    def one(v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        for full, as_written in written.items():
+            v = v.replace(full, as_written)
+        return v
+
+    return {k: one(v) for k, v in values.items()}
 
 
 def sample_camera(spec: Spec, draw: _Drawer, r: np.random.Generator) -> tuple[Camera, Factors]:

@@ -489,6 +489,13 @@ class Spec(StrictModel):
     physics: PhysicsSpec = PhysicsSpec()
     outputs: OutputsSpec = OutputsSpec()
     sweep: SweepSpec | None = None
+    #: Asset files written as relative paths: absolute path (as resolved against the spec's
+    #: file, and recorded everywhere else in the resolved spec) → the path as written. The
+    #: hashes use the written form, so a spec with its files moved elsewhere (another
+    #: checkout, another machine) seeds the same samples.
+    written_paths: dict[str, str] | None = None
+
+    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"written_paths"})
 
     @model_validator(mode="after")
     def _totals_and_sweep(self) -> Spec:
@@ -563,8 +570,22 @@ def _default_renderer() -> Any:
 
 
 def _hash(resolved: dict[str, Any], drop: tuple[str, ...]) -> str:
-    d = {k: v for k, v in resolved.items() if k not in drop}
+    written = resolved.get("written_paths") or {}
+    d = {k: v for k, v in resolved.items() if k not in drop and k != "written_paths"}
+    if written:
+        d = _as_written(d, written)
     return sha256_text(json.dumps(d, sort_keys=True, separators=(",", ":")))
+
+
+def _as_written(value: Any, written: dict[str, str]) -> Any:
+    """``value`` with every resolved asset path replaced by the path as written."""
+    if isinstance(value, str):
+        return written.get(value, value)
+    if isinstance(value, dict):
+        return {written.get(k, k): _as_written(v, written) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_written(v, written) for v in value]
+    return value
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
@@ -772,12 +793,17 @@ def _path_slots(data: dict[str, Any]) -> Iterator[tuple[str, Any, Any, str]]:
 
 
 def _resolve_asset_paths(
-    data: dict[str, Any], base_dir: Path, root: Path | None, problems: list[str]
+    data: dict[str, Any],
+    base_dir: Path,
+    root: Path | None,
+    problems: list[str],
+    written: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """``data`` with every relative asset file made absolute against ``base_dir`` (the spec
     file's directory; symlinks resolved), so the resolved spec records the file that is read
     whatever the working directory; files outside ``root`` are reported in ``problems``.
-    Absolute paths stay as written. ``data`` itself is never modified."""
+    Absolute paths stay as written. ``data`` itself is never modified. ``written`` collects
+    resolved path → path as written (the hashes use the written form)."""
 
     def one(where: str, kind: str, value: Any) -> Any:
         if not isinstance(value, str) or not _is_file_value(kind, value):
@@ -793,7 +819,11 @@ def _resolve_asset_paths(
             problems.append(
                 f"{where}: got {_short(value)}, expected a path inside the asset root {root}{via}"
             )
-        return value if p.is_absolute() else str(full)
+        if p.is_absolute():
+            return value
+        if written is not None:
+            written[str(full)] = value
+        return str(full)
 
     def rewrite(where: str, kind: str, value: Any) -> Any:
         if isinstance(value, dict) and set(value) == {"choice"}:
@@ -842,6 +872,7 @@ def _extend(
     root: Path | None,
     problems: list[str],
     depth: int = 0,
+    written: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """``extends: other.yaml`` (relative to this file): this spec deep-merged over that one."""
     data = dict(data)
@@ -877,9 +908,9 @@ def _extend(
         raise SpecError([f"extends: {path} is not valid YAML: {exc}"], label) from None
     if not isinstance(base, dict):
         raise SpecError([f"extends: {path} does not hold a mapping"], label)
-    base = _resolve_asset_paths(base, path.parent, root, problems)
+    base = _resolve_asset_paths(base, path.parent, root, problems, written)
     if "extends" in base:
-        base = _extend(base, path.parent, label, root, problems, depth + 1)
+        base = _extend(base, path.parent, label, root, problems, depth + 1, written)
     return _deep_merge(base, data)
 
 
@@ -936,14 +967,19 @@ def load_spec(
     if not isinstance(data, dict):
         raise SpecError([f"(top level): got {_short(data)}, expected a mapping"], label)
     problems: list[str] = []
-    data = _resolve_asset_paths(data, base_dir, root, problems)
+    written: dict[str, str] = {}
+    data = _resolve_asset_paths(data, base_dir, root, problems, written)
     if "extends" in data:
-        data = _extend(data, base_dir, label, root, problems)
+        data = _extend(data, base_dir, label, root, problems, written=written)
     if overrides:
         shape = check_shape(overrides)
         if shape:
             raise SpecError([f"overrides: {p}" for p in shape], label)
-        data = _deep_merge(data, _resolve_asset_paths(overrides, Path.cwd(), root, problems))
+        over = _resolve_asset_paths(overrides, Path.cwd(), root, problems, written)
+        data = _deep_merge(data, over)
+    if written:  # merged with what a resolved spec (e.g. from a manifest) already records
+        known = data.get("written_paths")
+        data = {**data, "written_paths": {**(known if isinstance(known, dict) else {}), **written}}
     try:
         spec = Spec.model_validate(data)
     except ValidationError as err:
