@@ -56,8 +56,8 @@ def asset_variants(a: AssetSpec) -> list[dict[str, Any]]:
 def asset_problems(path: str, a: AssetSpec) -> list[str]:
     """The first problem of any variant of an asset, as ``path: message`` (empty if none).
 
-    Every variant is checked by its own kind (``AssetKind.preflight``: build the mesh unless
-    the kind declares a cheaper check). A problem with one key (a font that is no font, a
+    Every variant is checked by its own kind (``AssetKind.check``; without one, the mesh is
+    built). A problem with one key (a font that is no font, a
     mesh file that holds no triangles) is reported at that key: ``path.font: got X, ...``.
     Whatever a builder raises becomes a problem line: preflight never lets a traceback out."""
     from synthcv.assets import AssetError, build_mesh, kinds

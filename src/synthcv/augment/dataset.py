@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +61,17 @@ def augment_dataset(
         "seed": seed,
     }
     shards = _parent_shards(parent)  # a damaged parent fails before --out is touched
+    index = parent.samples.column("sample_index").to_pylist()
+    positions = {int(v): j for j, v in enumerate(index)}  # sample index -> dataset position
+    sizes = Counter(str(s) for s in parent.samples.column("shard").to_pylist())
     with claim_output(out, run, overwrite):
         todo = set(unfinished_shards(out, len(shards)))
         with _progress(progress, f"augmenting {src.name}", len(parent)) as advance:
             for k, shard_rel in enumerate(shards):
                 if k in todo:
-                    _augment_shard(parent, shard_rel, out, k, pipeline, seed, advance)
+                    _augment_shard(parent, positions, shard_rel, out, k, pipeline, seed, advance)
                 else:
-                    advance(len(pq.read_table(layout.inside(src, shard_rel) / layout.SAMPLES)))
+                    advance(sizes[shard_rel])
         fields = {k: v for k, v in parent.manifest.items() if k not in _FORMAT_KEYS}
         fields["parent"] = {
             "path": str(src.resolve()),
@@ -85,6 +89,7 @@ _FORMAT_KEYS = {"format_version", "synthcv_version", "num_shards", "files", "dep
 
 def _augment_shard(
     parent: Dataset,
+    positions: dict[int, int],
     shard_rel: str,
     out: Path,
     k: int,
@@ -96,7 +101,6 @@ def _augment_shard(
     sdir = layout.inside(parent.root, shard_rel)
     version = int(parent.manifest["format_version"])
     table = upgrade_samples(pq.read_table(sdir / layout.SAMPLES), version)
-    positions = {int(v): j for j, v in enumerate(parent.samples.column("sample_index").to_pylist())}
     meta = json.loads((sdir / layout.SHARD_META).read_text())
     meta.pop("files", None)
     with ShardWriter(out, k) as writer:

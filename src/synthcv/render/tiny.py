@@ -97,7 +97,6 @@ class TinyRenderer:
         self.version = f"pybullet-{p.getAPIVersion()}"
         self.shadows = shadows
         self._client = p.connect(p.DIRECT)
-        self._bodies: list[int] = []
         self._textures: dict[str, int] = {}
         self._frames = 0
 
@@ -133,12 +132,10 @@ class TinyRenderer:
             ]
             for b in ids:
                 p.removeBody(b, physicsClientId=c)
-        self._bodies = []
 
     def _reset(self) -> None:
         self._p.resetSimulation(physicsClientId=self._client)
         self._textures.clear()
-        self._bodies = []
 
     def _visual(self, mesh: Mesh, rgba: list[float], specular: list[float]) -> int:
         """Visual shape from the cached arrays of the unscaled mesh, scaled by pybullet."""
@@ -193,7 +190,6 @@ class TinyRenderer:
                 physicsClientId=c,
             )
             gid = p.createMultiBody(0, -1, vid, basePosition=[0, 0, g.height], physicsClientId=c)
-            self._bodies.append(gid)
             tex = self._texture(g.material.texture)
             if tex is not None:
                 p.changeVisualShape(
@@ -215,7 +211,6 @@ class TinyRenderer:
             if tex is not None:
                 p.changeVisualShape(bid, -1, textureUniqueId=tex, physicsClientId=c)
             body_to_instance[bid] = obj.instance_id
-            self._bodies.append(bid)
 
         cam = scene.camera
         view = (CV_TO_GL @ cam.world_to_camera).T.reshape(-1).tolist()  # column-major
