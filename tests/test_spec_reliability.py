@@ -167,7 +167,9 @@ def test_f09_alias_bomb_fails_fast_with_bounded_memory():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.monotonic()
     (line,) = _problems(text)
-    assert time.monotonic() - t < 2.0
+    # a hang guard, not a timing: unbounded expansion took 38 s and 4 GB; this takes ms, and a
+    # loaded 2-core CI machine must not make it flaky
+    assert time.monotonic() - t < 15.0
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) < 100 * 1024  # KiB
     assert line.startswith("f: got more than 200,000 values once aliases are expanded")
     # the same shape built in Python (shared lists) is refused before validation
@@ -435,7 +437,7 @@ def test_short_value_is_bounded_whatever_the_input():
     assert short_value("x" * 10**6).endswith("...") and short_value({"a": [1, None]}) == (
         '{"a": [1, null]}'
     )
-    assert time.monotonic() - t < 0.5
+    assert time.monotonic() - t < 10.0  # a hang guard: expanding 9**10 strings never ends
 
 
 def test_safeyaml_limits():
