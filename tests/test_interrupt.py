@@ -138,7 +138,10 @@ def test_ctrl_c_to_the_process_group_then_resume_is_byte_identical(
         time.sleep(0.005)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    # 130, or death by SIGINT: CPython 3.11 flags the process "interrupted" when the signal
+    # lands inside exec'd code (a dataclass __init__ built during a lazy import, seen 1 in 25
+    # runs) and ends it by SIGINT after the same clean-up; shells report both as 130.
+    assert proc.returncode in (130, -signal.SIGINT) and "Traceback" not in err, err
     assert "interrupted: finished work is kept" in err
     assert not (out / "manifest.json").exists()
     res = _generate(path, out, "--workers", "1")
