@@ -10,7 +10,9 @@ Source specs (YAML or dict)::
     {kind: mnist, split: train|test|all, path: null}
     {kind: dataset, path: out/digits, match_domain: mnist, fill: mask, augment: [...], copies: 1}
     {kind: samples, path: samples.npz}
-    # any kind: n: 100 (class-balanced subset, drawn per seed), classes: [0, 1] (keep only these)
+    {kind: coco, images: DIR, annotations: FILE.json, label_map: {...}}  # instance tasks
+    # any kind: n: 100 (class-balanced subset, drawn per seed), classes: [0, 1] (keep only these),
+    # part: train|val with val_fraction: 0.1 (a fixed split carved for tuning)
 """
 
 from __future__ import annotations
@@ -95,8 +97,13 @@ class SourceSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["mnist", "dataset", "samples"]
+    kind: Literal["mnist", "dataset", "samples", "coco"]
     path: str | None = None
+    images: str | None = None  # coco: the image directory
+    annotations: str | None = None  # coco: the annotation file
+    label_map: dict[str, str | None] | None = None  # instance tasks: rename / merge / drop
+    part: Literal["train", "val"] | None = None  # a fixed validation split of the source
+    val_fraction: float = Field(default=0.1, gt=0, lt=1)
     split: Literal["train", "test", "all"] = "all"
     n: int | None = Field(default=None, ge=1)
     classes: list[int] | None = None
@@ -275,6 +282,11 @@ def load_full(spec: SourceSpec, name: str = "") -> ArraySet:
             else None
         )
         data = load_synthcv_dataset(spec.path, match, spec.augment, spec.copies, spec.augment_seed)
+    elif spec.kind == "coco":
+        raise ValueError(
+            f"source {name!r}: kind 'coco' holds boxes and masks, not one label per image; use "
+            "it with tasks: [detection, ...]"
+        )
     else:
         if not spec.path:
             raise ValueError(f"source {name!r}: kind 'samples' needs a path")

@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from synthcv.fileio import write_text_atomic
-from synthcv.tasks.data import ArraySet, SourceSpec, load_full, select
+from synthcv.tasks.data import ArraySet, SourceSpec
 from synthcv.tasks.stats import fmt_ci, mean_ci
 from synthcv.validation import ConfigError, FieldProblem, format_validation_error, short_value
 
@@ -52,6 +52,16 @@ class JitterSpec(_Strict):
     elastic_sigma: float = Field(3.0, gt=0)
 
 
+class PhotometricSpec(_Strict):
+    """Per-image appearance jitter for instance tasks (see detector_train.Photometric)."""
+
+    brightness: float = Field(0.2, ge=0, le=1)
+    contrast: float = Field(0.3, ge=0, lt=1)
+    gamma: float = Field(0.3, ge=0, le=2)
+    noise: float = Field(0.03, ge=0, le=1)
+    grayscale: float = Field(0.0, ge=0, le=1)
+
+
 class StageSpec(_Strict):
     sources: dict[str, float]
     epochs: int = Field(5, ge=0)
@@ -59,14 +69,30 @@ class StageSpec(_Strict):
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     steps_per_epoch: int | None = Field(None, ge=1)
-    jitter: bool | JitterSpec = True
+    jitter: bool | JitterSpec = True  # classification
+    photometric: bool | PhotometricSpec = True  # instance tasks
     replay: ReplaySpec | None = None
 
 
 class ModelSpec(_Strict):
     width: int = Field(32, ge=1)
     dropout: float = Field(0.3, ge=0, lt=1)
-    channels: Literal[1, 3] = 1
+    channels: Literal[1, 3] = 1  # instance tasks: 3 unless set
+    input_size: int = Field(128, ge=16, le=1024)  # instance tasks: letterboxed square side
+
+
+class EvaluationSpec(_Strict):
+    """How instance-task predictions are decoded before COCOeval."""
+
+    score_threshold: float = Field(0.05, ge=0, lt=1)
+    nms: Literal["none", "hard", "soft"] = "none"
+    topk: int = Field(100, ge=1, le=1000)
+    kpt_sigmas: list[float] | None = None
+
+
+TaskName = Literal[
+    "classification", "detection", "instance_segmentation", "semantic_segmentation", "keypoints"
+]
 
 
 class CurveSpec(_Strict):
@@ -83,6 +109,7 @@ class SliceSpec(_Strict):
 
 class ExperimentConfig(_Strict):
     name: str
+    tasks: list[TaskName] = Field(default_factory=lambda: ["classification"], min_length=1)
     recipe: Literal["train", "finetune", "learning_curve"] = "train"
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     data: dict[str, SourceSpec]
@@ -94,12 +121,19 @@ class ExperimentConfig(_Strict):
     slices: SliceSpec | None = None
     model: ModelSpec = ModelSpec()
     num_classes: int | None = None
+    categories: list[str] | None = None  # instance tasks: the model's classes, in order
+    evaluation: EvaluationSpec = EvaluationSpec()
     log_model: bool = True
     threads: int | None = None
+
+    @property
+    def instance_tasks(self) -> bool:
+        return self.tasks != ["classification"]
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:
         names = set(self.data)
+        self._check_tasks()
 
         def need(where: str, name: str) -> None:
             if name not in names:
@@ -134,6 +168,50 @@ class ExperimentConfig(_Strict):
         if self.slices is not None:
             need("slices.source", self.slices.source)
         return self
+
+    def _check_tasks(self) -> None:
+        if "classification" in self.tasks and len(self.tasks) > 1:
+            raise FieldProblem(
+                "tasks", "classification trains its own model; list it alone or not at all"
+            )
+        if len(set(self.tasks)) != len(self.tasks):
+            raise FieldProblem("tasks", f"got {self.tasks}, expected each task once")
+        stages = [("train", self.train), ("finetune", self.finetune)]
+        if not self.instance_tasks:
+            for where, st in stages:
+                if st is not None and "photometric" in st.model_fields_set:
+                    raise FieldProblem(
+                        f"{where}.photometric", "is for instance tasks; classification has jitter"
+                    )
+            for name, src in self.data.items():
+                for field in ("images", "annotations", "label_map"):
+                    if getattr(src, field) is not None:
+                        raise FieldProblem(f"data.{name}.{field}", "is for instance tasks")
+            return
+        if self.model.input_size % 16:
+            raise FieldProblem(
+                "model.input_size", f"got {self.model.input_size}, expected a multiple of 16"
+            )
+        if "channels" not in self.model.model_fields_set:
+            self.model = self.model.model_copy(update={"channels": 3})  # photos are colour
+        for where, st in stages:
+            if st is not None and "jitter" in st.model_fields_set:
+                raise FieldProblem(f"{where}.jitter", "is for classification; use photometric")
+        for name, src in self.data.items():
+            where = f"data.{name}"
+            if src.kind in ("mnist", "samples"):
+                raise FieldProblem(
+                    f"{where}.kind",
+                    f"got {src.kind!r}, expected 'coco' or 'dataset' (sources with boxes)",
+                )
+            if src.kind == "coco" and (src.images is None or src.annotations is None):
+                raise FieldProblem(where, "kind 'coco' needs images (a directory) and annotations")
+            if src.kind == "dataset" and not src.path:
+                raise FieldProblem(f"{where}.path", "kind 'dataset' needs a path")
+            if src.classes is not None:
+                raise FieldProblem(
+                    f"{where}.classes", "is for classification; use label_map to drop classes"
+                )
 
 
 def load_config(source: str | Path | dict[str, Any]) -> ExperimentConfig:
@@ -173,7 +251,7 @@ def with_overrides(
 ) -> ExperimentConfig:
     """``cfg`` with other ``seeds`` and/or every stage's ``epochs`` (quick runs), validated like
     the config itself (so ``epochs=-1`` is a :class:`~synthcv.validation.ConfigError`)."""
-    data = cfg.model_dump()
+    data = cfg.model_dump(exclude_unset=True)  # unset stays unset: checks see what was written
     if seeds is not None:
         data["seeds"] = seeds
     if epochs is not None:
@@ -184,33 +262,55 @@ def with_overrides(
 
 
 class Runner:
-    """Runs one config; caches each source's full load so seeds only re-draw subsets."""
+    """Runs one config; caches each source's full load so seeds only re-draw subsets.
+
+    What is task-specific (loading, model, training, metrics, plots) lives in a task kind
+    (:mod:`synthcv.tasks.task_kinds`); the recipes here are the same for every task.
+    """
 
     def __init__(
         self,
         cfg: ExperimentConfig,
         out: Path,
         progress: bool = True,
-        cache: dict[str, ArraySet] | None = None,
+        cache: dict[str, Any] | None = None,
     ) -> None:
+        from synthcv.tasks.task_kinds import Classification, InstanceTasks
+
         self.cfg = cfg
         self.out = Path(out)
         self.progress = progress
         # Full loads keyed by what determines them (not by name), shareable across configs.
-        self._cache: dict[str, ArraySet] = {} if cache is None else cache
-        self._full: dict[str, ArraySet] = {}
+        self._cache: dict[str, Any] = {} if cache is None else cache
+        self._full: dict[str, Any] = {}
         self._num_classes: int | None = None
+        self.kind: Any = (
+            InstanceTasks(cfg) if cfg.instance_tasks else Classification(cfg, self.num_classes)
+        )
 
-    def source(self, name: str, seed: int, n: int | None = None) -> ArraySet:
+    def source(self, name: str, seed: int, n: int | None = None) -> Any:
         spec = self.cfg.data[name]
         if name not in self._full:
             key = spec.model_dump_json(exclude={"n", "classes"})
+            if self.cfg.instance_tasks:
+                key = f"instances:{self.cfg.categories}:{key}"
             if key not in self._cache:
-                self._cache[key] = load_full(spec)
+                self._cache[key] = self.kind.load_full(spec, name)
             self._full[name] = replace(self._cache[key], name=name)
         if n is not None:
             spec = spec.model_copy(update={"n": n})
-        return select(self._full[name], spec, seed)
+        return self.kind.select(self._full[name], spec, seed)
+
+    def used_sources(self) -> set[str]:
+        cfg = self.cfg
+        used = set(cfg.eval) | set(cfg.train.sources)
+        if cfg.finetune:
+            used |= set(cfg.finetune.sources)
+            if cfg.finetune.replay:
+                used.add(cfg.finetune.replay.source)
+        if cfg.slices:
+            used.add(cfg.slices.source)
+        return used
 
     def num_classes(self) -> int:
         """``num_classes`` from the config, else 1 + the largest label any used source holds."""
@@ -224,28 +324,8 @@ class Runner:
         return self._num_classes
 
     def _model(self, seed: int) -> Any:
-        import torch
-
-        from synthcv.tasks.model import build_model
-
-        torch.manual_seed(seed)
-        m = self.cfg.model
-        return build_model(self.num_classes(), m.channels, width=m.width, dropout=m.dropout)
-
-    def _fit_cfg(self, st: StageSpec) -> Any:
-        from synthcv.tasks.train import FitConfig, Jitter
-
-        return FitConfig(
-            epochs=st.epochs,
-            batch_size=st.batch_size,
-            lr=st.lr,
-            weight_decay=st.weight_decay,
-            steps_per_epoch=st.steps_per_epoch,
-            jitter=(
-                Jitter(**st.jitter.model_dump())
-                if isinstance(st.jitter, JitterSpec)
-                else (Jitter() if st.jitter else None)
-            ),
+        return self.kind.build_model(
+            seed, [self.source(n, seed) for n in sorted(self.used_sources())]
         )
 
     def _stage(
@@ -253,13 +333,11 @@ class Runner:
         model: Any,
         st: StageSpec,
         seed: int,
-        evals: dict[str, ArraySet],
+        evals: dict[str, Any],
         log: Any,
         prefix: str,
         sizes: dict[str, int] | None = None,
     ) -> list[dict]:
-        from synthcv.tasks.train import fit
-
         names = list(st.sources)
         srcs = [self.source(n, seed, (sizes or {}).get(n)) for n in names]
         ratios = [st.sources[n] for n in names]
@@ -267,7 +345,13 @@ class Runner:
         def on_epoch(epoch: int, m: dict[str, float]) -> None:
             log.log_metrics({f"{prefix}{k}": v for k, v in m.items()}, step=epoch)
 
-        return fit(model, srcs, ratios, self._fit_cfg(st), seed, evals, on_epoch, self.progress)
+        return self.kind.fit(model, srcs, ratios, st, seed, evals, on_epoch, self.progress)
+
+    def _finals(self, model: Any, name: str, data: Any, prefix: str = "") -> dict[str, float]:
+        return {
+            f"{prefix}{name}{suffix}": v
+            for suffix, v in self.kind.final_metrics(model, data).items()
+        }
 
     def run(self, log: Any) -> dict[str, Any]:
         import torch
@@ -282,7 +366,6 @@ class Runner:
 
     def _run(self, log: Any) -> dict[str, Any]:
         from synthcv.tasks import plots
-        from synthcv.tasks.train import evaluate
 
         cfg = self.cfg
         per_seed: dict[str, list[float]] = {}
@@ -305,7 +388,7 @@ class Runner:
                         {cfg.learning_curve.source: size},
                     )
                     for n, ev in evals.items():
-                        finals[f"n{size}/{n}"] = evaluate(model, ev)["acc"]
+                        finals.update(self._finals(model, n, ev, f"n{size}/"))
             else:
                 model = self._model(seed)
                 self._stage(
@@ -320,7 +403,7 @@ class Runner:
                     finals.update(self._finetune(model, seed, evals, log, curves))
                 else:
                     for n, ev in evals.items():
-                        finals[n] = evaluate(model, ev)["acc"]
+                        finals.update(self._finals(model, n, ev))
             for k, v in finals.items():
                 per_seed.setdefault(k, []).append(v)
             if first_model is None:
@@ -328,6 +411,7 @@ class Runner:
         summary = {k: mean_ci(v) for k, v in per_seed.items()}
         result: dict[str, Any] = {
             "name": cfg.name,
+            "tasks": list(cfg.tasks),
             "recipe": cfg.recipe,
             "seeds": cfg.seeds,
             "per_seed": per_seed,
@@ -339,7 +423,8 @@ class Runner:
         if cfg.recipe == "learning_curve":
             assert cfg.learning_curve is not None
             sizes = cfg.learning_curve.sizes
-            series = {n: [summary[f"n{s}/{n}"] for s in sizes] for n in cfg.eval}
+            suffix = "" if not cfg.instance_tasks else f"/{self.kind.primary}"
+            series = {n: [summary[f"n{s}/{n}{suffix}"] for s in sizes] for n in cfg.eval}
             arts.append(plots.learning_curve(sizes, series, self.out / "learning_curve.png"))
         if curves:
             mean_curves = {k: list(np.mean(np.array(v), axis=0)) for k, v in curves.items()}
@@ -350,11 +435,7 @@ class Runner:
                 )
             )
         assert first_model is not None and first_evals is not None
-        ev0 = first_evals[cfg.eval[0]]
-        r0 = evaluate(first_model, ev0)
-        arts.append(
-            plots.confusion(r0["pred"], ev0.labels, self.num_classes(), self.out / "confusion.png")
-        )
+        arts.extend(self.kind.artifacts(first_model, first_evals, self.out))
         if cfg.slices is not None:
             rows = self._slices(first_model)
             result["slices"] = rows
@@ -367,7 +448,7 @@ class Runner:
         for p in [*arts, self.out / "results.json", self.out / "summary.md"]:
             log.log_artifact(p)
         if cfg.log_model:
-            example = evaluate_example(ev0, first_model)
+            example = self.kind.example(first_evals[cfg.eval[0]], first_model)
             log.log_model(first_model.eval(), name="model", input_example=example)
         return result
 
@@ -375,7 +456,7 @@ class Runner:
         self,
         model: Any,
         seed: int,
-        evals: dict[str, ArraySet],
+        evals: dict[str, Any],
         log: Any,
         curves: dict[str, list[list[float]]],
     ) -> dict[str, float]:
@@ -390,31 +471,27 @@ class Runner:
                 update={"sources": mixed, "replay": None}
             )
         pre = copy.deepcopy(model.state_dict())
+        primary = self.kind.primary
         finals: dict[str, float] = {}
         for vname, st in variants.items():
             model.load_state_dict(pre)
             hist = self._stage(model, st, seed, evals, log, f"s{seed}/{vname}/")
-            ref = [h[f"{cfg.reference}.acc"] for h in hist]
+            ref = [h[f"{cfg.reference}.{primary}"] for h in hist]
             curves.setdefault(vname, []).append(ref)
             finals[f"{vname}/forgetting.max_drop"] = ref[0] - min(ref)
             finals[f"{vname}/forgetting.final_drop"] = ref[0] - ref[-1]
             finals[f"pretrain/{cfg.reference}"] = ref[0]
             for n in evals:
-                finals[f"{vname}/{n}"] = hist[-1][f"{n}.acc"]
+                finals[f"{vname}/{n}"] = hist[-1][f"{n}.{primary}"]
         return finals
 
     def _slices(self, model: Any) -> list[dict[str, Any]]:
-        from synthcv.tasks.slices import slice_metrics
-        from synthcv.tasks.train import evaluate
-
         sc = self.cfg.slices
         assert sc is not None
         data = self.source(sc.source, self.cfg.seeds[0])
-        if not data.factors:
+        if not data.factors and not self.cfg.instance_tasks:
             raise ValueError(f"slices.source {sc.source!r} records no factors to slice by")
-        correct = evaluate(model, data)["correct"]
-        names = sc.factors or sorted(data.factors)
-        return slice_metrics(correct, data.factors, names, sc.bins, sc.binning)
+        return self.kind.slices(model, data, sc)
 
 
 def evaluate_example(data: ArraySet, model: Any) -> np.ndarray:
@@ -425,6 +502,7 @@ def evaluate_example(data: ArraySet, model: Any) -> np.ndarray:
 
 
 def summary_markdown(summary: dict[str, dict[str, float]]) -> str:
+    """Every metric in percent (accuracy, AP, mIoU alike, as papers report them)."""
     lines = ["| metric | mean ± 95% (%) | seeds |", "|---|---|---|"]
     for k, s in summary.items():
         lines.append(f"| {k} | {fmt_ci(s)} | {s['n']} |")
@@ -454,14 +532,7 @@ def run_experiment(
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
     out_dir = Path(out) if out is not None else Path("experiments") / cfg.name
     runner = Runner(cfg, out_dir, progress, cache)
-    used = set(cfg.eval) | set(cfg.train.sources)
-    if cfg.finetune:
-        used |= set(cfg.finetune.sources)
-        if cfg.finetune.replay:
-            used.add(cfg.finetune.replay.source)
-    if cfg.slices:
-        used.add(cfg.slices.source)
-    for n in sorted(used):
+    for n in sorted(runner.used_sources()):
         runner.source(n, cfg.seeds[0])
     with track_experiment(
         cfg.name,
