@@ -109,3 +109,27 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, os.PathLike):
         return os.fspath(o)
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+@contextmanager
+def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temporary directory beside ``final``; it becomes ``final`` only if the
+    block succeeds (published whole with :func:`publish_dir`), else it is removed.
+
+    ``final`` must not exist or be an empty directory (which is replaced): a directory with
+    content raises ``FileExistsError`` before anything is written.
+    """
+    final = Path(final)
+    if final.exists() and not (final.is_dir() and not any(final.iterdir())):
+        raise FileExistsError(f"{final} exists and is not an empty directory; pick another --out")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield tmp
+        if final.is_dir():
+            final.rmdir()  # empty (checked above); a concurrent writer's content makes this fail
+        if not publish_dir(tmp, final):
+            raise FileExistsError(f"{final} was written by another process meanwhile")
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

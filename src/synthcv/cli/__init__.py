@@ -45,7 +45,7 @@ def _root(
 
 
 def _register() -> None:
-    from synthcv.cli import augment, data_commands, experiment, generate, genmodel
+    from synthcv.cli import augment, data_commands, experiment, generate, genmodel, realdata
 
     generate.register(app)
     data_commands.register(app)
@@ -54,6 +54,7 @@ def _register() -> None:
     app.add_typer(
         experiment.app, name="experiment", help="Train-on-synthetic / test-on-real experiments."
     )
+    app.add_typer(realdata.app, name="realdata", help="Real datasets made from the real digits.")
 
 
 def main() -> None:
