@@ -45,11 +45,20 @@ def _root(
 
 
 def _register() -> None:
-    from synthcv.cli import augment, data_commands, experiment, generate, genmodel, realdata
+    from synthcv.cli import (
+        audit,
+        augment,
+        data_commands,
+        experiment,
+        generate,
+        genmodel,
+        realdata,
+    )
 
     generate.register(app)
     data_commands.register(app)
     augment.register(app)
+    audit.register(app)
     app.add_typer(genmodel.app, name="genmodel", help="Deep generative image models.")
     app.add_typer(
         experiment.app, name="experiment", help="Train-on-synthetic / test-on-real experiments."

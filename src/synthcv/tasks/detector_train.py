@@ -94,7 +94,7 @@ def letterbox(data: InstanceSet, size: int, channels: int = 3) -> Letterboxed:
     images = torch.zeros(len(data), channels, size, size, dtype=torch.uint8)
     targets, scales = [], np.zeros(len(data), np.float32)
     for i, (img, t) in enumerate(zip(data.images, data.targets, strict=True)):
-        x = torch.from_numpy(np.ascontiguousarray(img))
+        x = torch.from_numpy(np.require(img, requirements=["C", "W"]))
         x = x[:, :, None] if x.ndim == 2 else x
         x = x.permute(2, 0, 1)
         if x.shape[0] != channels:

@@ -204,8 +204,8 @@ class ExperimentConfig(_Strict):
                     f"{where}.kind",
                     f"got {src.kind!r}, expected 'coco' or 'dataset' (sources with boxes)",
                 )
-            if src.kind == "coco" and (src.images is None or src.annotations is None):
-                raise FieldProblem(where, "kind 'coco' needs images (a directory) and annotations")
+            if src.kind == "coco" and src.annotations is None:
+                raise FieldProblem(where, "kind 'coco' needs annotations (a COCO JSON file)")
             if src.kind == "dataset" and not src.path:
                 raise FieldProblem(f"{where}.path", "kind 'dataset' needs a path")
             if src.classes is not None:

@@ -166,8 +166,9 @@ class InstanceTasks:
         from synthcv.tasks.coco_data import load_coco, load_synthcv
 
         if spec.kind == "coco":
+            images = spec.images or str(Path(spec.annotations).parent)  # synthcv's layout
             data = load_coco(
-                spec.images,
+                images,
                 spec.annotations,
                 name=name,
                 label_map=spec.label_map,
