@@ -257,6 +257,16 @@ def test_boxes_only_ground_truth_skips_segm_and_keypoints(gt):
     )
     res = E.coco_evaluate(plain, gt_as_predictions(gt))
     assert set(res) == {"bbox"} and res["bbox"]["AP"] == pytest.approx(1.0)
+    # keypoint categories whose objects carry no keypoints: nothing labelled, AP undefined
+    unlabelled = InstanceSet(
+        gt.images,
+        [Instances(t.boxes, t.labels, t.masks) for t in gt.targets],
+        CATS,
+        image_ids=gt.image_ids,
+        keypoint_names=KPT_NAMES,
+    )
+    res = E.coco_evaluate(unlabelled, gt_as_predictions(gt))
+    assert res["segm"]["AP"] == pytest.approx(1.0) and math.isnan(res["keypoints"]["AP"])
 
 
 def test_keypoint_sigmas():

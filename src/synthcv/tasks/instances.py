@@ -166,8 +166,8 @@ class InstanceSet:
                 else:
                     ann["area"] = box[2] * box[3]
                 k = self.keypoint_count(self.categories[int(t.labels[j])], t)
-                if t.keypoints is not None and k:
-                    kp = t.keypoints[j, :k]  # COCO: 3 × the category's own K values
+                if k:  # COCO: 3 × the category's own K values; none labelled when a source has none
+                    kp = np.zeros((k, 3), np.float32) if t.keypoints is None else t.keypoints[j, :k]
                     ann["keypoints"] = [float(v) for v in kp.reshape(-1)]
                     ann["num_keypoints"] = int((kp[:, 2] > 0).sum())
                 anns.append(ann)
