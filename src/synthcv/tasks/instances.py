@@ -108,6 +108,17 @@ class InstanceSet:
         """K of the set: the largest keypoint count of any category (0: no keypoints)."""
         return max((len(v) for v in self.keypoint_names.values()), default=0)
 
+    def keypoint_count(self, category: str, target: Instances | None = None) -> int:
+        """K of one category: its ``keypoint_names`` entry; a set without any names gives every
+        category the K of the keypoint arrays (of ``target``, else of the first target that
+        has some)."""
+        if self.keypoint_names:
+            return len(self.keypoint_names.get(category, []))
+        for t in [target] if target is not None else self.targets:
+            if t is not None and t.keypoints is not None and t.keypoints.ndim == 3:
+                return int(t.keypoints.shape[1])
+        return 0
+
     def take(self, idx: Sequence[int] | np.ndarray, name: str | None = None) -> InstanceSet:
         idx = np.asarray(idx, dtype=np.int64)
         assert self.image_ids is not None
@@ -154,8 +165,9 @@ class InstanceSet:
                     ann["area"] = float(t.masks[j].sum())
                 else:
                     ann["area"] = box[2] * box[3]
-                if t.keypoints is not None and t.keypoints.shape[1]:
-                    kp = t.keypoints[j]
+                k = self.keypoint_count(self.categories[int(t.labels[j])], t)
+                if k:  # COCO: 3 × the category's own K values; none labelled when a source has none
+                    kp = np.zeros((k, 3), np.float32) if t.keypoints is None else t.keypoints[j, :k]
                     ann["keypoints"] = [float(v) for v in kp.reshape(-1)]
                     ann["num_keypoints"] = int((kp[:, 2] > 0).sum())
                 anns.append(ann)

@@ -1,6 +1,6 @@
 """Figures people would rather see than read: learning curves, forgetting curves, slice bars,
-confusion matrices. Matplotlib with the Agg backend (no display needed); each function saves a
-PNG atomically and returns its path."""
+confusion matrices, precision-recall curves, a metric along a factor. Matplotlib with the Agg
+backend (no display needed); each function saves a PNG atomically and returns its path."""
 
 from __future__ import annotations
 
@@ -107,4 +107,72 @@ def confusion(pred: np.ndarray, true: np.ndarray, num_classes: int, path: str | 
     ax.set_yticks(range(num_classes))
     fig.colorbar(im, ax=ax)
     ax.set_title("Confusion matrix")
+    return _save(fig, path)
+
+
+def pr_curves(result: Mapping[str, Any], path: str | Path) -> Path:
+    """Precision-recall at IoU 0.5 of one iou type of ``evaluation.coco_evaluate``: a line per
+    class with ground truth, and the overall curve (the mean over classes, whose area is AP50)
+    in black."""
+    plt = _plt()
+    pr = result["pr"]
+    r = np.asarray(pr["recall"])
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for name, c in pr["per_class"].items():
+        p = np.asarray(c["iou50"], dtype=float)
+        if not np.isnan(p).all():
+            ax.plot(r, p, lw=1, alpha=0.8, label=f"{name} (AP50 {np.mean(p) * 100:.1f})")
+    p = np.asarray(pr["overall"]["iou50"], dtype=float)
+    if not np.isnan(p).all():
+        ax.plot(r, p, color="black", lw=2.2, label=f"overall (AP50 {np.mean(p) * 100:.1f})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision (interpolated)")
+    ax.set_title("Precision-recall at IoU 0.5")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    return _save(fig, path)
+
+
+def _slice_order(s: str) -> tuple:
+    """Natural order of slice names from ``slices.bin_labels``: bins by their lower edge,
+    numbers by value, then names, the missing slice last."""
+    from synthcv.tasks.slices import MISSING
+
+    if s == MISSING:
+        return (2, 0.0, s)
+    try:
+        return (0, float(s.lstrip("[").split(",")[0]), s)
+    except ValueError:
+        return (1, 0.0, s)
+
+
+def metric_vs_factor(
+    rows: Sequence[Mapping[str, Any]], factor: str, metric: str, path: str | Path
+) -> Path:
+    """One metric of slice rows (``evaluation.instance_slices``, ``slices.slice_metrics``) against
+    the slices of one factor in their natural order, with the ``<metric>_lo``/``_hi`` interval as
+    error bars when the rows have one: how a metric moves along a swept factor."""
+    plt = _plt()
+    sel = sorted((r for r in rows if r["factor"] == factor), key=lambda r: _slice_order(r["slice"]))
+    if not sel:
+        raise ValueError(f"metric_vs_factor: no rows for factor {factor!r}")
+    y = np.array([float(r[metric]) for r in sel])
+    x = np.arange(len(sel))
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.8 * len(sel) + 2), 4))
+    with_ci = all(f"{metric}_lo" in r and f"{metric}_hi" in r for r in sel)
+    if with_ci:
+        lo = np.array([float(r[f"{metric}_lo"]) for r in sel])
+        hi = np.array([float(r[f"{metric}_hi"]) for r in sel])
+        err = np.nan_to_num(np.stack([y - lo, hi - y]).clip(min=0))
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3)
+    else:
+        ax.plot(x, y, marker="o")
+    n = [r.get("n_images", r.get("n_objects", r.get("n"))) for r in sel]
+    ax.set_xticks(x, [f"{r['slice']}\n(n={k})" for r, k in zip(sel, n, strict=True)], fontsize=7)
+    ax.set_xlabel(factor)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} vs {factor}" + (" (interval as error bars)" if with_ci else ""))
+    ax.grid(alpha=0.3)
     return _save(fig, path)
