@@ -71,6 +71,10 @@ def load_model(ref: str, score_threshold: float = 0.05) -> AuditModel:
 def _is_checkpoint(p: Path, kind: str) -> bool:
     import torch
 
+    from synthcv.tasks.detector_io import is_torchscript
+
+    if is_torchscript(p):
+        return False
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception:
@@ -111,7 +115,7 @@ def _from_torchscript(p: Path, score_threshold: float) -> AuditModel:
     import torch
 
     from synthcv.tasks.detector_io import load_torchscript
-    from synthcv.tasks.detector_train import letterbox
+    from synthcv.tasks.detector_train import letterbox, to_image_pixels
 
     try:
         module, meta = load_torchscript(p)
@@ -135,8 +139,10 @@ def _from_torchscript(p: Path, score_threshold: float) -> AuditModel:
                 )
             for j, r in enumerate(rows.numpy()):
                 r = r[r[:, 4] >= score_threshold]
-                s = float(lb.scales[i + j])
-                preds.append(Predictions(r[:, :4] / s, r[:, 4], r[:, 5].round().astype(np.int64)))
+                pred = Predictions(r[:, :4], r[:, 4], r[:, 5].round().astype(np.int64))
+                preds.append(
+                    to_image_pixels(pred, float(lb.scales[i + j]), data.images[i + j].shape)
+                )
         return preds
 
     return AuditModel(run, ["bbox"], f"TorchScript {p}", meta.get("categories"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,21 @@ def save_checkpoint(model: DenseDetector, path: str | Path) -> Path:
     return Path(path)
 
 
+def is_torchscript(path: str | Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (torch.load would defer to torch.jit.load)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/constants.pkl") for n in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def load_checkpoint(path: str | Path) -> DenseDetector:
     p = Path(path)
+    if is_torchscript(p):
+        raise ValueError(f"{p}: not a synthcv detector checkpoint (a TorchScript file)")
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file: say which
@@ -83,11 +97,14 @@ def export_torchscript(model: DenseDetector, path: str | Path, topk: int = 100) 
     model = model.eval()
     s = model.input_size
     wrapped = _Decoded(model, topk).eval()
-    with torch.no_grad():
-        traced = torch.jit.trace(wrapped, torch.zeros(1, model.in_channels, s, s), strict=False)
-    buf = io.BytesIO()
     meta = {"categories": model.categories, "input_size": s, "in_channels": model.in_channels}
-    torch.jit.save(traced, buf, _extra_files={"synthcv.json": json.dumps(meta)})
+    buf = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        # TorchScript is deprecated in favour of torch.export, yet it is what serving stacks
+        # (TorchServe, Triton's PyTorch backend, LibTorch) load today.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        traced = torch.jit.trace(wrapped, torch.zeros(1, model.in_channels, s, s), strict=False)
+        torch.jit.save(traced, buf, _extra_files={"synthcv.json": json.dumps(meta)})
     write_bytes_atomic(path, buf.getvalue())
     return Path(path)
 
@@ -95,6 +112,8 @@ def export_torchscript(model: DenseDetector, path: str | Path, topk: int = 100) 
 def load_torchscript(path: str | Path) -> tuple[Any, dict[str, Any]]:
     """The scripted module and its metadata (empty when the file was not written by synthcv)."""
     extra = {"synthcv.json": ""}
-    module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     meta = json.loads(extra["synthcv.json"]) if extra["synthcv.json"] else {}
     return module.eval(), meta

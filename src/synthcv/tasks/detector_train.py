@@ -299,11 +299,13 @@ def predict(
         for j, p in enumerate(
             decode(out, model.stride, topk, score_threshold, nms, image_size=None)
         ):
-            preds.append(_unscale(p, float(lb.scales[i + j]), data.images[i + j].shape[:2]))
+            preds.append(to_image_pixels(p, float(lb.scales[i + j]), data.images[i + j].shape[:2]))
     return preds
 
 
-def _unscale(p: Predictions, s: float, shape: tuple[int, ...]) -> Predictions:
+def to_image_pixels(p: Predictions, s: float, shape: tuple[int, ...]) -> Predictions:
+    """Predictions on a letterboxed image (scale ``s``) in the original image's pixels, boxes
+    clipped to it."""
     h, w = int(shape[0]), int(shape[1])
     boxes = p.boxes / s
     x1, y1 = np.clip(boxes[:, 0], 0, w), np.clip(boxes[:, 1], 0, h)

@@ -69,17 +69,21 @@ def forgetting_curve(curves: Mapping[str, Sequence[float]], path: str | Path, yl
 
 
 def slice_bars(rows: Sequence[Mapping[str, Any]], path: str | Path, top: int = 25) -> Path:
-    """Horizontal bars of slice accuracy with Wilson intervals, worst at the top."""
+    """Horizontal bars of slice accuracy (classification) or recall (instance tasks) with
+    Wilson intervals, worst at the top."""
     plt = _plt()
     rows = list(rows)[:top]
+    instance = bool(rows) and "acc" not in rows[0]
+    key, lo, hi = ("recall", "recall_lo", "recall_hi") if instance else ("acc", "lo", "hi")
     fig, ax = plt.subplots(figsize=(6.5, 0.3 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
-    acc = np.array([r["acc"] for r in rows]) * 100
-    err = np.array([[r["acc"] - r["lo"], r["hi"] - r["acc"]] for r in rows]).T * 100
+    acc = np.array([r[key] for r in rows]) * 100
+    err = np.array([[r[key] - r[lo], r[hi] - r[key]] for r in rows]).T * 100
     ax.barh(y, acc, xerr=err if len(rows) else None, color="tab:blue", alpha=0.7, capsize=2)
-    ax.set_yticks(y, [f"{r['factor']} = {r['slice']} (n={r['n']})" for r in rows], fontsize=7)
+    names = [f"{r['factor']} = {r['slice']} (n={r.get('n', r.get('n_objects'))})" for r in rows]
+    ax.set_yticks(y, names, fontsize=7)
     ax.set_xlim(0, 100)
-    ax.set_xlabel("accuracy (%), 95% Wilson interval")
+    ax.set_xlabel(f"{'recall at IoU 0.5' if instance else 'accuracy'} (%), 95% Wilson interval")
     ax.set_title("Slices, worst first")
     return _save(fig, path)
 

@@ -53,6 +53,13 @@ def validation_part(n: int, part: str, fraction: float) -> np.ndarray:
     return np.sort(idx)
 
 
+def _options(value: Any, build: Any) -> Any:
+    """A stage's ``true`` / ``false`` / ``{...}`` option as defaults, nothing, or those fields."""
+    if isinstance(value, bool):
+        return build() if value else None
+    return build(**value.model_dump())
+
+
 class Classification:
     """Digit classification: :mod:`synthcv.tasks.data`, :mod:`synthcv.tasks.train`."""
 
@@ -85,7 +92,6 @@ class Classification:
         return build_model(self._num_classes(), m.channels, width=m.width, dropout=m.dropout)
 
     def fit(self, model, srcs, ratios, stage, seed, evals, on_epoch, progress):
-        from synthcv.tasks.experiment import JitterSpec
         from synthcv.tasks.train import FitConfig, Jitter, fit
 
         cfg = FitConfig(
@@ -94,11 +100,7 @@ class Classification:
             lr=stage.lr,
             weight_decay=stage.weight_decay,
             steps_per_epoch=stage.steps_per_epoch,
-            jitter=(
-                Jitter(**stage.jitter.model_dump())
-                if isinstance(stage.jitter, JitterSpec)
-                else (Jitter() if stage.jitter else None)
-            ),
+            jitter=_options(stage.jitter, Jitter),
         )
         return fit(model, srcs, ratios, cfg, seed, evals, on_epoch, progress)
 
@@ -236,13 +238,8 @@ class InstanceTasks:
 
     def fit(self, model, srcs, ratios, stage, seed, evals, on_epoch, progress):
         from synthcv.tasks.detector_train import DetFitConfig, Photometric, fit
-        from synthcv.tasks.experiment import PhotometricSpec
 
-        photometric = (
-            Photometric(**stage.photometric.model_dump())
-            if isinstance(stage.photometric, PhotometricSpec)
-            else (Photometric() if stage.photometric else None)
-        )
+        photometric = _options(stage.photometric, Photometric)
         cfg = DetFitConfig(
             epochs=stage.epochs,
             batch_size=stage.batch_size,
