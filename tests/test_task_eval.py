@@ -389,3 +389,22 @@ def test_plots(gt, tmp_path):
     assert plots.metric_vs_factor(rows, "size", "recall", tmp_path / "r.png").exists()
     with pytest.raises(ValueError):
         plots.metric_vs_factor(rows, "nope", "recall", tmp_path / "x.png")
+
+
+def test_semantic_slices_give_miou_per_slice_with_intervals():
+    from synthcv.tasks.evaluation import semantic_slices
+
+    rng = np.random.default_rng(0)
+    gt = [rng.integers(0, 3, (16, 16)) for _ in range(10)]
+    pred = [g.copy() for g in gt]
+    for p in pred[5:]:  # the "dark" half is predicted all background
+        p[:] = 0
+    light = np.array(["bright"] * 5 + ["dark"] * 5)
+    rows = semantic_slices(gt, pred, 3, {"light": light})
+    assert [r["slice"] for r in rows] == ["dark", "bright"]  # worst first
+    dark, bright = rows
+    assert bright["miou"] == 1.0 and bright["n_images"] == 5
+    assert dark["miou"] < 0.5
+    assert dark["miou_lo"] <= dark["miou"] <= dark["miou_hi"]
+    with pytest.raises(KeyError, match="unknown factor"):
+        semantic_slices(gt, pred, 3, {"light": light}, names=["height"])

@@ -239,18 +239,18 @@ def audit(
     kinds = sorted(model.iou_types, key=["bbox", "segm", "keypoints"].index)
     overall = coco_evaluate(data, preds, iou_types=kinds, kpt_sigmas=kpt_sigmas)
     names = factors or default_factors(data)
-    unknown = [f for f in names if f not in data.factors]
-    if unknown:
-        raise ValueError(f"{dataset}: no factor {unknown}; it records {sorted(data.factors)}")
-    steps = max((len(np.unique(data.factors[f].astype(str))) for f in names), default=bins)
-    rows = instance_slices(
-        data,
-        preds,
-        names,
-        bins=max(bins, steps) if "sweep.value" in names else bins,
-        binning=binning,  # type: ignore[arg-type]
-        score_threshold=score_threshold,
-    )
+    steps = len(np.unique(data.factors["sweep.value"])) if "sweep.value" in names else 0
+    try:
+        rows = instance_slices(
+            data,
+            preds,
+            names,
+            bins=max(bins, steps),
+            binning=binning,  # type: ignore[arg-type]
+            score_threshold=score_threshold,
+        )
+    except KeyError as exc:  # an unknown factor: the message lists the known ones
+        raise ValueError(f"{dataset}: {exc.args[0]}") from None
     metrics = {
         f"{k}.{m}": float(v)
         for k in kinds

@@ -96,7 +96,11 @@ class DenseDetector(nn.Module):
             self.kp_offset = _head(f, 2 * self.num_keypoints)
             self.kp_heatmap = _head(f, self.num_keypoints, prior)
         if {"semantic_segmentation", "instance_segmentation"} & set(tasks):
-            self.semantic = _head(f, num_classes + 1)
+            # Masks need full-resolution detail (a pen stroke is 2–4 px wide): the stride-4
+            # features are refined with the stem's stride-2 features, then with the image.
+            self.semantic_2 = _conv(f + w // 2, w // 2)
+            self.semantic_1 = _conv(w // 2 + in_channels, w // 2)
+            self.semantic = nn.Conv2d(w // 2, num_classes + 1, 1)
         if "instance_segmentation" in tasks:
             self.centre_vec = _head(f, 2)
 
@@ -115,7 +119,8 @@ class DenseDetector(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = x - 0.5
-        c4 = self.s4(self.stem(x))
+        c2 = self.stem(x)
+        c4 = self.s4(c2)
         c8 = self.s8(c4)
         c16 = self.s16(c8)
         p8 = self.lat8(c8) + F.interpolate(c16, size=c8.shape[-2:], mode="nearest")
@@ -134,9 +139,10 @@ class DenseDetector(nn.Module):
             kh = self.kp_heatmap(f)
             out["kp_heatmap"] = kh if self.training else torch.sigmoid(kh)
         if hasattr(self, "semantic"):
-            out["semantic"] = F.interpolate(
-                self.semantic(f), size=full, mode="bilinear", align_corners=False
-            )
+            up = F.interpolate(f, size=c2.shape[-2:], mode="bilinear", align_corners=False)
+            fine = self.semantic_2(torch.cat([up, c2], 1))
+            fine = F.interpolate(fine, size=full, mode="bilinear", align_corners=False)
+            out["semantic"] = self.semantic(self.semantic_1(torch.cat([fine, x], 1)))
         if hasattr(self, "centre_vec"):
             out["centre_vec"] = F.interpolate(
                 self.centre_vec(f) * 16.0, size=full, mode="bilinear", align_corners=False

@@ -34,6 +34,7 @@ class Photometric:
     contrast: float = 0.3
     gamma: float = 0.3
     noise: float = 0.03
+    blur: float = 1.0  # Gaussian blur sigma drawn in [0, blur] px per image (optics, resizing)
     grayscale: float = 0.0  # probability of dropping colour
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -49,11 +50,30 @@ class Photometric:
             gray = x.mean(1, keepdim=True).expand_as(x)
             drop = torch.rand(n, 1, 1, 1, generator=gen) < self.grayscale
             x = torch.where(drop, gray, x)
+        if self.blur > 0:
+            x = _blur(x, torch.rand(n, generator=gen) * self.blur)
         if self.noise > 0:
             x = x + torch.randn(x.shape, generator=gen) * self.noise * torch.rand(
                 n, 1, 1, 1, generator=gen
             )
         return x.clamp(0, 1)
+
+
+def _blur(x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur with one sigma per image (sigma < 0.2 px leaves it as is)."""
+    out = x.clone()
+    for i, sigma in enumerate(sigmas.tolist()):
+        if sigma < 0.2:
+            continue
+        r = max(1, round(3 * sigma))
+        t = torch.arange(-r, r + 1, dtype=x.dtype)
+        k = torch.exp(-0.5 * (t / sigma) ** 2)
+        k = k / k.sum()
+        c = x.shape[1]
+        img = F.pad(x[i : i + 1], (r, r, r, r), mode="replicate")
+        img = F.conv2d(img, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+        out[i : i + 1] = F.conv2d(img, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return out
 
 
 @dataclass

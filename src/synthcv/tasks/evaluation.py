@@ -665,3 +665,61 @@ def _row(
         }
     )
     return row
+
+
+def semantic_slices(
+    gt_maps: Sequence[np.ndarray],
+    pred_maps: Sequence[np.ndarray],
+    num_classes: int,
+    factors: Mapping[str, np.ndarray],
+    names: Sequence[str] | None = None,
+    bins: int = 5,
+    binning: Literal["quantile", "uniform"] = "quantile",
+    n_boot: int = 200,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """mIoU of the images in each slice of each per-image factor, with a 95% bootstrap interval
+    over those images (per-image confusion matrices are summed, so a resample costs a sum).
+    Rows ``factor, slice, n_images, miou, miou_lo, miou_hi``, worst first within a factor."""
+    per_image = []
+    for g, p in zip(gt_maps, pred_maps, strict=True):
+        g, p = np.asarray(g).astype(np.int64).ravel(), np.asarray(p).astype(np.int64).ravel()
+        per_image.append(
+            np.bincount(g * num_classes + p, minlength=num_classes**2).reshape(
+                num_classes, num_classes
+            )
+        )
+    cms = np.stack(per_image) if per_image else np.zeros((0, num_classes, num_classes), np.int64)
+
+    def miou(cm: np.ndarray) -> float:
+        tp = np.diag(cm).astype(np.float64)
+        union = cm.sum(0) + cm.sum(1) - tp
+        valid = union > 0
+        return float((tp[valid] / union[valid]).mean()) if valid.any() else math.nan
+
+    rng = np.random.default_rng(seed)
+    rows: list[dict[str, Any]] = []
+    for f in names if names is not None else sorted(factors):
+        if f not in factors:
+            raise KeyError(f"semantic_slices: unknown factor {f!r}; available: {sorted(factors)}")
+        labels, order = bin_labels(np.asarray(factors[f]), bins, binning)
+        block = []
+        for s in order:
+            idx = np.flatnonzero(labels == s)
+            if not len(idx):
+                continue
+            point = miou(cms[idx].sum(0))
+            boots = [miou(cms[rng.choice(idx, len(idx))].sum(0)) for _ in range(n_boot)]
+            lo, hi = np.nanpercentile(boots, [2.5, 97.5]) if boots else (point, point)
+            block.append(
+                {
+                    "factor": f,
+                    "slice": s,
+                    "n_images": len(idx),
+                    "miou": point,
+                    "miou_lo": float(min(lo, point)),
+                    "miou_hi": float(max(hi, point)),
+                }
+            )
+        rows.extend(sorted(block, key=lambda r: np.nan_to_num(r["miou"], nan=-1.0)))
+    return rows

@@ -59,6 +59,7 @@ class PhotometricSpec(_Strict):
     contrast: float = Field(0.3, ge=0, lt=1)
     gamma: float = Field(0.3, ge=0, le=2)
     noise: float = Field(0.03, ge=0, le=1)
+    blur: float = Field(1.0, ge=0, le=10)
     grayscale: float = Field(0.0, ge=0, le=1)
 
 
@@ -481,8 +482,8 @@ class Runner:
             finals[f"{vname}/forgetting.max_drop"] = ref[0] - min(ref)
             finals[f"{vname}/forgetting.final_drop"] = ref[0] - ref[-1]
             finals[f"pretrain/{cfg.reference}"] = ref[0]
-            for n in evals:
-                finals[f"{vname}/{n}"] = hist[-1][f"{n}.{primary}"]
+            for n, ev in evals.items():
+                finals.update(self._finals(model, n, ev, f"{vname}/"))
         return finals
 
     def _slices(self, model: Any) -> list[dict[str, Any]]:

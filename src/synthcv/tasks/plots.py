@@ -73,17 +73,20 @@ def slice_bars(rows: Sequence[Mapping[str, Any]], path: str | Path, top: int = 2
     Wilson intervals, worst at the top."""
     plt = _plt()
     rows = list(rows)[:top]
-    instance = bool(rows) and "acc" not in rows[0]
-    key, lo, hi = ("recall", "recall_lo", "recall_hi") if instance else ("acc", "lo", "hi")
+    key = next((k for k in ("acc", "recall", "miou") if rows and k in rows[0]), "acc")
+    lo, hi = ("lo", "hi") if key == "acc" else (f"{key}_lo", f"{key}_hi")
+    label = {"acc": "accuracy", "recall": "recall at IoU 0.5", "miou": "mIoU"}[key]
     fig, ax = plt.subplots(figsize=(6.5, 0.3 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
     acc = np.array([r[key] for r in rows]) * 100
     err = np.array([[r[key] - r[lo], r[hi] - r[key]] for r in rows]).T * 100
     ax.barh(y, acc, xerr=err if len(rows) else None, color="tab:blue", alpha=0.7, capsize=2)
-    names = [f"{r['factor']} = {r['slice']} (n={r.get('n', r.get('n_objects'))})" for r in rows]
+    count = [r.get("n", r.get("n_objects", r.get("n_images"))) for r in rows]
+    names = [f"{r['factor']} = {r['slice']} (n={n})" for r, n in zip(rows, count, strict=True)]
     ax.set_yticks(y, names, fontsize=7)
     ax.set_xlim(0, 100)
-    ax.set_xlabel(f"{'recall at IoU 0.5' if instance else 'accuracy'} (%), 95% Wilson interval")
+    how = "Wilson" if key != "miou" else "bootstrap"
+    ax.set_xlabel(f"{label} (%), 95% {how} interval")
     ax.set_title("Slices, worst first")
     return _save(fig, path)
 

@@ -255,6 +255,8 @@ class InstanceTasks:
     def _predict(self, model: Any, data: Any) -> list[Any]:
         from synthcv.tasks.detector_train import predict
 
+        if not hasattr(model, "heatmap"):
+            return []  # semantic segmentation alone: no objects to predict
         e = self.cfg.evaluation
         return predict(model, data, score_threshold=e.score_threshold, nms=e.nms, topk=e.topk)
 
@@ -272,12 +274,26 @@ class InstanceTasks:
         return {f"/{k}": v for k, v in r.items() if k.split(".")[-1] in keep}
 
     def slices(self, model: Any, data: Any, spec: Any) -> list[dict[str, Any]]:
-        from synthcv.tasks.evaluation import instance_slices
+        from synthcv.tasks.detector_train import semantic_maps_predicted
+        from synthcv.tasks.evaluation import instance_slices, semantic_maps, semantic_slices
 
         data = self._align(data)
-        return instance_slices(
-            data, self._predict(model, data), spec.factors, spec.bins, spec.binning
-        )
+        try:
+            if hasattr(model, "heatmap"):
+                return instance_slices(
+                    data, self._predict(model, data), spec.factors, spec.bins, spec.binning
+                )
+            return semantic_slices(  # semantic segmentation alone: mIoU by per-image factor
+                semantic_maps(data),
+                semantic_maps_predicted(model, data),
+                model.num_classes + 1,
+                data.factors,
+                spec.factors,
+                spec.bins,
+                spec.binning,
+            )
+        except KeyError as exc:  # an unknown factor: the message lists the known ones
+            raise ValueError(f"slices.factors: {exc.args[0]}") from None
 
     def artifacts(self, model: Any, evals: dict[str, Any], out: Path) -> list[Path]:
         """PR curves and COCO-results predictions of every eval set, and the checkpoint
@@ -295,6 +311,9 @@ class InstanceTasks:
             p = out / f"predictions_{name}.json"
             write_text_atomic(p, json.dumps(res))
             paths.append(p)
+            detail_path = out / f"metrics_{name}.json"  # per-class AP, PR curves, per-class IoU
+            write_text_atomic(detail_path, json.dumps(_jsonable(r["detail"]), indent=1))
+            paths.append(detail_path)
             for kind, detail in r["detail"].items():
                 if kind in ("bbox", "segm", "keypoints"):
                     paths.append(plots.pr_curves(detail, out / f"pr_{kind}_{name}.png"))
@@ -302,3 +321,18 @@ class InstanceTasks:
 
     def example(self, data: Any, model: Any) -> Any:
         return None  # a dict-of-tensors output has no MLflow tensor signature
+
+
+def _jsonable(v: Any) -> Any:
+    """Metric details as JSON: arrays become lists, NaN becomes null."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _jsonable(v.tolist())
+    if isinstance(v, float | np.floating):
+        return None if not np.isfinite(v) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
