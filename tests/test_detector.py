@@ -317,3 +317,26 @@ def test_instance_configs_reject_what_does_not_apply(change, message):
     cfg.update(change)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         validate_config(cfg)
+
+
+def test_a_tracked_instance_run_logs_a_detector_that_audit_loads_from_mlflow(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from synthcv.tasks.audit import load_model
+    from synthcv.tasks.coco_data import to_coco_files
+    from synthcv.tasks.experiment import run_experiment
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    to_coco_files(toy_scenes(8, seed=5), tmp_path / "coco")
+    cfg = {
+        "name": "tracked_detector",
+        "tasks": ["detection"],
+        "seeds": [0],
+        "data": {"a": {"kind": "coco", "annotations": str(tmp_path / "coco/annotations.json")}},
+        "train": {"sources": {"a": 1.0}, "epochs": 1, "steps_per_epoch": 2, "batch_size": 4},
+        "eval": ["a"],
+        "model": {"width": 8, "input_size": 64},
+    }
+    result = run_experiment(cfg, out=tmp_path / "run", tracking=True, progress=False)
+    model = load_model(f"runs:/{result['run_id']}/model")
+    assert model.categories == ["red", "green", "blue"] and model.iou_types == ["bbox"]
+    assert len(model.predict(toy_scenes(2, seed=6))) == 2

@@ -449,8 +449,8 @@ class Runner:
         for p in [*arts, self.out / "results.json", self.out / "summary.md"]:
             log.log_artifact(p)
         if cfg.log_model:
-            example = self.kind.example(first_evals[cfg.eval[0]], first_model)
-            log.log_model(first_model.eval(), name="model", input_example=example)
+            kwargs = self.kind.log_model_kwargs(first_evals[cfg.eval[0]], first_model)
+            log.log_model(first_model.eval(), name="model", **kwargs)
         return result
 
     def _finetune(
@@ -493,13 +493,6 @@ class Runner:
         if not data.factors and not self.cfg.instance_tasks:
             raise ValueError(f"slices.source {sc.source!r} records no factors to slice by")
         return self.kind.slices(model, data, sc)
-
-
-def evaluate_example(data: ArraySet, model: Any) -> np.ndarray:
-    """A 2-image float32 example (N, C, H, W) so MLflow records the served input signature."""
-    from synthcv.tasks.train import to_tensor
-
-    return to_tensor(data.images[:2], getattr(model, "in_channels", 1)).numpy()
 
 
 def summary_markdown(summary: dict[str, dict[str, float]]) -> str:

@@ -40,7 +40,7 @@ class TaskKind(Protocol):
     def final_metrics(self, model: Any, data: Any) -> dict[str, float]: ...
     def slices(self, model: Any, data: Any, spec: Any) -> list[dict[str, Any]]: ...
     def artifacts(self, model: Any, evals: dict[str, Any], out: Path) -> list[Path]: ...
-    def example(self, data: Any, model: Any) -> Any: ...
+    def log_model_kwargs(self, data: Any, model: Any) -> dict[str, Any]: ...
 
 
 def validation_part(n: int, part: str, fraction: float) -> np.ndarray:
@@ -130,10 +130,13 @@ class Classification:
         r = evaluate(model, ev)
         return [plots.confusion(r["pred"], ev.labels, self._num_classes(), out / "confusion.png")]
 
-    def example(self, data: Any, model: Any) -> Any:
+    def log_model_kwargs(self, data: Any, model: Any) -> dict[str, Any]:
+        """A 2-image float32 example (N, C, H, W) so MLflow records the served signature."""
         from synthcv.tasks.train import to_tensor
 
-        return to_tensor(data.images[:2], getattr(model, "in_channels", 1)).numpy()
+        return {
+            "input_example": to_tensor(data.images[:2], getattr(model, "in_channels", 1)).numpy()
+        }
 
 
 class InstanceTasks:
@@ -319,8 +322,11 @@ class InstanceTasks:
                     paths.append(plots.pr_curves(detail, out / f"pr_{kind}_{name}.png"))
         return paths
 
-    def example(self, data: Any, model: Any) -> Any:
-        return None  # a dict-of-tensors output has no MLflow tensor signature
+    def log_model_kwargs(self, data: Any, model: Any) -> dict[str, Any]:
+        """Pickled, so ``mlflow.pytorch.load_model`` gives the detector back with its categories
+        and input size (what ``synthcv audit runs:/...`` and fine-tuning need); MLflow's
+        traced "pt2" format would keep only the graph."""
+        return {"serialization_format": "pickle"}
 
 
 def _jsonable(v: Any) -> Any:
