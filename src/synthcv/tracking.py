@@ -427,3 +427,15 @@ def track_experiment(
         log.set_tags({"synthcv.recipe": recipe})
         log.log_dict(dict(config), "config.json")
         yield log
+
+
+def load_logged_torch_model(uri: str) -> Any:
+    """The torch module behind an MLflow model URI (``runs:/ID/model``, ``models:/NAME/1``),
+    on the CPU, read from the configured store (``MLFLOW_TRACKING_URI`` or the local
+    default)."""
+    import mlflow
+    import mlflow.pytorch
+
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        mlflow.set_tracking_uri(default_tracking_uri())
+    return mlflow.pytorch.load_model(uri, map_location="cpu")

@@ -98,11 +98,10 @@ def _from_detector(model: Any, describe: str, score_threshold: float) -> AuditMo
 
 
 def _from_mlflow(uri: str, score_threshold: float) -> AuditModel:
-    import mlflow.pytorch
-
     from synthcv.tasks.detector import DenseDetector
+    from synthcv.tracking import load_logged_torch_model
 
-    model = mlflow.pytorch.load_model(uri, map_location="cpu")
+    model = load_logged_torch_model(uri)
     if not isinstance(model, DenseDetector):
         raise ValueError(
             f"{uri}: an MLflow model of type {type(model).__name__}; audit reads synthcv "
