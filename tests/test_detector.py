@@ -97,7 +97,7 @@ def test_centre_vectors_group_pixels_into_the_true_instance_masks():
     for g in data.targets:
         e = encode(g, 64, 64, cfg)
         logits = torch.nn.functional.one_hot(torch.from_numpy(e["semantic"]), 4)
-        logits = logits.permute(2, 0, 1).float()
+        logits = logits.permute(2, 0, 1).float() * 10  # confident one-hot logits
         p = Predictions(g.boxes, np.ones(len(g)), g.labels)
         masks = instance_masks(logits, torch.from_numpy(e["centre_vec"]), p)
         assert (masks == g.masks).all()

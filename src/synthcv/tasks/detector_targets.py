@@ -261,28 +261,51 @@ def _suppress(bx, sc, cl, kp, method, iou, score_threshold):
     return bx[keep], new_scores, cl[keep], (kp[keep] if kp is not None else None)
 
 
-def instance_masks(semantic: torch.Tensor, centre_vec: torch.Tensor, p: Predictions) -> np.ndarray:
-    """Panoptic-DeepLab grouping: every foreground pixel of class c goes to the detected
-    class-c centre nearest to where its centre vector points. Full-resolution inputs:
-    semantic (C+1, H, W) logits, centre_vec (2, H, W) pixels."""
+def instance_masks(
+    semantic: torch.Tensor,
+    centre_vec: torch.Tensor,
+    p: Predictions,
+    confident: float = 0.3,
+) -> np.ndarray:
+    """Panoptic-DeepLab grouping, one mask per detection: a foreground pixel (semantic
+    background below 1/2) inside the detection's box (grown by a tenth) belongs to it when the
+    pixel's centre vector points closer to this detection's centre than to any *other
+    confident* detection's (score ≥ ``confident``). The detection decides the class, the
+    pixels only decide "object or not" — a per-pixel digit classifier splits one stroke among
+    several classes, a detector sees the whole digit. Confident detections so split touching
+    objects between them, and a weak duplicate gets its own mask without taking pixels from
+    the object it repeats (as box-based detectors give every box a mask). Full-resolution
+    inputs: semantic (C+1, H, W) logits, centre_vec (2, H, W) pixels."""
     _, h, w = semantic.shape
     masks = np.zeros((len(p), h, w), bool)
     if not len(p):
         return masks
-    cls = semantic.argmax(0).numpy()  # 0 background
+    foreground = (torch.softmax(semantic, 0)[0] < 0.5).numpy()
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
     px = xx + centre_vec[0].numpy()
     py = yy + centre_vec[1].numpy()
     centres = p.boxes[:, :2] + p.boxes[:, 2:] / 2
-    for c in np.unique(p.labels):
-        det = np.flatnonzero(p.labels == c)
-        fg = cls == c + 1
+    strong = np.flatnonzero(p.scores >= confident)
+    for d in range(len(p)):
+        x, y, bw, bh = p.boxes[d]
+        x0, y0 = max(0, int(x - 0.1 * bw)), max(0, int(y - 0.1 * bh))
+        x1, y1 = min(w, int(np.ceil(x + 1.1 * bw))), min(h, int(np.ceil(y + 1.1 * bh)))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        fg = foreground[y0:y1, x0:x1]
         if not fg.any():
             continue
-        d = (px[fg][:, None] - centres[det, 0]) ** 2 + (py[fg][:, None] - centres[det, 1]) ** 2
-        owner = det[d.argmin(1)]
+        qx, qy = px[y0:y1, x0:x1][fg], py[y0:y1, x0:x1][fg]
+        own = (qx - centres[d, 0]) ** 2 + (qy - centres[d, 1]) ** 2
+        rivals = strong[strong != d]
+        keep = np.ones(len(qx), bool)
+        if len(rivals):
+            other = (qx[:, None] - centres[rivals, 0]) ** 2 + (
+                qy[:, None] - centres[rivals, 1]
+            ) ** 2
+            keep = own <= other.min(1)
         ys, xs = np.nonzero(fg)
-        masks[owner, ys, xs] = True
+        masks[d, ys[keep] + y0, xs[keep] + x0] = True
     return masks
 
 
