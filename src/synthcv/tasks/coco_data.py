@@ -559,29 +559,17 @@ def load_synthcv(
     content digest; ``name`` defaults to the directory name.
     """
     from synthcv.format import content_digest, open_dataset
-    from synthcv.tasks.data import _SKIP_OBJECT_COLUMNS, _scalar_type
+    from synthcv.tasks.data import object_factor_columns, sample_factor_columns
     from synthcv.tools.coco import build_coco
 
     ds = open_dataset(path)
     data = build_coco(ds)
-    # Per-image factors: the scalar sample columns (identifiers and file paths are not factors),
-    # as tasks.data does for classification.
-    not_factors = {"shard", "seed", "sample_index", "rgb", "depth", "instance", "semantic"}
-    not_factors |= {"normals"}
-    sample_cols = [
-        c
-        for c in ds.samples.column_names
-        if c not in not_factors and _scalar_type(ds.samples.schema.field(c).type)
-    ]
+    sample_cols = sample_factor_columns(ds)  # the same factors as classification's
     sample_values = ds.samples.select(sample_cols).to_pydict()
     for j, im in enumerate(data["images"]):
         for c in sample_cols:
             im.setdefault(c, sample_values[c][j])
-    obj_cols = [
-        c
-        for c in ds.objects.column_names
-        if c not in _SKIP_OBJECT_COLUMNS and _scalar_type(ds.objects.schema.field(c).type)
-    ]
+    obj_cols = object_factor_columns(ds)
     rows: dict[tuple[int, int], dict[str, Any]] = {}
     if obj_cols:
         cols = ds.objects.select(["sample_index", "instance_id", *obj_cols]).to_pydict()

@@ -116,6 +116,35 @@ class SourceSpec(BaseModel):
 
 
 _SKIP_OBJECT_COLUMNS = {"sample_index", "instance_id", "class_id", "is_distractor"}
+#: Identifiers and file paths of samples.parquet: not factors.
+_NOT_SAMPLE_FACTORS = {
+    "shard",
+    "rgb",
+    "depth",
+    "instance",
+    "semantic",
+    "normals",
+    "seed",
+    "sample_index",
+}
+
+
+def sample_factor_columns(ds: Any) -> list[str]:
+    """The samples.parquet columns that are per-sample factors (scalar, not ids or paths)."""
+    return [
+        c
+        for c in ds.samples.column_names
+        if c not in _NOT_SAMPLE_FACTORS and _scalar_type(ds.samples.schema.field(c).type)
+    ]
+
+
+def object_factor_columns(ds: Any) -> list[str]:
+    """The objects.parquet columns that are per-object factors (scalar, not ids)."""
+    return [
+        c
+        for c in ds.objects.column_names
+        if c not in _SKIP_OBJECT_COLUMNS and _scalar_type(ds.objects.schema.field(c).type)
+    ]
 
 
 def load_synthcv_dataset(
@@ -144,18 +173,7 @@ def load_synthcv_dataset(
     pipeline = build_pipeline(augment or []) if augment else None
     need_depth = pipeline is not None and pipeline.needs_depth
     images, labels, rows = [], [], []
-    # Identifiers and file paths are not factors.
-    not_factors = {
-        "shard",
-        "rgb",
-        "depth",
-        "instance",
-        "semantic",
-        "normals",
-        "seed",
-        "sample_index",
-    }
-    sample_cols = [c for c in ds.samples.column_names if c not in not_factors]
+    sample_cols = sample_factor_columns(ds)
     sample_ids = ds.samples.column("sample_index").to_numpy()
     it: Any = range(len(ds))
     if progress and len(ds) > 200:
@@ -198,12 +216,8 @@ def load_synthcv_dataset(
     factors: dict[str, np.ndarray] = {}
     pos = np.array([r[0] for r in rows])
     for c in sample_cols:
-        col = ds.samples.column(c)
-        if _scalar_type(col.type):
-            factors[c] = np.asarray(col.to_numpy(zero_copy_only=False))[pos]
-    for c in ds.objects.column_names:
-        if c in _SKIP_OBJECT_COLUMNS or not _scalar_type(ds.objects.schema.field(c).type):
-            continue
+        factors[c] = np.asarray(ds.samples.column(c).to_numpy(zero_copy_only=False))[pos]
+    for c in object_factor_columns(ds):
         key = f"object.{c}" if c in factors else c
         factors[key] = np.array([r[1].get(c) for r in rows])
     for k in sorted({k for r in rows for k in r[2]}):

@@ -17,12 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from synthcv.tasks.detector import DenseDetector
 from synthcv.tasks.detector_targets import TargetConfig, collate, decode, encode
 from synthcv.tasks.instances import Instances, InstanceSet, Predictions
-from synthcv.tasks.sampling import MixtureBatchSampler
+from synthcv.tasks.loop import Schedule, StepResult, run_epochs
 
 
 @dataclass(frozen=True)
@@ -238,65 +237,49 @@ def fit(
         boxed.append(cache[id(s)])
     tcfg = target_config(model)
     sizes = [len(s) for s in sources]
-    ratios = [float(v) for v in (ratios or sizes)]
-    steps = cfg.steps_per_epoch or max(1, math.ceil(sum(sizes) / cfg.batch_size))
     weights = {**DEFAULT_WEIGHTS, **dict(cfg.loss_weights)}
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total = steps * cfg.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=max(total, 1), pct_start=0.15
+
+    def step(batch: list[tuple[int, int]]) -> StepResult:
+        xs, tg = [], []
+        for src, idx in batch:
+            xs.append(boxed[src].images[idx])
+            tg.append(encode(boxed[src].targets[idx], size, size, tcfg))
+        x = torch.stack(xs).float() / 255.0
+        if cfg.photometric is not None:
+            x = cfg.photometric(x, gen)
+        parts = losses(model(x), collate(tg))
+        loss = sum((weights[k] * v for k, v in parts.items()), torch.zeros(()))
+        report = {k: float(v.detach()) for k, v in parts.items()}
+        report["loss"] = float(loss.detach())
+        return loss, report, len(batch)
+
+    def evaluate_sets() -> dict[str, float]:
+        return {
+            f"{name}.{k}": v
+            for name, ev in (eval_sets or {}).items()
+            for k, v in evaluate(model, ev).items()
+        }
+
+    schedule = Schedule(
+        cfg.epochs,
+        cfg.steps_per_epoch or max(1, math.ceil(sum(sizes) / cfg.batch_size)),
+        cfg.batch_size,
+        cfg.lr,
+        cfg.weight_decay,
+        clip_grad=10.0,
     )
-    history: list[dict[str, float]] = []
-
-    def log_epoch(epoch: int, extra: dict[str, float]) -> None:
-        m = dict(extra)
-        for name, ev in (eval_sets or {}).items():
-            for k, v in evaluate(model, ev).items():
-                m[f"{name}.{k}"] = v
-        history.append({"epoch": epoch, **m})
-        if on_epoch is not None:
-            on_epoch(epoch, m)
-
-    if eval_sets:
-        log_epoch(0, {})
-    prog = None
-    if progress:
-        from rich.progress import Progress
-
-        prog = Progress(transient=True)
-        prog.start()
-        task = prog.add_task("training detector", total=total)
-    try:
-        for epoch in range(1, cfg.epochs + 1):
-            model.train()
-            sampler = MixtureBatchSampler(sizes, ratios, cfg.batch_size, steps, seed * 1000 + epoch)
-            sums: dict[str, float] = {}
-            for batch in sampler:
-                xs, tg = [], []
-                for src, idx in batch:
-                    lb = boxed[src]
-                    xs.append(lb.images[idx])
-                    tg.append(encode(lb.targets[idx], size, size, tcfg))
-                x = torch.stack(xs).float() / 255.0
-                if cfg.photometric is not None:
-                    x = cfg.photometric(x, gen)
-                parts = losses(model(x), collate(tg))
-                loss = sum(weights[k] * v for k, v in parts.items())
-                opt.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[union-attr]
-                nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-                opt.step()
-                sched.step()
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach())
-                sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())  # type: ignore[union-attr]
-                if prog is not None:
-                    prog.advance(task)
-            log_epoch(epoch, {f"train.{k}": v / steps for k, v in sums.items()})
-    finally:
-        if prog is not None:
-            prog.stop()
-    return history
+    return run_epochs(
+        model,
+        sizes,
+        [float(v) for v in (ratios or sizes)],
+        schedule,
+        seed,
+        step,
+        evaluate_sets if eval_sets else None,
+        on_epoch,
+        progress,
+        "training detector",
+    )
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthcv.tasks.data import ArraySet
-from synthcv.tasks.sampling import MixtureBatchSampler
+from synthcv.tasks.loop import Schedule, StepResult, run_epochs
 
 
 @dataclass(frozen=True)
@@ -152,61 +152,43 @@ def fit(
     tensors = [to_tensor(s.images, channels) for s in sources]
     labels = [torch.from_numpy(s.labels) for s in sources]
     sizes = [len(s) for s in sources]
-    if ratios is None:
-        ratios = [float(s) for s in sizes]
-    steps = cfg.steps_per_epoch or max(1, math.ceil(sum(sizes) / cfg.batch_size))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total = steps * cfg.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=max(total, 1), pct_start=0.15
-    )
-    history: list[dict[str, float]] = []
 
-    def log_epoch(epoch: int, extra: dict[str, float]) -> None:
-        m = dict(extra)
+    def step(batch: list[tuple[int, int]]) -> StepResult:
+        src = np.array([b[0] for b in batch])
+        idx = np.array([b[1] for b in batch])
+        xs, ys = [], []
+        for j in np.unique(src):
+            sel = torch.from_numpy(idx[src == j])
+            xs.append(tensors[j][sel])
+            ys.append(labels[j][sel])
+        x, y = torch.cat(xs), torch.cat(ys)
+        if cfg.jitter is not None:
+            x = cfg.jitter(x, gen)
+        loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+        return loss, {"loss": loss.item()}, len(y)
+
+    def evaluate_sets() -> dict[str, float]:
+        m: dict[str, float] = {}
         for name, ev in (eval_sets or {}).items():
             r = evaluate(model, ev)
             m[f"{name}.acc"], m[f"{name}.loss"] = r["acc"], r["loss"]
-        history.append({"epoch": epoch, **m})
-        if on_epoch is not None:
-            on_epoch(epoch, m)
+        return m
 
-    if eval_sets:
-        log_epoch(0, {})
-    prog = None
-    if progress:
-        from rich.progress import Progress
-
-        prog = Progress(transient=True)
-        prog.start()
-        task = prog.add_task("training", total=total)
-    try:
-        for epoch in range(1, cfg.epochs + 1):
-            model.train()
-            sampler = MixtureBatchSampler(sizes, ratios, cfg.batch_size, steps, seed * 1000 + epoch)
-            tot_loss, tot_n = 0.0, 0
-            for batch in sampler:
-                src = np.array([b[0] for b in batch])
-                idx = np.array([b[1] for b in batch])
-                xs, ys = [], []
-                for j in np.unique(src):
-                    sel = torch.from_numpy(idx[src == j])
-                    xs.append(tensors[j][sel])
-                    ys.append(labels[j][sel])
-                x, y = torch.cat(xs), torch.cat(ys)
-                if cfg.jitter is not None:
-                    x = cfg.jitter(x, gen)
-                loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                tot_loss += loss.item() * len(y)
-                tot_n += len(y)
-                if prog is not None:
-                    prog.advance(task)
-            log_epoch(epoch, {"train.loss": tot_loss / max(tot_n, 1)})
-    finally:
-        if prog is not None:
-            prog.stop()
-    return history
+    schedule = Schedule(
+        cfg.epochs,
+        cfg.steps_per_epoch or max(1, math.ceil(sum(sizes) / cfg.batch_size)),
+        cfg.batch_size,
+        cfg.lr,
+        cfg.weight_decay,
+    )
+    return run_epochs(
+        model,
+        sizes,
+        [float(v) for v in (ratios if ratios is not None else sizes)],
+        schedule,
+        seed,
+        step,
+        evaluate_sets if eval_sets else None,
+        on_epoch,
+        progress,
+    )
