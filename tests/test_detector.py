@@ -340,3 +340,24 @@ def test_a_tracked_instance_run_logs_a_detector_that_audit_loads_from_mlflow(tmp
     model = load_model(f"runs:/{result['run_id']}/model")
     assert model.categories == ["red", "green", "blue"] and model.iou_types == ["bbox"]
     assert len(model.predict(toy_scenes(2, seed=6))) == 2
+
+
+def test_train_and_val_parts_of_one_source_never_overlap():
+    """part: train / part: val carve one fixed split; cutting them at different fractions
+    would overlap, so the config says so."""
+    from synthcv.tasks.experiment import validate_config
+    from synthcv.tasks.task_kinds import validation_part
+    from synthcv.validation import ConfigError
+
+    train, val = validation_part(50, "train", 0.2), validation_part(50, "val", 0.2)
+    assert len(val) == 10 and not set(train) & set(val) and len(train) + len(val) == 50
+    src = {"kind": "coco", "annotations": "a.json"}
+    cfg = {
+        "name": "x",
+        "tasks": ["detection"],
+        "data": {"t": {**src, "part": "train"}, "v": {**src, "part": "val", "val_fraction": 0.3}},
+        "train": {"sources": {"t": 1.0}},
+        "eval": ["v"],
+    }
+    with pytest.raises(ConfigError, match=r"data.v.val_fraction: got 0.3, but data.t cuts"):
+        validate_config(cfg)

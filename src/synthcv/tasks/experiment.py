@@ -135,6 +135,7 @@ class ExperimentConfig(_Strict):
     def _check(self) -> ExperimentConfig:
         names = set(self.data)
         self._check_tasks()
+        self._check_parts()
 
         def need(where: str, name: str) -> None:
             if name not in names:
@@ -169,6 +170,23 @@ class ExperimentConfig(_Strict):
         if self.slices is not None:
             need("slices.source", self.slices.source)
         return self
+
+    def _check_parts(self) -> None:
+        """The train and val parts of one source must be cut at the same fraction, else they
+        overlap and the validation figure is measured on training images."""
+        cuts: dict[str, tuple[str, float]] = {}
+        for name, src in self.data.items():
+            if src.part is None:
+                continue
+            key = src.model_dump_json(exclude={"part", "val_fraction", "n", "classes"})
+            if key in cuts and cuts[key][1] != src.val_fraction:
+                other, fraction = cuts[key]
+                raise FieldProblem(
+                    f"data.{name}.val_fraction",
+                    f"got {src.val_fraction}, but data.{other} cuts the same source at "
+                    f"{fraction}; parts cut differently overlap",
+                )
+            cuts.setdefault(key, (name, src.val_fraction))
 
     def _check_tasks(self) -> None:
         if "classification" in self.tasks and len(self.tasks) > 1:
