@@ -59,6 +59,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mnist", type=Path, default=None, help="mnist-real-8000.npz")
     p.add_argument("--workers", type=int, default=2, help="render workers")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--jitter",
+        default="",
+        help="geometric warps for every row, moving boxes and masks with the pixels, e.g. "
+        "'shear=15,elastic=0.8,elastic_sigma=4' (keys: shift, rotate, scale, shear, elastic, "
+        "elastic_sigma; unset keys: shift 2 px, rotate 10°, scale 0.1); default: none",
+    )
     p.add_argument("--track", action="store_true", help="log every run to MLflow")
     p.add_argument(
         "--validation-only",
@@ -124,6 +131,11 @@ def row_config(row: str, args: argparse.Namespace, paths: dict[str, Path]) -> di
         "batch_size": args.batch,
         "lr": args.lr,
     }
+    if args.jitter:
+        stage["jitter"] = {
+            k.strip(): float(v)
+            for k, v in (kv.split("=", 1) for kv in args.jitter.split(",") if kv.strip())
+        }
     sources = {
         "real": {"real": 1.0},
         "real-small": {"real_small": 1.0},

@@ -194,7 +194,13 @@ def trained_run(tmp_path_factory):
             "val": {"kind": "dataset", "path": str(tmp / "sweep"), "part": "val"},
             "test": {"kind": "coco", "annotations": str(tmp / "coco" / "annotations.json")},
         },
-        "train": {"sources": {"synth": 1.0}, "epochs": 2, "steps_per_epoch": 3, "batch_size": 4},
+        "train": {
+            "sources": {"synth": 1.0},
+            "epochs": 2,
+            "steps_per_epoch": 3,
+            "batch_size": 4,
+            "jitter": {"rotate": 10, "shear": 10, "elastic": 1.0},  # boxes/masks follow the warp
+        },
         "eval": ["val", "test"],
         "model": {"width": 8, "input_size": 64},
         "slices": {"source": "test", "factors": ["sweep.value"]},
@@ -297,7 +303,6 @@ def test_audit_cli_names_a_missing_model(tmp_path):
     ("change", "message"),
     [
         ({"data": {"m": {"kind": "mnist"}}}, "data.m.kind: got 'mnist', expected 'coco' or"),
-        ({"train": {"sources": {"m": 1.0}, "jitter": True}}, "train.jitter: is for classif"),
         ({"model": {"input_size": 100}}, "model.input_size: got 100, expected a multiple of 16"),
         ({"tasks": ["classification", "detection"]}, "tasks: classification trains its own"),
         ({"data": {"m": {"kind": "coco"}}}, "kind 'coco' needs annotations"),

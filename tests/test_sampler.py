@@ -207,3 +207,82 @@ def test_sample_scene_is_unchanged_from_the_baseline(name, index):
         assert {k: attrs[k] for k in pin["glyph"]} == pin["glyph"]
         assert list(attrs)[5:11] == list(pin["glyph"])  # between colour and material, as before
     assert _digest(scene) == pin["digest"]
+
+
+def _footprint(obj) -> np.ndarray:
+    from synthcv.scene import quat_to_matrix
+
+    xy = (obj.mesh.vertices @ quat_to_matrix(obj.orientation).T)[:, :2] + obj.position[:2]
+    return np.concatenate([xy.min(0), xy.max(0)])
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - iw * ih
+    return iw * ih / union
+
+
+def crowded(max_overlap: float | None, tries: int | None = None) -> Spec:
+    pose = {"x": {"uniform": [-0.15, 0.15]}, "y": {"uniform": [-0.15, 0.15]}, "rotation": "upright"}
+    if max_overlap is not None:
+        pose["max_overlap"] = max_overlap
+    if tries is not None:
+        pose["placement_tries"] = tries
+    return load_spec(
+        {
+            "seed": 3,
+            "count": 20,
+            "physics": {"enabled": False},
+            "objects": {
+                "count": 9,
+                "pose": pose,
+                "classes": {
+                    "c": {"asset": {"primitive": "cube"}, "scale": {"uniform": [0.8, 1.6]}}
+                },
+            },
+        }
+    )
+
+
+def test_max_overlap_keeps_every_pair_of_footprints_under_the_limit():
+    free = [sample_scene(crowded(None), i) for i in range(20)]
+    worst_free = max(
+        _iou(_footprint(a), _footprint(b))
+        for s in free
+        for a in s.objects
+        for b in s.objects
+        if a is not b
+    )
+    assert worst_free > 0.3  # the same layout without a limit does crowd
+    spec = crowded(0.1)
+    left_out = 0
+    for i in range(20):
+        scene = sample_scene(spec, i)
+        prints = [_footprint(o) for o in scene.objects]
+        for j, a in enumerate(prints):
+            for b in prints[j + 1 :]:
+                assert _iou(a, b) <= 0.1 + 1e-9
+        assert scene.factors["objects.count"] == len(scene.objects)
+        assert scene.factors["objects.count"] + scene.factors["objects.left_out"] == 9
+        assert [o.instance_id for o in scene.objects] == list(range(1, len(scene.objects) + 1))
+        left_out += scene.factors["objects.left_out"]
+    assert left_out > 0  # nine cubes rarely all fit: some are left out, and say so
+    again = sample_scene(spec, 7)
+    assert [o.position.tolist() for o in again.objects] == [
+        o.position.tolist() for o in sample_scene(spec, 7).objects
+    ]
+
+
+def test_fewer_placement_tries_leave_more_out_and_tries_need_a_limit():
+    many = sum(sample_scene(crowded(0.0, 200), i).factors["objects.left_out"] for i in range(10))
+    few = sum(sample_scene(crowded(0.0, 1), i).factors["objects.left_out"] for i in range(10))
+    assert few > many
+    with pytest.raises(Exception, match="max_overlap set too"):
+        crowded(None, 5)
+
+
+def test_an_unset_placement_limit_leaves_the_scene_hash_alone():
+    plain = crowded(None)
+    assert "max_overlap" not in plain.resolved()["objects"]["pose"]
+    assert crowded(0.2).scene_hash != plain.scene_hash

@@ -195,7 +195,7 @@ def test_wilson_and_mean_ci_known_values() -> None:
 def test_jitter_identity_determinism_and_elastic_size() -> None:
     import torch
 
-    from synthcv.tasks.train import Jitter
+    from synthcv.tasks.warps import Jitter
 
     x = torch.rand(4, 1, 28, 28)
     g = torch.Generator().manual_seed(0)

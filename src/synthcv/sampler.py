@@ -332,6 +332,8 @@ def sample_objects(
     weights /= weights.sum()
     objects: list[SceneObject] = []
     stack_top = 0.0
+    # Ground footprints of the objects placed so far, when placement limits their overlap.
+    footprints: list[np.ndarray] | None = None if os_.pose.max_overlap is None else []
     for _ in range(n_obj):
         ci = int(r.choice(len(names), p=weights))
         name = names[ci]
@@ -346,7 +348,10 @@ def sample_objects(
             asset_path=f"{path}.asset",
             look=cspec,
             path=path,
+            footprints=footprints,
         )
+        if d is None:
+            continue  # no room for it within max_overlap
         objects.append(
             SceneObject(
                 instance_id=len(objects) + 1,
@@ -356,7 +361,11 @@ def sample_objects(
                 **d._asdict(),
             )
         )
-    return objects, stack_top, {"objects.count": n_obj}
+    if footprints is None:
+        return objects, stack_top, {"objects.count": n_obj}
+    # With a placement limit the scene holds what was placed; what found no room is recorded.
+    left_out = n_obj - len(objects)
+    return objects, stack_top, {"objects.count": len(objects), "objects.left_out": left_out}
 
 
 def sample_distractors(
@@ -381,6 +390,7 @@ def sample_distractors(
             look=ds,
             path="distractors",
         )
+        assert d is not None  # distractors are placed without an overlap limit
         objects.append(
             SceneObject(
                 instance_id=first_id + len(objects) + 1,
@@ -414,10 +424,12 @@ def draw_object(
     asset_path: str,
     look: ClassSpec | DistractorsSpec,
     path: str,
-) -> tuple[DrawnObject, float]:
+    footprints: list[np.ndarray] | None = None,
+) -> tuple[DrawnObject | None, float]:
     """Draw one object, a class instance or a distractor, from ``r`` in this order: the asset
     (drawn at ``asset_path``), then ``look``'s scale, colour and material (at ``path``), then
-    the pose (:func:`_place`, which moves the drop stack's ``stack_top`` up)."""
+    the pose (:func:`_place`, which moves the drop stack's ``stack_top`` up). With
+    ``footprints`` (placement with ``max_overlap``) the object is None when it found no room."""
     from synthcv.assets import build_mesh, kinds, scale_mesh
 
     realized = realize_asset(draw, asset_path, asset, r)
@@ -426,8 +438,10 @@ def draw_object(
     material, mattrs = _material(draw, f"{path}.material", look.material, rgb, r, realized)
     mesh = scale_mesh(build_mesh(realized), scale)
     attrs = _object_attrs(mesh, realized, scale, hsv, kinds.kind_of(realized)) | mattrs
-    (position, orientation), stack_top = _place(spec, draw, r, mesh, stack_top)
-    return DrawnObject(mesh, position, orientation, material, attrs), stack_top
+    pose, stack_top = _place(spec, draw, r, mesh, stack_top, footprints)
+    if pose is None:
+        return None, stack_top
+    return DrawnObject(mesh, pose[0], pose[1], material, attrs), stack_top
 
 
 def _object_attrs(
@@ -449,9 +463,19 @@ def _object_attrs(
 
 
 def _place(
-    spec: Spec, draw: _Drawer, r: np.random.Generator, mesh: Any, stack_top: float
-) -> tuple[tuple[np.ndarray, np.ndarray], float]:
-    """Initial pose. With physics, objects are stacked in the air so none start overlapping."""
+    spec: Spec,
+    draw: _Drawer,
+    r: np.random.Generator,
+    mesh: Any,
+    stack_top: float,
+    footprints: list[np.ndarray] | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, float]:
+    """Initial pose. With physics, objects are stacked in the air so none start overlapping.
+
+    With ``footprints`` (``pose.max_overlap`` set), x and y are redrawn until the object's
+    ground footprint overlaps no earlier one by more than ``max_overlap`` (IoU of the xy
+    boxes): rejection sampling, like the real digit scenes' layout; after
+    ``placement_tries`` failures the pose is None and the object is left out."""
     ps = spec.objects.pose
     x = float(draw("objects.pose.x", ps.x, r))
     y = float(draw("objects.pose.y", ps.y, r))
@@ -466,7 +490,13 @@ def _place(
         q = _euler_quat(0.0, 0.0, yaw)
     else:
         q = _euler_quat(roll, pitch, yaw)
-    zs = (mesh.vertices @ quat_to_matrix(q).T)[:, 2]
+    posed = mesh.vertices @ quat_to_matrix(q).T
+    if footprints is not None:
+        placed = _find_room(ps, draw, r, posed, footprints, x, y)
+        if placed is None:
+            return None, stack_top
+        x, y = placed
+    zs = posed[:, 2]
     lo, hi = float(zs.min()), float(zs.max())
     base = spec.ground.height - lo + z
     if spec.physics.enabled:
@@ -475,3 +505,36 @@ def _place(
     else:
         pz = base
     return (np.array([x, y, pz]), q), stack_top
+
+
+def _find_room(
+    ps: Any,
+    draw: _Drawer,
+    r: np.random.Generator,
+    posed: np.ndarray,
+    footprints: list[np.ndarray],
+    x: float,
+    y: float,
+) -> tuple[float, float] | None:
+    """A position (x, y) whose footprint overlaps every placed one by at most
+    ``ps.max_overlap``, redrawing x and y from the pose's own distributions; None if none of
+    ``ps.placement_tries`` (default 50) positions fits. The found footprint is recorded."""
+    lo, hi = posed[:, :2].min(0), posed[:, :2].max(0)
+    tries = ps.placement_tries or 50
+    for attempt in range(tries):
+        if attempt:
+            x = float(draw("objects.pose.x", ps.x, r))
+            y = float(draw("objects.pose.y", ps.y, r))
+        box = np.array([x + lo[0], y + lo[1], x + hi[0], y + hi[1]])
+        if all(_box_iou(box, other) <= ps.max_overlap for other in footprints):
+            footprints.append(box)
+            return x, y
+    return None
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

@@ -369,6 +369,19 @@ class PoseSpec(StrictModel):
     roll: Angle = constant(0.0)  # degrees, used when rotation: euler
     pitch: Angle = constant(0.0)
     yaw: Angle = _range_or_dist([0.0, 360.0])
+    # Placement without crowding: the largest IoU an object's ground footprint (the xy box of
+    # its posed mesh) may have with an earlier object's; a position over it is redrawn (x and
+    # y only) up to `placement_tries` times, then the object is left out.
+    max_overlap: float | None = Field(None, ge=0, lt=1)
+    placement_tries: int | None = Field(None, ge=1, le=10_000)
+
+    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"max_overlap", "placement_tries"})
+
+    @model_validator(mode="after")
+    def _tries_need_a_limit(self) -> PoseSpec:
+        if self.placement_tries is not None and self.max_overlap is None:
+            raise ValueError("max_overlap set too (placement_tries applies only with it)")
+        return self
 
 
 class ClassSpec(StrictModel):

@@ -20,8 +20,10 @@ import torch.nn.functional as F
 
 from synthcv.tasks.detector import DenseDetector
 from synthcv.tasks.detector_targets import TargetConfig, collate, decode, encode
+from synthcv.tasks.instance_warp import warp_instances
 from synthcv.tasks.instances import Instances, InstanceSet, Predictions
 from synthcv.tasks.loop import Schedule, StepResult, run_epochs
+from synthcv.tasks.warps import Jitter
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class DetFitConfig:
     weight_decay: float = 1e-4
     steps_per_epoch: int | None = None
     photometric: Photometric | None = Photometric()
+    geometric: Jitter | None = None  # warps moving boxes, masks and keypoints with the pixels
     loss_weights: tuple[tuple[str, float], ...] = ()
 
 
@@ -240,11 +243,11 @@ def fit(
     weights = {**DEFAULT_WEIGHTS, **dict(cfg.loss_weights)}
 
     def step(batch: list[tuple[int, int]]) -> StepResult:
-        xs, tg = [], []
-        for src, idx in batch:
-            xs.append(boxed[src].images[idx])
-            tg.append(encode(boxed[src].targets[idx], size, size, tcfg))
-        x = torch.stack(xs).float() / 255.0
+        x = torch.stack([boxed[src].images[idx] for src, idx in batch]).float() / 255.0
+        targets = [boxed[src].targets[idx] for src, idx in batch]
+        if cfg.geometric is not None:
+            x, targets = warp_instances(x, targets, cfg.geometric, gen)
+        tg = [encode(t, size, size, tcfg) for t in targets]
         if cfg.photometric is not None:
             x = cfg.photometric(x, gen)
         parts = losses(model(x), collate(tg))

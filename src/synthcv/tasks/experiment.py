@@ -70,7 +70,7 @@ class StageSpec(_Strict):
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     steps_per_epoch: int | None = Field(None, ge=1)
-    jitter: bool | JitterSpec = True  # classification
+    jitter: bool | JitterSpec = True  # classification: on unless false; instances: off unless set
     photometric: bool | PhotometricSpec = True  # instance tasks
     replay: ReplaySpec | None = None
 
@@ -213,9 +213,6 @@ class ExperimentConfig(_Strict):
             )
         if "channels" not in self.model.model_fields_set:
             self.model = self.model.model_copy(update={"channels": 3})  # photos are colour
-        for where, st in stages:
-            if st is not None and "jitter" in st.model_fields_set:
-                raise FieldProblem(f"{where}.jitter", "is for classification; use photometric")
         for name, src in self.data.items():
             where = f"data.{name}"
             if src.kind in ("mnist", "samples"):

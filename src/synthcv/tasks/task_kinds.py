@@ -92,7 +92,8 @@ class Classification:
         return build_model(self._num_classes(), m.channels, width=m.width, dropout=m.dropout)
 
     def fit(self, model, srcs, ratios, stage, seed, evals, on_epoch, progress):
-        from synthcv.tasks.train import FitConfig, Jitter, fit
+        from synthcv.tasks.train import FitConfig, fit
+        from synthcv.tasks.warps import Jitter
 
         cfg = FitConfig(
             epochs=stage.epochs,
@@ -240,20 +241,30 @@ class InstanceTasks:
         )
 
     def fit(self, model, srcs, ratios, stage, seed, evals, on_epoch, progress):
-        from synthcv.tasks.detector_train import DetFitConfig, Photometric, fit
+        from synthcv.tasks.detector_train import fit
 
-        photometric = _options(stage.photometric, Photometric)
-        cfg = DetFitConfig(
+        cfg = self.fit_config(stage)
+        aligned = [self._align(s) for s in srcs]
+        ev = {n: self._align(e) for n, e in evals.items()}
+        return fit(model, aligned, ratios, cfg, seed, ev, on_epoch, progress)
+
+    @staticmethod
+    def fit_config(stage: Any) -> Any:
+        """A stage's :class:`DetFitConfig`. Geometric warps are opt-in here (unlike for
+        classification): a scene's layout already varies, and a warp resamples every mask."""
+        from synthcv.tasks.detector_train import DetFitConfig, Photometric
+        from synthcv.tasks.warps import Jitter
+
+        jitter = stage.jitter if "jitter" in stage.model_fields_set else False
+        return DetFitConfig(
             epochs=stage.epochs,
             batch_size=stage.batch_size,
             lr=stage.lr,
             weight_decay=stage.weight_decay,
             steps_per_epoch=stage.steps_per_epoch,
-            photometric=photometric,
+            photometric=_options(stage.photometric, Photometric),
+            geometric=_options(jitter, Jitter),
         )
-        aligned = [self._align(s) for s in srcs]
-        ev = {n: self._align(e) for n, e in evals.items()}
-        return fit(model, aligned, ratios, cfg, seed, ev, on_epoch, progress)
 
     def _predict(self, model: Any, data: Any) -> list[Any]:
         from synthcv.tasks.detector_train import predict

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,59 +20,7 @@ from torch import nn
 
 from synthcv.tasks.data import ArraySet
 from synthcv.tasks.loop import Schedule, StepResult, run_epochs
-
-
-@dataclass(frozen=True)
-class Jitter:
-    """Random warps applied per batch on the fly: affine (shift px, rotation °, scale, shear °)
-    plus an optional elastic field (``elastic`` px of displacement, smoothed over
-    ``elastic_sigma`` px). Label-preserving, and the classic way to widen a narrow source
-    (e.g. font glyphs) towards handwriting."""
-
-    shift: float = 2.0
-    rotate: float = 10.0
-    scale: float = 0.1
-    shear: float = 0.0
-    elastic: float = 0.0
-    elastic_sigma: float = 3.0
-
-    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        n, _, h, w = x.shape
-
-        def u(lo: float, hi: float) -> torch.Tensor:
-            return lo + (hi - lo) * torch.rand(n, generator=gen)
-
-        ang = torch.deg2rad(u(-self.rotate, self.rotate))
-        sh = torch.tan(torch.deg2rad(u(-self.shear, self.shear)))
-        s = u(1 - self.scale, 1 + self.scale)
-        tx = u(-self.shift, self.shift) * 2 / w
-        ty = u(-self.shift, self.shift) * 2 / h
-        cos, sin = torch.cos(ang) / s, torch.sin(ang) / s
-        # Rotation·scale, then a horizontal shear (x += sh·y), in grid coordinates.
-        theta = torch.stack(
-            [torch.stack([cos, -sin + cos * sh, tx], 1), torch.stack([sin, cos + sin * sh, ty], 1)],
-            1,
-        ).to(x.dtype)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        if self.elastic > 0:
-            grid = grid + self._elastic_field(n, h, w, gen).to(x.dtype)
-        return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
-
-    def _elastic_field(self, n: int, h: int, w: int, gen: torch.Generator) -> torch.Tensor:
-        """Smooth random displacement (N, H, W, 2) in grid units, ~``elastic`` px in size."""
-        noise = torch.rand(n, 2, h, w, generator=gen) * 2 - 1
-        r = max(1, round(2 * self.elastic_sigma))
-        t = torch.arange(-r, r + 1, dtype=torch.float32)
-        k = torch.exp(-0.5 * (t / self.elastic_sigma) ** 2)
-        k = k / k.sum()
-        field = noise.reshape(n * 2, 1, h, w)
-        field = F.conv2d(F.pad(field, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-        field = F.conv2d(F.pad(field, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
-        field = field.reshape(n, 2, h, w)
-        # Normalise so the typical displacement is `elastic` pixels whatever the smoothing.
-        field = field / field.flatten(1).std(dim=1).clamp_min(1e-6).view(n, 1, 1, 1)
-        scale = torch.tensor([2.0 / w, 2.0 / h]).view(1, 2, 1, 1) * self.elastic
-        return (field * scale).permute(0, 2, 3, 1)
+from synthcv.tasks.warps import Jitter
 
 
 def to_tensor(images: np.ndarray, channels: int = 1) -> torch.Tensor:
@@ -96,7 +44,7 @@ class FitConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     steps_per_epoch: int | None = None  # None: one pass over the (summed) sources
-    jitter: Jitter | None = Jitter()
+    jitter: Jitter | None = field(default_factory=Jitter)
     label_smoothing: float = 0.0
 
 
