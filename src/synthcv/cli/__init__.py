@@ -48,6 +48,7 @@ def _register() -> None:
     from synthcv.cli import (
         audit,
         augment,
+        compare,
         data_commands,
         experiment,
         generate,
@@ -59,6 +60,7 @@ def _register() -> None:
     data_commands.register(app)
     augment.register(app)
     audit.register(app)
+    compare.register(app)
     app.add_typer(genmodel.app, name="genmodel", help="Deep generative image models.")
     app.add_typer(
         experiment.app, name="experiment", help="Train-on-synthetic / test-on-real experiments."

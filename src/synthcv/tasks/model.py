@@ -49,6 +49,11 @@ class SmallCNN(nn.Module):
         # Centre inputs around 0 so the first conv sees symmetric data whatever the source.
         return self.head(self.features(x - 0.5))
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate hidden layer (N, 4×width): the feature space ``synthcv compare``
+        measures distributions in."""
+        return self.head[:-2](self.features(x - 0.5))
+
 
 def build_model(num_classes: int, in_channels: int = 1, **kwargs: object) -> SmallCNN:
     return SmallCNN(num_classes=num_classes, in_channels=in_channels, **kwargs)  # type: ignore[arg-type]
