@@ -252,3 +252,26 @@ def test_import_synthcv_does_not_load_conformance():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_inspect_conformance_reports_the_flagged_factor(dataset, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad"
+    shutil.copytree(dataset, bad)
+    _rewrite(bad / "samples.parquet", "camera.elevation", lambda v: 20 + (v - 20) / 2)
+    run = [sys.executable, "-m", "synthcv", "inspect"]
+    r = subprocess.run(
+        [*run, str(bad), "--no-verify", "--conformance", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["conformance"]["flagged"] == ["camera.elevation"]
+    r = subprocess.run(
+        [*run, str(dataset), "--conformance"], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0 and "0 flagged" in r.stdout, r.stderr

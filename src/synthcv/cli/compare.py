@@ -56,6 +56,7 @@ def compare(
         compare_sets,
         embedding_from_file,
         load_compare_source,
+        parse_source,
         pixel_embedding,
         reference_embedding,
         write_report,
@@ -79,6 +80,10 @@ def compare(
         emb = embedding_from_file(path)
     with errors.blame("--factor"):
         report = compare_sets(s, r, emb, k=k, factors=factor or None, bins=bins, seed=seed)
+    if parse_source(synth).kind == "dataset":
+        from synthcv.conformance import check_conformance
+
+        report.conformance = check_conformance(synth)
     typer.echo(report.to_markdown())
     if out is not None:
         paths = write_report(report, out, s, r)

@@ -18,6 +18,15 @@ def inspect(
     directory: Path = typer.Argument(..., metavar="DIR", help="Dataset directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Skip re-hashing every file."),
+    conformance: bool = typer.Option(
+        False,
+        "--conformance",
+        help="Also test every factor's realized values against its spec distribution "
+        "(KS / chi-square, Holm-corrected); flagged factors are reported, not an error.",
+    ),
+    alpha: float = typer.Option(
+        0.01, min=1e-12, max=0.5, help="Family-wise significance level of --conformance."
+    ),
 ) -> None:
     """Counts, class/status histograms, factor ranges and checksum verification."""
     import json
@@ -27,10 +36,18 @@ def inspect(
 
     ds = open_dataset(directory)
     summary = summarize(ds, verify=not no_verify)
+    report = None
+    if conformance:
+        from synthcv.conformance import check_conformance
+
+        report = check_conformance(directory, alpha=alpha)
+        summary["conformance"] = report.to_dict()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
         render(summary)
+        if report is not None:
+            typer.echo(report.to_markdown())
     check = summary["checksums"]
     if check is not None and not check["ok"]:
         typer.echo(

@@ -298,6 +298,7 @@ class CompareReport:
     farthest_real: list[dict[str, Any]]
     farthest_synth: list[dict[str, Any]]
     evidence: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    conformance: Any = None  # a synthcv.conformance.ConformanceReport when SYNTH is a dataset
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -312,6 +313,7 @@ class CompareReport:
             "realism_by_factor": self.factor_slices,
             "farthest_real": self.farthest_real,
             "farthest_synth": self.farthest_synth,
+            "conformance": None if self.conformance is None else self.conformance.to_dict(),
         }
 
     def to_markdown(self, top_slices: int = 15) -> str:
@@ -355,6 +357,9 @@ class CompareReport:
                     f"| {r['factor']} | {r['slice']} | {r['n']} | {r['acc']:.3f} | "
                     f"[{r['lo']:.3f}, {r['hi']:.3f}] |"
                 )
+        if self.conformance is not None:
+            lines += ["", "## Factor conformance (realized values vs the spec)", ""]
+            lines.append(self.conformance.to_markdown().rstrip())
         return "\n".join(lines)
 
 
