@@ -1,10 +1,13 @@
 """What are synthetic digits worth on real digits? Train on synthetic, test on real (TSTR).
 
 One command, one table: accuracy on the 1,000 real MNIST test digits (the fixed last 1,000 of
-mnist-real-8000.npz), mean ± 95% t-interval over seeds, for
+mnist-real-8000.npz) beside accuracy on the fixed validation part of the training digits (700
+digits, the experiments' ``part: val``), mean ± 95% t-interval over seeds. Real training rows
+draw only from the other 6,300 training digits, so nothing is chosen on the test digits: tune
+with ``--validation-only`` (the test digits are not even evaluated) and report test once.
 
-    real-7000                      all 7,000 real training digits
-    real-100                       100 real digits (class-balanced, re-drawn per seed)
+    real-6300                      the 6,300 real training-part digits (alias: real-7000)
+    real-100                       100 real training-part digits (class-balanced, per seed)
     procedural                     synthcv 3D digits only (hand + printed fonts, MNIST framing)
     pixelcnn                       class-conditional PixelCNN samples only
     procedural+pixelcnn            both synthetic sources, 50/50 per batch
@@ -12,7 +15,8 @@ mnist-real-8000.npz), mean ± 95% t-interval over seeds, for
     real-100+synthetic             real-100 mixed 50/50 per batch with synthetic
     procedural+3D-aug              procedural with label-aware augmentations (and its control)
 
-Targets from the issue: synthetic-only ≥ 95%; 100 real + synthetic ≥ 97.5%. Every row trains
+Targets (issue #16): synthetic-only ≥ 97.0% (the value of 100 real labels); 100 real +
+synthetic ≥ 98.5%; PixelCNN samples only ≥ 90%. Every row trains
 for the same number of gradient steps (``--epochs`` × 110 steps of 64), so rows differ only in
 their data. Rows whose data is missing are reported as skipped, with the flag that provides it.
 
@@ -24,7 +28,7 @@ Examples::
     # reuse existing data
     python benchmarks/digits_tstr.py --procedural out/digits --pixelcnn-samples samples.npz
     # quick harness check, real rows only
-    python benchmarks/digits_tstr.py --rows real-7000,real-100 --seeds 2 --epochs 2
+    python benchmarks/digits_tstr.py --rows real-6300,real-100 --seeds 2 --epochs 2
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 ROWS = [
-    "real-7000",
+    "real-6300",
     "real-100",
     "procedural",
     "pixelcnn",
@@ -50,13 +54,13 @@ ROWS = [
     "procedural-intensity",
     "procedural-intensity+3D-aug",
 ]
-ALIASES = {"procedural->real-100": "procedural→real-100"}
+ALIASES = {"procedural->real-100": "procedural→real-100", "real-7000": "real-6300"}
 STEPS_PER_EPOCH = 110  # ≈ one pass over 7,000 images at batch 64
 TARGETS = {
-    "procedural": 0.95,
-    "pixelcnn": 0.95,
-    "procedural+pixelcnn": 0.95,
-    "real-100+synthetic": 0.975,
+    "procedural": 0.97,
+    "pixelcnn": 0.90,
+    "procedural+pixelcnn": 0.97,
+    "real-100+synthetic": 0.985,
 }
 AUG_OPS = [
     {"op": "depth_of_field", "band": [0.005, 0.02], "per_metre": [20.0, 60.0], "max_sigma": 1.2},
@@ -110,6 +114,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/digits_tstr"))
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    p.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="evaluate on the validation part only (for tuning: the test digits stay unseen)",
+    )
     return p.parse_args(argv)
 
 
@@ -158,8 +167,9 @@ def row_config(
     """The experiment config of one row, or the reason it is skipped."""
     mnist = {"kind": "mnist", "path": str(args.mnist) if args.mnist else None}
     data: dict[str, Any] = {
-        "real7000": {**mnist, "split": "train"},
-        "real100": {**mnist, "split": "train", "n": 100},
+        "real6300": {**mnist, "split": "train", "part": "train"},
+        "real100": {**mnist, "split": "train", "part": "train", "n": 100},
+        "real_val": {**mnist, "split": "train", "part": "val"},
         "real_test": {**mnist, "split": "test"},
     }
     if proc is not None:
@@ -194,8 +204,8 @@ def row_config(
     recipe = "train"
     extra: dict[str, Any] = {}
     sources: dict[str, float]
-    if row == "real-7000":
-        sources = {"real7000": 1.0}
+    if row == "real-6300":
+        sources = {"real6300": 1.0}
     elif row == "real-100":
         sources = {"real100": 1.0}
     elif row == "procedural":
@@ -217,7 +227,7 @@ def row_config(
                 "steps_per_epoch": STEPS_PER_EPOCH,
                 "batch_size": 64,
             },
-            "reference": "real_test",
+            "reference": "real_val",
         }
     elif row == "real-100+synthetic":
         sources = {"real100": 0.5, "procedural": 0.5}
@@ -229,14 +239,15 @@ def row_config(
         sources = {"procedural_aug": 1.0}
     else:
         raise ValueError(f"--rows: unknown row {row!r}; choose from {ROWS}")
-    used = set(sources) | {"real_test"} | set(extra.get("finetune", {}).get("sources", {}))
+    evals = ["real_val"] if args.validation_only else ["real_val", "real_test"]
+    used = set(sources) | set(evals) | set(extra.get("finetune", {}).get("sources", {}))
     return {
         "name": f"digits_tstr/{row}",
         "recipe": recipe,
         "seeds": list(range(args.seeds)),
         "data": {k: v for k, v in data.items() if k in used},
         "train": {"sources": sources, **stage},
-        "eval": ["real_test"],
+        "eval": evals,
         "model": {"width": args.width},
         "threads": args.threads,
         **extra,
@@ -292,34 +303,41 @@ def main(argv: list[str] | None = None) -> int:
             cache=cache,
             experiment="digits_tstr",
         )
-        key = "finetune/real_test" if cfg["recipe"] == "finetune" else "real_test"
-        s = res["summary"][key]
+        prefix = "finetune/" if cfg["recipe"] == "finetune" else ""
+        val = res["summary"][f"{prefix}real_val"]
+        test = res["summary"].get(f"{prefix}real_test")
         results.append(
             {
                 "row": row,
-                "acc": s,
-                "per_seed": res["per_seed"][key],
+                "val_acc": val,
+                "acc": test,
+                "per_seed": res["per_seed"].get(f"{prefix}real_test"),
+                "val_per_seed": res["per_seed"][f"{prefix}real_val"],
                 "seconds": round(time.time() - t0, 1),
                 "run_id": res.get("run_id"),
             }
         )
-        print(f"      {fmt_ci(s)} %  ({results[-1]['seconds']} s)")
+        shown = f"test {fmt_ci(test)} %, " if test else ""
+        print(f"      {shown}val {fmt_ci(val)} %  ({results[-1]['seconds']} s)")
     lines = [
-        "| row | accuracy on 1,000 real test digits (%), mean ± 95% | per seed | target |",
-        "|---|---|---|---|",
+        "| row | test accuracy (1,000 real test digits), % | per seed | validation part "
+        "(700), % | target (test) |",
+        "|---|---|---|---|---|",
     ]
     for r in results:
         if "skipped" in r:
-            lines.append(f"| {r['row']} | skipped: {r['skipped']} | | |")
+            lines.append(f"| {r['row']} | skipped: {r['skipped']} | | | |")
             continue
         tgt = TARGETS.get(r["row"])
+        acc = r["acc"]
         mark = (
             ""
-            if tgt is None
-            else (f"≥ {tgt * 100:g} " + ("met" if r["acc"]["mean"] >= tgt else "not met"))
+            if tgt is None or acc is None
+            else (f"≥ {tgt * 100:g} " + ("met" if acc["mean"] >= tgt else "not met"))
         )
-        seeds = ", ".join(f"{v * 100:.2f}" for v in r["per_seed"])
-        lines.append(f"| {r['row']} | {fmt_ci(r['acc'])} | {seeds} | {mark} |")
+        seeds = ", ".join(f"{v * 100:.2f}" for v in r["per_seed"] or [])
+        shown = fmt_ci(acc) if acc else "— (validation only)"
+        lines.append(f"| {r['row']} | {shown} | {seeds} | {fmt_ci(r['val_acc'])} | {mark} |")
     table = "\n".join(lines)
     meta = {
         "argv": sys.argv[1:] if argv is None else argv,
