@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,3 +136,36 @@ def test_a_classifier_state_dict_is_a_feature_space(tmp_path, real):
     emb = embedding_from_file(tmp_path / "cnn.pt")
     feats = emb(real.images[:5])
     assert feats.shape == (5, 32) and np.isfinite(feats).all()
+
+
+def test_a_synthcv_dataset_is_compared_with_its_factors_and_conformance(tmp_path):
+    from synthcv.pipeline import generate
+    from synthcv.spec import load_spec
+
+    repo = Path(__file__).resolve().parents[1]
+    spec = load_spec(repo / "examples" / "digits_hand.yaml").with_count(40)
+    generate(spec, tmp_path / "digits", progress=False)
+    synth = load_compare_source(str(tmp_path / "digits"))
+    assert len(synth) == 40 and "glyph.font" in synth.factors
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "synthcv",
+            "compare",
+            str(tmp_path / "digits"),
+            "mnist:val",
+            "--embedding",
+            "pixels",
+            "--n",
+            "40",
+            "--factor",
+            "glyph.font",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "| glyph.font |" in r.stdout  # realism sliced by the font
+    assert "Factor conformance" in r.stdout and "0 flagged" in r.stdout
