@@ -98,6 +98,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a `synthcv genmodel train --conditional` run dir to sample from",
     )
     p.add_argument("--pixelcnn-n", type=int, default=10000)
+    p.add_argument(
+        "--pixelcnn-temperature",
+        type=float,
+        default=1.0,
+        help="sampling temperature for --pixelcnn-run (choose it with --validation-only)",
+    )
     p.add_argument("--mnist", type=Path, default=None, help="mnist-real-8000.npz path")
     p.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of rows")
     p.add_argument("--seeds", type=int, default=3)
@@ -154,6 +160,8 @@ def prepare_pixelcnn(args: argparse.Namespace) -> Path | None:
             str(args.pixelcnn_n),
             "--out",
             str(target),
+            "--temperature",
+            str(args.pixelcnn_temperature),
         ]
         print("sampling PixelCNN:", " ".join(cmd))
         subprocess.run(cmd, check=True)

@@ -350,8 +350,8 @@ def test_a_tracked_instance_run_logs_a_detector_that_audit_loads_from_mlflow(tmp
 def test_train_and_val_parts_of_one_source_never_overlap():
     """part: train / part: val carve one fixed split; cutting them at different fractions
     would overlap, so the config says so."""
+    from synthcv.realdata import validation_part
     from synthcv.tasks.experiment import validate_config
-    from synthcv.tasks.task_kinds import validation_part
     from synthcv.validation import ConfigError
 
     train, val = validation_part(50, "train", 0.2), validation_part(50, "val", 0.2)

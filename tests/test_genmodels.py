@@ -273,6 +273,40 @@ def test_cached_sampler_draws_exactly_what_the_naive_one_draws(name, setting, ex
     assert not torch.equal(model.sample(5, cond=y, seed=12), fast)
 
 
+def test_sampling_temperature_sharpens_and_one_is_the_model_itself():
+    from synthcv.genmodels.base import to_unit
+
+    shape = (1, 4, 4)
+    model = tiny("gated-pixelcnn", shape, 8, 2)
+    y = torch.tensor([0, 1] * 20)
+    base = model.sample(40, cond=y, seed=3)
+    assert torch.equal(model.sample(40, cond=y, seed=3, temperature=1.0), base)
+    # T -> 0 draws the mode at every step: each cold pixel is the most likely level given the
+    # pixels drawn before it (wherever the top two levels are not a near tie)
+    cold = model.sample(40, cond=y, seed=4, temperature=0.01)
+    with torch.no_grad():
+        params = model.eval().forward_params(to_unit(cold, 8), y)
+    lp = model.head.bin_log_probs(params.movedim(2, -1))
+    top2 = lp.topk(2, dim=-1).values
+    clear = (top2[..., 0] - top2[..., 1]) > 0.1
+    assert clear.float().mean() > 0.25
+    assert torch.equal(lp.argmax(-1)[clear], cold[clear])
+    # colder samples are more likely under the model, on average
+    loglik = {
+        t: model.log_prob(model.sample(40, y, seed=6, temperature=t), y).mean() for t in (1, 0.5)
+    }
+    assert loglik[0.5] > loglik[1]
+    # the cached and the naive sampler agree at any temperature
+    slow = model.sample(6, cond=y[:6], seed=5, temperature=0.7, cached=False)
+    assert torch.equal(model.sample(6, cond=y[:6], seed=5, temperature=0.7), slow)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="temperature must be a positive number"):
+            model.sample(2, cond=0, temperature=bad)
+    vae = tiny("conv-vae", (1, 8, 8), 256, 0)
+    with pytest.raises(ValueError, match="autoregressive"):
+        vae.sample(2, temperature=0.5)
+
+
 def test_cached_parameters_match_a_full_forward_pass():
     from synthcv.genmodels.base import to_unit
 

@@ -43,6 +43,26 @@ def test_mnist8000_fixed_split():
     assert set(np.unique(all_y)) == set(range(10))
 
 
+@pytest.mark.skipif(not HAVE_MNIST, reason="mnist-real-8000.npz not present")
+def test_mnist6300_leaves_the_experiments_validation_part_out_of_training():
+    from synthcv.realdata import MNIST_TRAIN_COUNT, validation_part
+
+    train_x, train_y = load_mnist8000("train")
+    val = validation_part(MNIST_TRAIN_COUNT, "val")
+    assert len(val) == 700
+    source = load_images("mnist6300", "train")
+    assert source.images.shape == (6300, 1, 28, 28)
+    # no validation digit is a training image, and every other training digit is
+    train_rows = {x.tobytes() for x in source.images[:, 0]}
+    assert not any(train_x[i].tobytes() in train_rows for i in val)
+    keep = np.setdiff1d(np.arange(MNIST_TRAIN_COUNT), val)
+    np.testing.assert_array_equal(source.images[:, 0], train_x[keep])
+    np.testing.assert_array_equal(source.labels, train_y[keep])
+    test = load_images("mnist6300", "test")
+    np.testing.assert_array_equal(test.images[:, 0], load_mnist8000("test")[0])
+    assert len(load_images("mnist6300", "all").images) == 7300
+
+
 def test_mnist8000_path_resolution_and_errors(tmp_path, monkeypatch):
     fake = tmp_path / "digits.npz"
     np.savez(fake, images=np.zeros((8000, 28, 28), np.uint8), labels=np.arange(8000) % 10)

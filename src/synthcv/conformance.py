@@ -392,6 +392,8 @@ def _derived_note(col: str) -> str:
         return f"{NOT_TESTED_DERIVED} (RGB of the HSV colour drawn at {head}.h/s/v)"
     if head == "camera.look_at":
         return f"{NOT_TESTED_DERIVED} (camera.look_at plus a uniform ±look_at_jitter)"
+    if col == "camera.frame.zoom":
+        return f"{NOT_TESTED_DERIVED} (the focal-length factor camera.frame applied)"
     if col == "objects.left_out":
         return f"{NOT_TESTED_DERIVED} (drawn objects that found no room)"
     return NOT_TESTED_DERIVED

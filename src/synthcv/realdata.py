@@ -15,8 +15,20 @@ import numpy as np
 MNIST_ENV_VAR = "SYNTHCV_MNIST"
 MNIST_RELATIVE = Path("..") / "shared" / "data" / "mnist" / "mnist-real-8000.npz"
 MNIST_TRAIN_COUNT = 7000
+VALIDATION_FRACTION = 0.1
+"""The experiments' default validation share (``part: val``): 700 of the 7,000 training digits."""
 
 Split = Literal["train", "test", "all"]
+
+
+def validation_part(n: int, part: str, fraction: float = VALIDATION_FRACTION) -> np.ndarray:
+    """Indexes of the ``part`` ('train' or 'val') of ``n`` items: a fixed, seed-independent
+    draw, so the validation split never moves between runs and never meets the training part.
+    """
+    order = np.random.default_rng(20261129).permutation(n)
+    k = max(1, round(n * fraction)) if n > 1 else 0
+    idx = order[:k] if part == "val" else order[k:]
+    return np.sort(idx)
 
 
 def _repo_root() -> Path:

@@ -9,6 +9,7 @@ and every backend renders the same scenes.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -250,6 +251,29 @@ def _renderer_spec() -> Any:
 RendererSpec = _renderer_spec()
 
 
+class FrameSpec(StrictModel):
+    """Frame the labelled objects the way a dataset's own preprocessing framed its images.
+
+    MNIST scaled each digit's ink to fit a 20 × 20 box and moved its centre of mass to the
+    middle of a 28 × 28 field; a camera that draws its distance at random cannot match that.
+    Per sample, after physics, the focal length and principal point change so that the
+    labelled objects' projected box has ``fit`` pixels on its larger side and its centre
+    (``box``: the box's; ``mass``: the camera-facing surface's area centroid) lands on pixel
+    ``at``. Only the intrinsics change, so every label follows exactly.
+    """
+
+    fit: float | None = Field(None, gt=0, le=8192)  # output pixels, larger side of the box
+    center: Literal["box", "mass"] = "box"
+    at: tuple[float, float] | None = None  # output pixel (x, y); default: the image centre
+
+    @field_validator("at")
+    @classmethod
+    def _finite_at(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not all(math.isfinite(c) and abs(c) <= 1e5 for c in v):
+            raise ValueError(f"got {list(v)}, expected two finite pixel coordinates")
+        return v
+
+
 class CameraSpec(StrictModel):
     distance: Length = constant(1.0)
     elevation: Elevation = constant(45.0)  # degrees above the ground plane
@@ -259,6 +283,9 @@ class CameraSpec(StrictModel):
     fov: num(0, 179, "degrees", lo_open=True, hi_open=True) = constant(45.0)  # vertical
     near: float = Field(0.01, gt=0, le=1e4)
     far: float = Field(20.0, gt=0, le=1e7)
+    frame: FrameSpec | None = None  # per-sample framing of the labelled objects (MNIST's)
+
+    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"frame"})
 
     @model_validator(mode="after")
     def _clipping_planes(self) -> CameraSpec:

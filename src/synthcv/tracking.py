@@ -353,10 +353,10 @@ def genmodel_data_inputs(data: str, mnist_path: str | None = None) -> dict[str, 
     directory or ``.npz`` file is hashed by :func:`dataset_hash`; ``sklearn-digits`` ships
     with scikit-learn and has no file of ours to hash.
     """
-    if data == "mnist8000":
+    if data in ("mnist8000", "mnist6300"):
         from synthcv.realdata import find_mnist8000
 
-        return {"mnist8000": dataset_hash(find_mnist8000(mnist_path))}
+        return {data: dataset_hash(find_mnist8000(mnist_path))}
     if data == "sklearn-digits":
         return {}
     return {Path(data).name: dataset_hash(data)}

@@ -277,6 +277,13 @@ def sample(
     batch_size: int | None = typer.Option(None),
     scale: int = typer.Option(4, help="PNG upscaling factor."),
     threads: int | None = typer.Option(None),
+    temperature: float = typer.Option(
+        1.0,
+        min=0.01,
+        max=10.0,
+        help="Sharpen (< 1) or flatten (> 1) every pixel's distribution: p^(1/T), "
+        "renormalized (autoregressive models).",
+    ),
 ) -> None:
     """Draw samples; .npz = images (N,H,W) uint8 + labels int64 (-1 if unconditional) + meta."""
     _threads(threads)
@@ -288,9 +295,22 @@ def sample(
     model, _ = _load_run(run_dir)
     if class_ is not None and model.num_classes == 0:
         raise typer.BadParameter("model is unconditional; drop --class", param_hint="--class")
+    if temperature != 1.0 and model.model_name == "conv-vae":
+        raise typer.BadParameter(
+            "temperature applies to autoregressive models, not conv-vae",
+            param_hint="--temperature",
+        )
     y = model.prepare_cond(class_, n)
     t0 = time.perf_counter()
-    x = model.sample(n, cond=y, seed=seed, cached=not naive, batch_size=batch_size, progress=True)
+    x = model.sample(
+        n,
+        cond=y,
+        seed=seed,
+        cached=not naive,
+        batch_size=batch_size,
+        progress=True,
+        temperature=temperature,
+    )
     dt = time.perf_counter() - t0
     images = to_hw_images(levels_to_uint8(x.numpy(), model.levels))
     meta = dict(
@@ -299,6 +319,7 @@ def sample(
         seed=seed,
         sampler="naive" if naive else "cached",
         levels=model.levels,
+        temperature=temperature,
     )
     labels = None if y is None else y.numpy()
     _write_image_out(out, lambda: image_grid(images), images, labels, meta, scale)

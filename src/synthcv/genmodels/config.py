@@ -38,7 +38,9 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     model: ModelName = Field("gated-pixelcnn", description="The model family.")
-    data: str = Field("mnist8000", description="mnist8000 | sklearn-digits | DATASET_DIR | X.npz")
+    data: str = Field(
+        "mnist8000", description="mnist8000 | mnist6300 | sklearn-digits | DATASET_DIR | X.npz"
+    )
     epochs: int = Field(
         10, ge=1, description="Epochs to train (with --resume: the total, counting done ones)."
     )

@@ -2,6 +2,9 @@
 
 Sources (``--data``):
 - ``mnist8000``: the 8,000 real digits; train = first 7,000, test = last 1,000.
+- ``mnist6300``: the same, with the experiments' fixed validation part (700 of the 7,000,
+  ``part: val``, :func:`synthcv.realdata.validation_part`) left out of train, so a model used
+  as a data source never sees the digits its downstream choices are tuned on; test = last 1,000.
 - ``sklearn-digits``: sklearn's 8x8 digits scaled to 0..255; train = first 1,500, test = rest.
 - ``PATH.npz``: ``images`` (N,H,W) or (N,H,W,C) uint8 and optional ``labels`` (e.g. written by
   ``genmodel sample``); test = the last ``max(1, N // 8)`` images.
@@ -19,7 +22,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from synthcv.realdata import load_mnist8000, load_sklearn_digits
+from synthcv.realdata import (
+    MNIST_TRAIN_COUNT,
+    load_mnist8000,
+    load_sklearn_digits,
+    validation_part,
+)
 from synthcv.targets import target_label
 
 if TYPE_CHECKING:  # loading data needs no torch; only the augmentation below does
@@ -107,6 +115,16 @@ def _load_dataset_dir(path: Path, split: str) -> ImageData:
     return ImageData(arr, np.asarray(labels, np.int64), len(classes), str(path), classes)
 
 
+def _without_validation_part(
+    images: np.ndarray, labels: np.ndarray, split: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The training digits minus the fixed validation part (``all`` keeps the test digits)."""
+    keep = validation_part(MNIST_TRAIN_COUNT, "train")
+    if split == "all":
+        keep = np.concatenate([keep, np.arange(MNIST_TRAIN_COUNT, len(images))])
+    return images[keep], labels[keep]
+
+
 def center_crop(images: np.ndarray, size: int) -> np.ndarray:
     """Central ``size`` x ``size`` crop of (N,C,H,W) images (small fast test problems)."""
     h, w = images.shape[2:]
@@ -127,8 +145,10 @@ def load_images(
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
     src = str(source)
-    if src == "mnist8000":
+    if src in ("mnist8000", "mnist6300"):
         im, lab = load_mnist8000(split, mnist_path)  # type: ignore[arg-type]
+        if src == "mnist6300" and split != "test":
+            im, lab = _without_validation_part(im, lab, split)
         data = ImageData(im[:, None], lab, 10, src, [str(d) for d in range(10)])
     elif src == "sklearn-digits":
         im, lab = load_sklearn_digits(split)  # type: ignore[arg-type]
@@ -141,7 +161,8 @@ def load_images(
             data = _load_dataset_dir(p, split)
         else:
             raise FileNotFoundError(
-                f"--data {src!r}: not 'mnist8000', 'sklearn-digits', an .npz file or a dataset "
+                f"--data {src!r}: not 'mnist8000', 'mnist6300', 'sklearn-digits', an .npz file or"
+                " a dataset "
                 "directory"
             )
     if crop:

@@ -130,9 +130,17 @@ class ConvVAE(GenerativeModel):
         return self.head.sample_from(flat, u.reshape(-1)).view(lp.shape[:-1])
 
     @torch.no_grad()
-    def sample(self, n, cond=None, seed=0, cached=True, batch_size=None, progress=False):
+    def sample(
+        self, n, cond=None, seed=0, cached=True, batch_size=None, progress=False, temperature=1.0
+    ):
         """z ~ N(0, I), then every dimension independently from p(x|z) (one decoder pass; the
-        ``cached`` flag has nothing to cache here)."""
+        ``cached`` flag has nothing to cache here). ``temperature`` is for autoregressive
+        models: a VAE takes only 1."""
+        if temperature != 1.0:
+            raise ValueError(
+                f"temperature applies to autoregressive models; {self.model_name} takes only 1,"
+                f" got {temperature}"
+            )
         was = self.training
         self.eval()
         try:

@@ -1,4 +1,4 @@
-"""One sample, in memory: sample the scene, settle it, render, downsample, label.
+"""One sample, in memory: sample the scene, settle it, frame it, render, downsample, label.
 
 This is the function tests and benchmarks call; the shard writer and the runners call it too.
 """
@@ -57,6 +57,10 @@ def render_sample(
 
     scene = sample_scene(spec, index, scene_hash=scene_hash)
     scene, phys = settle(scene, spec.physics)
+    if spec.camera.frame is not None:
+        from synthcv.pipeline.framing import frame_camera
+
+        scene = frame_camera(scene, spec.camera.frame, spec.image.supersample)
     result = renderer.render(scene)
     scene, result = downsample(scene, result, spec.image.supersample)
     return RenderedSample(scene, result, compute_labels(scene, result), phys)

@@ -77,8 +77,8 @@ def load_compare_source(
 ) -> ArraySet:
     """Load a source for comparison; ``n`` keeps a seeded random subset (class shares kept in
     expectation), so large sets compare in seconds."""
+    from synthcv.realdata import validation_part
     from synthcv.tasks.data import load_full
-    from synthcv.tasks.task_kinds import validation_part
 
     spec = parse_source(text)
     if spec.kind == "mnist" and mnist_path:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from synthcv.fileio import write_text_atomic
+from synthcv.realdata import validation_part
 
 
 class TaskKind(Protocol):
@@ -41,16 +42,6 @@ class TaskKind(Protocol):
     def slices(self, model: Any, data: Any, spec: Any) -> list[dict[str, Any]]: ...
     def artifacts(self, model: Any, evals: dict[str, Any], out: Path) -> list[Path]: ...
     def log_model_kwargs(self, data: Any, model: Any) -> dict[str, Any]: ...
-
-
-def validation_part(n: int, part: str, fraction: float) -> np.ndarray:
-    """Indexes of the ``part`` ('train' or 'val') of ``n`` items: a fixed, seed-independent
-    draw, so the validation split never moves between runs and never meets the training part.
-    """
-    order = np.random.default_rng(20261129).permutation(n)
-    k = max(1, round(n * fraction)) if n > 1 else 0
-    idx = order[:k] if part == "val" else order[k:]
-    return np.sort(idx)
 
 
 def _options(value: Any, build: Any) -> Any:
