@@ -519,6 +519,10 @@ def test_cli_train_eval_sample_complete_and_retrain_on_samples(tmp_path):
         assert list(z["labels"]) == [3] * 6
         meta = json.loads(str(z["meta"]))
         assert meta["model"] == "gated-pixelcnn" and meta["seed"] == 2
+        assert meta["temperature"] == 1.0
+    run_cli(["sample", run, "-n", 6, "--temperature", 0.5, "--out", tmp_path / "cold.npz"])
+    with np.load(tmp_path / "cold.npz") as z:
+        assert json.loads(str(z["meta"]))["temperature"] == 0.5
     run_cli(["sample", run, "-n", 4, "--out", tmp_path / "grid.png"])
     run_cli(["complete", run, "-n", 3, "--out", tmp_path / "c.png"])
     run_cli(["complete", run, "-n", 3, "--out", tmp_path / "c.npz"])
@@ -531,6 +535,10 @@ def test_cli_train_eval_sample_complete_and_retrain_on_samples(tmp_path):
         words = " ".join(res.output.replace("│", " ").split())  # rich wraps the error box
         assert res.exit_code == 2 and "use a .npz or .png file" in words
     assert not (tmp_path / "s.jpg").exists()
+    res = CliRunner().invoke(
+        app, ["sample", str(run), "--temperature", "0", "--out", str(tmp_path / "t.npz")]
+    )
+    assert res.exit_code == 2 and "--temperature" in res.output
     te = load_images("sklearn-digits", "test", limit=3).images[:, 0]
     with np.load(tmp_path / "c.npz") as z:
         assert np.array_equal(z["images"][:, :4], te[:, :4])  # the known top half is kept
