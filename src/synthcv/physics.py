@@ -6,12 +6,14 @@ dynamic mesh bodies). The simulation stops early once every body is at rest.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from synthcv.render.pybullet_lists import ReusedLists
 from synthcv.scene import Mesh, Scene
 from synthcv.spec import PhysicsSpec
 
@@ -37,7 +39,20 @@ def collision_shape(p: Any, client: int, mesh: Mesh) -> int:
             physicsClientId=client,
         )
     hull = _hull_vertices(mesh.unscaled or mesh) * np.asarray(mesh.scale_factors)
-    return p.createCollisionShape(p.GEOM_MESH, vertices=hull.tolist(), physicsClientId=client)
+    # pybullet never frees the lists it is given: hand it the same ones every time
+    vertices = _reused_lists().rows("hull", hull)
+    return p.createCollisionShape(p.GEOM_MESH, vertices=vertices, physicsClientId=client)
+
+
+_THREAD = threading.local()
+
+
+def _reused_lists() -> ReusedLists:
+    """This thread's lists (a list is refilled before each call: threads must not share)."""
+    lists = getattr(_THREAD, "lists", None)
+    if lists is None:
+        lists = _THREAD.lists = ReusedLists()
+    return lists
 
 
 @lru_cache(maxsize=256)

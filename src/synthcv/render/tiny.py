@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from synthcv.render import Backend, BackendOptions
+from synthcv.render.pybullet_lists import ReusedLists
 from synthcv.scene import Camera, Mesh, RenderResult, Scene
 
 # OpenCV camera (x right, y down, z forward) → OpenGL camera (x right, y up, z backward)
@@ -43,8 +44,8 @@ def depth_buffer_to_z(buf: np.ndarray, near: float, far: float) -> np.ndarray:
     return (far * near / (far - (far - near) * buf)).astype(np.float32)
 
 
-def _render_arrays(mesh: Mesh) -> tuple[list, list, list, list | None]:
-    """Per-corner vertices/normals (smooth where faces meet gently, else flat) and UVs."""
+def _render_arrays(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per-corner vertices and normals (smooth where faces meet gently, else flat) and UVs."""
     v, f = mesh.vertices, mesh.faces
     tri = v[f]  # (F, 3, 3)
     fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
@@ -56,18 +57,12 @@ def _render_arrays(mesh: Mesh) -> tuple[list, list, list, list | None]:
     corner_n = vn[f]  # (F, 3, 3)
     sharp = np.einsum("fkc,fc->fk", corner_n, fn) < np.cos(np.radians(SMOOTH_ANGLE_DEG))
     corner_n = np.where(sharp[..., None], fn[:, None, :], corner_n)
-    uvs = mesh.uv[f].reshape(-1, 2).tolist() if mesh.uv is not None else None
-    n_corners = 3 * len(f)
-    return (
-        tri.reshape(-1, 3).tolist(),
-        corner_n.reshape(-1, 3).tolist(),
-        list(range(n_corners)),
-        uvs,
-    )
+    uvs = mesh.uv[f].reshape(-1, 2) if mesh.uv is not None else None
+    return tri.reshape(-1, 3), corner_n.reshape(-1, 3), uvs
 
 
 @lru_cache(maxsize=256)
-def _cached_arrays(mesh: Mesh) -> tuple[list, list, list, list | None]:
+def _cached_arrays(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Meshes are immutable and hashed by identity, so their render arrays can be reused."""
     return _render_arrays(mesh)
 
@@ -99,6 +94,7 @@ class TinyRenderer:
         self._client = p.connect(p.DIRECT)
         self._textures: dict[str, int] = {}
         self._frames = 0
+        self._lists = ReusedLists()  # pybullet leaks the lists it is given: reuse them
 
     def close(self) -> None:
         if self._client is not None:
@@ -140,13 +136,14 @@ class TinyRenderer:
     def _visual(self, mesh: Mesh, rgba: list[float], specular: list[float]) -> int:
         """Visual shape from the cached arrays of the unscaled mesh, scaled by pybullet."""
         p, c = self._p, self._client
-        verts, normals, idx, uvs = _cached_arrays(mesh.unscaled or mesh)
-        kwargs: dict[str, Any] = {"uvs": uvs} if uvs is not None else {}
+        verts, normals, uvs = _cached_arrays(mesh.unscaled or mesh)
+        lists = self._lists
+        kwargs: dict[str, Any] = {"uvs": lists.rows("uvs", uvs)} if uvs is not None else {}
         return p.createVisualShape(
             p.GEOM_MESH,
-            vertices=verts,
-            indices=idx,
-            normals=normals,
+            vertices=lists.rows("vertices", verts),
+            indices=lists.flat("indices", np.arange(len(verts))),
+            normals=lists.rows("normals", normals),
             rgbaColor=rgba,
             specularColor=specular,
             meshScale=list(mesh.scale_factors),
@@ -179,12 +176,13 @@ class TinyRenderer:
             g = scene.ground
             s = g.size / 2
             reps = g.size * g.material.texture_scale
+            lists = self._lists
             vid = p.createVisualShape(
                 p.GEOM_MESH,
-                vertices=[[-s, -s, 0], [s, -s, 0], [s, s, 0], [-s, s, 0]],
-                indices=[0, 1, 2, 0, 2, 3],
-                normals=[[0, 0, 1]] * 4,
-                uvs=[[0, 0], [reps, 0], [reps, reps], [0, reps]],
+                vertices=lists.rows("vertices", [[-s, -s, 0], [s, -s, 0], [s, s, 0], [-s, s, 0]]),
+                indices=lists.flat("indices", [0, 1, 2, 0, 2, 3]),
+                normals=lists.rows("normals", [[0, 0, 1]] * 4),
+                uvs=lists.rows("uvs", [[0, 0], [reps, 0], [reps, reps], [0, reps]]),
                 rgbaColor=[*g.material.color, 1.0],
                 specularColor=[0.05, 0.05, 0.05],
                 physicsClientId=c,
