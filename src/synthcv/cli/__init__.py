@@ -53,6 +53,7 @@ def _register() -> None:
         experiment,
         generate,
         genmodel,
+        monitor,
         realdata,
     )
 
@@ -61,6 +62,7 @@ def _register() -> None:
     augment.register(app)
     audit.register(app)
     compare.register(app)
+    monitor.register(app)
     app.add_typer(genmodel.app, name="genmodel", help="Deep generative image models.")
     app.add_typer(
         experiment.app, name="experiment", help="Train-on-synthetic / test-on-real experiments."
