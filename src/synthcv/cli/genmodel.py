@@ -274,7 +274,12 @@ def sample(
     naive: bool = typer.Option(
         False, help="Use the slow naive sampler (the cached one is default)."
     ),
-    batch_size: int | None = typer.Option(None),
+    batch_size: int = typer.Option(
+        1000,
+        min=1,
+        help="Images sampled at once: the cached sampler holds every layer's activations for "
+        "the batch (10,000 at once with 64 channels exceeded 24 GB and was killed).",
+    ),
     scale: int = typer.Option(4, help="PNG upscaling factor."),
     threads: int | None = typer.Option(None),
     temperature: float = typer.Option(
