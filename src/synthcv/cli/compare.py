@@ -20,6 +20,27 @@ def _cache_dir() -> Path:
     return Path(base) / "synthcv" if base else Path.home() / ".cache" / "synthcv"
 
 
+def resolve_embedding(
+    embedding: str, cache: Path | None, mnist: str | None, seed: int, allow_none: bool = False
+):
+    """``--embedding``: 'auto' (the cached MNIST CNN), 'pixels', 'none' where allowed, or a
+    SmallCNN state-dict file; anything else is a usage error naming the flag."""
+    from synthcv.tasks.compare import embedding_from_file, pixel_embedding, reference_embedding
+
+    if embedding == "auto":
+        return reference_embedding(cache or _cache_dir(), mnist, seed, progress=True)
+    if embedding == "pixels":
+        return pixel_embedding()
+    if embedding == "none" and allow_none:
+        return None
+    if not Path(embedding).is_file():
+        words = "'auto', 'pixels', 'none'" if allow_none else "'auto', 'pixels'"
+        raise typer.BadParameter(
+            f"{embedding}: expected {words} or a .pt file that exists", param_hint=["--embedding"]
+        )
+    return embedding_from_file(Path(embedding))
+
+
 def compare(
     synth: str = typer.Argument(..., help=f"The synthetic set: {SOURCE_HELP}."),
     real: str = typer.Argument(..., help=f"The real set: {SOURCE_HELP}."),
@@ -52,32 +73,13 @@ def compare(
     """Compare SYNTH with REAL in a classifier's feature space: precision (realism), recall
     (coverage of real), density, coverage, a Fréchet distance beside its real-vs-real floor,
     per-class figures, realism by synthetic factor, and the farthest samples as pictures."""
-    from synthcv.tasks.compare import (
-        compare_sets,
-        embedding_from_file,
-        load_compare_source,
-        parse_source,
-        pixel_embedding,
-        reference_embedding,
-        write_report,
-    )
+    from synthcv.tasks.compare import compare_sets, load_compare_source, parse_source, write_report
 
     with errors.blame("SYNTH"):
         s = load_compare_source(synth, n, seed, mnist)
     with errors.blame("REAL"):
         r = load_compare_source(real, n, seed + 1, mnist)
-    if embedding == "auto":
-        emb = reference_embedding(cache or _cache_dir(), mnist, seed, progress=True)
-    elif embedding == "pixels":
-        emb = pixel_embedding()
-    else:
-        path = Path(embedding)
-        if not path.is_file():
-            raise typer.BadParameter(
-                f"{embedding}: expected 'auto', 'pixels' or a .pt file that exists",
-                param_hint=["--embedding"],
-            )
-        emb = embedding_from_file(path)
+    emb = resolve_embedding(embedding, cache, mnist, seed)
     with errors.blame("--factor"):
         report = compare_sets(s, r, emb, k=k, factors=factor or None, bins=bins, seed=seed)
     if parse_source(synth).kind == "dataset":

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from synthcv.cli import errors
-from synthcv.cli.compare import SOURCE_HELP, _cache_dir
+from synthcv.cli.compare import SOURCE_HELP, resolve_embedding
 
 #: Exit status when drift is found (0: none; 2: bad input; 1: a runtime failure).
 DRIFT_EXIT_CODE = 3
@@ -44,30 +44,13 @@ def monitor(
     from synthcv.monitor.drift import detect_drift
     from synthcv.monitor.features import image_features
     from synthcv.monitor.report import to_markdown, write_report
-    from synthcv.tasks.compare import (
-        embedding_from_file,
-        load_compare_source,
-        pixel_embedding,
-        reference_embedding,
-    )
+    from synthcv.tasks.compare import load_compare_source
 
     with errors.blame("REFERENCE"):
         ref = load_compare_source(reference, n, seed, mnist)
     with errors.blame("CURRENT"):
         cur = load_compare_source(current, n, seed + 1, mnist)
-    emb = None
-    if embedding == "auto":
-        emb = reference_embedding(cache or _cache_dir(), mnist, 0, progress=True)
-    elif embedding == "pixels":
-        emb = pixel_embedding()
-    elif embedding != "none":
-        path = Path(embedding)
-        if not path.is_file():
-            raise typer.BadParameter(
-                f"{embedding}: expected 'auto', 'pixels', 'none' or a .pt file that exists",
-                param_hint=["--embedding"],
-            )
-        emb = embedding_from_file(path)
+    emb = resolve_embedding(embedding, cache, mnist, 0, allow_none=True)
     report = detect_drift(
         ref.images,
         cur.images,
