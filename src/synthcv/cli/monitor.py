@@ -42,7 +42,6 @@ def monitor(
     """Has CURRENT drifted from REFERENCE? Per-feature tests on image statistics, the class mix
     and a classifier's embedding; exit 0 when nothing drifted, 3 when drift is found."""
     from synthcv.monitor.drift import detect_drift
-    from synthcv.monitor.features import image_features
     from synthcv.monitor.report import to_markdown, write_report
     from synthcv.tasks.compare import load_compare_source
 
@@ -66,9 +65,7 @@ def monitor(
     report.meta["embedding"] = None if emb is None else emb.name
     typer.echo(to_markdown(report))
     if out is not None:
-        ref_f, cur_f = image_features(ref.images), image_features(cur.images)
-        values = {k: (ref_f[k], cur_f[k]) for k in ref_f if k in cur_f}
-        paths = write_report(report, out, values)
+        paths = write_report(report, out)
         typer.echo(f"wrote {', '.join(str(p) for p in paths)}")
     if report.drifted:
         raise typer.Exit(DRIFT_EXIT_CODE)

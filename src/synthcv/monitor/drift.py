@@ -59,6 +59,8 @@ class DriftReport:
     features: list[FeatureDrift]
     embedding: FeatureDrift | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: feature -> (reference values, current values): what the report's histograms draw
+    values: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
     def tests(self) -> list[FeatureDrift]:
@@ -74,6 +76,7 @@ class DriftReport:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        del d["values"]
         d["drifted"] = self.drifted
         d["drifted_features"] = [f.feature for f in self.drifted_features]
         return d
@@ -233,6 +236,7 @@ def detect_drift(
         alpha=alpha,
         features=rows,
         embedding=emb,
+        values={f: (ref_f[f], cur_f[f]) for f in shared},
     )
     _holm(report.tests, alpha)
     return report

@@ -48,18 +48,25 @@ HEADER = ["feature", "test", "reference mean", "current mean", "statistic", "p (
           "Wasserstein/std", "PSI", "drifted"]  # fmt: skip
 
 
-def to_markdown(report: DriftReport) -> str:
-    verdict = (
+def _verdict(report: DriftReport) -> str:
+    """One sentence: what was found, on how many images, at which alpha (markdown bold)."""
+    found = (
         f"**Drift found** in {len(report.drifted_features)} of {len(report.tests)} tests: "
         + ", ".join(f.feature for f in report.drifted_features)
         if report.drifted
         else f"No drift found ({len(report.tests)} tests)"
     )
+    return (
+        f"{found}. {report.n_current} current vs {report.n_reference} reference images; "
+        f"alpha {report.alpha} over all p-values (Holm–Bonferroni)."
+    )
+
+
+def to_markdown(report: DriftReport) -> str:
     lines = [
         f"# {report.current} vs {report.reference}",
         "",
-        f"{verdict}. {report.n_current} current vs {report.n_reference} reference images; "
-        f"alpha {report.alpha} over all p-values (Holm–Bonferroni).",
+        _verdict(report),
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),
@@ -89,11 +96,11 @@ def _histogram_png(name: str, ref: np.ndarray, cur: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def to_html(report: DriftReport, values: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
+def to_html(report: DriftReport) -> str:
     """One self-contained page: the verdict, the table and a histogram per image feature."""
     esc = html.escape
     colour = "#b00020" if report.drifted else "#1b5e20"
-    md = to_markdown(report).splitlines()[2]
+    md = _verdict(report)
     head = "".join(f"<th>{esc(h)}</th>" for h in HEADER)
     body = "".join(
         "<tr>" + "".join(f"<td>{esc(c.replace('**', ''))}</td>" for c in r) + "</tr>"
@@ -101,7 +108,7 @@ def to_html(report: DriftReport, values: dict[str, tuple[np.ndarray, np.ndarray]
     )
     plots = "".join(
         f'<img alt="{esc(k)}" src="data:image/png;base64,{_histogram_png(k, *v)}">'
-        for k, v in values.items()
+        for k, v in report.values.items()
     )
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
@@ -124,15 +131,13 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def write_report(
-    report: DriftReport, out: Path, values: dict[str, tuple[np.ndarray, np.ndarray]]
-) -> list[Path]:
+def write_report(report: DriftReport, out: Path) -> list[Path]:
     """Write drift.json, drift.md and drift.html into ``out``; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
     files = {
         out / "drift.json": json.dumps(_jsonable(report.to_dict()), indent=2) + "\n",
         out / "drift.md": to_markdown(report),
-        out / "drift.html": to_html(report, values),
+        out / "drift.html": to_html(report),
     }
     for path, text in files.items():
         write_text_atomic(path, text)
