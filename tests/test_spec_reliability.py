@@ -505,3 +505,20 @@ def test_a_spec_with_relative_files_seeds_the_same_samples_wherever_it_lies(tmp_
         )
     assert hashes[0] == hashes[1]
     assert trees[0] == trees[1]
+
+
+def test_patch_replace_swaps_a_parent_distribution_whole(tmp_path):
+    _write(tmp_path, "camera: {elevation: {normal: [60, 5], clip: [40, 80]}}\n" + CUBE, "base.yaml")
+    merged = _write(
+        tmp_path, "extends: base.yaml\ncamera: {elevation: {uniform: [10, 20]}}\n", "m.yaml"
+    )
+    with pytest.raises(SpecError, match=r"camera\.elevation"):
+        load_spec(merged)  # a plain mapping merges into the parent's: two kinds, refused
+    child = _write(
+        tmp_path,
+        "extends: base.yaml\ncamera: {elevation: {$patch: replace, uniform: [10, 20]}}\n",
+        "child.yaml",
+    )
+    spec = load_spec(child)
+    assert spec.resolved()["camera"]["elevation"] == {"uniform": [10.0, 20.0]}
+    assert "$patch" not in json.dumps(spec.resolved())

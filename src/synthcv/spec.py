@@ -628,12 +628,27 @@ def _as_written(value: Any, written: dict[str, str]) -> Any:
     return value
 
 
+#: In a spec that ``extends:`` another, a mapping holding ``$patch: replace`` replaces the
+#: parent's value whole instead of merging into it (Kubernetes' strategic-merge directive):
+#: ``yaw: {$patch: replace, uniform: [-40, 40]}`` over ``yaw: {normal: [0, 10], clip: ...}``.
+PATCH_KEY = "$patch"
+
+
+def _without_patch(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _without_patch(x) for k, x in v.items() if k != PATCH_KEY}
+    return v
+
+
 def _deep_merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
-        out[k] = (
-            _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        )
+        if isinstance(v, dict) and v.get(PATCH_KEY) == "replace":
+            out[k] = _without_patch(v)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = _without_patch(v)
     return out
 
 

@@ -24,6 +24,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -439,3 +440,78 @@ def load_logged_torch_model(uri: str) -> Any:
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         mlflow.set_tracking_uri(default_tracking_uri())
     return mlflow.pytorch.load_model(uri, map_location="cpu")
+
+
+# -- the Model Registry: the champion alias synthcv loop moves (call inside a tracked run) ------
+
+CHAMPION_ALIAS = "champion"
+
+
+@dataclass
+class Champion:
+    model: Any
+    version: str
+    uri: str
+
+
+def _registry_client() -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def current_champion(name: str) -> Champion | None:
+    """The model the ``champion`` alias of registered model ``name`` points at, or None."""
+    import mlflow.pytorch
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = _registry_client().get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except MlflowException:
+        return None
+    uri = f"models:/{name}@{CHAMPION_ALIAS}"
+    model = mlflow.pytorch.load_model(uri, map_location="cpu").eval()
+    return Champion(model, str(mv.version), uri)
+
+
+def register_model_version(model: Any, name: str, tags: Mapping[str, str], example: Any) -> str:
+    """Log ``model`` to the active run (pickled: the module itself, its ``embed()`` too, not a
+    pt2 graph; ``example`` float32 (N, C, H, W) inputs give its signature) and register it as a
+    new version of ``name``; returns the version."""
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    info = mlflow.pytorch.log_model(
+        model.eval(),
+        name="model",
+        input_example=example,
+        serialization_format="pickle",
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+    )
+    mv = mlflow.register_model(info.model_uri, name, tags=dict(tags))
+    return str(mv.version)
+
+
+def find_model_version(name: str, key: str, value: str) -> str | None:
+    """A version of ``name`` already tagged ``key=value`` (e.g. registered by an earlier,
+    interrupted pass over the same batch)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = _registry_client().search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    for mv in versions:
+        if (mv.tags or {}).get(key) == value:
+            return str(mv.version)
+    return None
+
+
+def set_champion(name: str, version: str) -> None:
+    _registry_client().set_registered_model_alias(name, CHAMPION_ALIAS, version)
+
+
+def load_model_version(name: str, version: str) -> Any:
+    """Version ``version`` of registered model ``name``, from the configured store."""
+    return load_logged_torch_model(f"models:/{name}/{version}").eval()

@@ -53,6 +53,7 @@ def _register() -> None:
         experiment,
         generate,
         genmodel,
+        loop,
         monitor,
         realdata,
     )
@@ -63,6 +64,7 @@ def _register() -> None:
     audit.register(app)
     compare.register(app)
     monitor.register(app)
+    loop.register(app)
     app.add_typer(genmodel.app, name="genmodel", help="Deep generative image models.")
     app.add_typer(
         experiment.app, name="experiment", help="Train-on-synthetic / test-on-real experiments."

@@ -1,4 +1,5 @@
-"""``synthcv monitor REFERENCE CURRENT``: data drift, with an exit code a pipeline branches on."""
+"""``synthcv monitor REFERENCE CURRENT``: data, prediction and performance drift, with an exit
+code a pipeline branches on."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 import typer
 
 from synthcv.cli import errors
-from synthcv.cli.compare import SOURCE_HELP, resolve_embedding
+from synthcv.cli.compare import resolve_embedding
+from synthcv.monitor.sources import SOURCE_HELP
 
 #: Exit status when drift is found (0: none; 2: bad input; 1: a runtime failure).
 DRIFT_EXIT_CODE = 3
@@ -23,6 +25,15 @@ def monitor(
         callback=errors.output_dir,
         help="Write drift.json, drift.md and drift.html here.",
     ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="A classifier (.pt checkpoint or state dict, a directory holding model.pt, or an "
+        "MLflow URI runs:/... or models:/NAME@ALIAS): adds prediction drift, its embedding, "
+        "and with labels accuracy, calibration (ECE) and slices; a label-free estimate always. "
+        "Or a detector (anything `synthcv audit` takes) on COCO / synthcv sets: detection "
+        "counts, scores, sizes and classes, and COCO AP.",
+    ),
     n: int | None = typer.Option(
         None, min=2, help="Use a seeded random subset of at most N images of each set."
     ),
@@ -31,42 +42,67 @@ def monitor(
     ),
     embedding: str = typer.Option(
         "auto",
-        help="Embedding drift (MMD): 'auto' (the cached MNIST CNN of `synthcv compare`), "
-        "'pixels', 'none', or a SmallCNN state-dict .pt file.",
+        help="Embedding drift (MMD): 'auto' (the --model's own features, else the cached "
+        "MNIST CNN of `synthcv compare`), 'pixels', 'none', or a SmallCNN state-dict .pt file.",
     ),
     permutations: int = typer.Option(200, min=19, help="Permutations of the MMD test."),
     mnist: str | None = typer.Option(None, help="Path of mnist-real-8000.npz (default: found)."),
     cache: Path | None = typer.Option(None, help="Where the default embedding is cached."),
     seed: int = typer.Option(0, help="Seed of the subsets and the permutations."),
+    track: bool = typer.Option(
+        True, "--track/--no-track", help="Log the run to MLflow (SYNTHCV_TRACKING=0 disables)."
+    ),
 ) -> None:
-    """Has CURRENT drifted from REFERENCE? Per-feature tests on image statistics, the class mix
-    and a classifier's embedding; exit 0 when nothing drifted, 3 when drift is found."""
-    from synthcv.monitor.drift import detect_drift
+    """Has CURRENT drifted from REFERENCE? Per-feature tests on image statistics, objects, the
+    class mix, a model's predictions and embedding; exit 0 when nothing drifted, 3 when drift
+    is found."""
     from synthcv.monitor.report import to_markdown, write_report
-    from synthcv.tasks.compare import load_compare_source
+    from synthcv.monitor.run import monitor_sets, track_monitor
+    from synthcv.monitor.sources import load_monitor_source
 
     with errors.blame("REFERENCE"):
-        ref = load_compare_source(reference, n, seed, mnist)
+        ref = load_monitor_source(reference, n, seed, mnist)
     with errors.blame("CURRENT"):
-        cur = load_compare_source(current, n, seed + 1, mnist)
-    emb = resolve_embedding(embedding, cache, mnist, 0, allow_none=True)
-    report = detect_drift(
-        ref.images,
-        cur.images,
-        reference_labels=ref.labels,
-        current_labels=cur.labels,
-        reference_embedding=None if emb is None else emb(ref.images),
-        current_embedding=None if emb is None else emb(cur.images),
+        cur = load_monitor_source(current, n, seed + 1, mnist)
+    clf, clf_name = None, ""
+    if model is not None:
+        from synthcv.monitor.run import load_monitor_model
+
+        with errors.blame("--model"):
+            clf, clf_name = load_monitor_model(model)
+    emb = None
+    if not (embedding == "auto" and clf is not None and hasattr(clf, "in_channels")):
+        emb = resolve_embedding(embedding, cache, mnist, 0, allow_none=True)
+    report = monitor_sets(
+        ref,
+        cur,
+        model=clf,
+        model_name=clf_name,
+        embedding=emb,
+        embedding_name=None if emb is None else emb.name,
         alpha=alpha,
         permutations=permutations,
         seed=seed,
-        names=(reference, current),
     )
-    report.meta["embedding"] = None if emb is None else emb.name
     typer.echo(to_markdown(report))
-    if out is not None:
-        paths = write_report(report, out)
-        typer.echo(f"wrote {', '.join(str(p) for p in paths)}")
+    files = write_report(report, out) if out is not None else []
+    if files:
+        typer.echo(f"wrote {', '.join(str(p) for p in files)}")
+    params = {
+        "alpha": alpha,
+        "n": n,
+        "embedding": embedding,
+        "model": model,
+        "permutations": permutations,
+        "seed": seed,
+    }
+    track_monitor(
+        report,
+        {"reference": ref.digest, "current": cur.digest},
+        params,
+        files,
+        enabled=None if track else False,  # SYNTHCV_TRACKING=0 still switches it off
+    )
     if report.drifted:
         raise typer.Exit(DRIFT_EXIT_CODE)
 

@@ -14,6 +14,7 @@ chance of any alarm is at most ``alpha``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,6 +23,8 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from synthcv.monitor.features import COLOUR_FEATURES, FEATURES, image_features
+from synthcv.monitor.model_checks import Outputs
+from synthcv.monitor.sources import OBJECT_FEATURES
 
 LARGE_N = 1000
 WASSERSTEIN_THRESHOLD = 0.1
@@ -59,6 +62,8 @@ class DriftReport:
     features: list[FeatureDrift]
     embedding: FeatureDrift | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: performance, calibration, estimate and slices when a model was given (model_checks)
+    model: dict[str, Any] | None = None
     #: feature -> (reference values, current values): what the report's histograms draw
     values: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
@@ -121,13 +126,15 @@ def _numeric(name: str, meaning: str, ref: np.ndarray, cur: np.ndarray) -> Featu
     )
 
 
-def _class_mix(ref: np.ndarray, cur: np.ndarray) -> FeatureDrift:
+def _class_mix(
+    ref: np.ndarray, cur: np.ndarray, name: str = "class_mix", meaning: str = "share of each label"
+) -> FeatureDrift:
     classes = np.union1d(ref, cur)
     r = np.array([(ref == k).sum() for k in classes], dtype=np.float64)
     c = np.array([(cur == k).sum() for k in classes], dtype=np.float64)
     common = dict(
-        feature="class_mix",
-        meaning="share of each label",
+        feature=name,
+        meaning=meaning,
         reference_mean=float("nan"),
         current_mean=float("nan"),
     )
@@ -184,9 +191,17 @@ def _holm(tests: list[FeatureDrift], alpha: float) -> None:
 
 
 def detect_drift(
-    reference: np.ndarray,
-    current: np.ndarray,
+    reference: np.ndarray | Sequence[np.ndarray],
+    current: np.ndarray | Sequence[np.ndarray],
     *,
+    reference_objects: dict[str, np.ndarray] | None = None,
+    current_objects: dict[str, np.ndarray] | None = None,
+    reference_object_classes: np.ndarray | None = None,
+    current_object_classes: np.ndarray | None = None,
+    reference_outputs: Outputs | None = None,
+    current_outputs: Outputs | None = None,
+    extra_numeric: list[tuple[str, str, np.ndarray, np.ndarray]] | None = None,
+    extra_mixes: list[tuple[str, str, np.ndarray, np.ndarray]] | None = None,
     reference_labels: np.ndarray | None = None,
     current_labels: np.ndarray | None = None,
     reference_embedding: np.ndarray | None = None,
@@ -197,7 +212,11 @@ def detect_drift(
     seed: int = 0,
     names: tuple[str, str] = ("reference", "current"),
 ) -> DriftReport:
-    """Compare ``current`` images with ``reference`` ones (uint8, (N,H,W[,C]))."""
+    """Compare ``current`` images with ``reference`` ones (uint8, (N,H,W[,C]) or a list of
+    images of any sizes). Objects (per-object features and class names) and a model's outputs
+    add their rows to the same Holm-corrected family, as do ``extra_numeric`` and
+    ``extra_mixes``: (name, meaning, reference values, current values) of other quantities — a
+    detector's scores, counts and predicted classes."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if len(reference) < 2 or len(current) < 2:
@@ -209,10 +228,47 @@ def detect_drift(
     meanings = {**FEATURES, **COLOUR_FEATURES}
     shared = [f for f in ref_f if f in cur_f]
     rows = [_numeric(f, meanings[f], ref_f[f], cur_f[f]) for f in shared]
+    values = {f: (ref_f[f], cur_f[f]) for f in shared}
     if reference_labels is not None and current_labels is not None:
         rl, cl = np.asarray(reference_labels), np.asarray(current_labels)
         if (rl >= 0).any() and (cl >= 0).any():
             rows.append(_class_mix(rl[rl >= 0], cl[cl >= 0]))
+    for name, meaning in OBJECT_FEATURES.items():
+        ro, co = (reference_objects or {}).get(name), (current_objects or {}).get(name)
+        if ro is not None and co is not None and len(ro) >= 2 and len(co) >= 2:
+            rows.append(_numeric(name, meaning, ro, co))
+            values[name] = (ro, co)
+    ro_cls, co_cls = reference_object_classes, current_object_classes
+    if ro_cls is not None and co_cls is not None and len(ro_cls) and len(co_cls):
+        rows.append(
+            _class_mix(
+                np.asarray(ro_cls).astype(str),
+                np.asarray(co_cls).astype(str),
+                "object_class_mix",
+                "share of each class among the labelled objects",
+            )
+        )
+    for name, meaning, rv, cv in extra_numeric or []:
+        if len(rv) >= 2 and len(cv) >= 2:
+            rows.append(_numeric(name, meaning, np.asarray(rv, float), np.asarray(cv, float)))
+            values[name] = (np.asarray(rv, float), np.asarray(cv, float))
+    for name, meaning, rv, cv in extra_mixes or []:
+        if len(rv) and len(cv):
+            rows.append(
+                _class_mix(np.asarray(rv).astype(str), np.asarray(cv).astype(str), name, meaning)
+            )
+    if reference_outputs is not None and current_outputs is not None:
+        rows.append(
+            _class_mix(
+                reference_outputs.predicted,
+                current_outputs.predicted,
+                "predicted_class_mix",
+                "share of each class the model predicts",
+            )
+        )
+        rc, cc = reference_outputs.confidence, current_outputs.confidence
+        rows.append(_numeric("confidence", "the model's top class probability", rc, cc))
+        values["confidence"] = (rc, cc)
     emb = None
     if reference_embedding is not None and current_embedding is not None:
         rng = np.random.default_rng(seed)
@@ -236,7 +292,7 @@ def detect_drift(
         alpha=alpha,
         features=rows,
         embedding=emb,
-        values={f: (ref_f[f], cur_f[f]) for f in shared},
+        values=values,
     )
     _holm(report.tests, alpha)
     return report

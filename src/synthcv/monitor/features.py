@@ -7,6 +7,9 @@ image with a plain meaning, computed the same way for a reference and a current 
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import ndimage
 
@@ -14,7 +17,8 @@ from scipy import ndimage
 FEATURES: dict[str, str] = {
     "brightness": "mean intensity, 0..1",
     "contrast": "standard deviation of intensity, 0..1",
-    "sharpness": "variance of the Laplacian (lower: blurrier)",
+    "sharpness": "variance of the Laplacian over the intensity variance (lower: blurrier; "
+    "unchanged by exposure)",
     "noise": "noise standard deviation, 0..1 (Immerkaer's estimator)",
     "dark_fraction": "share of pixels at or below 2/255 (under-exposure, black background)",
     "bright_fraction": "share of pixels at or above 253/255 (over-exposure, saturated ink)",
@@ -22,6 +26,11 @@ FEATURES: dict[str, str] = {
     "foreground_extent": "larger side of the foreground's box, as a share of the image side",
     "foreground_x": "foreground centroid x, as a share of the width",
     "foreground_y": "foreground centroid y, as a share of the height",
+    "foreground_level": "mean intensity of the foreground, 0..1 (exposure of the objects)",
+    "background_level": "median intensity of the rest, 0..1 (the paper's or background's "
+    "level: faint stroke edges do not move it)",
+    "foreground_angle": "slant of the foreground's principal axis from vertical, degrees "
+    "(clockwise positive)",
 }
 COLOUR_FEATURES: dict[str, str] = {
     "red": "mean red, 0..1",
@@ -48,8 +57,31 @@ def _as_nhwc(images: np.ndarray) -> np.ndarray:
     return x.astype(np.float64) / 255.0
 
 
-def image_features(images: np.ndarray) -> dict[str, np.ndarray]:
-    """Every feature of every image: name -> (N,) float64. Colour ones only for RGB."""
+def image_features(images: np.ndarray | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Every feature of every image: name -> (N,) float64. Colour ones only for RGB.
+
+    ``images`` is one uint8 array (N,H,W[,C]) or a sequence of images of any sizes (a folder
+    of photos): each size is computed as one stack and the results put back in order."""
+    if isinstance(images, np.ndarray):
+        return _stack_features(images)
+    if not len(images):
+        raise ValueError("images: got none")
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, im in enumerate(images):
+        groups.setdefault(_as_nhwc(np.asarray(im)[None]).shape[1:], []).append(i)
+    parts = {
+        k: _stack_features(np.stack([np.asarray(images[i]) for i in idx]))
+        for k, idx in groups.items()
+    }
+    names = set.intersection(*(set(f) for f in parts.values()))
+    out = {n: np.empty(len(images)) for n in FEATURES | COLOUR_FEATURES if n in names}
+    for k, idx in groups.items():
+        for n in out:
+            out[n][idx] = parts[k][n]
+    return out
+
+
+def _stack_features(images: np.ndarray) -> dict[str, np.ndarray]:
     x = _as_nhwc(images)
     _, h, w, c = x.shape
     grey = x.mean(axis=-1)
@@ -58,7 +90,10 @@ def image_features(images: np.ndarray) -> dict[str, np.ndarray]:
         "contrast": grey.std(axis=(1, 2)),
     }
     lap = ndimage.convolve(grey, _LAPLACIAN[None], mode="reflect")  # per image: kernel depth 1
-    out["sharpness"] = lap.var(axis=(1, 2))
+    # divided by the intensity variance: a darker capture scales both by the same factor², so
+    # only blur (and noise) move it, and "blurrier" is not confused with "darker"
+    var = grey.var(axis=(1, 2))
+    out["sharpness"] = np.where(var > 1e-12, lap.var(axis=(1, 2)) / np.maximum(var, 1e-12), 0.0)
     # Immerkaer (1996): sigma = sqrt(pi/2) / (6 (W-2)(H-2)) * sum |I * M| over the interior
     resid = ndimage.convolve(grey, _NOISE_MASK[None])[:, 1:-1, 1:-1]
     out["noise"] = np.sqrt(np.pi / 2) * np.abs(resid).sum(axis=(1, 2)) / (6 * (w - 2) * (h - 2))
@@ -78,6 +113,19 @@ def image_features(images: np.ndarray) -> dict[str, np.ndarray]:
     mass = np.maximum(fg.sum(axis=(1, 2)), 1)
     out["foreground_x"] = np.where(has, (fg * xx).sum(axis=(1, 2)) / mass / max(w - 1, 1), 0.5)
     out["foreground_y"] = np.where(has, (fg * yy).sum(axis=(1, 2)) / mass / max(h - 1, 1), 0.5)
+    out["foreground_level"] = np.where(has, (grey * fg).sum(axis=(1, 2)) / mass, 0.0)
+    rest = np.where(fg, np.nan, grey).reshape(len(grey), -1)
+    with warnings.catch_warnings():  # an image that is all foreground has no background: 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out["background_level"] = np.nan_to_num(np.nanmedian(rest, axis=1), nan=0.0)
+    # principal axis from the second central moments; y points down, so a "/" leans clockwise
+    cx = (fg * xx).sum(axis=(1, 2)) / mass
+    cy = (fg * yy).sum(axis=(1, 2)) / mass
+    dx, dy = xx[None] - cx[:, None, None], yy[None] - cy[:, None, None]
+    mu20, mu02 = (fg * dx * dx).sum(axis=(1, 2)), (fg * dy * dy).sum(axis=(1, 2))
+    mu11 = (fg * dx * dy).sum(axis=(1, 2))
+    angle = np.degrees(0.5 * np.arctan2(-2 * mu11, mu02 - mu20))
+    out["foreground_angle"] = np.where(has, angle, 0.0)
     if c == 3:
         out["red"], out["green"], out["blue"] = (x[..., k].mean(axis=(1, 2)) for k in range(3))
         mx, mn = x.max(axis=-1), x.min(axis=-1)

@@ -1,0 +1,112 @@
+"""``synthcv loop`` configuration: which champion, what it was trained on, what came in, how to
+react, and when a candidate may replace the champion. File paths are relative to the working
+directory, as in experiment configs (where ``synthcv generate`` wrote)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from synthcv.fileio import sha256_text
+from synthcv.validation import ConfigError, format_validation_error, short_value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChampionSpec(_Strict):
+    #: the MLflow registered model; its alias ``champion`` is the model in service
+    registry_name: str = Field(min_length=1, max_length=200)
+    #: a classifier file registered as version 1 when the registry has no champion yet
+    bootstrap: str | None = None
+    #: the spec the champion's synthetic data came from: the base of every targeted overlay
+    spec: str
+
+
+class MonitorSpec(_Strict):
+    n: int | None = Field(500, ge=10)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    permutations: int = Field(200, ge=19)
+
+
+class TargetedSpec(_Strict):
+    count: int = Field(2000, ge=10)
+    probe_count: int = Field(64, ge=8)
+    #: the share of the current batch the targeted region must cover: its [q, 1 - q] quantiles
+    quantile: float = Field(0.05, ge=0, lt=0.5)
+    workers: int = Field(1, ge=1)
+    #: how rendered images reach the classifier: as rendered (a spec that frames its camera, as
+    #: digits_mnist does) or re-framed to MNIST's 20-px box
+    match_domain: Literal["mnist"] | None = None
+
+
+class FinetuneSpec(_Strict):
+    epochs: int = Field(2, ge=1)
+    steps_per_epoch: int | None = Field(None, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(5e-4, gt=0)
+    #: share of each batch drawn from the champion's training data (the rest: targeted)
+    replay: float = Field(0.8, ge=0, lt=1)
+    seed: int = 0
+
+
+class GateSpec(_Strict):
+    #: the broad labelled test set the candidate must not get worse on
+    broad: str
+    #: the most the candidate may lose on ``broad``, in accuracy points
+    tolerance: float = Field(0.5, ge=0)
+    #: the least it must gain on the drifted batch, in accuracy points
+    min_gain: float = Field(0.0, ge=0)
+
+
+class LoopConfig(_Strict):
+    name: str = Field("loop", min_length=1)
+    #: where batches' artifacts and decisions go
+    out: str
+    champion: ChampionSpec
+    #: what the champion was trained on: the monitor's reference and the fine-tune's replay
+    reference: str
+    #: the production batch (usually given on the command line: --current)
+    current: str | None = None
+    #: feature -> spec rule mapping (YAML); None: the bundled default (synthcv/loop/mapping.yaml)
+    mapping: str | None = None
+    monitor: MonitorSpec = Field(default_factory=MonitorSpec)
+    targeted: TargetedSpec = Field(default_factory=TargetedSpec)
+    finetune: FinetuneSpec = Field(default_factory=FinetuneSpec)
+    gate: GateSpec
+    mnist: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> LoopConfig:
+        if self.finetune.replay == 0 and self.targeted.count < self.finetune.batch_size:
+            raise ValueError("finetune.replay 0 trains on the targeted set alone: make it larger")
+        return self
+
+    def digest(self) -> str:
+        """What decides a batch's outcome, bar the batch itself: a re-run with the same digest
+        and batch is the same work."""
+        d = self.model_dump(exclude={"current", "out"})
+        return sha256_text(json.dumps(d, sort_keys=True, default=str))
+
+
+def load_loop_config(path: str | Path, overrides: dict[str, Any] | None = None) -> LoopConfig:
+    """Validate a loop config file; :class:`ConfigError` names every bad field by path."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"loop config not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], str(p)) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([f"(top level): got {short_value(raw)}, expected a mapping"], str(p))
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return LoopConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, LoopConfig), str(p)) from None

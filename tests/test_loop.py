@@ -1,0 +1,236 @@
+"""synthcv loop: the feature → spec mapping, the probes' inversion, the gate, the registry alias
+and idempotency."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+from typer.testing import CliRunner
+
+from synthcv.loop import load_mapping
+from synthcv.loop.config import LoopConfig
+from synthcv.loop.cycle import gate, plan_targeted
+from synthcv.loop.mapping import invert_curve, nested
+from synthcv.monitor.drift import detect_drift
+from synthcv.monitor.sources import MonitorSet
+from synthcv.realdata import find_mnist8000, load_mnist8000
+from synthcv.validation import ConfigError
+
+try:
+    find_mnist8000()
+    HAVE_MNIST = True
+except FileNotFoundError:
+    HAVE_MNIST = False
+needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason="mnist-real-8000.npz not present")
+SPEC = str(Path(__file__).resolve().parents[1] / "examples" / "digits_mnist.yaml")
+
+
+class Oracle(nn.Module):
+    """Knows the label of every image it was shown and answers 0 for any other: a model whose
+    accuracy on a set is exactly chosen by the test."""
+
+    in_channels = 1
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        super().__init__()
+        self.table = {_key(i): int(y) for i, y in zip(images, labels, strict=True)}
+        self.unused = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        images = (x[:, 0] * 255).round().to(torch.uint8).numpy()
+        labels = torch.tensor([self.table.get(_key(i), 0) for i in images])
+        return nn.functional.one_hot(labels, 10).float() * 10
+
+
+def _key(image: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(image, dtype=np.uint8).tobytes()).hexdigest()
+
+
+def _cfg(tmp_path: Path, **kw) -> LoopConfig:
+    raw = {
+        "name": "test-loop",
+        "out": str(tmp_path / "loop"),
+        "champion": {"registry_name": "digits", "spec": SPEC, "bootstrap": None},
+        "reference": "mnist:train-part",
+        "monitor": {"n": 150, "permutations": 19},
+        "targeted": {"count": 12, "probe_count": 8},
+        "gate": {"broad": str(tmp_path / "broad.npz")},
+        **kw,
+    }
+    return LoopConfig.model_validate(raw)
+
+
+def test_the_default_mapping_loads_and_bad_ones_are_named(tmp_path):
+    rules = load_mapping()
+    assert rules["foreground_level"].paths == ["lights.ambient", "lights.sun.intensity"]
+    assert rules["sharpness"].augment == "blur" and rules["class_mix"].classes
+    bad = tmp_path / "m.yaml"
+    bad.write_text(
+        "sharpness: {augment: smear, param: sigma, probe: [0, 1, 2]}\n"
+        "tint: {path: lights.ambient, probe: [0, 1, 2]}\n"
+        "noise: {path: x, augment: noise, param: sigma, probe: [0, 1, 2]}\n"
+        "contrast: {path: lights.ambient, probe: [1]}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_mapping(bad)
+    text = str(info.value)
+    assert "sharpness.augment" in text and "tint: not a monitored feature" in text
+    assert "noise: expected exactly one of" in text and "contrast.probe" in text
+
+
+def test_probe_curves_are_inverted_at_the_current_quantiles():
+    up = invert_curve("f", "p", [0, 1, 2, 3], [0.0, 10.0, 20.0, 30.0], (5.0, 25.0))
+    assert up.range == pytest.approx((0.5, 2.5)) and not up.note
+    down = invert_curve("f", "p", [0, 1, 2, 3], [30.0, 20.0, 10.0, 0.0], (5.0, 25.0))
+    assert down.range == pytest.approx((0.5, 2.5))
+    clipped = invert_curve("f", "p", [0, 1, 2], [0.0, 1.0, 2.0], (1.0, 9.0))
+    assert clipped.range == pytest.approx((1.0, 2.0)) and "beyond the probed" in clipped.note
+    flat = invert_curve("f", "p", [0, 1, 2, 3], [1.0, 3.0, 0.0, 2.0], (1.0, 2.0))
+    assert flat.range is None and "rule skipped" in flat.note
+    assert nested(["a.b", "a.c"], 1) == {"a": {"b": 1, "c": 1}}
+
+
+@needs_mnist
+def test_a_darker_batch_changes_only_light_factors(tmp_path):
+    x, y = load_mnist8000("train")
+    ref = MonitorSet("ref", x[:300], y[:300])
+    cur = MonitorSet("cur", (x[300:600] * 0.5).astype(np.uint8), y[300:600])
+    report = detect_drift(
+        ref.images, cur.images, reference_labels=ref.labels, current_labels=cur.labels
+    )
+    assert "foreground_level" in {f.feature for f in report.drifted_features}
+    overlay, augment, regions = plan_targeted(
+        report, _cfg(tmp_path), cur, None, tmp_path / "work", lambda s: None, seed=3
+    )
+    changed = {k for k in overlay if k not in ("extends", "seed")}
+    assert changed == {"lights"} and augment == []
+    assert set(overlay["lights"]) == {"ambient", "sun"} and set(overlay["lights"]["sun"]) == {
+        "intensity"
+    }
+    lo, hi = overlay["lights"]["ambient"]["uniform"]
+    assert 0.05 <= lo <= hi < 0.6  # darker than the champion's spec (ambient 0.8-1.0)
+    light = next(r for r in regions if r["feature"] == "foreground_level")
+    assert light["range"] == pytest.approx([lo, hi])
+
+
+def test_the_gate_weighs_the_drifted_gain_against_the_broad_loss(tmp_path):
+    rng = np.random.default_rng(0)
+    broad_x = rng.integers(0, 255, (40, 8, 8)).astype(np.uint8)
+    broad_y = rng.integers(1, 10, 40)
+    batch_x = rng.integers(0, 255, (30, 8, 8)).astype(np.uint8)
+    batch_y = rng.integers(1, 10, 30)
+    broad, batch = MonitorSet("b", broad_x, broad_y), MonitorSet("c", batch_x, batch_y)
+    cfg = _cfg(tmp_path)
+    champion = Oracle(broad_x, broad_y)
+    better = Oracle(np.concatenate([broad_x, batch_x]), np.concatenate([broad_y, batch_y]))
+    v = gate(cfg, champion, better, batch, broad)
+    assert v["passed"] and v["drifted_accuracy"]["candidate"] == 1.0
+    forgets = Oracle(
+        np.concatenate([broad_x[:20], batch_x]), np.concatenate([broad_y[:20], batch_y])
+    )
+    v = gate(cfg, champion, forgets, batch, broad)
+    assert not v["passed"] and "broad set" in v["reasons"][0]
+    v = gate(cfg, champion, champion, batch, broad)
+    assert not v["passed"] and "no gain" in v["reasons"][0]
+    # no labels on the batch: the estimate decides, and says so
+    v = gate(cfg, champion, better, MonitorSet("c", batch_x), broad)
+    assert "estimated" in v["drifted_accuracy"]["how"]
+
+
+@needs_mnist
+def test_the_loop_gates_promotes_and_never_redoes_a_batch(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from synthcv.loop import cycle, run_loop
+    from synthcv.tasks.classifier_io import save_classifier
+    from synthcv.tasks.model import SmallCNN
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("SYNTHCV_TRACKING", "1")
+    vx, vy = load_mnist8000("train")
+    vx, vy = vx[-60:], vy[-60:]
+    np.savez(tmp_path / "broad.npz", images=vx, labels=vy)
+    tx, ty = load_mnist8000("test")
+    dark1, dark2 = (tx[:60] * 0.45).astype(np.uint8), (tx[60:120] * 0.45).astype(np.uint8)
+    np.savez(tmp_path / "b1.npz", images=dark1, labels=ty[:60])
+    np.savez(tmp_path / "b2.npz", images=dark2, labels=ty[60:120])
+    torch.manual_seed(0)
+    save_classifier(SmallCNN(10, 1, width=4), tmp_path / "boot.pt")
+    cfg = _cfg(
+        tmp_path,
+        champion={"registry_name": "digits", "spec": SPEC, "bootstrap": str(tmp_path / "boot.pt")},
+    )
+    champion = Oracle(vx, vy)
+    # the bootstrap file is only read when the registry is empty: register the oracle first
+    monkeypatch.setattr(
+        "synthcv.tasks.classifier_io.load_classifier", lambda ref: (champion, "oracle")
+    )
+    forgets = Oracle(dark1, ty[:60])  # right on the batch, wrong on the broad set
+    monkeypatch.setattr(cycle, "_finetune", lambda cfg, champ, targeted: forgets)
+    lines: list[str] = []
+    first = run_loop(cfg.model_copy(update={"current": str(tmp_path / "b1.npz")}), lines.append)
+    assert first["outcome"] == "refused" and "broad set" in first["summary"]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")  # no global URI left behind
+
+    def runs() -> int:
+        return len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+
+    assert str(client.get_model_version_by_alias("digits", "champion").version) == "1"
+    v2 = client.get_model_version("digits", "2")
+    assert v2.tags["synthcv.gate"] == "refused" and v2.tags["synthcv.parent_version"] == "1"
+    work = Path(cfg.out) / "batches" / first["key"]
+    overlay = yaml.safe_load((work / "overlay.yaml").read_text())
+    assert overlay["extends"] == SPEC and "lights" in overlay
+    runs_before = runs()
+    assert runs_before >= 4  # loop, monitor, targeted, candidate
+    again = run_loop(cfg.model_copy(update={"current": str(tmp_path / "b1.npz")}), lines.append)
+    assert again["already_done"] and again["key"] == first["key"]
+    assert runs() == runs_before
+    assert len(client.search_model_versions("name = 'digits'")) == 2
+    assert "already processed" in lines[-1]
+    # a candidate that gains on the batch and keeps the broad set is promoted
+    better = Oracle(np.concatenate([vx, dark2]), np.concatenate([vy, ty[60:120]]))
+    monkeypatch.setattr(cycle, "_finetune", lambda cfg, champ, targeted: better)
+    second = run_loop(cfg.model_copy(update={"current": str(tmp_path / "b2.npz")}), lines.append)
+    assert second["outcome"] == "promoted" and second["candidate_version"] == "3"
+    assert str(client.get_model_version_by_alias("digits", "champion").version) == "3"
+    decision = json.loads((Path(cfg.out) / "batches" / second["key"] / "decision.json").read_text())
+    assert decision["gate"]["broad_accuracy"]["candidate"] == 1.0
+    # interrupted after the promotion, before decision.json: the re-run sees it, adds nothing
+    (Path(cfg.out) / "batches" / second["key"] / "decision.json").unlink()
+    resumed = run_loop(cfg.model_copy(update={"current": str(tmp_path / "b2.npz")}), lines.append)
+    assert resumed["outcome"] == "promoted" and resumed["candidate_version"] == "3"
+    assert len(client.search_model_versions("name = 'digits'")) == 3
+
+
+def test_cli_rejects_bad_configs_and_untracked_runs(tmp_path):
+    from synthcv.cli import _register, app
+
+    if not app.registered_commands:
+        _register()
+    run = CliRunner(env={"COLUMNS": "300", "SYNTHCV_TRACKING": "0"}).invoke
+    bad = tmp_path / "loop.yaml"
+    bad.write_text(
+        f"out: o\nchampion: {{registry_name: d, spec: {SPEC}}}\nreference: x.npz\n"
+        "gate: {broad: b.npz, tolerance: -1}\nfinetune: {lr: 0.1, epoch: 3}\n"
+    )
+    res = run(app, ["loop", str(bad)])
+    assert res.exit_code == 2
+    assert "gate.tolerance" in res.output and "finetune.epoch" in res.output
+    good = tmp_path / "ok.yaml"
+    good.write_text(
+        f"out: o\nchampion: {{registry_name: d, spec: {SPEC}}}\nreference: x.npz\n"
+        "gate: {broad: b.npz}\n"
+    )
+    res = run(app, ["loop", str(good), "--current", "c.npz"])
+    assert res.exit_code == 2 and "tracking must be on" in res.output
+    res = run(app, ["loop", str(tmp_path / "none.yaml")])
+    assert res.exit_code == 2 and "none.yaml" in res.output

@@ -1,0 +1,301 @@
+"""synthcv monitor with a model and with other inputs: prediction drift, calibration (ECE),
+the label-free estimate, slices, folders of images, COCO sets, classifier files, MLflow."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+from typer.testing import CliRunner
+
+from synthcv.monitor import detect_drift
+from synthcv.monitor.model_checks import (
+    Outputs,
+    calibration,
+    estimated_accuracy,
+    model_section,
+    run_classifier,
+)
+from synthcv.monitor.run import monitor_sets
+from synthcv.monitor.sources import load_monitor_source
+from synthcv.tasks.classifier_io import load_classifier, save_classifier
+from synthcv.tasks.model import SmallCNN
+
+
+class BrightnessClassifier(nn.Module):
+    """Class 1 when the image is bright, else 0: its predictions drift with exposure."""
+
+    in_channels = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.mean(dim=(1, 2, 3))
+        return torch.stack([0.35 - m, m - 0.35], dim=1) * 40
+
+
+def test_ece_of_a_constructed_over_confident_model():
+    rng = np.random.default_rng(0)
+    conf = np.full(2000, 0.99)
+    correct = rng.random(2000) < 0.5  # says 99 %, right half the time
+    cal = calibration(conf, correct)
+    assert cal["ece"] == pytest.approx(0.99 - correct.mean(), abs=1e-12)
+    assert sum(b["n"] for b in cal["bins"]) == 2000 and cal["bins"][-1]["n"] == 2000
+    # a calibrated model: confidence c is right with probability c, so the ECE is small
+    c = rng.uniform(0.1, 1.0, 20000)
+    ok = rng.random(20000) < c
+    assert calibration(c, ok)["ece"] < 0.02
+
+
+def test_cbpe_estimate_tracks_accuracy_without_labels():
+    rng = np.random.default_rng(1)
+    ref_c = rng.uniform(0.3, 1.0, 5000)
+    ref_ok = rng.random(5000) < ref_c**2  # over-confident: P(right | c) = c²
+    cur_c = rng.uniform(0.3, 0.6, 3000)  # a harder batch: low confidence
+    cur_ok = rng.random(3000) < cur_c**2
+    est = estimated_accuracy(ref_c, ref_ok, cur_c)
+    assert est == pytest.approx(cur_ok.mean(), abs=0.03)
+    assert abs(est - cur_c.mean()) > 0.1  # raw confidence would overstate it
+
+
+def test_prediction_drift_and_model_section():
+    rng = np.random.default_rng(2)
+    ref = rng.integers(0, 120, (200, 12, 12)).astype(np.uint8)
+    cur = np.clip(ref.astype(int) + 60, 0, 255).astype(np.uint8)
+    model = BrightnessClassifier()
+    r_out, c_out = run_classifier(model, ref), run_classifier(model, cur)
+    assert r_out.probs.shape == (200, 2) and np.allclose(r_out.probs.sum(1), 1)
+    report = detect_drift(ref, cur, reference_outputs=r_out, current_outputs=c_out)
+    drifted = {f.feature for f in report.drifted_features}
+    assert "predicted_class_mix" in drifted
+    labels_ref = r_out.predicted.copy()  # the model is right on the reference...
+    labels_cur = np.zeros(200, np.int64)  # ...and wrong on every brightened image
+    section = model_section(r_out, c_out, labels_ref, labels_cur, {}, "bright")
+    assert section["reference"]["acc"] == 1.0 and section["current"]["acc"] == pytest.approx(
+        (c_out.predicted == 0).mean()
+    )
+    assert section["current_calibration"]["ece"] > 0.5
+    assert 0 <= section["estimated_current_accuracy"] <= 1
+
+
+def test_slices_name_the_worst_region():
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 255, (300, 8, 8)).astype(np.uint8)
+    probs = np.tile([[0.9, 0.1]], (300, 1))
+    labels = np.zeros(300, np.int64)
+    light = np.arange(300) % 3
+    labels[light == 2] = 1  # the model is wrong exactly when light == 2
+    out = Outputs(probs)
+    section = model_section(out, out, labels, labels, {"light": light}, "m")
+    worst = section["slices"][0]
+    assert worst["factor"] == "light" and worst["slice"] == "2" and worst["acc"] == 0
+    del images
+
+
+def test_classifier_files_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = SmallCNN(10, 1, width=8).eval()
+    x = torch.rand(4, 1, 28, 28)
+    path = save_classifier(model, tmp_path / "clf.pt")
+    loaded, describe = load_classifier(str(path))
+    assert "checkpoint" in describe
+    assert torch.allclose(loaded(x), model(x))
+    torch.save(model.state_dict(), tmp_path / "state.pt")
+    assert torch.allclose(load_classifier(str(tmp_path / "state.pt"))[0](x), model(x))
+    (tmp_path / "run").mkdir()
+    save_classifier(model, tmp_path / "run" / "model.pt")
+    assert torch.allclose(load_classifier(str(tmp_path / "run"))[0](x), model(x))
+    with pytest.raises(FileNotFoundError, match=r"missing\.pt"):
+        load_classifier(str(tmp_path / "missing.pt"))
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="not a torch checkpoint"):
+        load_classifier(str(tmp_path / "junk.pt"))
+    torch.save({"kind": "synthcv-detector", "state": {}}, tmp_path / "det.pt")
+    with pytest.raises(ValueError, match="expected a classifier"):
+        load_classifier(str(tmp_path / "det.pt"))
+
+
+def test_folder_of_images_with_class_folders_and_sizes(tmp_path):
+    rng = np.random.default_rng(4)
+    for cls in ("3", "7"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(4):
+            size = (20, 24) if i % 2 else (16, 16)
+            Image.fromarray(rng.integers(0, 255, size).astype(np.uint8)).save(
+                tmp_path / "imgs" / cls / f"{i}.png"
+            )
+    Image.fromarray(rng.integers(0, 255, (10, 10, 3)).astype(np.uint8)).save(
+        tmp_path / "imgs" / "loose.jpg"
+    )
+    s = load_monitor_source(str(tmp_path / "imgs"))
+    assert len(s) == 9 and not s.same_size
+    assert sorted(s.labels.tolist()) == [-1, 3, 3, 3, 3, 7, 7, 7, 7]
+    report = detect_drift(s.images, s.images)
+    assert report.n_current == 9 and not report.drifted
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no images"):
+        load_monitor_source(str(tmp_path / "empty"))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_text("not a png")
+    with pytest.raises(ValueError, match=r"x\.png"):
+        load_monitor_source(str(tmp_path / "bad"))
+
+
+def _coco_set(n: int, size: float, seed: int):
+    from synthcv.tasks.instances import Instances, InstanceSet
+
+    rng = np.random.default_rng(seed)
+    images, targets = [], []
+    for _ in range(n):
+        img = np.zeros((64, 64, 3), np.uint8)
+        boxes = []
+        for _ in range(rng.integers(1, 4)):
+            w = size * rng.uniform(0.8, 1.2)
+            x, y = rng.uniform(0, 64 - w, 2)
+            img[int(y) : int(y + w), int(x) : int(x + w)] = 200
+            boxes.append([x, y, w, w])
+        images.append(img)
+        targets.append(Instances(np.array(boxes), rng.integers(0, 2, len(boxes))))
+    return InstanceSet(images, targets, ["cat", "dog"], name="coco")
+
+
+def test_coco_sets_give_object_features(tmp_path):
+    from synthcv.tasks.coco_data import to_coco_files
+
+    to_coco_files(_coco_set(60, 10, 0), tmp_path / "ref")
+    to_coco_files(_coco_set(60, 10, 1), tmp_path / "same")
+    to_coco_files(_coco_set(60, 22, 2), tmp_path / "big")
+    ref = load_monitor_source(str(tmp_path / "ref"))
+    assert ref.same_size and len(ref) == 60
+    assert len(ref.objects["object_size"]) == len(ref.object_classes)
+    assert set(ref.object_classes) <= {"cat", "dog"}
+    same = load_monitor_source(str(tmp_path / "same" / "annotations.json"))
+    big = load_monitor_source(str(tmp_path / "big"))
+    assert "object_size" not in {f.feature for f in monitor_sets(ref, same).drifted_features}
+    drifted = {f.feature for f in monitor_sets(ref, big).drifted_features}
+    assert "object_size" in drifted
+    report = monitor_sets(ref, big)
+    assert any(f.feature == "object_class_mix" for f in report.features)
+
+
+def test_npz_without_labels(tmp_path):
+    np.savez(tmp_path / "batch.npz", images=np.zeros((5, 8, 8), np.uint8))
+    s = load_monitor_source(str(tmp_path / "batch.npz"))
+    assert s.labels is None and len(s) == 5
+    np.savez(tmp_path / "bad.npz", pictures=np.zeros((5, 8, 8), np.uint8))
+    with pytest.raises(ValueError, match="no 'images' array"):
+        load_monitor_source(str(tmp_path / "bad.npz"))
+
+
+def test_cli_with_a_model_writes_the_model_section_and_tracks(tmp_path, monkeypatch):
+    from synthcv.cli import _register, app
+
+    if not app.registered_commands:
+        _register()
+    rng = np.random.default_rng(5)
+    ref = rng.integers(0, 120, (150, 12, 12)).astype(np.uint8)
+    np.savez(tmp_path / "ref.npz", images=ref, labels=np.zeros(150, np.int64))
+    bright = np.clip(ref.astype(int) + 70, 0, 255).astype(np.uint8)
+    np.savez(tmp_path / "cur.npz", images=bright, labels=np.zeros(150, np.int64))
+    torch.manual_seed(0)
+    save_classifier(SmallCNN(2, 1, width=4), tmp_path / "clf.pt")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = CliRunner(env={"COLUMNS": "300", "SYNTHCV_TRACKING": "1"}).invoke
+    args = ["monitor", "ref.npz", "cur.npz", "--model", "clf.pt", "--permutations", "19"]
+    res = run(app, [*args, "-o", "rep"])
+    assert res.exit_code == 3, res.output
+    data = json.loads((tmp_path / "rep" / "drift.json").read_text())
+    assert data["model"]["reference"]["n"] == 150 and "current_calibration" in data["model"]
+    assert "embedding" in data["drifted_features"] or data["embedding"] is not None
+    page = (tmp_path / "rep" / "drift.html").read_text()
+    assert 'alt="reliability"' in page and "Model:" in page
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")  # no global URI left behind
+    exps = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(exps)
+    assert len(runs) == 1 and runs[0].data.tags["synthcv.kind"] == "monitor"
+    assert runs[0].data.tags["synthcv.drifted"] == "true"
+    assert runs[0].data.metrics["brightness.statistic"] > 0.5
+    res = run(app, [*args[:3], "--model", "nothing.pt", "--no-track"])
+    assert res.exit_code == 2 and "nothing.pt" in res.output
+
+
+BLOB_DETECTOR = '''
+import numpy as np
+from scipy import ndimage
+
+
+def predict(images):
+    """Every bright blob is a "cat": a detector simple enough to reason about."""
+    out = []
+    for im in images:
+        g = np.asarray(im)
+        g = g[..., 0] if g.ndim == 3 else g
+        lab, _ = ndimage.label(g > 100)
+        out.append([
+            {"bbox": [s[1].start, s[0].start, s[1].stop - s[1].start, s[0].stop - s[0].start],
+             "score": 0.9, "category": "cat"}
+            for s in ndimage.find_objects(lab)
+        ])
+    return out
+'''
+
+
+def test_a_detector_adds_prediction_drift_and_coco_ap(tmp_path, monkeypatch):
+    from synthcv.cli import _register, app
+    from synthcv.monitor.run import load_monitor_model
+    from synthcv.tasks.coco_data import to_coco_files
+
+    to_coco_files(_coco_set(60, 10, 0), tmp_path / "ref")
+    to_coco_files(_coco_set(60, 22, 2), tmp_path / "big")
+    (tmp_path / "blobs_monitor.py").write_text(BLOB_DETECTOR)
+    monkeypatch.chdir(tmp_path)
+    detector, describe = load_monitor_model("blobs_monitor:predict")
+    assert "function" in describe
+    ref, big = load_monitor_source("ref"), load_monitor_source("big")
+    report = monitor_sets(ref, big, model=detector)
+    drifted = {f.feature for f in report.drifted_features}
+    assert "predicted_size" in drifted
+    assert {f.feature for f in report.features} >= {"predicted_count", "predicted_score"}
+    section = report.model
+    assert section["kind"] == "detector" and 0 < section["reference"]["AP50"] <= 1
+    assert section["reference"]["objects"] == sum(len(t) for t in ref.instances().targets)
+    if not app.registered_commands:
+        _register()
+    run = CliRunner(env={"COLUMNS": "300", "SYNTHCV_TRACKING": "0"}).invoke
+    res = run(
+        app,
+        [
+            "monitor",
+            "ref",
+            "big",
+            "--model",
+            "blobs_monitor:predict",
+            "--embedding",
+            "none",
+            "-o",
+            "rep",
+        ],
+    )
+    assert res.exit_code == 3, res.output
+    assert (
+        "## Detector: function blobs_monitor:predict" in (tmp_path / "rep" / "drift.md").read_text()
+    )
+    np.savez(tmp_path / "plain.npz", images=np.zeros((4, 8, 8), np.uint8))
+    res = run(
+        app,
+        [
+            "monitor",
+            "plain.npz",
+            "plain.npz",
+            "--model",
+            "blobs_monitor:predict",
+            "--embedding",
+            "none",
+        ],
+    )
+    assert res.exit_code == 2 and "needs objects" in res.output
