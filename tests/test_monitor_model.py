@@ -4,6 +4,7 @@ the label-free estimate, slices, folders of images, COCO sets, classifier files,
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -299,3 +300,19 @@ def test_a_detector_adds_prediction_drift_and_coco_ap(tmp_path, monkeypatch):
         ],
     )
     assert res.exit_code == 2 and "needs objects" in res.output
+
+
+def test_a_synthcv_dataset_is_read_as_rendered_with_objects(tmp_path):
+    from synthcv.pipeline import generate
+
+    spec = str(Path(__file__).resolve().parents[1] / "examples" / "digits_mnist.yaml")
+    generate(spec, tmp_path / "ds", count=12, progress=False)
+    s = load_monitor_source(str(tmp_path / "ds"))
+    assert len(s) == 12 and s.images.shape[1:3] == (28, 28) and set(s.labels) <= set(range(10))
+    assert "lights.ambient" in s.factors and len(s.factors["lights.ambient"]) == 12
+    assert len(s.objects["object_count"]) == 12 and (s.objects["object_count"] == 1).all()
+    assert ((s.objects["object_size"] > 0.3) & (s.objects["object_size"] < 1)).all()
+    assert sorted(set(s.object_classes)) == sorted({str(v) for v in s.labels})
+    assert len(s.instances()) == 12
+    half = load_monitor_source(str(tmp_path / "ds"), n=6)
+    assert len(half) == 6 and len(half.objects["object_count"]) == 6

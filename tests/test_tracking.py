@@ -165,6 +165,17 @@ def test_experiment_run_record_holds_params_metrics_inputs_and_model_offline(
     finally:
         mlflow.set_tracking_uri(None)
     assert out.shape == (3, 2)
+    # the classifier itself comes back (embed, in_channels): monitor --model and loop use it
+    import torch
+
+    from synthcv.tasks.classifier_io import load_classifier
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    clf, describe = load_classifier(f"runs:/{r.info.run_id}/model")
+    assert clf.in_channels == 1 and hasattr(clf, "embed") and "MLflow" in describe
+    from_dir, _ = load_classifier(str(tmp_path / "out"))  # the output directory's model.pt
+    x = torch.rand(3, 1, 28, 28)
+    assert torch.allclose(from_dir(x), clf(x))
 
 
 def test_command_recipes_record_params_lineage_metrics_and_files(

@@ -52,6 +52,10 @@ class FinetuneSpec(_Strict):
     lr: float = Field(5e-4, gt=0)
     #: share of each batch drawn from the champion's training data (the rest: targeted)
     replay: float = Field(0.8, ge=0, lt=1)
+    #: weight of distillation from the champion on the replayed training data (Learning
+    #: without Forgetting); 0: off
+    distill: float = Field(0.0, ge=0)
+    temperature: float = Field(2.0, gt=0)
     seed: int = 0
 
 

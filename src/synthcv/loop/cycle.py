@@ -474,6 +474,8 @@ def _pass(
 
 
 def _finetune(cfg: LoopConfig, champion: Any, targeted: Any) -> Any:
+    """A copy of the champion trained on replay + targeted batches (``cfg.finetune``); with
+    ``distill`` > 0 the champion also teaches it what it knew (Learning without Forgetting)."""
     from synthcv.tasks.compare import load_compare_source
     from synthcv.tasks.train import FitConfig, fit
 
@@ -482,14 +484,16 @@ def _finetune(cfg: LoopConfig, champion: Any, targeted: Any) -> Any:
     f = cfg.finetune
     sources = [broad, targeted] if f.replay > 0 else [targeted]
     ratios = [f.replay, 1 - f.replay] if f.replay > 0 else None
-    steps = f.steps_per_epoch or max(
-        1, len(targeted) // max(1, round(f.batch_size * (1 - f.replay)))
+    per_batch = max(1, round(f.batch_size * (1 - f.replay)))
+    steps = f.steps_per_epoch or max(1, len(targeted) // per_batch)
+    fit_cfg = FitConfig(
+        epochs=f.epochs,
+        batch_size=f.batch_size,
+        lr=f.lr,
+        steps_per_epoch=steps,
+        distill=f.distill,
+        distill_temperature=f.temperature,
+        distill_sources=(0,),  # the champion speaks for its training data, not the drift
     )
-    fit(
-        model,
-        sources,
-        ratios,
-        FitConfig(epochs=f.epochs, batch_size=f.batch_size, lr=f.lr, steps_per_epoch=steps),
-        f.seed,
-    )
+    fit(model, sources, ratios, fit_cfg, f.seed, teacher=champion if f.distill > 0 else None)
     return model.eval()

@@ -114,20 +114,30 @@ class Classification:
         return slice_metrics(correct, data.factors, names, spec.bins, spec.binning)
 
     def artifacts(self, model: Any, evals: dict[str, Any], out: Path) -> list[Path]:
+        """The confusion matrix of the first eval set, and the checkpoint ``model.pt`` that
+        ``synthcv monitor --model`` and ``synthcv loop``'s bootstrap read."""
         from synthcv.tasks import plots
+        from synthcv.tasks.classifier_io import save_classifier
         from synthcv.tasks.train import evaluate
 
         name = self.cfg.eval[0]
         ev = evals[name]
         r = evaluate(model, ev)
-        return [plots.confusion(r["pred"], ev.labels, self._num_classes(), out / "confusion.png")]
+        confusion = plots.confusion(
+            r["pred"], ev.labels, self._num_classes(), out / "confusion.png"
+        )
+        return [confusion, save_classifier(model, out / "model.pt")]
 
     def log_model_kwargs(self, data: Any, model: Any) -> dict[str, Any]:
-        """A 2-image float32 example (N, C, H, W) so MLflow records the served signature."""
+        """A 2-image float32 example (N, C, H, W) so MLflow records the served signature, and
+        pickled, so ``mlflow.pytorch.load_model`` gives the SmallCNN back (its ``embed`` and
+        ``in_channels`` too: what ``synthcv monitor --model runs:/...`` and ``synthcv loop``'s
+        bootstrap need); MLflow's traced "pt2" format would keep only the graph."""
         from synthcv.tasks.train import to_tensor
 
         return {
-            "input_example": to_tensor(data.images[:2], getattr(model, "in_channels", 1)).numpy()
+            "input_example": to_tensor(data.images[:2], getattr(model, "in_channels", 1)).numpy(),
+            "serialization_format": "pickle",
         }
 
 

@@ -46,6 +46,14 @@ class FitConfig:
     steps_per_epoch: int | None = None  # None: one pass over the (summed) sources
     jitter: Jitter | None = field(default_factory=Jitter)
     label_smoothing: float = 0.0
+    #: weight of the distillation term (Learning without Forgetting, Li & Hoiem 2016): the
+    #: KL divergence to a frozen ``teacher``'s softened outputs, so fine-tuning keeps what the
+    #: teacher knew; 0 turns it off
+    distill: float = 0.0
+    distill_temperature: float = 2.0
+    #: which sources (by position) the teacher speaks for; None: all. Learning without
+    #: Forgetting distils on the old data only: on new data the teacher is what must change
+    distill_sources: tuple[int, ...] | None = None
 
 
 def evaluate(model: nn.Module, data: ArraySet, batch_size: int = 512) -> dict[str, Any]:
@@ -80,8 +88,13 @@ def fit(
     eval_sets: dict[str, ArraySet] | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = False,
+    teacher: nn.Module | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place; returns one metrics dict per epoch (train loss + evals).
+
+    With ``teacher`` and ``cfg.distill > 0`` every batch also pulls the model's softened
+    outputs (temperature ``cfg.distill_temperature``) towards the frozen teacher's on the same
+    (jittered) images, scaled by T² as Hinton et al. do so the term's gradients keep their size.
 
     ``ratios`` is the share of each batch drawn from each source (None: proportional to the
     sources' sizes, i.e. ordinary shuffling of their union). ``on_epoch(epoch, metrics)`` is
@@ -96,6 +109,8 @@ def fit(
         )
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    if teacher is not None:
+        teacher.eval()  # frozen: its BatchNorm statistics and dropout stay as trained
     channels = getattr(model, "in_channels", 1)
     tensors = [to_tensor(s.images, channels) for s in sources]
     labels = [torch.from_numpy(s.labels) for s in sources]
@@ -112,8 +127,26 @@ def fit(
         x, y = torch.cat(xs), torch.cat(ys)
         if cfg.jitter is not None:
             x = cfg.jitter(x, gen)
-        loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
-        return loss, {"loss": loss.item()}, len(y)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        parts = {"loss": loss.item()}
+        if teacher is not None and cfg.distill > 0:
+            order = np.concatenate([src[src == j] for j in np.unique(src)])  # as x was built
+            keep = (
+                np.ones(len(order), bool)
+                if cfg.distill_sources is None
+                else np.isin(order, cfg.distill_sources)
+            )
+            if keep.any():
+                t, sel = cfg.distill_temperature, torch.from_numpy(keep)
+                with torch.no_grad():
+                    target = F.softmax(teacher(x[sel]) / t, dim=1)
+                student = F.log_softmax(logits[sel] / t, dim=1)
+                kl = F.kl_div(student, target, reduction="batchmean")
+                # weighted by the distilled share so the term's size follows the mixture
+                loss = loss + cfg.distill * t * t * kl * float(keep.mean())
+                parts["distill"] = kl.item()
+        return loss, parts, len(y)
 
     def evaluate_sets() -> dict[str, float]:
         m: dict[str, float] = {}
