@@ -9,16 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from synthcv.realdata import MNIST_TRAIN_COUNT, find_mnist8000
+from real_digits import HAVE_MNIST, needs_mnist
+from synthcv.realdata import MNIST_TRAIN_COUNT
 
 REPO = Path(__file__).resolve().parents[1]
-
-try:
-    find_mnist8000()
-    HAVE_MNIST = True
-except FileNotFoundError:
-    HAVE_MNIST = False
-needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason="mnist-real-8000.npz not present")
 
 
 def _tree(root: Path) -> dict[str, bytes]:

@@ -14,21 +14,16 @@ import yaml
 from torch import nn
 from typer.testing import CliRunner
 
+from real_digits import needs_mnist
 from synthcv.loop import load_mapping
 from synthcv.loop.config import LoopConfig
 from synthcv.loop.cycle import gate, plan_targeted
 from synthcv.loop.mapping import invert_curve, nested
 from synthcv.monitor.drift import detect_drift
 from synthcv.monitor.sources import MonitorSet
-from synthcv.realdata import find_mnist8000, load_mnist8000
+from synthcv.realdata import load_mnist8000
 from synthcv.validation import ConfigError
 
-try:
-    find_mnist8000()
-    HAVE_MNIST = True
-except FileNotFoundError:
-    HAVE_MNIST = False
-needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason="mnist-real-8000.npz not present")
 SPEC = str(Path(__file__).resolve().parents[1] / "examples" / "digits_mnist.yaml")
 
 

@@ -9,16 +9,10 @@ import pytest
 from scipy import ndimage, stats
 from typer.testing import CliRunner
 
+from real_digits import needs_mnist
 from synthcv.monitor import detect_drift, image_features
 from synthcv.monitor.drift import LARGE_N, WASSERSTEIN_THRESHOLD, mmd_permutation_test
-from synthcv.realdata import find_mnist8000, load_mnist8000
-
-try:
-    find_mnist8000()
-    HAVE_MNIST = True
-except FileNotFoundError:
-    HAVE_MNIST = False
-needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason="mnist-real-8000.npz not present")
+from synthcv.realdata import load_mnist8000
 
 
 def test_features_measure_what_they_say():

@@ -144,6 +144,19 @@ def to_markdown(report: DriftReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _png(fig: Any, ax: Any) -> str:
+    """The figure as base64 PNG for an inline <img>, with the report's small type; closed."""
+    import matplotlib.pyplot as plt
+
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
 def _histogram_png(name: str, ref: np.ndarray, cur: np.ndarray) -> str:
     import matplotlib
 
@@ -158,13 +171,7 @@ def _histogram_png(name: str, ref: np.ndarray, cur: np.ndarray) -> str:
     ax.hist(ref, bins=bins, alpha=0.55, density=True, label="reference")
     ax.hist(cur, bins=bins, alpha=0.55, density=True, label="current")
     ax.set_title(name, fontsize=9)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
+    return _png(fig, ax)
 
 
 def _reliability_png(m: dict[str, Any]) -> str:
@@ -184,13 +191,7 @@ def _reliability_png(m: dict[str, Any]) -> str:
     ax.set_xlabel("confidence", fontsize=8)
     ax.set_ylabel("accuracy", fontsize=8)
     ax.set_title("reliability", fontsize=9)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
+    return _png(fig, ax)
 
 
 def _md_table_html(lines: list[str]) -> str:
