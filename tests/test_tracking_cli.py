@@ -84,3 +84,59 @@ def test_generate_and_genmodel_train_are_tracked(tmp_path, monkeypatch):
     assert train.data.params["model"] == "fvsbn"
     history = mlflow.MlflowClient().get_metric_history(train.info.run_id, "test_bpd")
     assert len(history) == 2 and all(m.value > 0 for m in history)
+
+
+def test_the_environment_switches_tracking_off_and_the_flag_on(tmp_path):
+    """SYNTHCV_TRACKING=0 leaves no MLflow store behind; an explicit --track still tracks."""
+    spec = tmp_path / "spec.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "count": 2,
+                "image": {"width": 16, "height": 16, "channels": 1},
+                "objects": {"classes": {"7": {"asset": {"glyph": "7"}}}},
+                "physics": {"enabled": False},
+                "camera": {"distance": 0.3, "elevation": 89, "azimuth": -90},
+            }
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["SYNTHCV_TRACKING"] = "0"
+
+    def generate(*extra: str) -> None:
+        res = subprocess.run(
+            [sys.executable, "-m", "synthcv", "generate", str(spec), "--out", *extra],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
+        assert res.returncode == 0, res.stderr
+
+    generate("off")
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlartifacts").exists()
+    generate("on", "--track")
+    assert (tmp_path / "mlflow.db").exists()
+
+
+def test_every_tracked_command_leaves_the_default_to_the_environment():
+    import typer.main
+
+    from synthcv.cli import _register, app
+
+    if not app.registered_commands:
+        _register()
+    root = typer.main.get_command(app)
+    for path in (
+        ["generate"],
+        ["augment"],
+        ["monitor"],
+        ["experiment", "run"],
+        ["genmodel", "train"],
+    ):
+        cmd = root
+        for name in path:
+            cmd = cmd.commands[name]  # type: ignore[attr-defined]
+        track = next(p for p in cmd.params if p.name == "track")
+        assert track.default is None, path

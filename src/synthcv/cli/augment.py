@@ -27,7 +27,11 @@ def augment(
     ),
     seed: int = typer.Option(0, help="Seed; sample i draws from Generator(\\[seed, i])."),
     overwrite: bool = typer.Option(False, help="Replace an existing dataset at --out."),
-    track: bool = typer.Option(True, "--track/--no-track", help="Log the run to MLflow."),
+    track: bool | None = typer.Option(
+        None,
+        "--track/--no-track",
+        help="Log the run to MLflow (default: on, unless SYNTHCV_TRACKING=0).",
+    ),
 ) -> None:
     """Augment every image of a dataset; labels, depth and masks are kept exactly."""
     from synthcv.augment.dataset import augment_dataset

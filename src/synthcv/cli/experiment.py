@@ -21,7 +21,11 @@ def run(
     ),
     seeds: str | None = typer.Option(None, help="Override seeds, e.g. '0,1,2'."),
     epochs: int | None = typer.Option(None, help="Override every stage's epochs (quick runs)."),
-    track: bool = typer.Option(True, "--track/--no-track", help="Log the run to MLflow."),
+    track: bool | None = typer.Option(
+        None,
+        "--track/--no-track",
+        help="Log the run to MLflow (default: on, unless SYNTHCV_TRACKING=0).",
+    ),
 ) -> None:
     """Run CONFIG over its seeds; prints mean ± 95% interval per metric."""
     from synthcv.tasks.experiment import load_config, run_experiment, with_overrides

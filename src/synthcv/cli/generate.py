@@ -35,8 +35,10 @@ def register(app: typer.Typer) -> None:
             help="samples showing no labelled object: warn (list them at the end), fail (stop"
             " at the first), allow (background-only samples on purpose)",
         ),
-        track: bool = typer.Option(
-            True, "--track/--no-track", help="log the run to MLflow (SYNTHCV_TRACKING=0 disables)"
+        track: bool | None = typer.Option(
+            None,
+            "--track/--no-track",
+            help="log the run to MLflow (default: on, unless SYNTHCV_TRACKING=0)",
         ),
         asset_root: Path | None = typer.Option(
             None,

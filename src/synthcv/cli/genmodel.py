@@ -172,8 +172,10 @@ def train(
     param: list[str] = typer.Option([], help="Model hyper-parameter KEY=VALUE (JSON), repeatable."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
     threads: int | None = typer.Option(None, help="torch CPU threads."),
-    track: bool = typer.Option(
-        True, "--track/--no-track", help="Log to MLflow (SYNTHCV_TRACKING=0 disables)."
+    track: bool | None = typer.Option(
+        None,
+        "--track/--no-track",
+        help="Log the run to MLflow (default: on, unless SYNTHCV_TRACKING=0).",
     ),
     **config: Any,
 ) -> None:

@@ -49,8 +49,10 @@ def monitor(
     mnist: str | None = typer.Option(None, help="Path of mnist-real-8000.npz (default: found)."),
     cache: Path | None = typer.Option(None, help="Where the default embedding is cached."),
     seed: int = typer.Option(0, help="Seed of the subsets and the permutations."),
-    track: bool = typer.Option(
-        True, "--track/--no-track", help="Log the run to MLflow (SYNTHCV_TRACKING=0 disables)."
+    track: bool | None = typer.Option(
+        None,
+        "--track/--no-track",
+        help="Log the run to MLflow (default: on, unless SYNTHCV_TRACKING=0).",
     ),
 ) -> None:
     """Has CURRENT drifted from REFERENCE? Per-feature tests on image statistics, objects, the
@@ -101,7 +103,7 @@ def monitor(
         {"reference": ref.digest, "current": cur.digest},
         params,
         files,
-        enabled=None if track else False,  # SYNTHCV_TRACKING=0 still switches it off
+        enabled=track,  # None: SYNTHCV_TRACKING decides
     )
     if report.drifted:
         raise typer.Exit(DRIFT_EXIT_CODE)
