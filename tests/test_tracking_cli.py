@@ -67,22 +67,27 @@ def test_generate_and_genmodel_train_are_tracked(tmp_path, monkeypatch):
         ],
         tmp_path,
     )
-    import mlflow
+    from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")  # no global URI left behind
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     by_out = {r.data.params.get("out"): r for r in runs}
     gen, train = by_out["ds"], by_out["run"]
     ds_hash = dataset_hash(tmp_path / "ds")
     assert gen.data.tags["synthcv.output.dataset"] == ds_hash
     assert gen.data.params["count"] == "3" and gen.data.metrics["samples"] == 3
     monkeypatch.chdir(tmp_path)  # the default artifact store lives beside mlflow.db
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(gen.info.run_id)}
+    artifacts = {a.path for a in client.list_artifacts(gen.info.run_id)}
     assert {"manifest.json", "contact_sheet.png"} <= artifacts
     # the model's training data is the generated dataset: same hash = lineage
     assert ds_hash in json.dumps(train.data.tags) + json.dumps(train.data.params)
     assert train.data.params["model"] == "fvsbn"
-    history = mlflow.MlflowClient().get_metric_history(train.info.run_id, "test_bpd")
+    # runs are named by what they did, and unset settings are not logged as "None"
+    spec_hash = json.loads((tmp_path / "ds" / "manifest.json").read_text())["spec_hash"]
+    assert gen.info.run_name == f"generate spec 3 @ {spec_hash[:8]}"
+    assert train.info.run_name == "genmodel fvsbn ds -> run"
+    assert "None" not in gen.data.params.values() and "None" not in train.data.params.values()
+    history = client.get_metric_history(train.info.run_id, "test_bpd")
     assert len(history) == 2 and all(m.value > 0 for m in history)
 
 

@@ -110,9 +110,11 @@ class TrackedRun(NullRun):
         self.run = run
 
     def log_params(self, params: Mapping[str, Any]) -> None:
+        """Flattened with dots; unset (None) values are left out, not logged as "None"."""
         flat = {
             k: (json.dumps(v) if isinstance(v, list | tuple) else v)
             for k, v in _flatten(params).items()
+            if v is not None
         }
         # MLflow caps param values at 6000 characters; keep the head, the full config is an
         # artifact anyway.
@@ -304,7 +306,8 @@ def track_generate(
         "backend": backend,
         "spec_hash": spec_hash,
     }
-    with tracked_run("generate", params=params, inputs={}, enabled=enabled) as tr:
+    name = f"generate {Path(spec_path).stem} {count} @ {spec_hash[:8]}"
+    with tracked_run("generate", params=params, inputs={}, run_name=name, enabled=enabled) as tr:
         manifest = generate()
         if not tr.enabled:
             return manifest
@@ -340,7 +343,9 @@ def track_augment(
     (lineage) and the child's hash as tag ``synthcv.output_hash``.
     """
     params = {"ops": ops, "seed": seed, "src": str(src), "out": str(out)}
-    with tracked_run("augment", params, {Path(src).name: dataset_hash(src)}, enabled=enabled) as tr:
+    name = f"augment {Path(src).name} -> {Path(out).name}"
+    inputs = {Path(src).name: dataset_hash(src)}
+    with tracked_run("augment", params, inputs, run_name=name, enabled=enabled) as tr:
         result = augment()
         if tr.enabled:
             tr.set_tags({"synthcv.output_hash": dataset_hash(out)})
@@ -384,8 +389,13 @@ def track_genmodel_train(
     params = {k: v for k, v in config.items() if v is not None}
     inputs = genmodel_data_inputs(str(config["data"]), config.get("mnist_path"))
     run_dir = Path(out)
+    name = f"genmodel {config.get('model')} {config.get('data')} -> {Path(out).name}"
     with tracked_run(
-        "genmodel-train", params=params | {"out": str(out)}, inputs=inputs, enabled=True
+        "genmodel-train",
+        params=params | {"out": str(out)},
+        inputs=inputs,
+        run_name=name,
+        enabled=True,
     ) as tr:
         summary = train()
         metrics = run_dir / "metrics.jsonl"
