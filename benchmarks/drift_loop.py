@@ -85,6 +85,21 @@ def train_champion(path: Path, seed: int = 0) -> None:
     save_classifier(model, path)
 
 
+def digit_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The benchmark's fixed cut of the real digits: the validation part (the gate's broad set),
+    the first 500 test digits (the production pool) and the last 500 (held out, reported)."""
+    from synthcv.realdata import load_mnist8000, validation_part
+
+    tx, ty = load_mnist8000("train")
+    val = validation_part(len(tx), "val", 0.1)
+    test_x, test_y = load_mnist8000("test")
+    return {
+        "val": (tx[val], ty[val]),
+        "pool": (test_x[:500], test_y[:500]),
+        "held": (test_x[500:], test_y[500:]),
+    }
+
+
 def acc(model, x: np.ndarray, y: np.ndarray) -> float:
     from synthcv.tasks.data import ArraySet
     from synthcv.tasks.train import evaluate
@@ -111,19 +126,14 @@ def main(argv: list[str] | None = None) -> None:
     from synthcv.loop import load_loop_config, run_loop
     from synthcv.monitor.run import monitor_sets
     from synthcv.monitor.sources import MonitorSet, load_monitor_source
-    from synthcv.realdata import load_mnist8000, validation_part
     from synthcv.tasks.classifier_io import load_classifier
 
     t_start = time.perf_counter()
     if not Path("champion.pt").is_file():
         train_champion(Path("champion.pt"))
     champion = load_classifier("champion.pt")[0]
-    tx, ty = load_mnist8000("train")
-    val = validation_part(len(tx), "val", 0.1)
-    vx, vy = tx[val], ty[val]
-    test_x, test_y = load_mnist8000("test")
-    pool_x, pool_y = test_x[:500], test_y[:500]
-    held_x, held_y = test_x[500:], test_y[500:]
+    splits = digit_splits()
+    (vx, vy), (pool_x, pool_y), (held_x, held_y) = splits["val"], splits["pool"], splits["held"]
     base_test = acc(champion, held_x, held_y)
     rows = []
     for kind in args.drifts.split(","):

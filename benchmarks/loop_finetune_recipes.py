@@ -55,18 +55,13 @@ def main(argv: list[str] | None = None) -> None:
 
     from synthcv.loop.config import load_loop_config
     from synthcv.loop.cycle import _finetune, _load
-    from synthcv.realdata import load_mnist8000, validation_part
     from synthcv.tasks.classifier_io import load_classifier
 
     t_start = time.perf_counter()
     src = args.src.resolve()
     champion = load_classifier(str(src / "champion.pt"))[0]
-    tx, ty = load_mnist8000("train")
-    val = validation_part(len(tx), "val", 0.1)
-    vx, vy = tx[val], ty[val]
-    test_x, test_y = load_mnist8000("test")
-    dec_x, dec_y = test_x[:500], test_y[:500]
-    held_x, held_y = test_x[500:], test_y[500:]
+    splits = dl.digit_splits()
+    (vx, vy), (dec_x, dec_y), (held_x, held_y) = splits["val"], splits["pool"], splits["held"]
     base = {
         "decision": dl.acc(champion, dec_x, dec_y),
         "val": dl.acc(champion, vx, vy),

@@ -13,13 +13,15 @@ pytest.importorskip("mlflow")
 pytest.importorskip("torch")
 
 
-def _run(args: list[str], tmp_path, **env) -> subprocess.CompletedProcess:
-    full_env = {
+def _run(args: list[str], tmp_path, **env: str | None) -> subprocess.CompletedProcess:
+    """``python -m synthcv ARGS`` in ``tmp_path``; ``env`` overrides (None: unset)."""
+    merged = {
         **os.environ,
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "SYNTHCV_TRACKING": "1",
         **env,
     }
+    full_env = {k: v for k, v in merged.items() if v is not None}
     res = subprocess.run(
         [sys.executable, "-m", "synthcv", *args],
         capture_output=True,
@@ -105,19 +107,14 @@ def test_the_environment_switches_tracking_off_and_the_flag_on(tmp_path):
             }
         )
     )
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["SYNTHCV_TRACKING"] = "0"
 
     def generate(*extra: str) -> None:
-        res = subprocess.run(
-            [sys.executable, "-m", "synthcv", "generate", str(spec), "--out", *extra],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=300,
+        _run(
+            ["generate", str(spec), "--out", *extra],
+            tmp_path,
+            MLFLOW_TRACKING_URI=None,
+            SYNTHCV_TRACKING="0",
         )
-        assert res.returncode == 0, res.stderr
 
     generate("off")
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlartifacts").exists()

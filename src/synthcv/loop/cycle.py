@@ -382,7 +382,10 @@ def _pass(
     # 2. the targeted region, as a spec overlay on the champion's spec
     from synthcv.monitor.model_checks import run_classifier
 
-    predicted = run_classifier(champ.model, sample.images).predicted
+    # the class-mix rule needs the champion's predictions only when the batch has no labels
+    predicted = (
+        None if sample.labels is not None else run_classifier(champ.model, sample.images).predicted
+    )
     seed = int(key[:8], 16) % 1_000_000
     overlay, augment, regions = plan_targeted(report, cfg, sample, predicted, work, say, seed)
     write_text_atomic(work / "overlay.yaml", yaml.safe_dump(overlay, sort_keys=False))
