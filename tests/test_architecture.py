@@ -20,7 +20,7 @@ PACKAGE = SRC / "synthcv"
 #: Components (top-level modules/packages of synthcv) by layer, lowest first.
 LAYERS: list[set[str]] = [
     {"_version", "fileio", "distributions", "scene", "targets", "validation", "safeyaml"},
-    {"format", "render", "assets", "labels", "realdata", "digit_scenes", "conformance"},
+    {"format", "render", "assets", "people", "labels", "realdata", "digit_scenes", "conformance"},
     {"spec", "tracking"},
     {"sampler", "physics", "preflight"},
     {"pipeline", "augment"},

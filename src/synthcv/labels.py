@@ -171,6 +171,7 @@ class SampleLabels:
     normals: np.ndarray  # (H, W, 3) float32
     objects: list[dict[str, Any]] = field(default_factory=list)
     num_visible: int = 0
+    parts: np.ndarray | None = None  # (H, W) uint8 body-part map when people are in view
 
 
 def keypoints_for(
@@ -180,20 +181,22 @@ def keypoints_for(
 
     v = 0: outside the image or behind the camera (x = y = 0); 1: in the image but something
     is in front of it (rendered depth in a 3x3 window is nearer than the point by more than
-    1% + 2 mm); 2: visible.
+    1% + 2 mm, plus the depth below the surface the mesh declares for it: a person's joint
+    lies inside its limb); 2: visible.
     """
     names, local = obj.mesh.all_keypoints()
+    below = [obj.mesh.keypoint_depth.get(n, 0.0) for n in names]
     world = local @ _rot(obj).T + obj.position
     uv, z = camera.project(world)
     h, w = depth.shape
     out: list[float] = []
-    for (u, v), zk in zip(uv, z, strict=True):
+    for (u, v), zk, depth_below in zip(uv, z, below, strict=True):
         xi, yi = int(np.floor(u + 0.5)), int(np.floor(v + 0.5))
         if not (zk > camera.near and 0 <= xi < w and 0 <= yi < h):
             out += [0.0, 0.0, 0]
             continue
         win = depth[max(yi - 1, 0) : yi + 2, max(xi - 1, 0) : xi + 2]
-        tol = 0.01 * zk + 0.002
+        tol = 0.01 * zk + 0.002 + depth_below
         visible = (win == 0).any() or win.max() >= zk - tol
         out += [float(u + 0.5), float(v + 0.5), 2 if visible else 1]
     return names, out
@@ -250,4 +253,77 @@ def compute_labels(scene: Scene, result: RenderResult) -> SampleLabels:
                 **obj.attributes,
             }
         )
+        if obj.person is not None:
+            labels.objects[-1] |= person_labels(obj, cam)
+    if any(o.person is not None for o in scene.objects):
+        labels.parts = part_map(scene, result)
     return labels
+
+
+def person_labels(obj: SceneObject, camera: Camera) -> dict[str, Any]:
+    """A person's 3D joints, head pose and gaze in the camera frame (docs/people.md)."""
+    from synthcv.people.head import head_pose_cam
+
+    rig = obj.person
+    assert rig is not None
+    w2c = camera.world_to_camera
+    to_cam = w2c[:3, :3] @ _rot(obj)
+    t_cam = w2c[:3, :3] @ obj.position + w2c[:3, 3]
+    joints = rig.joints @ to_cam.T + t_cam
+    head_rot = to_cam @ rig.head[:3, :3]
+    yaw, pitch, roll = head_pose_cam(head_rot)
+    gaze = rig.gaze @ to_cam.T
+    combined = gaze.sum(0)
+    combined /= np.linalg.norm(combined)
+    point = None
+    if rig.gaze_target is not None and not rig.gaze_clamped:
+        uv, z = camera.project(rig.gaze_target[None])
+        if (
+            z[0] > camera.near
+            and 0 <= uv[0, 0] + 0.5 < camera.width
+            and 0 <= uv[0, 1] + 0.5 < camera.height
+        ):
+            point = [float(uv[0, 0] + 0.5), float(uv[0, 1] + 0.5)]
+    return {
+        "joint_names": list(rig.joint_names),
+        "joints_cam": joints.reshape(-1).tolist(),
+        "head_position_cam": (rig.head[:3, 3] @ to_cam.T + t_cam).tolist(),
+        "head_yaw": yaw,
+        "head_pitch": pitch,
+        "head_roll": roll,
+        "gaze_right_cam": gaze[0].tolist(),
+        "gaze_left_cam": gaze[1].tolist(),
+        "gaze_cam": combined.tolist(),
+        "gaze_point": point,
+        "gaze_clamped": bool(rig.gaze_clamped),
+        "eyelid": rig.eyelid,
+    }
+
+
+def part_map(scene: Scene, result: RenderResult) -> np.ndarray:
+    """The body-part label map (synthcv.people.body.PARTS; 0 elsewhere).
+
+    Each pixel a person covers is lifted to 3D with the rendered depth and takes the part of
+    the nearest vertex of that person's mesh, so the parts tile the person's visible mask
+    exactly, on any backend.
+    """
+    from scipy.spatial import cKDTree
+
+    cam = scene.camera
+    out = np.zeros(result.instance.shape, dtype=np.uint8)
+    k_inv = np.linalg.inv(cam.K)
+    for obj in scene.objects:
+        if obj.person is None:
+            continue
+        ys, xs = np.nonzero(result.instance == obj.instance_id)
+        if len(xs) == 0:
+            continue
+        z = result.depth[ys, xs].astype(np.float64)
+        rays = np.stack([xs, ys, np.ones_like(xs)], axis=1).astype(np.float64) @ k_inv.T
+        pts_cam = rays * z[:, None]
+        c2w = cam.camera_to_world
+        world = pts_cam @ c2w[:3, :3].T + c2w[:3, 3]
+        local = (world - obj.position) @ _rot(obj)
+        _, nearest = cKDTree(obj.mesh.vertices).query(local)
+        out[ys, xs] = obj.person.vertex_parts[nearest]
+    return out

@@ -44,6 +44,21 @@ def collision_shape(p: Any, client: int, mesh: Mesh) -> int:
     return p.createCollisionShape(p.GEOM_MESH, vertices=vertices, physicsClientId=client)
 
 
+def person_hulls(mesh: Mesh, parts: np.ndarray) -> list[np.ndarray]:
+    """A person as one convex hull per body part: objects land on a shoulder or rest against
+    a leg, not on one hull spanning the gap between the legs."""
+    from scipy.spatial import ConvexHull
+
+    hulls = []
+    for part in np.unique(parts):
+        pts = mesh.vertices[parts == part]
+        try:
+            hulls.append(pts[ConvexHull(pts).vertices])
+        except Exception:  # too few or flat points: skip the part
+            continue
+    return hulls
+
+
 _THREAD = threading.local()
 
 
@@ -86,6 +101,22 @@ def settle(scene: Scene, cfg: PhysicsSpec) -> tuple[Scene, dict[str, Any]]:
             p.changeDynamics(gid, -1, lateralFriction=cfg.friction, physicsClientId=client)
         bodies = []
         for obj in scene.objects:
+            if obj.person is not None:  # static: people have no mass, physics never moves them
+                for hull in person_hulls(obj.mesh, obj.person.vertex_parts):
+                    shape = p.createCollisionShape(
+                        p.GEOM_MESH,
+                        vertices=_reused_lists().rows("hull", hull),
+                        physicsClientId=client,
+                    )
+                    p.createMultiBody(
+                        0,
+                        shape,
+                        basePosition=obj.position.tolist(),
+                        baseOrientation=obj.orientation.tolist(),
+                        physicsClientId=client,
+                    )
+                bodies.append(None)
+                continue
             shape = collision_shape(p, client, obj.mesh)
             bid = p.createMultiBody(
                 baseMass=obj.mass,
@@ -114,13 +145,17 @@ def settle(scene: Scene, cfg: PhysicsSpec) -> tuple[Scene, dict[str, Any]]:
                 speeds = [
                     max(np.linalg.norm(v) for v in p.getBaseVelocity(b, physicsClientId=client))
                     for b in bodies
+                    if b is not None
                 ]
-                rest_streak = rest_streak + 1 if max(speeds) < 0.02 else 0
+                rest_streak = rest_streak + 1 if max(speeds, default=0.0) < 0.02 else 0
                 if rest_streak >= 3:
                     at_rest = True
                     break
         objects = []
         for obj, bid in zip(scene.objects, bodies, strict=True):
+            if bid is None:
+                objects.append(obj)
+                continue
             pos, orn = p.getBasePositionAndOrientation(bid, physicsClientId=client)
             q = np.array(orn, dtype=np.float64)
             q /= np.linalg.norm(q)

@@ -36,7 +36,9 @@ from synthcv.spec import AssetSpec, ClassSpec, DistractorsSpec, HSVColor, Materi
 if TYPE_CHECKING:
     from synthcv.assets.kinds import AssetKind
 
-STREAMS = ("camera", "lights", "ground", "objects", "distractors")
+# A new section's stream goes last: SeedSequence.spawn gives the first children the same
+# seeds whatever their number, so existing sections keep their draws.
+STREAMS = ("camera", "lights", "ground", "objects", "distractors", "people")
 
 Factors = dict[str, Any]  # realized scene factors, named by the spec path they were drawn from
 
@@ -189,6 +191,10 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
     factors |= f
     distractors, _, f = sample_distractors(spec, draw, rngs["distractors"], len(objects), stack_top)
     factors |= f
+    people: list[SceneObject] = []
+    if spec.people is not None:
+        people, f = sample_people(spec, draw, rngs["people"], camera, objects + distractors)
+        factors |= f
 
     if spec.written_paths:  # record files as the spec wrote them, not where this machine has them
         factors = _as_written(factors, spec.written_paths)
@@ -202,7 +208,7 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
     return Scene(
         index=index,
         seed=seed,
-        objects=objects + distractors,
+        objects=objects + distractors + people,
         camera=camera,
         sun=sun,
         ambient=ambient,
@@ -538,3 +544,160 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = iw * ih
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def sample_people(
+    spec: Spec,
+    draw: _Drawer,
+    r: np.random.Generator,
+    camera: Camera,
+    others: list[SceneObject],
+) -> tuple[list[SceneObject], Factors]:
+    """The people stream: how many, then per person its look, pose and place.
+
+    Every person's values are drawn in one fixed order (so a sweep over one of them leaves the
+    rest alone); placement redraws x and y until the person's ground footprint keeps
+    ``placement.gap`` from every other person and object (objects where they start, before
+    physics), or leaves the person out after ``placement.tries``.
+    """
+    from synthcv.people.body import BodyShape
+    from synthcv.people.person import (
+        PERSON_CLASS,
+        REGIONS,
+        PersonParams,
+        build_person,
+        skin_rgb,
+    )
+
+    ps = spec.people
+    assert ps is not None
+    n = max(0, round(float(draw("people.count", ps.count, r))))
+    class_id = len(spec.objects.classes) + 1
+    taken = [_footprint(o) for o in others]
+    out: list[SceneObject] = []
+    for _ in range(n):
+        d = lambda path, dist: draw(f"people.{path}", dist, r)  # noqa: E731
+        pose = str(d("pose", ps.pose))
+        phase = float(d("phase", ps.phase))
+        perturb = float(d("perturb", ps.perturb))
+        height = float(d("height", ps.height))
+        build = float(d("build", ps.build))
+        leg, arm, torso = (
+            float(d(k, getattr(ps, k))) for k in ("leg_ratio", "arm_ratio", "torso_ratio")
+        )
+        tone = float(d("skin_tone", ps.skin_tone))
+        hair = str(d("hair.style", ps.hair.style))
+        hair_hsv, hair_rgb = _hsv(draw, "people.hair.color", ps.hair.color, r)
+        sleeves = str(d("top.sleeves", ps.top.sleeves))
+        top_hsv, top_rgb = _hsv(draw, "people.top.color", ps.top.color, r)
+        legs = str(d("bottom.length", ps.bottom.length))
+        bottom_hsv, bottom_rgb = _hsv(draw, "people.bottom.color", ps.bottom.color, r)
+        _, shoes_rgb = _hsv(draw, "people.shoes.color", ps.shoes.color, r)
+        _, iris_rgb = _hsv(draw, "people.eyes.iris", ps.eyes.iris, r)
+        opening = float(d("eyes.opening", ps.eyes.opening))
+        gaze_yaw = float(d("gaze.yaw", ps.gaze.yaw))
+        gaze_pitch = float(d("gaze.pitch", ps.gaze.pitch))
+        head = [float(d(f"head.{k}", getattr(ps.head, k))) for k in ("yaw", "pitch", "roll")]
+        facing = float(d("placement.facing", ps.placement.facing))
+        params = PersonParams(
+            pose=pose,
+            phase=phase,
+            perturb=perturb,
+            height=height,
+            shape=BodyShape(build=build, leg=leg, arm=arm, torso=torso, hair=hair),
+            head_yaw=head[0],
+            head_pitch=head[1],
+            head_roll=head[2],
+            sleeves=sleeves,
+            legs=legs,
+            gaze=ps.gaze.target,
+            gaze_yaw=gaze_yaw,
+            gaze_pitch=gaze_pitch,
+            eyelid=opening,
+            contact=ps.contact,
+        )
+        placed = None
+        for _attempt in range(ps.placement.tries):
+            x = float(d("placement.x", ps.placement.x))
+            y = float(d("placement.y", ps.placement.y))
+            to_camera = math.degrees(math.atan2(camera.position[1] - y, camera.position[0] - x))
+            candidate = build_person(
+                params,
+                np.random.default_rng(r.integers(2**63)),
+                xy=(x, y),
+                yaw=to_camera + facing,
+                ground_z=spec.ground.height,
+                gaze_target=camera.position if ps.gaze.target == "camera" else None,
+            )
+            if all(_gap(candidate.footprint, t) >= ps.placement.gap for t in taken):
+                placed = candidate
+                break
+        if placed is None:
+            continue
+        taken.append(placed.footprint)
+        regions = {
+            "skin": Material(color=skin_rgb(tone), roughness=0.45),
+            "top": Material(color=tuple(top_rgb), roughness=0.85),
+            "bottom": Material(color=tuple(bottom_rgb), roughness=0.85),
+            "shoes": Material(color=tuple(shoes_rgb), roughness=0.6),
+            "hair": Material(color=tuple(hair_rgb), roughness=0.55),
+            "sclera": Material(color=(0.93, 0.92, 0.89), roughness=0.15),
+            "iris": Material(color=tuple(iris_rgb), roughness=0.15),
+            "pupil": Material(color=(0.02, 0.02, 0.02), roughness=0.1),
+        }
+        materials = tuple(regions[name] for name in REGIONS)
+        attrs = {
+            "asset": placed.mesh.source,
+            "people.pose": pose,
+            "people.phase": phase,
+            "people.perturb": perturb,
+            "people.height": height,
+            "people.build": build,
+            "people.leg_ratio": leg,
+            "people.arm_ratio": arm,
+            "people.torso_ratio": torso,
+            "people.skin_tone": tone,
+            "people.hair.style": hair,
+            "people.hair.color_v": hair_hsv[2],
+            "people.top.sleeves": sleeves,
+            "people.top.color_h": top_hsv[0],
+            "people.bottom.length": legs,
+            "people.bottom.color_h": bottom_hsv[0],
+            "people.eyes.opening": opening,
+            "people.gaze.yaw": gaze_yaw,
+            "people.gaze.pitch": gaze_pitch,
+            "people.head.yaw": head[0],
+            "people.head.pitch": head[1],
+            "people.head.roll": head[2],
+            "people.placement.facing": facing,
+            "people.distance": float(np.linalg.norm(placed.position - camera.position)),
+        }
+        out.append(
+            SceneObject(
+                instance_id=len(others) + len(out) + 1,
+                class_name=PERSON_CLASS,
+                class_id=class_id,
+                mesh=placed.mesh,
+                position=placed.position,
+                orientation=_euler_quat(0.0, 0.0, placed.yaw),
+                material=materials[0],
+                mass=0.0,
+                attributes=attrs,
+                region_materials=materials,
+                person=placed.rig,
+            )
+        )
+    return out, {"people.count": len(out), "people.left_out": n - len(out)}
+
+
+def _footprint(obj: SceneObject) -> np.ndarray:
+    """World xy box [x0, y0, x1, y1] of an object where it starts."""
+    xy = (obj.mesh.vertices @ quat_to_matrix(obj.orientation).T)[:, :2] + obj.position[:2]
+    return np.array([*xy.min(0), *xy.max(0)])
+
+
+def _gap(a: np.ndarray, b: np.ndarray) -> float:
+    """Distance between two xy boxes (negative: how deep they overlap, the smaller way)."""
+    dx = max(b[0] - a[2], a[0] - b[2])
+    dy = max(b[1] - a[3], a[1] - b[3])
+    return max(dx, dy)

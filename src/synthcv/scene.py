@@ -83,6 +83,12 @@ class Mesh:
     # scale_factors. Backends cache per unscaled mesh and apply the scale at draw time.
     unscaled: Mesh | None = None
     scale_factors: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    # Per-face index into the object's ``region_materials`` (a person's skin, clothes, hair,
+    # eyes); None: one material for the whole mesh.
+    face_regions: np.ndarray | None = None
+    # How far below the surface a keypoint lies (a joint inside a limb), metres: the depth
+    # test compares the rendered surface with the point moved this much toward the camera.
+    keypoint_depth: dict[str, float] = field(default_factory=dict)
 
     @property
     def extents(self) -> np.ndarray:
@@ -123,6 +129,24 @@ class Material:
     texture_scale: float = 1.0
 
 
+@dataclass(frozen=True, eq=False)
+class PersonRig:
+    """What a person's labels need beyond its mesh, all in the object's own frame.
+
+    Built by :mod:`synthcv.people.person`; rigid transforms of the object carry it along.
+    """
+
+    joint_names: tuple[str, ...]
+    joints: np.ndarray  # (J, 3) skeleton joint origins
+    head: np.ndarray  # (4, 4) head frame → object frame (x out of the face, y up, z right)
+    eye_centres: np.ndarray  # (2, 3) eyeball centres, (right, left)
+    gaze: np.ndarray  # (2, 3) unit directions each eye looks, (right, left)
+    gaze_target: np.ndarray | None  # world point the eyes were aimed at; None for a direction
+    gaze_clamped: bool  # the target was beyond the eyes' range: they look as far as they can
+    eyelid: float  # 1 wide open … 0 shut
+    vertex_parts: np.ndarray  # (V,) body-part id (synthcv.people.body.PARTS) of each vertex
+
+
 @dataclass
 class SceneObject:
     instance_id: int  # 1..N, 0 is background
@@ -135,6 +159,9 @@ class SceneObject:
     is_distractor: bool = False
     mass: float = 1.0
     attributes: dict[str, Any] = field(default_factory=dict)  # realized per-object factors
+    # materials indexed by ``mesh.face_regions`` (``material`` is then the first region's)
+    region_materials: tuple[Material, ...] = ()
+    person: PersonRig | None = None
 
     def object_to_world(self) -> np.ndarray:
         return pose_matrix(self.position, self.orientation)

@@ -33,6 +33,10 @@ from pydantic_core import InitErrorDetails
 from synthcv.assets.kinds import names as asset_kind_names
 from synthcv.distributions import Distribution, constant, parse_distribution
 from synthcv.fileio import sha256_text
+from synthcv.people.motions import POSES
+from synthcv.people.person import HAIR as HAIR_STYLES
+from synthcv.people.person import LEGS as LEG_LENGTHS
+from synthcv.people.person import PERSON_CLASS, SLEEVES
 from synthcv.safeyaml import YAMLProblem, check_shape, load_yaml, read_text
 from synthcv.validation import ConfigError, FieldProblem, format_loc, validation_problems
 from synthcv.validation import format_validation_error as _format_validation_error
@@ -475,7 +479,127 @@ class OutputsSpec(StrictModel):
     instance: bool = True
     semantic: bool = True
     normals: bool = True
+    parts: bool | None = None  # body-part map of people; None: on (written when people appear)
     shard_size: int = Field(16, ge=1, le=100000)
+
+    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"parts"})
+
+
+# ------------------------------------------------------------------ people (docs/people.md)
+
+
+def _one_of(names: tuple[str, ...], what: str) -> Any:
+    """A categorical field whose every possible value is one of ``names``."""
+
+    def validate(value: Any) -> Distribution:
+        d = parse_distribution(value, numeric=False)
+        bad = [v for v in d.support() if v not in names]
+        if bad:
+            raise ValueError(f"{what} among {', '.join(names)} (got {bad[0]!r})")
+        return d
+
+    return Annotated[Distribution, PlainValidator(validate), PlainSerializer(_ser, return_type=Any)]
+
+
+def _uniform(lo: float, hi: float) -> Distribution:
+    return parse_distribution({"uniform": [lo, hi]}, numeric=True)
+
+
+PoseName = _one_of(POSES, "pose names")
+SkinTone = num(1, 10, "Monk scale")
+
+
+class HairSpec(StrictModel):
+    style: _one_of(HAIR_STYLES, "hair styles") = parse_distribution(  # type: ignore[valid-type]
+        {"choice": ["short", "long", "none"]}
+    )
+    color: HSVColor = HSVColor(
+        h=_range_or_dist([0.03, 0.1]), s=_range_or_dist([0.3, 0.8]), v=_range_or_dist([0.05, 0.6])
+    )
+
+
+class TopSpec(StrictModel):
+    sleeves: _one_of(SLEEVES, "sleeve lengths") = parse_distribution(  # type: ignore[valid-type]
+        {"choice": ["none", "short", "long"]}
+    )
+    color: HSVColor = HSVColor(
+        h=_range_or_dist([0, 1]), s=_range_or_dist([0, 0.8]), v=_range_or_dist([0.15, 0.9])
+    )
+
+
+class BottomSpec(StrictModel):
+    length: _one_of(LEG_LENGTHS, "trouser lengths") = parse_distribution(  # type: ignore[valid-type]
+        {"choice": ["long", "shorts"]}
+    )
+    color: HSVColor = HSVColor(
+        h=_range_or_dist([0, 1]), s=_range_or_dist([0, 0.6]), v=_range_or_dist([0.1, 0.7])
+    )
+
+
+class ShoesSpec(StrictModel):
+    color: HSVColor = HSVColor(
+        h=_range_or_dist([0, 1]), s=_range_or_dist([0, 0.5]), v=_range_or_dist([0.05, 0.9])
+    )
+
+
+class EyesSpec(StrictModel):
+    iris: HSVColor = HSVColor(
+        h=_range_or_dist([0.05, 0.6]), s=_range_or_dist([0.3, 0.8]), v=_range_or_dist([0.15, 0.6])
+    )
+    opening: Fraction = _uniform(0.6, 1.0)  # eyelid: 1 wide open, 0 shut
+
+
+class GazeSpec(StrictModel):
+    """Where the eyes look: at the ``camera`` or straight ``ahead`` (of the head), turned by
+    ``yaw``/``pitch`` degrees (> 0: to the person's left / up); each eye is held within
+    ±40° yaw and ±30° pitch of the head's forward direction."""
+
+    target: Literal["camera", "ahead"] = "camera"
+    yaw: Angle = constant(0.0)
+    pitch: Angle = constant(0.0)
+
+
+class HeadTurnSpec(StrictModel):
+    """The head turned on the neck on top of the pose (degrees)."""
+
+    yaw: num(-80, 80, "degrees") = constant(0.0)  # type: ignore[valid-type]
+    pitch: num(-60, 60, "degrees") = constant(0.0)  # type: ignore[valid-type]
+    roll: num(-45, 45, "degrees") = constant(0.0)  # type: ignore[valid-type]
+
+
+class PeoplePlacementSpec(StrictModel):
+    """Where people stand (x, y on the ground) and which way they face: ``facing`` is degrees
+    from facing the camera (0: toward it, 180: back to it)."""
+
+    x: Position = _uniform(-1.0, 1.0)
+    y: Position = _uniform(-1.0, 1.0)
+    facing: Angle = _uniform(-60.0, 60.0)
+    gap: float = Field(0.05, ge=0, le=100)  # metres kept between footprints
+    tries: int = Field(50, ge=1, le=10_000)
+
+
+class PeopleSpec(StrictModel):
+    """``people:``: posed, clothed people standing on the ground (docs/people.md)."""
+
+    count: Count = constant(1)
+    pose: PoseName = constant("standing")  # a motion clip or a static pose
+    phase: Fraction = _uniform(0.0, 1.0)  # where in the clip
+    perturb: num(0, 45, "degrees") = constant(0.0)  # type: ignore[valid-type]
+    contact: Literal["ground", "clip"] = "ground"
+    height: num(0.5, 2.5, "m") = _uniform(1.55, 1.95)  # type: ignore[valid-type]
+    build: num(0.7, 1.5) = _uniform(0.85, 1.2)  # type: ignore[valid-type]
+    leg_ratio: num(0.8, 1.2) = constant(1.0)  # type: ignore[valid-type]
+    arm_ratio: num(0.8, 1.2) = constant(1.0)  # type: ignore[valid-type]
+    torso_ratio: num(0.8, 1.2) = constant(1.0)  # type: ignore[valid-type]
+    skin_tone: SkinTone = parse_distribution({"choice": list(range(1, 11))})
+    hair: HairSpec = HairSpec()
+    top: TopSpec = TopSpec()
+    bottom: BottomSpec = BottomSpec()
+    shoes: ShoesSpec = ShoesSpec()
+    eyes: EyesSpec = EyesSpec()
+    gaze: GazeSpec = GazeSpec()
+    head: HeadTurnSpec = HeadTurnSpec()
+    placement: PeoplePlacementSpec = PeoplePlacementSpec()
 
 
 class SweepSpec(StrictModel):
@@ -529,13 +653,23 @@ class Spec(StrictModel):
     physics: PhysicsSpec = PhysicsSpec()
     outputs: OutputsSpec = OutputsSpec()
     sweep: SweepSpec | None = None
+    people: PeopleSpec | None = None
     #: Asset files written as relative paths: absolute path (as resolved against the spec's
     #: file, and recorded everywhere else in the resolved spec) → the path as written. The
     #: hashes use the written form, so a spec with its files moved elsewhere (another
     #: checkout, another machine) seeds the same samples.
     written_paths: dict[str, str] | None = None
 
-    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"written_paths"})
+    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"written_paths", "people"})
+
+    @model_validator(mode="after")
+    def _person_class_free(self) -> Spec:
+        if self.people is not None and PERSON_CLASS in self.objects.classes:
+            raise FieldProblem(
+                ("objects", "classes", PERSON_CLASS),
+                f"the class name {PERSON_CLASS!r} is taken by people: (rename this class)",
+            )
+        return self
 
     @model_validator(mode="after")
     def _totals_and_sweep(self) -> Spec:
@@ -555,7 +689,10 @@ class Spec(StrictModel):
     # ------------------------------------------------------------------ derived facts
     @property
     def class_names(self) -> list[str]:
-        return list(self.objects.classes)
+        """Semantic classes in id order (1-based): the object classes, then ``person`` when
+        the spec has ``people:``."""
+        names = list(self.objects.classes)
+        return [*names, PERSON_CLASS] if self.people is not None else names
 
     @property
     def sweep_steps(self) -> list[Any]:

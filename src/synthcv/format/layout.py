@@ -25,8 +25,19 @@ RUN_FILE = ".synthcv-run.json"
 LOCK_FILE = ".synthcv.lock"
 
 #: Image modalities, in the order they are written, and each one's file suffix.
-MODALITIES = ("rgb", "depth", "instance", "semantic", "normals")
-SUFFIX = {"rgb": "png", "depth": "tiff", "instance": "png", "semantic": "png", "normals": "png"}
+#: ``parts`` (the body-part map, synthcv.people.body.PARTS) is written only for samples
+#: with people; older datasets have no such column, and readers give None for it.
+MODALITIES = ("rgb", "depth", "instance", "semantic", "normals", "parts")
+SUFFIX = {
+    "rgb": "png",
+    "depth": "tiff",
+    "instance": "png",
+    "semantic": "png",
+    "normals": "png",
+    "parts": "png",
+}
+#: Modalities only some samples have (listed by tools only where present).
+OPTIONAL_MODALITIES = ("parts",)
 #: Columns of samples.parquet that locate files rather than describe the sample.
 PATH_COLUMNS = ("shard", *MODALITIES)
 

@@ -105,11 +105,27 @@ def manifest_fields(spec: Spec, spec_hash: str) -> dict[str, Any]:
         "backend": get_backend(spec.renderer.backend).describe(),
         "classes": [{"id": i + 1, "name": n} for i, n in enumerate(spec.class_names)],
         "keypoints": class_keypoints(spec),
+        **_people_manifest(spec),
         "image": {
             "channels": spec.image.channels,
             "width": spec.image.width,
             "height": spec.image.height,
         },
+    }
+
+
+def _people_manifest(spec: Spec) -> dict[str, Any]:
+    """With people: COCO's person skeleton (1-based pairs, as COCO writes it) and the names of
+    the body-part map's values."""
+    if spec.people is None:
+        return {}
+    from synthcv.people.body import PARTS
+    from synthcv.people.keypoints import COCO_SKELETON
+    from synthcv.people.person import PERSON_CLASS
+
+    return {
+        "skeletons": {PERSON_CLASS: [list(pair) for pair in COCO_SKELETON]},
+        "parts": list(PARTS),
     }
 
 
@@ -127,6 +143,11 @@ def class_keypoints(spec: Spec) -> dict[str, list[str]]:
             keypoints[name] = build_mesh(probe).all_keypoints()[0]
         except Exception:  # informational only; a bad asset already failed its samples
             keypoints[name] = []
+    if spec.people is not None:
+        from synthcv.people.keypoints import COCO_KEYPOINTS
+        from synthcv.people.person import PERSON_CLASS
+
+        keypoints[PERSON_CLASS] = list(COCO_KEYPOINTS)
     return keypoints
 
 

@@ -55,12 +55,14 @@ def sample_row(rs: RenderedSample, shard: str, files: dict[str, str | None]) -> 
 def modality_arrays(spec: Spec, rs: RenderedSample) -> dict[str, Any]:
     """The arrays of every modality the spec's ``outputs`` switch on, ready to encode."""
     enabled = spec.outputs.model_dump()
+    enabled["parts"] = enabled.get("parts") is not False and rs.labels.parts is not None
     arrays = {
         "rgb": lambda: rs.result.rgb if spec.image.channels == 3 else codecs.to_gray(rs.result.rgb),
         "depth": lambda: rs.result.depth,
         "instance": lambda: rs.result.instance,
         "semantic": lambda: rs.labels.semantic,
         "normals": lambda: codecs.encode_normals(rs.labels.normals),
+        "parts": lambda: rs.labels.parts,
     }
     return {m: (arrays[m]() if enabled[m] else None) for m in layout.MODALITIES}
 

@@ -399,7 +399,12 @@ class CyclesRenderer:
             if not 1 <= int(obj.instance_id) <= max_index:
                 raise ValueError(f"{where}: instance_id must be in 1..{max_index}")
             ob = self._add_mesh_object(
-                f"obj-{obj.instance_id}", obj.mesh, obj.material, where, int(obj.instance_id)
+                f"obj-{obj.instance_id}",
+                obj.mesh,
+                obj.material,
+                where,
+                int(obj.instance_id),
+                regions=obj.region_materials if obj.mesh.face_regions is not None else (),
             )
             ob.matrix_world = _to_matrix(pose_matrix(obj.position, obj.orientation))
 
@@ -427,7 +432,10 @@ class CyclesRenderer:
         where: str,
         pass_index: int,
         metric_uv: bool = False,
+        regions: tuple[Material, ...] = (),
     ) -> Any:
+        """One mesh object; with ``regions``, one material slot per region and each face's
+        slot from ``mesh.face_regions`` (a person's skin, clothes and eyes)."""
         bpy = self._bpy
         v, f = _check_mesh(mesh, where)
         me = bpy.data.meshes.new(name)
@@ -449,8 +457,26 @@ class CyclesRenderer:
         le = np.empty(len(me.loops), dtype=np.int32)
         me.loops.foreach_get("edge_index", le)
         compat.set_shading(me, sharp_edges(fn.reshape(-1, 3), le, len(me.edges)))
-        mat = self._material(f"{name}-mat", material, mesh.uv is not None, metric_uv, where)
-        me.materials.append(mat)
+        if regions:
+            face_regions = np.asarray(mesh.face_regions, dtype=np.int32)
+            if (
+                len(face_regions) != len(f)
+                or face_regions.min() < 0
+                or face_regions.max() >= len(regions)
+            ):
+                raise ValueError(
+                    f"{where}: face_regions must index its {len(regions)} region materials"
+                )
+            for k, region_material in enumerate(regions):
+                me.materials.append(
+                    self._material(
+                        f"{name}-mat{k}", region_material, mesh.uv is not None, metric_uv, where
+                    )
+                )
+            me.polygons.foreach_set("material_index", face_regions)
+        else:
+            mat = self._material(f"{name}-mat", material, mesh.uv is not None, metric_uv, where)
+            me.materials.append(mat)
         ob = bpy.data.objects.new(name, me)
         self._per_sample.append(ob)
         ob.pass_index = pass_index

@@ -67,6 +67,19 @@ def _cached_arrays(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray | Non
     return _render_arrays(mesh)
 
 
+def region_arrays(mesh: Mesh) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Per material region of ``mesh.face_regions``: (region, corner vertices, corner normals).
+
+    Normals are those of the whole mesh, so shading stays smooth across a region's border.
+    """
+    verts, normals, _ = _render_arrays(mesh)
+    out = []
+    for region in np.unique(mesh.face_regions):
+        corners = np.repeat(mesh.face_regions == region, 3)
+        out.append((int(region), verts[corners], normals[corners]))
+    return out
+
+
 class TinyOptions(BackendOptions):
     """``renderer: {backend: tiny, shadows: true}``."""
 
@@ -151,6 +164,34 @@ class TinyRenderer:
             **kwargs,
         )
 
+    def _region_bodies(self, obj: Any) -> list[int]:
+        """One body per material region of a multi-material mesh (a person's skin, clothes,
+        eyes); all of them are labelled as the one object."""
+        p, c, lists = self._p, self._client, self._lists
+        bodies = []
+        for region, verts, normals in region_arrays(obj.mesh):
+            m = obj.region_materials[region]
+            vid = p.createVisualShape(
+                p.GEOM_MESH,
+                vertices=lists.rows("vertices", verts),
+                indices=lists.flat("indices", np.arange(len(verts))),
+                normals=lists.rows("normals", normals),
+                rgbaColor=[*m.color, 1.0],
+                specularColor=[0.5 * (1 - m.roughness) * (1 + m.metallic)] * 3,
+                physicsClientId=c,
+            )
+            bodies.append(
+                p.createMultiBody(
+                    0,
+                    -1,
+                    vid,
+                    basePosition=obj.position.tolist(),
+                    baseOrientation=obj.orientation.tolist(),
+                    physicsClientId=c,
+                )
+            )
+        return bodies
+
     def _texture(self, path: str | None) -> int | None:
         if not path:
             return None
@@ -194,6 +235,10 @@ class TinyRenderer:
                     gid, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=c
                 )
         for obj in scene.objects:
+            if obj.mesh.face_regions is not None and obj.region_materials:
+                for bid in self._region_bodies(obj):
+                    body_to_instance[bid] = obj.instance_id
+                continue
             m = obj.material
             spec = [0.5 * (1 - m.roughness) * (1 + m.metallic)] * 3
             vid = self._visual(obj.mesh, [*m.color, 1.0], spec)

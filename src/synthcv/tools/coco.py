@@ -36,13 +36,14 @@ def _categories(ds: Dataset) -> list[dict[str, Any]]:
         for name, kps in zip(cols["class_name"], cols["keypoint_names"], strict=True):
             if name not in kp_names and kps is not None:
                 kp_names[name] = list(kps)
+    skeletons: dict[str, list[list[int]]] = dict(ds.manifest.get("skeletons", {}))
     return [
         {
             "id": int(c["id"]),
             "name": c["name"],
-            "supercategory": "object",
+            "supercategory": "person" if c["name"] in skeletons else "object",
             "keypoints": list(kp_names.get(c["name"], [])),
-            "skeleton": [],
+            "skeleton": [list(p) for p in skeletons.get(c["name"], [])],
         }
         for c in ds.classes
     ]

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from synthcv.format import Dataset, open_dataset
-from synthcv.format.layout import MODALITIES, PATH_COLUMNS
+from synthcv.format.layout import MODALITIES, OPTIONAL_MODALITIES, PATH_COLUMNS
 
 # Columns that identify rows or hold labels rather than realized factors.
 _SAMPLE_SKIP = {"sample_index", "seed", *PATH_COLUMNS}
@@ -84,7 +84,8 @@ def summarize(dataset: Dataset | str | os.PathLike[str], verify: bool = True) ->
             if name not in samples.column_names
             else len(samples) - samples.column(name).null_count
         )
-        modalities[name] = present
+        if present or name not in OPTIONAL_MODALITIES:
+            modalities[name] = present
 
     names = {c["id"]: c["name"] for c in ds.classes}
     per_class: dict[int, dict[str, int]] = {cid: {"objects": 0, "visible": 0} for cid in names}
