@@ -139,6 +139,7 @@ def _touches_resources(field: str) -> bool:
         field == "ground.texture"
         or field.startswith("distractors.")
         or (parts[0] == "objects" and ("asset" in parts or "material" in parts))
+        or field in ("people.pose", "people.hair.style")
     )
 
 
@@ -152,4 +153,27 @@ def _spec_problems(spec: Spec) -> list[str]:
         problems += asset_problems(f"distractors.assets[{i}]", a)
     problems += _material_problems("distractors.material", spec.distractors.material)
     problems += _texture_problems("ground.texture", spec.ground.texture)
+    if spec.people is not None:
+        problems += _people_problems(spec)
+    return problems
+
+
+def _people_problems(spec: Spec) -> list[str]:
+    """Every pose's clip file read and every hair style's body built (it needs scikit-image)."""
+    from synthcv.people.body import BodyShape, rest_body
+    from synthcv.people.motions import pose_named
+
+    ps = spec.people
+    assert ps is not None
+    problems: list[str] = []
+    for name in _values(ps.pose):
+        try:
+            pose_named(str(name))
+        except Exception as exc:
+            problems.append(f"people.pose: {_cut(str(exc))}")
+    for style in _values(ps.hair.style):
+        try:
+            rest_body(BodyShape(hair=str(style)))
+        except Exception as exc:
+            problems.append(f"people.hair.style: {style}: {_cut(f'{type(exc).__name__}: {exc}')}")
     return problems

@@ -335,7 +335,7 @@ def sample_objects(
     n_obj = max(0, round(float(draw("objects.count", os_.count, r))))
     names = list(os_.classes)
     weights = np.array([os_.classes[n].weight for n in names], dtype=np.float64)
-    weights /= weights.sum()
+    weights /= max(weights.sum(), 1e-300)  # no classes only with count 0 (a people-only spec)
     objects: list[SceneObject] = []
     stack_top = 0.0
     # Ground footprints of the objects placed so far, when placement limits their overlap.

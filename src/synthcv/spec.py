@@ -426,7 +426,7 @@ class ClassSpec(StrictModel):
 
 class ObjectsSpec(StrictModel):
     count: Count = constant(1)
-    classes: dict[str, ClassSpec]
+    classes: dict[str, ClassSpec] = Field(default_factory=dict)  # empty only with count 0
     pose: PoseSpec = PoseSpec()
 
     @model_validator(mode="before")
@@ -446,12 +446,18 @@ class ObjectsSpec(StrictModel):
 
     @field_validator("classes")
     @classmethod
-    def _nonempty(cls, v: dict[str, ClassSpec]) -> dict[str, ClassSpec]:
-        if not v:
-            raise ValueError("at least one class")
-        if sum(c.weight for c in v.values()) <= 0:
+    def _weights(cls, v: dict[str, ClassSpec]) -> dict[str, ClassSpec]:
+        if v and sum(c.weight for c in v.values()) <= 0:
             raise ValueError("class weights that sum to more than 0")
         return v
+
+    @model_validator(mode="after")
+    def _classes_to_draw_from(self) -> ObjectsSpec:
+        if not self.classes and self.count.value_range()[1] > 0:
+            raise FieldProblem(
+                "classes", "got none, expected at least one class (objects.count can be above 0)"
+            )
+        return self
 
 
 class DistractorsSpec(StrictModel):
@@ -514,7 +520,7 @@ class HairSpec(StrictModel):
         {"choice": ["short", "long", "none"]}
     )
     color: HSVColor = HSVColor(
-        h=_range_or_dist([0.03, 0.1]), s=_range_or_dist([0.3, 0.8]), v=_range_or_dist([0.05, 0.6])
+        h=_range_or_dist([0.06, 0.11]), s=_range_or_dist([0.3, 0.7]), v=_range_or_dist([0.05, 0.55])
     )
 
 
@@ -648,7 +654,7 @@ class Spec(StrictModel):
     lights: LightsSpec = LightsSpec()
     ground: GroundSpec = GroundSpec()
     background: HSVColor = HSVColor(v=constant(0.0))
-    objects: ObjectsSpec
+    objects: ObjectsSpec = ObjectsSpec(count=constant(0))  # optional with people:
     distractors: DistractorsSpec = DistractorsSpec()
     physics: PhysicsSpec = PhysicsSpec()
     outputs: OutputsSpec = OutputsSpec()
@@ -661,6 +667,14 @@ class Spec(StrictModel):
     written_paths: dict[str, str] | None = None
 
     HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"written_paths", "people"})
+
+    @model_validator(mode="after")
+    def _something_to_label(self) -> Spec:
+        if not self.objects.classes and self.people is None:
+            raise FieldProblem(
+                "objects", "got no classes, expected objects.classes (or a people: section)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _person_class_free(self) -> Spec:

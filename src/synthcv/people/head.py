@@ -118,31 +118,34 @@ def eyeball(
     return world, f, regions.tolist()
 
 
-def head_pose_cam(head_rot_cam: np.ndarray) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in degrees of a head whose neck-frame axes, in camera coordinates,
-    are the columns of ``head_rot_cam``.
+#: A frontal, upright face looking into the camera: the head frame's axes (x out of the face,
+#: y up, z the person's right) in OpenCV camera coordinates (x right, y down, z forward).
+FRONTAL = np.array([[0.0, 0.0, -1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]]).T
 
-    Zero is a face looking straight into the camera, upright. The head's rotation relative to
-    that frontal pose is R = Ry(yaw) · Rx(pitch) · Rz(roll) about the camera's axes (OpenCV:
-    x right, y down, z forward): yaw > 0 turns the face toward the image's left (the person's
-    own right), pitch > 0 tilts it down, roll > 0 tips the crown toward the image's right
-    (clockwise as seen in the image).
-    """
-    # frontal: forward (+x) → -z_cam, up (+y) → -y_cam, right (+z) → -x_cam
-    frontal = np.array([[0.0, 0.0, -1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]]).T
-    r = head_rot_cam @ frontal.T
-    # r = Ry(yaw) Rx(pitch) Rz(roll): r[1, 2] = -sin(pitch)
-    pitch = math.degrees(math.asin(float(np.clip(-r[1, 2], -1.0, 1.0))))
-    yaw = math.degrees(math.atan2(r[0, 2], r[2, 2]))
-    roll = math.degrees(math.atan2(r[1, 0], r[1, 1]))
+
+def turn(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Head-frame rotation Ry(yaw) · Rz(pitch) · Rx(roll), degrees: yaw about the head's up
+    axis (> 0 toward the person's left), pitch about its right axis (> 0 up), roll about the
+    line out of the face (> 0 tips the crown toward the person's right shoulder)."""
+    y, p, r = (math.radians(a) for a in (yaw, pitch, roll))
+    ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
+    rz = np.array([[math.cos(p), -math.sin(p), 0], [math.sin(p), math.cos(p), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, math.cos(r), -math.sin(r)], [0, math.sin(r), math.cos(r)]])
+    return ry @ rz @ rx
+
+
+def head_pose_cam(head_rot_cam: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees of a head whose frame's axes, in camera coordinates, are
+    the columns of ``head_rot_cam``: the :func:`turn` that takes a frontal, upright face
+    looking into the camera (:data:`FRONTAL`) to this one. A person facing a level camera who
+    turns the head on the neck by (yaw, pitch, roll) has exactly that head pose."""
+    r = FRONTAL.T @ head_rot_cam
+    pitch = math.degrees(math.asin(float(np.clip(r[1, 0], -1.0, 1.0))))
+    yaw = math.degrees(math.atan2(-r[2, 0], r[0, 0]))
+    roll = math.degrees(math.atan2(-r[1, 2], r[1, 1]))
     return yaw, pitch, roll
 
 
 def head_rotation_cam(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """Inverse of :func:`head_pose_cam`: the head's neck-frame axes in camera coordinates."""
-    y, p, r = (math.radians(a) for a in (yaw, pitch, roll))
-    ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
-    rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
-    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
-    frontal = np.array([[0.0, 0.0, -1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]]).T
-    return ry @ rx @ rz @ frontal
+    """Inverse of :func:`head_pose_cam`: the head frame's axes in camera coordinates."""
+    return FRONTAL @ turn(yaw, pitch, roll)

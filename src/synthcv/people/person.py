@@ -30,7 +30,7 @@ from synthcv.people.body import (
 )
 from synthcv.people.keypoints import COCO_KEYPOINTS, DEPTH_BELOW_SURFACE, JOINT_OF
 from synthcv.people.motions import STANDING_ROOT_HEIGHT, Pose, perturb, pose_named
-from synthcv.people.skeleton import INDEX, JOINTS, axis_angle, forward_kinematics
+from synthcv.people.skeleton import INDEX, JOINTS, forward_kinematics
 from synthcv.scene import Mesh, PersonRig
 
 #: Material regions of a person's faces, in this order (``SceneObject.region_materials``).
@@ -88,21 +88,11 @@ def skin_rgb(tone: float) -> tuple[float, float, float]:
     return tuple(float(c) for c in rgb[i] + (t - i) * (rgb[i + 1] - rgb[i]))  # type: ignore[return-value]
 
 
-def _head_offset(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """Neck-frame rotation: yaw about up (+y), pitch about the right axis (+z), roll about
-    forward (+x)."""
-    return (
-        axis_angle(np.array([0.0, 1.0, 0.0]), math.radians(yaw))
-        @ axis_angle(np.array([0.0, 0.0, 1.0]), math.radians(pitch))
-        @ axis_angle(np.array([1.0, 0.0, 0.0]), math.radians(roll))
-    )
-
-
 def draw_pose(params: PersonParams, rng: np.random.Generator) -> Pose:
     """The skeleton pose: the clip or static pose, perturbed, head turned, pelvis centred."""
     pose = perturb(pose_named(params.pose, params.phase), params.perturb, rng)
     local = pose.local.copy()
-    local[INDEX["neck"]] = local[INDEX["neck"]] @ _head_offset(
+    local[INDEX["neck"]] = local[INDEX["neck"]] @ headgeo.turn(
         params.head_yaw, params.head_pitch, params.head_roll
     )
     root = pose.root_position.copy()
