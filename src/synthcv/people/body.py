@@ -13,7 +13,7 @@ Building takes a fraction of a second; :func:`rest_body` caches it per (quantise
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -63,10 +63,10 @@ class BodyShape:
     hair: str = "short"  # none | short | long
 
     def quantised(self) -> BodyShape:
-        """The shape the caches hold: build in 0.05 steps (a few millimetres of girth),
-        limb ratios in 0.01 steps."""
+        """The shape the caches hold: build and limb ratios in 0.01 steps (under a
+        millimetre of girth or length)."""
         return BodyShape(
-            round(round(self.build / 0.05) * 0.05, 2),
+            round(self.build, 2),
             round(self.leg, 2),
             round(self.arm, 2),
             round(self.torso, 2),
@@ -92,6 +92,7 @@ class Primitive:
     r: np.ndarray
     axes: np.ndarray | None = None
     blend: float = 0.025  # smooth-minimum width where it joins what came before
+    girth: bool = True  # thickens with the build (the head, hair and neck do not)
 
     def sdf(self, p: np.ndarray) -> np.ndarray:
         if self.kind == "tube":  # elliptic cross-section (forward, sideways), rounded ends
@@ -112,6 +113,14 @@ class Primitive:
         k0 = np.linalg.norm(q / self.r, axis=1)
         k1 = np.linalg.norm(q / self.r**2, axis=1)
         return k0 * (k0 - 1.0) / np.maximum(k1, 1e-12)
+
+    def outward(self, p: np.ndarray) -> np.ndarray:
+        """Each point's offset from the primitive's axis (capsules, tubes) or centre."""
+        if self.kind == "ellipsoid":
+            return p - self.a
+        ab = self.b - self.a
+        t = np.clip(((p - self.a) @ ab) / float(ab @ ab), 0.0, 1.0)
+        return p - (self.a + t[:, None] * ab)
 
     def along(self, p: np.ndarray) -> np.ndarray:
         """Position along a capsule's axis (0 at ``a``, 1 at ``b``); 0.5 for ellipsoids."""
@@ -134,7 +143,7 @@ def mesh_rest_pose() -> Pose:
 
 def _primitives(world: np.ndarray, shape: BodyShape) -> list[Primitive]:
     """The body's pieces, placed on the rest skeleton (``world``: FK of the rest pose)."""
-    g = shape.build
+    g = 1.0  # primitives are built at build 1; other builds thicken along RestBody.girth
     out: list[Primitive] = []
 
     def pos(joint: str, local: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
@@ -308,6 +317,7 @@ class RestBody:
     along: np.ndarray  # (V,) position along the segment's bone, 0 at its proximal joint
     bones: np.ndarray  # (V, K) skinning bones (joint indices)
     weights: np.ndarray  # (V, K) skinning weights, rows sum to 1
+    girth: np.ndarray  # (V, 3) where a vertex moves per unit of build (away from its bones)
 
 
 def _field(points: np.ndarray, prims: list[Primitive]) -> tuple[np.ndarray, np.ndarray]:
@@ -345,11 +355,12 @@ def _sample_field(lo: np.ndarray, n: np.ndarray, prims: list[Primitive]) -> np.n
     return values
 
 
-@lru_cache(maxsize=64)
-def _build(build: float, hair: str) -> RestBody:
+@lru_cache(maxsize=8)
+def _build(hair: str) -> RestBody:
+    """The mesh of build 1 with ``hair``; other builds move its vertices along ``girth``."""
     from skimage.measure import marching_cubes
 
-    shape = BodyShape(build=build, hair=hair)
+    shape = BodyShape(build=1.0, hair=hair)
     offsets = joint_offsets()
     rest = forward_kinematics(mesh_rest_pose(), offsets)
     prims = _primitives(rest, shape)
@@ -370,16 +381,37 @@ def _build(build: float, hair: str) -> RestBody:
     alongs = np.stack([pr.along(verts) for pr in prims], axis=1)
     along = alongs[np.arange(len(verts)), nearest]
     bones, weights = _skin_weights(each, prims)
+    # girth: the offsets from nearby primitives' axes, blended smoothly across their seams
+    # (within ~1 cm), zero for the head: build b moves a vertex by (b - 1) * girth
+    soft = np.exp(-(each - each.min(1, keepdims=True)) / 0.01)
+    soft /= soft.sum(1, keepdims=True)
+    girth = np.zeros_like(verts)
+    for k, pr in enumerate(prims):
+        if pr.girth:
+            girth += soft[:, k : k + 1] * pr.outward(verts)
     return RestBody(
-        shape, rest, verts, faces, part, seg_of[nearest], segments, along, bones, weights
+        shape, rest, verts, faces, part, seg_of[nearest], segments, along, bones, weights, girth
+    )
+
+
+@lru_cache(maxsize=256)
+def _thickened(build: float, hair: str) -> RestBody:
+    base = _build(hair)
+    if build == 1.0:
+        return base
+    return replace(
+        base,
+        shape=BodyShape(build=build, hair=hair),
+        vertices=base.vertices + (build - 1.0) * base.girth,
     )
 
 
 def rest_body(shape: BodyShape) -> RestBody:
-    """The (cached) rest mesh of ``shape``'s build and hair; limb lengths are applied when
-    posing (:func:`posed_offsets`), so they need no mesh of their own."""
+    """The rest mesh of ``shape``'s build and hair: one marching-cubes mesh per hair style
+    (cached), thickened along its girth directions for the build; limb lengths are applied
+    when posing (:func:`posed_offsets`), so they need no mesh of their own."""
     q = shape.quantised()
-    return _build(q.build, q.hair)
+    return _thickened(q.build, q.hair)
 
 
 def posed_offsets(shape: BodyShape) -> np.ndarray:

@@ -123,7 +123,9 @@ def vertex_regions(body: RestBody, sleeves: str, legs: str, hair: str) -> np.nda
     r[seg == "hair"] = REGION_ID["hair"]
     neck = body.rest_world[INDEX["neck"]]
     at_neck = (body.vertices - neck[:3, 3]) @ neck[:3, :3]
-    r[(r == REGION_ID["top"]) & (at_neck[:, 1] > -0.025)] = REGION_ID["skin"]  # the neckline
+    # a round neckline: the top stops 7.5 cm around the neck, 5 cm below its base
+    collar = (at_neck[:, 1] > -0.05) & (np.hypot(at_neck[:, 0], at_neck[:, 2]) < 0.075)
+    r[(r == REGION_ID["top"]) & collar] = REGION_ID["skin"]
     if hair != "none":  # the skull above the hairline
         local = at_neck - np.asarray(headgeo.HEAD_CENTRE)
         line = np.interp(local[:, 0], headgeo.HAIRLINE_FORWARD, headgeo.HAIRLINE_HEIGHT)

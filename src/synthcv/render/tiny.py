@@ -67,16 +67,24 @@ def _cached_arrays(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray | Non
     return _render_arrays(mesh)
 
 
-def region_arrays(mesh: Mesh) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """Per material region of ``mesh.face_regions``: (region, corner vertices, corner normals).
+def region_arrays(mesh: Mesh) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per material region of ``mesh.face_regions``: (region, vertices, normals, indices),
+    indexed (a smooth body shares its vertices: a sixth of the per-corner rows).
 
-    Normals are those of the whole mesh, so shading stays smooth across a region's border.
+    Normals are the whole mesh's area-weighted vertex normals, so shading stays smooth across a
+    region's border.
     """
-    verts, normals, _ = _render_arrays(mesh)
+    v, f = mesh.vertices, mesh.faces
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    vn = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(vn, f[:, k], fn)
+    vn /= np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-20)
     out = []
     for region in np.unique(mesh.face_regions):
-        corners = np.repeat(mesh.face_regions == region, 3)
-        out.append((int(region), verts[corners], normals[corners]))
+        faces = f[mesh.face_regions == region]
+        used, local = np.unique(faces, return_inverse=True)
+        out.append((int(region), v[used], vn[used], local.reshape(-1)))
     return out
 
 
@@ -169,12 +177,12 @@ class TinyRenderer:
         eyes); all of them are labelled as the one object."""
         p, c, lists = self._p, self._client, self._lists
         bodies = []
-        for region, verts, normals in region_arrays(obj.mesh):
+        for region, verts, normals, indices in region_arrays(obj.mesh):
             m = obj.region_materials[region]
             vid = p.createVisualShape(
                 p.GEOM_MESH,
                 vertices=lists.rows("vertices", verts),
-                indices=lists.flat("indices", np.arange(len(verts))),
+                indices=lists.flat("indices", indices),
                 normals=lists.rows("normals", normals),
                 rgbaColor=[*m.color, 1.0],
                 specularColor=[0.5 * (1 - m.roughness) * (1 + m.metallic)] * 3,
