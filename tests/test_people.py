@@ -390,7 +390,7 @@ def test_shut_eyelids_hide_the_iris():
 # ------------------------------------------------------------------ people in scenes
 
 
-def _people_spec(tmp_path: Path, **people) -> Path:
+def _people_spec(tmp_path: Path, objects: int = 2, **people) -> Path:
     import yaml
 
     spec = {
@@ -406,7 +406,7 @@ def _people_spec(tmp_path: Path, **people) -> Path:
             "fov": 50,
         },
         "objects": {
-            "count": 2,
+            "count": objects,
             "classes": {"box": {"asset": {"primitive": "cube", "size": 0.3}}},
             "pose": {"x": {"uniform": [-1.5, 1.5]}, "y": {"uniform": [-1.5, 1.5]}},
         },
@@ -555,3 +555,65 @@ def test_tiny_and_cycles_render_the_same_people(tmp_path):
         tiny.close()
         cycles.close()
     assert get_backend("cycles").name == "cycles"
+
+
+def test_blend_turns_every_joint_part_of_the_way():
+    from synthcv.people.person import blend
+
+    a, b = pose_named("standing"), pose_named("t_pose")
+    half = blend(a, b, 0.5)
+    from synthcv.people.skeleton import INDEX
+
+    def abduction(pose):  # angle of the right upper arm from straight down, degrees
+        world = forward_kinematics(pose, joint_offsets())
+        arm = world[INDEX["right_elbow"], :3, 3] - world[INDEX["right_shoulder"], :3, 3]
+        return math.degrees(math.acos(-arm[2] / np.linalg.norm(arm)))
+
+    assert abs(abduction(half) - (abduction(a) + abduction(b)) / 2) < 1.0
+    assert np.allclose(blend(a, b, 0.0).local, a.local)
+    assert np.allclose(blend(a, b, 1.0).local, b.local)
+
+
+def test_gaze_at_a_point_in_view_labels_that_point(tmp_path):
+    from synthcv.pipeline.sample import render_sample
+    from synthcv.render.tiny import TinyRenderer
+
+    # a table-top point between the person and the camera: within the eyes' range, in view
+    point = {"x": {"uniform": [1.5, 3.0]}, "y": {"uniform": [-0.6, 0.6]}, "z": 0.8}
+    spec = load_spec(
+        _people_spec(
+            tmp_path,
+            objects=0,
+            count=1,
+            pose="standing",
+            gaze={"target": "point", "point": point},
+            placement={"x": 0.0, "y": 0.0, "facing": 0.0},
+        )
+    )
+    r = TinyRenderer()
+    seen = 0
+    try:
+        for i in range(spec.count):
+            rs = render_sample(spec, i, r)
+            obj = next(o for o in rs.scene.objects if o.person is not None)
+            row = next(o for o in rs.labels.objects if o["instance_id"] == obj.instance_id)
+            target = np.array([row[f"people.gaze.point.{k}"] for k in "xyz"])
+            assert np.allclose(target, obj.person.gaze_target)
+            if row["gaze_clamped"]:
+                continue
+            cam = rs.scene.camera
+            uv, _ = cam.project(target[None])
+            assert row["gaze_point"] is not None
+            assert np.abs(np.array(row["gaze_point"]) - (uv[0] + 0.5)).max() < 0.5
+            to_cam = cam.world_to_camera[:3, :3]
+            eye = obj.object_to_world()[:3, :3] @ obj.person.eye_centres[0] + obj.position
+            want = to_cam @ (target - eye)
+            want /= np.linalg.norm(want)
+            got = np.array(row["gaze_right_cam"])
+            assert math.degrees(math.acos(np.clip(got @ want, -1, 1))) < 1.0
+            seen += 1
+    finally:
+        r.close()
+    assert seen >= 2
+    with pytest.raises(SpecError, match=r"people\.gaze\.point"):
+        load_spec(_people_spec(tmp_path, gaze={"target": "point"}))

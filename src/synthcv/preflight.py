@@ -166,7 +166,8 @@ def _people_problems(spec: Spec) -> list[str]:
     ps = spec.people
     assert ps is not None
     problems: list[str] = []
-    for name in _values(ps.pose):
+    poses = _values(ps.pose) + (_values(ps.blend.pose) if ps.blend is not None else [])
+    for name in poses:
         try:
             pose_named(str(name))
         except Exception as exc:

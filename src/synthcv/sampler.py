@@ -599,6 +599,18 @@ def sample_people(
         gaze_pitch = float(d("gaze.pitch", ps.gaze.pitch))
         head = [float(d(f"head.{k}", getattr(ps.head, k))) for k in ("yaw", "pitch", "roll")]
         facing = float(d("placement.facing", ps.placement.facing))
+        blend: tuple[str, float, float] | None = None
+        if ps.blend is not None:
+            blend = (
+                str(d("blend.pose", ps.blend.pose)),
+                float(d("blend.phase", ps.blend.phase)),
+                float(d("blend.weight", ps.blend.weight)),
+            )
+        target = camera.position if ps.gaze.target == "camera" else None
+        if ps.gaze.point is not None:
+            target = np.array(
+                [float(d(f"gaze.point.{k}", getattr(ps.gaze.point, k))) for k in "xyz"]
+            )
         params = PersonParams(
             pose=pose,
             phase=phase,
@@ -615,6 +627,9 @@ def sample_people(
             gaze_pitch=gaze_pitch,
             eyelid=opening,
             contact=ps.contact,
+            blend_pose=None if blend is None else blend[0],
+            blend_phase=0.0 if blend is None else blend[1],
+            blend_weight=0.0 if blend is None else blend[2],
         )
         placed = None
         for _attempt in range(ps.placement.tries):
@@ -627,7 +642,7 @@ def sample_people(
                 xy=(x, y),
                 yaw=to_camera + facing,
                 ground_z=spec.ground.height,
-                gaze_target=camera.position if ps.gaze.target == "camera" else None,
+                gaze_target=target,
             )
             if all(_gap(candidate.footprint, t) >= ps.placement.gap for t in taken):
                 placed = candidate
@@ -670,6 +685,22 @@ def sample_people(
             "people.head.pitch": head[1],
             "people.head.roll": head[2],
             "people.placement.facing": facing,
+            **(
+                {}
+                if blend is None
+                else {
+                    "people.blend.pose": blend[0],
+                    "people.blend.phase": blend[1],
+                    "people.blend.weight": blend[2],
+                }
+            ),
+            **(
+                {}
+                if ps.gaze.point is None or target is None
+                else {
+                    f"people.gaze.point.{k}": float(v) for k, v in zip("xyz", target, strict=True)
+                }
+            ),
             "people.distance": float(np.linalg.norm(placed.position - camera.position)),
         }
         out.append(

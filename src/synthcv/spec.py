@@ -555,14 +555,39 @@ class EyesSpec(StrictModel):
     opening: Fraction = _uniform(0.6, 1.0)  # eyelid: 1 wide open, 0 shut
 
 
-class GazeSpec(StrictModel):
-    """Where the eyes look: at the ``camera`` or straight ``ahead`` (of the head), turned by
-    ``yaw``/``pitch`` degrees (> 0: to the person's left / up); each eye is held within
-    ±40° yaw and ±30° pitch of the head's forward direction."""
+class PointSpec(StrictModel):
+    x: Position = constant(0.0)
+    y: Position = constant(0.0)
+    z: Position = constant(1.0)
 
-    target: Literal["camera", "ahead"] = "camera"
+
+class GazeSpec(StrictModel):
+    """Where the eyes look: at the ``camera``, at a world ``point``, or straight ``ahead`` (of
+    the head), turned by ``yaw``/``pitch`` degrees (> 0: to the person's left / up); each eye
+    is held within ±40° yaw and ±30° pitch of the head's forward direction."""
+
+    target: Literal["camera", "ahead", "point"] = "camera"
+    point: PointSpec | None = None  # with target: point, metres (world)
     yaw: Angle = constant(0.0)
     pitch: Angle = constant(0.0)
+
+    @model_validator(mode="after")
+    def _point_with_point(self) -> GazeSpec:
+        if (self.target == "point") != (self.point is not None):
+            raise FieldProblem(
+                "point",
+                "expected point: {x, y, z} exactly when target is point"
+                f" (target is {self.target})",
+            )
+        return self
+
+
+class BlendSpec(StrictModel):
+    """A second pose mixed into the first: every joint turned ``weight`` of the way (slerp)."""
+
+    pose: PoseName = constant("standing")
+    phase: Fraction = _uniform(0.0, 1.0)
+    weight: Fraction = _uniform(0.0, 0.5)
 
 
 class HeadTurnSpec(StrictModel):
@@ -591,6 +616,7 @@ class PeopleSpec(StrictModel):
     pose: PoseName = constant("standing")  # a motion clip or a static pose
     phase: Fraction = _uniform(0.0, 1.0)  # where in the clip
     perturb: num(0, 45, "degrees") = constant(0.0)  # type: ignore[valid-type]
+    blend: BlendSpec | None = None  # a second pose mixed in
     contact: Literal["ground", "clip"] = "ground"
     height: num(0.5, 2.5, "m") = _uniform(1.55, 1.95)  # type: ignore[valid-type]
     build: num(0.7, 1.5) = _uniform(0.85, 1.2)  # type: ignore[valid-type]

@@ -29,9 +29,9 @@ from synthcv.people.body import (
     standing_height,
 )
 from synthcv.people.keypoints import COCO_KEYPOINTS, DEPTH_BELOW_SURFACE, JOINT_OF
-from synthcv.people.motions import STANDING_ROOT_HEIGHT, Pose, perturb, pose_named
+from synthcv.people.motions import STANDING_ROOT_HEIGHT, Pose, perturb, pose_named, slerp
 from synthcv.people.skeleton import INDEX, JOINTS, forward_kinematics
-from synthcv.scene import Mesh, PersonRig
+from synthcv.scene import Mesh, PersonRig, matrix_to_quat, quat_to_matrix
 
 #: Material regions of a person's faces, in this order (``SceneObject.region_materials``).
 PERSON_CLASS = "person"  # the semantic class people get (after the spec's object classes)
@@ -56,6 +56,9 @@ class PersonParams:
     pose: str = "standing"
     phase: float = 0.0
     perturb: float = 0.0  # std of a random extra rotation at every joint
+    blend_pose: str | None = None  # a second pose mixed in ...
+    blend_phase: float = 0.0
+    blend_weight: float = 0.0  # ... this far (0: none, 1: only the second)
     height: float = 1.75
     shape: BodyShape = field(default_factory=BodyShape)
     head_yaw: float = 0.0  # turn of the head on the neck, > 0 to the person's left
@@ -63,7 +66,7 @@ class PersonParams:
     head_roll: float = 0.0
     sleeves: str = "short"
     legs: str = "long"
-    gaze: str = "camera"  # camera | ahead
+    gaze: str = "camera"  # camera | point | ahead
     gaze_yaw: float = 0.0  # added to the target's direction, > 0 to the person's left
     gaze_pitch: float = 0.0
     eyelid: float = 1.0
@@ -89,8 +92,12 @@ def skin_rgb(tone: float) -> tuple[float, float, float]:
 
 
 def draw_pose(params: PersonParams, rng: np.random.Generator) -> Pose:
-    """The skeleton pose: the clip or static pose, perturbed, head turned, pelvis centred."""
-    pose = perturb(pose_named(params.pose, params.phase), params.perturb, rng)
+    """The skeleton pose: the clip or static pose, blended with a second one, perturbed, head
+    turned, pelvis centred."""
+    pose = pose_named(params.pose, params.phase)
+    if params.blend_pose is not None and params.blend_weight > 0:
+        pose = blend(pose, pose_named(params.blend_pose, params.blend_phase), params.blend_weight)
+    pose = perturb(pose, params.perturb, rng)
     local = pose.local.copy()
     local[INDEX["neck"]] = local[INDEX["neck"]] @ headgeo.turn(
         params.head_yaw, params.head_pitch, params.head_roll
@@ -98,6 +105,16 @@ def draw_pose(params: PersonParams, rng: np.random.Generator) -> Pose:
     root = pose.root_position.copy()
     root[0] = root[2] = 0.0  # the clip's travel is dropped: the person stands where placed
     return Pose(root, local)
+
+
+def blend(a: Pose, b: Pose, weight: float) -> Pose:
+    """Every joint turned ``weight`` of the way from ``a`` to ``b`` (slerp); the root's
+    position moved as far. Hinges stay hinges (both rotate about the same axis)."""
+    local = np.empty_like(a.local)
+    for i in range(len(a.local)):
+        qa, qb = matrix_to_quat(a.local[i]), matrix_to_quat(b.local[i])
+        local[i] = quat_to_matrix(slerp(qa, qb, weight))
+    return Pose(a.root_position + weight * (b.root_position - a.root_position), local)
 
 
 def _heading(world: np.ndarray) -> float:
@@ -157,7 +174,8 @@ def build_person(
     """Pose, skin, scale, place and label one person.
 
     ``yaw`` (degrees) is the heading the pelvis gets in the world; ``gaze_target`` is a world
-    point (the camera centre for ``gaze: camera``), None for ``gaze: ahead``.
+    point (the camera centre for ``gaze: camera``, the drawn point for ``gaze: point``), None
+    for ``gaze: ahead``.
     """
     body = rest_body(params.shape)
     pose = draw_pose(params, rng)

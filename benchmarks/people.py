@@ -1,0 +1,222 @@
+"""People: render rate against the rigid tabletop on both backends, and the render-domain gap
+of a person keypoint model between tiny and Cycles.
+
+Two parts, each a table:
+
+``throughput``: samples/s of ``synthcv generate`` (1 worker, every output written) at 256² for
+``examples/people.yaml`` and ``examples/tabletop.yaml`` on tiny and on Cycles (the same
+``--cycles-samples`` for both), and the ratio people / tabletop measured in the same run.
+
+``gap``: ``benchmarks/people_keypoints.yaml`` rendered twice, same scenes, with tiny and with
+Cycles (``--train`` scenes to train on, ``--test`` other scenes to score on). One keypoint model
+(detection + COCO's 17 person keypoints, ``synthcv.tasks``) is trained on each renderer's
+images with a recipe fixed before any run (no choice is made on any score), and each is scored
+with COCO's OKS keypoint AP on both renderers' test images. The gap is in-domain AP minus
+cross-domain AP. A validation split carved from each training set is reported beside it.
+
+Examples::
+
+    ./run python benchmarks/people.py throughput
+    ./run python benchmarks/people.py gap --train 800 --test 200 --steps 1500
+    ./run python benchmarks/people.py all
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("SYNTHCV_TRACKING", "0")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("part", choices=["throughput", "gap", "all"])
+    p.add_argument("--count", type=int, default=12, help="throughput: samples per cell")
+    p.add_argument("--cycles-samples", type=int, default=16, help="Cycles path-tracing samples")
+    p.add_argument("--train", type=int, default=800, help="gap: training scenes per renderer")
+    p.add_argument("--test", type=int, default=200, help="gap: test scenes per renderer")
+    p.add_argument("--steps", type=int, default=1500, help="gap: gradient steps per model")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--workers", type=int, default=2, help="gap: render workers")
+    p.add_argument("--data", type=Path, default=Path("out/bench/people"))
+    p.add_argument("--out", type=Path, default=Path("out/bench/people_results"))
+    return p.parse_args(argv)
+
+
+def _spec(path: Path, backend: str, args: argparse.Namespace, **over: Any) -> Any:
+    from synthcv.spec import load_spec
+
+    spec = load_spec(path)
+    renderer = {"backend": backend}
+    if backend == "cycles":
+        renderer["samples"] = args.cycles_samples
+    data = {**spec.resolved(), "renderer": renderer, **over}
+    data.pop("written_paths", None)
+    return load_spec(data, asset_root=path.parent)
+
+
+def throughput(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    from synthcv.pipeline import generate
+
+    rows = {}
+    tmp = Path(tempfile.mkdtemp(prefix="synthcv-people-bench-"))
+    try:
+        for name in ("tabletop", "people"):
+            for backend in ("tiny", "cycles"):
+                image = {"width": 256, "height": 256, "channels": 3}
+                spec = _spec(REPO / "examples" / f"{name}.yaml", backend, args, image=image)
+                warm = tmp / f"{name}-{backend}-warm"
+                generate(spec.with_count(2), warm, workers=1, progress=False)  # caches, imports
+                out = tmp / f"{name}-{backend}"
+                t0 = time.perf_counter()
+                generate(spec.with_count(args.count), out, workers=1, progress=False)
+                rate = args.count / (time.perf_counter() - t0)
+                rows[(name, backend)] = rate
+                print(f"  {name:9s} {backend:7s} {rate:6.2f} samples/s", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    lines = [
+        "| backend | tabletop samples/s | people samples/s | people / tabletop |",
+        "|---|---|---|---|",
+    ]
+    for backend in ("tiny", "cycles"):
+        t, p = rows[("tabletop", backend)], rows[("people", backend)]
+        lines.append(f"| {backend} | {t:.2f} | {p:.2f} | {p / t:.2f} |")
+    return "\n".join(lines), {f"{n}/{b}": r for (n, b), r in rows.items()}
+
+
+def _render_sets(args: argparse.Namespace) -> dict[str, Path]:
+    from synthcv.pipeline import generate
+
+    spec_path = REPO / "benchmarks" / "people_keypoints.yaml"
+    paths = {}
+    for backend in ("tiny", "cycles"):
+        for split, count, seed in (("train", args.train, 21), ("test", args.test, 22)):
+            key = f"{backend}_{split}"
+            path = args.data / key
+            paths[key] = path
+            if (path / "manifest.json").is_file():
+                continue
+            print(f"[data] rendering {count} {split} scenes with {backend} → {path}", flush=True)
+            spec = _spec(spec_path, backend, args, seed=seed).with_count(count)
+            generate(spec, path, workers=args.workers)
+    return paths
+
+
+def gap(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    from synthcv.tasks.experiment import run_experiment
+
+    paths = _render_sets(args)
+    epochs = 5
+    results: dict[str, Any] = {}
+    for train_on in ("tiny", "cycles"):
+
+        def src(key: str, part: str | None = None) -> dict[str, Any]:
+            s: dict[str, Any] = {"kind": "dataset", "path": str(paths[key])}
+            s["label_map"] = {"box": None}
+            if part:
+                s["part"] = part
+            return s
+
+        cfg = {
+            "name": f"people_keypoints_{train_on}",
+            "tasks": ["detection", "keypoints"],
+            "categories": ["person"],
+            "seeds": list(range(args.seeds)),
+            "data": {
+                "train": src(f"{train_on}_train", "train"),
+                "val": src(f"{train_on}_train", "val"),
+                "tiny_test": src("tiny_test"),
+                "cycles_test": src("cycles_test"),
+            },
+            "train": {
+                "sources": {"train": 1.0},
+                "epochs": epochs,
+                "steps_per_epoch": max(1, args.steps // epochs),
+                "batch_size": args.batch,
+                "lr": args.lr,
+                "photometric": True,
+            },
+            "eval": ["val", "tiny_test", "cycles_test"],
+            "model": {"width": 32, "input_size": 160},
+            "log_model": False,
+        }
+        t0 = time.time()
+        print(f"[train] on {train_on} ({args.steps} steps of {args.batch})", flush=True)
+        res = run_experiment(cfg, out=args.out / f"train_{train_on}", tracking=False)
+        s = res["summary"]
+        results[train_on] = {
+            split: {
+                "kp_AP": s.get(f"{split}/keypoints.AP"),
+                "kp_AP50": s.get(f"{split}/keypoints.AP50"),
+                "bbox_AP": s.get(f"{split}/bbox.AP"),
+            }
+            for split in ("val", "tiny_test", "cycles_test")
+        }
+        results[train_on]["seconds"] = round(time.time() - t0, 1)
+
+    def m(v: Any) -> float:
+        return float(v["mean"]) if isinstance(v, dict) else float(v)
+
+    lines = [
+        "| trained on | val kp AP | tiny test kp AP | Cycles test kp AP | gap (in − cross) | "
+        "tiny test bbox AP | Cycles test bbox AP |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for train_on, other in (("tiny", "cycles"), ("cycles", "tiny")):
+        r = results[train_on]
+        own, cross = m(r[f"{train_on}_test"]["kp_AP"]), m(r[f"{other}_test"]["kp_AP"])
+        lines.append(
+            f"| {train_on} | {m(r['val']['kp_AP']) * 100:.1f} | "
+            f"{m(r['tiny_test']['kp_AP']) * 100:.1f} | {m(r['cycles_test']['kp_AP']) * 100:.1f} | "
+            f"{(own - cross) * 100:+.1f} | {m(r['tiny_test']['bbox_AP']) * 100:.1f} | "
+            f"{m(r['cycles_test']['bbox_AP']) * 100:.1f} |"
+        )
+    return "\n".join(lines), results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    tables, raw = [], {}
+    if args.part in ("throughput", "all"):
+        print("[throughput] 256², 1 worker, every output written")
+        table, raw["throughput"] = throughput(args)
+        tables.append(table)
+    if args.part in ("gap", "all"):
+        table, raw["gap"] = gap(args)
+        tables.append(table)
+    meta = {
+        "command": " ".join([sys.executable, *sys.argv]) if argv is None else argv,
+        "machine": f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+    }
+    (args.out / f"{args.part}.json").write_text(
+        json.dumps({"meta": meta, **raw}, indent=2, default=str)
+    )
+    print()
+    for t in tables:
+        print(t)
+        print()
+    print(f"machine: {meta['machine']}\ncommand: {meta['command']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
