@@ -165,23 +165,18 @@ def test_height_and_build_are_what_was_asked():
         v = p.mesh.vertices + p.position
         # standing is straight but for slightly spread arms: within 1 cm of the height
         assert abs(v[:, 2].max() - v[:, 2].min() - height) < 0.01
-    thin = build_person(
-        PersonParams(shape=BodyShape(build=0.8)),
-        rng,
-        xy=(0, 0),
-        yaw=0,
-        ground_z=0,
-        gaze_target=None,
-    )
-    wide = build_person(
-        PersonParams(shape=BodyShape(build=1.3)),
-        rng,
-        xy=(0, 0),
-        yaw=0,
-        ground_z=0,
-        gaze_target=None,
-    )
-    assert np.ptp(wide.mesh.vertices[:, 0]) > np.ptp(thin.mesh.vertices[:, 0]) + 0.03
+    import trimesh
+
+    def volume(build: float) -> float:
+        body = rest_body(BodyShape(build=build))
+        return trimesh.Trimesh(body.vertices, body.faces, process=False).volume
+
+    # limbs and torso thicken with the build (volume ~ build², less the head, which does not)
+    assert 1.8 < volume(1.3) / volume(0.8) < (1.3 / 0.8) ** 2
+    base, wide = rest_body(BodyShape()), rest_body(BodyShape(build=1.3))
+    skull = base.segment == base.segments.index("head")
+    moved = np.linalg.norm(wide.vertices[skull] - base.vertices[skull], axis=1)
+    assert np.median(moved) < 1e-4 and moved.max() < 0.006  # only where the jaw meets the neck
 
 
 # ------------------------------------------------------------------ one person, rendered
