@@ -109,11 +109,15 @@ def _render_sets(args: argparse.Namespace) -> dict[str, Path]:
             key = f"{backend}_{split}"
             path = args.data / key
             paths[key] = path
-            if (path / "manifest.json").is_file():
-                continue
-            print(f"[data] rendering {count} {split} scenes with {backend} → {path}", flush=True)
             spec = _spec(spec_path, backend, args, seed=seed).with_count(count)
-            generate(spec, path, workers=args.workers)
+            manifest = path / "manifest.json"
+            if manifest.is_file():
+                made = json.loads(manifest.read_text())
+                if made["spec_hash"] == spec.spec_hash and made["count"] == count:
+                    continue  # the same spec, count and renderer options: reuse it
+                print(f"[data] {path} holds another spec or count: re-rendering")
+            print(f"[data] rendering {count} {split} scenes with {backend} → {path}", flush=True)
+            generate(spec, path, workers=args.workers, overwrite=manifest.is_file())
     return paths
 
 
