@@ -592,6 +592,8 @@ def sample_people(
         top_hsv, top_rgb = _hsv(draw, "people.top.color", ps.top.color, r)
         legs = str(d("bottom.length", ps.bottom.length))
         bottom_hsv, bottom_rgb = _hsv(draw, "people.bottom.color", ps.bottom.color, r)
+        top_pattern = str(d("top.pattern", ps.top.pattern))
+        bottom_pattern = str(d("bottom.pattern", ps.bottom.pattern))
         _, shoes_rgb = _hsv(draw, "people.shoes.color", ps.shoes.color, r)
         _, iris_rgb = _hsv(draw, "people.eyes.iris", ps.eyes.iris, r)
         opening = float(d("eyes.opening", ps.eyes.opening))
@@ -652,8 +654,10 @@ def sample_people(
         taken.append(placed.footprint)
         regions = {
             "skin": Material(color=skin_rgb(tone), roughness=0.45),
-            "top": Material(color=tuple(top_rgb), roughness=0.85),
-            "bottom": Material(color=tuple(bottom_rgb), roughness=0.85),
+            "top": Material(color=tuple(top_rgb), roughness=0.85, procedural=_pattern(top_pattern)),
+            "bottom": Material(
+                color=tuple(bottom_rgb), roughness=0.85, procedural=_pattern(bottom_pattern)
+            ),
             "shoes": Material(color=tuple(shoes_rgb), roughness=0.6),
             "hair": Material(color=tuple(hair_rgb), roughness=0.55),
             "sclera": Material(color=(0.93, 0.92, 0.89), roughness=0.15),
@@ -678,6 +682,8 @@ def sample_people(
             "people.top.color_h": top_hsv[0],
             "people.bottom.length": legs,
             "people.bottom.color_h": bottom_hsv[0],
+            "people.top.pattern": top_pattern,
+            "people.bottom.pattern": bottom_pattern,
             "people.eyes.opening": opening,
             "people.gaze.yaw": gaze_yaw,
             "people.gaze.pitch": gaze_pitch,
@@ -719,6 +725,10 @@ def sample_people(
             )
         )
     return out, {"people.count": len(out), "people.left_out": n - len(out)}
+
+
+def _pattern(name: str) -> str | None:
+    return None if name == "none" else name
 
 
 def _footprint(obj: SceneObject) -> np.ndarray:

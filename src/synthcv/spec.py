@@ -524,6 +524,9 @@ class HairSpec(StrictModel):
     )
 
 
+Pattern = _one_of(("none", "noise", "checker"), "patterns")
+
+
 class TopSpec(StrictModel):
     sleeves: _one_of(SLEEVES, "sleeve lengths") = parse_distribution(  # type: ignore[valid-type]
         {"choice": ["none", "short", "long"]}
@@ -531,6 +534,7 @@ class TopSpec(StrictModel):
     color: HSVColor = HSVColor(
         h=_range_or_dist([0, 1]), s=_range_or_dist([0, 0.8]), v=_range_or_dist([0.15, 0.9])
     )
+    pattern: Pattern = constant("none")  # noise | checker: Cycles only (tiny: plain colour)
 
 
 class BottomSpec(StrictModel):
@@ -540,6 +544,7 @@ class BottomSpec(StrictModel):
     color: HSVColor = HSVColor(
         h=_range_or_dist([0, 1]), s=_range_or_dist([0, 0.6]), v=_range_or_dist([0.1, 0.7])
     )
+    pattern: Pattern = constant("none")
 
 
 class ShoesSpec(StrictModel):
