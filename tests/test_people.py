@@ -143,12 +143,21 @@ def test_coco_tables():
 def test_body_mesh_is_closed_and_every_vertex_has_a_part():
     import trimesh
 
-    body = rest_body(BodyShape(build=1.0, hair="short"))
-    mesh = trimesh.Trimesh(body.vertices, body.faces, process=False)
-    assert mesh.is_watertight
-    assert mesh.volume > 0  # faces wind outwards
-    assert set(np.unique(body.part)) == set(range(1, len(PARTS)))
-    assert np.allclose(body.weights.sum(1), 1.0)
+    from synthcv.people.person import level_of_detail
+
+    for lod in (0, 1):
+        body = rest_body(BodyShape(build=1.0, hair="short"), lod)
+        mesh = trimesh.Trimesh(body.vertices, body.faces, process=False)
+        assert mesh.is_watertight
+        assert mesh.volume > 0  # faces wind outwards
+        assert set(np.unique(body.part)) == set(range(1, len(PARTS)))
+        assert np.allclose(body.weights.sum(1), 1.0)
+    fine, coarse = rest_body(BodyShape(), 0), rest_body(BodyShape(), 1)
+    assert len(coarse.faces) < len(fine.faces) / 3
+    vol = [trimesh.Trimesh(b.vertices, b.faces).volume for b in (fine, coarse)]
+    assert abs(vol[1] / vol[0] - 1) < 0.03  # the same body, fewer triangles
+    # a person 60 px per metre away (about 100 px tall) gets the coarse mesh; near ones the fine
+    assert level_of_detail(60.0) == 1 and level_of_detail(300.0) == 0
 
 
 def test_height_and_build_are_what_was_asked():

@@ -566,6 +566,7 @@ def sample_people(
         REGIONS,
         PersonParams,
         build_person,
+        level_of_detail,
         skin_rgb,
     )
 
@@ -638,8 +639,10 @@ def sample_people(
             x = float(d("placement.x", ps.placement.x))
             y = float(d("placement.y", ps.placement.y))
             to_camera = math.degrees(math.atan2(camera.position[1] - y, camera.position[0] - x))
+            middle = np.array([x, y, spec.ground.height + height / 2])
+            seen_at = camera.K[1, 1] / max(float(np.linalg.norm(camera.position - middle)), 1e-6)
             candidate = build_person(
-                params,
+                replace(params, lod=level_of_detail(seen_at)),
                 np.random.default_rng(r.integers(2**63)),
                 xy=(x, y),
                 yaw=to_camera + facing,

@@ -49,6 +49,11 @@ PARTS = (
 PART_ID = {name: i for i, name in enumerate(PARTS)}
 
 GRID_STEP = 0.013  # metres per voxel at the skeleton's own size (about 1.6 m tall)
+#: Levels of detail: the voxel size of each (0: 1.3 cm, ~27k faces; 1: 2.6 cm, ~6.5k faces).
+#: A distant person gets level 1: TinyRenderer skips triangles under 0.005 px², so a fine
+#: mesh whose edges project below a pixel or two loses silhouette pixels there (measured: a
+#: 94-pixel person IoU 0.947 against Cycles with level 0, 0.989 with level 1).
+LOD_STEPS = (GRID_STEP, 2 * GRID_STEP)
 SKIN_FALLOFF = 0.02  # metres: a bone's weight falls by e for each 2 cm further its surface is
 
 
@@ -333,7 +338,7 @@ def _field(points: np.ndarray, prims: list[Primitive]) -> tuple[np.ndarray, np.n
     return total, each
 
 
-def _sample_field(lo: np.ndarray, n: np.ndarray, prims: list[Primitive]) -> np.ndarray:
+def _sample_field(lo: np.ndarray, n: np.ndarray, prims: list[Primitive], grid: float) -> np.ndarray:
     """The field on the fine grid, exact only in a band around the surface.
 
     A grid four times coarser is evaluated everywhere and interpolated; only fine points whose
@@ -345,13 +350,13 @@ def _sample_field(lo: np.ndarray, n: np.ndarray, prims: list[Primitive]) -> np.n
 
     step = 4
     nc = (n - 1) // step + 2
-    coarse_axes = [lo[i] + GRID_STEP * step * np.arange(nc[i]) for i in range(3)]
+    coarse_axes = [lo[i] + grid * step * np.arange(nc[i]) for i in range(3)]
     coarse_pts = np.stack(np.meshgrid(*coarse_axes, indexing="ij"), -1).reshape(-1, 3)
     coarse = _field(coarse_pts, prims)[0].reshape(tuple(nc))
     idx = np.stack(np.meshgrid(*[np.arange(k) / step for k in n], indexing="ij"), 0)
     values = map_coordinates(coarse, idx.reshape(3, -1), order=1).reshape(tuple(n))
-    near = np.abs(values) < 1.5 * step * GRID_STEP
-    pts = np.argwhere(near) * GRID_STEP + lo
+    near = np.abs(values) < 1.5 * step * grid
+    pts = np.argwhere(near) * grid + lo
     exact = np.empty(len(pts))
     for s in range(0, len(pts), 100_000):
         exact[s : s + 100_000] = _field(pts[s : s + 100_000], prims)[0]
@@ -360,7 +365,7 @@ def _sample_field(lo: np.ndarray, n: np.ndarray, prims: list[Primitive]) -> np.n
 
 
 @lru_cache(maxsize=8)
-def _build(hair: str) -> RestBody:
+def _build(hair: str, lod: int = 0) -> RestBody:
     """The mesh of build 1 with ``hair``; other builds move its vertices along ``girth``."""
     from skimage.measure import marching_cubes
 
@@ -370,9 +375,10 @@ def _build(hair: str) -> RestBody:
     prims = _primitives(rest, shape)
     lo = rest[:, :3, 3].min(0) - 0.22
     hi = rest[:, :3, 3].max(0) + 0.36
-    n = np.ceil((hi - lo) / GRID_STEP).astype(int) + 1
-    values = _sample_field(lo, n, prims)
-    verts, faces, _, _ = marching_cubes(values, 0.0, spacing=(GRID_STEP,) * 3)
+    grid = LOD_STEPS[lod]
+    n = np.ceil((hi - lo) / grid).astype(int) + 1
+    values = _sample_field(lo, n, prims, grid)
+    verts, faces, _, _ = marching_cubes(values, 0.0, spacing=(grid,) * 3)
     verts = verts + lo
     faces = faces.astype(np.int32)
     if _signed_volume(verts, faces) < 0:
@@ -400,8 +406,8 @@ def _build(hair: str) -> RestBody:
 
 
 @lru_cache(maxsize=256)
-def _thickened(build: float, hair: str) -> RestBody:
-    base = _build(hair)
+def _thickened(build: float, hair: str, lod: int) -> RestBody:
+    base = _build(hair, lod)
     if build == 1.0:
         return base
     return replace(
@@ -411,12 +417,12 @@ def _thickened(build: float, hair: str) -> RestBody:
     )
 
 
-def rest_body(shape: BodyShape) -> RestBody:
+def rest_body(shape: BodyShape, lod: int = 0) -> RestBody:
     """The rest mesh of ``shape``'s build and hair: one marching-cubes mesh per hair style
     (cached), thickened along its girth directions for the build; limb lengths are applied
     when posing (:func:`posed_offsets`), so they need no mesh of their own."""
     q = shape.quantised()
-    return _thickened(q.build, q.hair)
+    return _thickened(q.build, q.hair, lod)
 
 
 def posed_offsets(shape: BodyShape) -> np.ndarray:

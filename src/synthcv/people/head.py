@@ -85,11 +85,11 @@ def eye_rotation(direction: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     return r, r @ np.array([1.0, 0.0, 0.0]), (cy, cp) != (yaw, pitch)
 
 
-@lru_cache(maxsize=1)
-def _eyeball() -> tuple[np.ndarray, np.ndarray]:
+@lru_cache(maxsize=4)
+def _eyeball(subdivisions: int) -> tuple[np.ndarray, np.ndarray]:
     import trimesh
 
-    s = trimesh.creation.icosphere(subdivisions=3, radius=EYE_RADIUS)
+    s = trimesh.creation.icosphere(subdivisions=subdivisions, radius=EYE_RADIUS)
     return np.asarray(s.vertices, dtype=np.float64), np.asarray(s.faces, dtype=np.int32)
 
 
@@ -98,14 +98,14 @@ SCLERA, IRIS, PUPIL = "sclera", "iris", "pupil"
 
 
 def eyeball(
-    side: str, rotation: np.ndarray, opening: float
+    side: str, rotation: np.ndarray, opening: float, subdivisions: int = 3
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """One eyeball in the neck frame: vertices, faces and each face's region.
 
     The iris and pupil are caps around the rotated axis; faces above the lid line
     (``opening`` 1: wide open, 0: shut; the lid does not turn with the eye) are skin.
     """
-    v, f = _eyeball()
+    v, f = _eyeball(subdivisions)
     axis_angle = np.degrees(np.arccos(np.clip(v[:, 0] / EYE_RADIUS, -1.0, 1.0)))
     world = v @ rotation.T + eye_centre(side)
     lid = EYE_RADIUS * (2.0 * float(np.clip(opening, 0.0, 1.0)) - 1.0)

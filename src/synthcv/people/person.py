@@ -71,6 +71,7 @@ class PersonParams:
     gaze_pitch: float = 0.0
     eyelid: float = 1.0
     contact: str = "ground"
+    lod: int = 0  # mesh level of detail (body.LOD_STEPS): 1 for people far from the camera
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,17 @@ def skin_rgb(tone: float) -> tuple[float, float, float]:
     t = float(np.clip(tone, 1.0, 10.0)) - 1.0
     i = min(int(t), 8)
     return tuple(float(c) for c in rgb[i] + (t - i) * (rgb[i + 1] - rgb[i]))  # type: ignore[return-value]
+
+
+def level_of_detail(pixels_per_metre: float) -> int:
+    """The mesh level for a person seen at ``pixels_per_metre`` (focal length / distance):
+    the finest whose voxel projects to at least 1.5 px."""
+    from synthcv.people.body import LOD_STEPS
+
+    for level, step in enumerate(LOD_STEPS):
+        if step * pixels_per_metre >= 1.5:
+            return level
+    return len(LOD_STEPS) - 1
 
 
 def draw_pose(params: PersonParams, rng: np.random.Generator) -> Pose:
@@ -177,7 +189,7 @@ def build_person(
     point (the camera centre for ``gaze: camera``, the drawn point for ``gaze: point``), None
     for ``gaze: ahead``.
     """
-    body = rest_body(params.shape)
+    body = rest_body(params.shape, params.lod)
     pose = draw_pose(params, rng)
     offsets = posed_offsets(params.shape)
     world = forward_kinematics(pose, offsets)
@@ -221,7 +233,7 @@ def build_person(
         d = headgeo.gaze_direction(gy + params.gaze_yaw, gp + params.gaze_pitch)
         rot, looked, was_clamped = headgeo.eye_rotation(d)
         clamped |= was_clamped
-        v, f, reg = headgeo.eyeball(side, rot, params.eyelid)
+        v, f, reg = headgeo.eyeball(side, rot, params.eyelid, 3 if params.lod == 0 else 1)
         eye_v.append(from_head(v))
         eye_f.append(f)
         eye_r.append(np.array([REGION_ID[x] for x in reg], dtype=np.int16))
@@ -275,7 +287,7 @@ def build_person(
     mesh = Mesh(
         vertices=vertices - centre,
         faces=np.vstack(faces).astype(np.int32),
-        source=f"person:{params.pose}",
+        source=f"person:{params.pose}" + ("" if params.lod == 0 else f"@lod{params.lod}"),
         keypoints={n: p - centre for n, p in keypoints.items()},
         face_regions=np.concatenate(face_regions),
         keypoint_depth=depth,
