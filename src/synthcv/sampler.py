@@ -553,170 +553,34 @@ def sample_people(
     camera: Camera,
     others: list[SceneObject],
 ) -> tuple[list[SceneObject], Factors]:
-    """The people stream: how many, then per person its look, pose and place.
+    """The people stream: how many, then per person its look and pose
+    (:func:`_draw_person`), then its place (:func:`_place_person`).
 
     Every person's values are drawn in one fixed order (so a sweep over one of them leaves the
     rest alone); placement redraws x and y until the person's ground footprint keeps
     ``placement.gap`` from every other person and object (objects where they start, before
     physics), or leaves the person out after ``placement.tries``.
     """
-    from synthcv.people.body import BodyShape
-    from synthcv.people.person import (
-        PERSON_CLASS,
-        REGIONS,
-        PersonParams,
-        build_person,
-        level_of_detail,
-        skin_rgb,
-    )
+    from synthcv.people.person import PERSON_CLASS
 
     ps = spec.people
     assert ps is not None
     n = max(0, round(float(draw("people.count", ps.count, r))))
-    class_id = len(spec.objects.classes) + 1
     taken = [_footprint(o) for o in others]
     out: list[SceneObject] = []
     for _ in range(n):
-        d = lambda path, dist: draw(f"people.{path}", dist, r)  # noqa: E731
-        pose = str(d("pose", ps.pose))
-        phase = float(d("phase", ps.phase))
-        perturb = float(d("perturb", ps.perturb))
-        height = float(d("height", ps.height))
-        build = float(d("build", ps.build))
-        leg, arm, torso = (
-            float(d(k, getattr(ps, k))) for k in ("leg_ratio", "arm_ratio", "torso_ratio")
-        )
-        tone = float(d("skin_tone", ps.skin_tone))
-        hair = str(d("hair.style", ps.hair.style))
-        hair_hsv, hair_rgb = _hsv(draw, "people.hair.color", ps.hair.color, r)
-        sleeves = str(d("top.sleeves", ps.top.sleeves))
-        top_hsv, top_rgb = _hsv(draw, "people.top.color", ps.top.color, r)
-        legs = str(d("bottom.length", ps.bottom.length))
-        bottom_hsv, bottom_rgb = _hsv(draw, "people.bottom.color", ps.bottom.color, r)
-        top_pattern = str(d("top.pattern", ps.top.pattern))
-        bottom_pattern = str(d("bottom.pattern", ps.bottom.pattern))
-        _, shoes_rgb = _hsv(draw, "people.shoes.color", ps.shoes.color, r)
-        _, iris_rgb = _hsv(draw, "people.eyes.iris", ps.eyes.iris, r)
-        opening = float(d("eyes.opening", ps.eyes.opening))
-        gaze_yaw = float(d("gaze.yaw", ps.gaze.yaw))
-        gaze_pitch = float(d("gaze.pitch", ps.gaze.pitch))
-        head = [float(d(f"head.{k}", getattr(ps.head, k))) for k in ("yaw", "pitch", "roll")]
-        facing = float(d("placement.facing", ps.placement.facing))
-        blend: tuple[str, float, float] | None = None
-        if ps.blend is not None:
-            blend = (
-                str(d("blend.pose", ps.blend.pose)),
-                float(d("blend.phase", ps.blend.phase)),
-                float(d("blend.weight", ps.blend.weight)),
-            )
-        target = camera.position if ps.gaze.target == "camera" else None
-        if ps.gaze.point is not None:
-            target = np.array(
-                [float(d(f"gaze.point.{k}", getattr(ps.gaze.point, k))) for k in "xyz"]
-            )
-        params = PersonParams(
-            pose=pose,
-            phase=phase,
-            perturb=perturb,
-            height=height,
-            shape=BodyShape(build=build, leg=leg, arm=arm, torso=torso, hair=hair),
-            head_yaw=head[0],
-            head_pitch=head[1],
-            head_roll=head[2],
-            sleeves=sleeves,
-            legs=legs,
-            gaze=ps.gaze.target,
-            gaze_yaw=gaze_yaw,
-            gaze_pitch=gaze_pitch,
-            eyelid=opening,
-            contact=ps.contact,
-            blend_pose=None if blend is None else blend[0],
-            blend_phase=0.0 if blend is None else blend[1],
-            blend_weight=0.0 if blend is None else blend[2],
-        )
-        placed = None
-        for _attempt in range(ps.placement.tries):
-            x = float(d("placement.x", ps.placement.x))
-            y = float(d("placement.y", ps.placement.y))
-            to_camera = math.degrees(math.atan2(camera.position[1] - y, camera.position[0] - x))
-            middle = np.array([x, y, spec.ground.height + height / 2])
-            seen_at = camera.K[1, 1] / max(float(np.linalg.norm(camera.position - middle)), 1e-6)
-            candidate = build_person(
-                replace(params, lod=level_of_detail(seen_at)),
-                np.random.default_rng(r.integers(2**63)),
-                xy=(x, y),
-                yaw=to_camera + facing,
-                ground_z=spec.ground.height,
-                gaze_target=target,
-            )
-            if all(_gap(candidate.footprint, t) >= ps.placement.gap for t in taken):
-                placed = candidate
-                break
+        params, materials, attrs, facing, target = _draw_person(spec, draw, r, camera)
+        placed = _place_person(spec, draw, r, camera, params, facing, target, taken)
         if placed is None:
             continue
         taken.append(placed.footprint)
-        regions = {
-            "skin": Material(color=skin_rgb(tone), roughness=0.45),
-            "top": Material(color=tuple(top_rgb), roughness=0.85, procedural=_pattern(top_pattern)),
-            "bottom": Material(
-                color=tuple(bottom_rgb), roughness=0.85, procedural=_pattern(bottom_pattern)
-            ),
-            "shoes": Material(color=tuple(shoes_rgb), roughness=0.6),
-            "hair": Material(color=tuple(hair_rgb), roughness=0.55),
-            "sclera": Material(color=(0.93, 0.92, 0.89), roughness=0.15),
-            "iris": Material(color=tuple(iris_rgb), roughness=0.15),
-            "pupil": Material(color=(0.02, 0.02, 0.02), roughness=0.1),
-        }
-        materials = tuple(regions[name] for name in REGIONS)
-        attrs = {
-            "asset": placed.mesh.source,
-            "people.pose": pose,
-            "people.phase": phase,
-            "people.perturb": perturb,
-            "people.height": height,
-            "people.build": build,
-            "people.leg_ratio": leg,
-            "people.arm_ratio": arm,
-            "people.torso_ratio": torso,
-            "people.skin_tone": tone,
-            "people.hair.style": hair,
-            "people.hair.color_v": hair_hsv[2],
-            "people.top.sleeves": sleeves,
-            "people.top.color_h": top_hsv[0],
-            "people.bottom.length": legs,
-            "people.bottom.color_h": bottom_hsv[0],
-            "people.top.pattern": top_pattern,
-            "people.bottom.pattern": bottom_pattern,
-            "people.eyes.opening": opening,
-            "people.gaze.yaw": gaze_yaw,
-            "people.gaze.pitch": gaze_pitch,
-            "people.head.yaw": head[0],
-            "people.head.pitch": head[1],
-            "people.head.roll": head[2],
-            "people.placement.facing": facing,
-            **(
-                {}
-                if blend is None
-                else {
-                    "people.blend.pose": blend[0],
-                    "people.blend.phase": blend[1],
-                    "people.blend.weight": blend[2],
-                }
-            ),
-            **(
-                {}
-                if ps.gaze.point is None or target is None
-                else {
-                    f"people.gaze.point.{k}": float(v) for k, v in zip("xyz", target, strict=True)
-                }
-            ),
-            "people.distance": float(np.linalg.norm(placed.position - camera.position)),
-        }
+        attrs["asset"] = placed.mesh.source
+        attrs["people.distance"] = float(np.linalg.norm(placed.position - camera.position))
         out.append(
             SceneObject(
                 instance_id=len(others) + len(out) + 1,
                 class_name=PERSON_CLASS,
-                class_id=class_id,
+                class_id=len(spec.objects.classes) + 1,
                 mesh=placed.mesh,
                 position=placed.position,
                 orientation=_euler_quat(0.0, 0.0, placed.yaw),
@@ -728,6 +592,162 @@ def sample_people(
             )
         )
     return out, {"people.count": len(out), "people.left_out": n - len(out)}
+
+
+def _draw_person(
+    spec: Spec, draw: _Drawer, r: np.random.Generator, camera: Camera
+) -> tuple[Any, tuple[Material, ...], dict[str, Any], float, np.ndarray | None]:
+    """One person's pose, shape and look: (params, region materials, recorded attributes,
+    facing, gaze target), drawn in a fixed order."""
+    from synthcv.people.body import BodyShape
+    from synthcv.people.person import REGIONS, PersonParams, skin_rgb
+
+    ps = spec.people
+    assert ps is not None
+
+    def d(path: str, dist: Distribution) -> Any:
+        return draw(f"people.{path}", dist, r)
+
+    pose = str(d("pose", ps.pose))
+    phase = float(d("phase", ps.phase))
+    perturb = float(d("perturb", ps.perturb))
+    height = float(d("height", ps.height))
+    build = float(d("build", ps.build))
+    leg, arm, torso = (
+        float(d(k, getattr(ps, k))) for k in ("leg_ratio", "arm_ratio", "torso_ratio")
+    )
+    tone = float(d("skin_tone", ps.skin_tone))
+    hair = str(d("hair.style", ps.hair.style))
+    hair_hsv, hair_rgb = _hsv(draw, "people.hair.color", ps.hair.color, r)
+    sleeves = str(d("top.sleeves", ps.top.sleeves))
+    top_hsv, top_rgb = _hsv(draw, "people.top.color", ps.top.color, r)
+    legs = str(d("bottom.length", ps.bottom.length))
+    bottom_hsv, bottom_rgb = _hsv(draw, "people.bottom.color", ps.bottom.color, r)
+    top_pattern = str(d("top.pattern", ps.top.pattern))
+    bottom_pattern = str(d("bottom.pattern", ps.bottom.pattern))
+    _, shoes_rgb = _hsv(draw, "people.shoes.color", ps.shoes.color, r)
+    _, iris_rgb = _hsv(draw, "people.eyes.iris", ps.eyes.iris, r)
+    opening = float(d("eyes.opening", ps.eyes.opening))
+    gaze_yaw = float(d("gaze.yaw", ps.gaze.yaw))
+    gaze_pitch = float(d("gaze.pitch", ps.gaze.pitch))
+    head = [float(d(f"head.{k}", getattr(ps.head, k))) for k in ("yaw", "pitch", "roll")]
+    facing = float(d("placement.facing", ps.placement.facing))
+    blend: tuple[str, float, float] | None = None
+    if ps.blend is not None:
+        blend = (
+            str(d("blend.pose", ps.blend.pose)),
+            float(d("blend.phase", ps.blend.phase)),
+            float(d("blend.weight", ps.blend.weight)),
+        )
+    target = camera.position if ps.gaze.target == "camera" else None
+    if ps.gaze.point is not None:
+        target = np.array([float(d(f"gaze.point.{k}", getattr(ps.gaze.point, k))) for k in "xyz"])
+
+    params = PersonParams(
+        pose=pose,
+        phase=phase,
+        perturb=perturb,
+        height=height,
+        shape=BodyShape(build=build, leg=leg, arm=arm, torso=torso, hair=hair),
+        head_yaw=head[0],
+        head_pitch=head[1],
+        head_roll=head[2],
+        sleeves=sleeves,
+        legs=legs,
+        gaze=ps.gaze.target,
+        gaze_yaw=gaze_yaw,
+        gaze_pitch=gaze_pitch,
+        eyelid=opening,
+        contact=ps.contact,
+        blend_pose=None if blend is None else blend[0],
+        blend_phase=0.0 if blend is None else blend[1],
+        blend_weight=0.0 if blend is None else blend[2],
+    )
+    by_region = {
+        "skin": Material(color=skin_rgb(tone), roughness=0.45),
+        "top": Material(color=tuple(top_rgb), roughness=0.85, procedural=_pattern(top_pattern)),
+        "bottom": Material(
+            color=tuple(bottom_rgb), roughness=0.85, procedural=_pattern(bottom_pattern)
+        ),
+        "shoes": Material(color=tuple(shoes_rgb), roughness=0.6),
+        "hair": Material(color=tuple(hair_rgb), roughness=0.55),
+        "sclera": Material(color=(0.93, 0.92, 0.89), roughness=0.15),
+        "iris": Material(color=tuple(iris_rgb), roughness=0.15),
+        "pupil": Material(color=(0.02, 0.02, 0.02), roughness=0.1),
+    }
+    attrs: dict[str, Any] = {
+        "people.pose": pose,
+        "people.phase": phase,
+        "people.perturb": perturb,
+        "people.height": height,
+        "people.build": build,
+        "people.leg_ratio": leg,
+        "people.arm_ratio": arm,
+        "people.torso_ratio": torso,
+        "people.skin_tone": tone,
+        "people.hair.style": hair,
+        "people.hair.color_v": hair_hsv[2],
+        "people.top.sleeves": sleeves,
+        "people.top.color_h": top_hsv[0],
+        "people.bottom.length": legs,
+        "people.bottom.color_h": bottom_hsv[0],
+        "people.top.pattern": top_pattern,
+        "people.bottom.pattern": bottom_pattern,
+        "people.eyes.opening": opening,
+        "people.gaze.yaw": gaze_yaw,
+        "people.gaze.pitch": gaze_pitch,
+        "people.head.yaw": head[0],
+        "people.head.pitch": head[1],
+        "people.head.roll": head[2],
+        "people.placement.facing": facing,
+    }
+    if blend is not None:
+        attrs |= dict(
+            zip(
+                ("people.blend.pose", "people.blend.phase", "people.blend.weight"),
+                blend,
+                strict=True,
+            )
+        )
+    if ps.gaze.point is not None and target is not None:
+        attrs |= {f"people.gaze.point.{k}": float(v) for k, v in zip("xyz", target, strict=True)}
+    return params, tuple(by_region[name] for name in REGIONS), attrs, facing, target
+
+
+def _place_person(
+    spec: Spec,
+    draw: _Drawer,
+    r: np.random.Generator,
+    camera: Camera,
+    params: Any,
+    facing: float,
+    target: np.ndarray | None,
+    taken: list[np.ndarray],
+) -> Any:
+    """The person built where x and y put it clear of ``taken`` footprints (facing the camera
+    turned by ``facing``), or None after ``placement.tries``. Each try builds the person
+    there: its footprint depends on the pose, and its eyes on where it stands."""
+    from synthcv.people.person import build_person, level_of_detail
+
+    ps = spec.people
+    assert ps is not None
+    for _attempt in range(ps.placement.tries):
+        x = float(draw("people.placement.x", ps.placement.x, r))
+        y = float(draw("people.placement.y", ps.placement.y, r))
+        to_camera = math.degrees(math.atan2(camera.position[1] - y, camera.position[0] - x))
+        middle = np.array([x, y, spec.ground.height + params.height / 2])
+        seen_at = camera.K[1, 1] / max(float(np.linalg.norm(camera.position - middle)), 1e-6)
+        candidate = build_person(
+            replace(params, lod=level_of_detail(seen_at)),
+            np.random.default_rng(r.integers(2**63)),
+            xy=(x, y),
+            yaw=to_camera + facing,
+            ground_z=spec.ground.height,
+            gaze_target=target,
+        )
+        if all(_gap(candidate.footprint, t) >= ps.placement.gap for t in taken):
+            return candidate
+    return None
 
 
 def _pattern(name: str) -> str | None:
