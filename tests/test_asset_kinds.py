@@ -21,14 +21,15 @@ from synthcv.spec import ASSET_KINDS, AssetSpec, ClassSpec, Num, load_spec
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_registry_lists_the_four_kinds_in_spec_order():
-    assert kinds.names() == ("primitive", "pybullet", "mesh", "glyph")
+def test_registry_lists_the_built_in_kinds_in_spec_order():
+    assert kinds.names() == ("primitive", "pybullet", "mesh", "glyph", "person")
     assert kinds.names() == ASSET_KINDS
     modules = {
         "primitive": "synthcv.assets.primitives",
         "pybullet": "synthcv.assets.pybullet_assets",
         "mesh": "synthcv.assets.meshfile",
         "glyph": "synthcv.assets.glyphs",
+        "person": "synthcv.assets.person",
     }
     for kind in kinds.all_kinds():
         assert isinstance(kind, kinds.AssetKind)

@@ -436,7 +436,10 @@ def test_textures_resolve_by_short_name_or_path(tmp_path):
 @pytest.mark.parametrize(
     ("asset", "pattern"),
     [
-        ({}, r"expected exactly one of \['primitive', 'pybullet', 'mesh', 'glyph'\], got none"),
+        (
+            {},
+            r"expected exactly one of \['primitive', 'pybullet', 'mesh', 'glyph', 'person'\], got none",
+        ),
         ({"primitive": "cube", "glyph": "7"}, r"got \['primitive', 'glyph'\]"),
         ({"primitive": "cub"}, r"unknown primitive 'cub' \(did you mean 'cube'"),
         ({"primitive": "sphere", "raduis": 1}, r"unknown key 'raduis' \(did you mean 'radius'"),

@@ -183,7 +183,9 @@ def test_new_optional_fields_leave_existing_scene_hashes_alone():
     from synthcv.spec import AssetSpec
 
     class AssetSpecWithOption(AssetSpec):
-        HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"posture"})
+        HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = AssetSpec.HASH_STABLE_OPTIONAL | {
+            "posture"
+        }
         posture: str | None = None
 
     old = AssetSpec(primitive="cube")

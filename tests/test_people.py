@@ -621,3 +621,38 @@ def test_gaze_at_a_point_in_view_labels_that_point(tmp_path):
     assert seen >= 2
     with pytest.raises(SpecError, match=r"people\.gaze\.point"):
         load_spec(_people_spec(tmp_path, gaze={"target": "point"}))
+
+
+def test_person_asset_kind_is_a_rigid_body_with_coco_keypoints(tmp_path):
+    """``{person: pose}`` in objects.classes: a mannequin that physics drops, with 17 keypoints."""
+    from synthcv.pipeline.sample import render_sample
+    from synthcv.render.tiny import TinyRenderer
+
+    spec = load_spec(
+        {
+            "count": 2,
+            "image": {"width": 128, "height": 128},
+            "renderer": {"backend": "tiny"},
+            "camera": {"distance": 4.0, "elevation": 20, "look_at": [0, 0, 0.5], "fov": 50},
+            "objects": {
+                "count": 1,
+                "classes": {"mannequin": {"asset": {"person": "t_pose", "height": 1.7}}},
+                "pose": {"rotation": "random", "drop_height": 0.3},
+            },
+        }
+    )
+    r = TinyRenderer()
+    try:
+        rs = render_sample(spec, 0, r)
+    finally:
+        r.close()
+    obj = rs.scene.objects[0]
+    assert obj.person is None and obj.mesh.source == "person:t_pose"
+    assert abs(obj.mesh.extents[2] - 1.7) < 0.01  # built standing: z is its height
+    row = rs.labels.objects[0]
+    assert row["keypoint_names"] == list(COCO_KEYPOINTS)
+    assert row["person.pose"] == "t_pose"
+    world = obj.mesh.vertices @ obj.object_to_world()[:3, :3].T + obj.position
+    assert world[:, 2].min() > -0.02  # dropped onto the ground, not through it
+    with pytest.raises(SpecError, match="pose names"):
+        load_spec({"objects": {"classes": {"m": {"asset": {"person": "moonwalk"}}}}})

@@ -345,13 +345,36 @@ class GroundSpec(StrictModel):
     roughness: Fraction = constant(0.8)
 
 
+def _one_of(names: tuple[str, ...], what: str) -> Any:
+    """A categorical field whose every possible value is one of ``names``."""
+
+    def validate(value: Any) -> Distribution:
+        d = parse_distribution(value, numeric=False)
+        bad = [v for v in d.support() if v not in names]
+        if bad:
+            raise ValueError(f"{what} among {', '.join(names)} (got {bad[0]!r})")
+        return d
+
+    return Annotated[Distribution, PlainValidator(validate), PlainSerializer(_ser, return_type=Any)]
+
+
+def _uniform(lo: float, hi: float) -> Distribution:
+    return parse_distribution({"uniform": [lo, hi]}, numeric=True)
+
+
+PoseName = _one_of(POSES, "pose names")
+SkinTone = num(1, 10, "Monk scale")
+
+
 class AssetSpec(StrictModel):
-    """Exactly one kind key: primitive, pybullet, mesh or glyph; other keys are its options."""
+    """Exactly one kind key: primitive, pybullet, mesh, glyph or person; other keys are its
+    options."""
 
     primitive: Cat | None = None
     pybullet: Cat | None = None
     mesh: Cat | None = None
     glyph: Cat | None = None
+    person: PoseName | None = None  # a posed body as a rigid object (people: for people)
     size: Length | None = None
     dims: tuple[Extent, Extent, Extent] | None = None
     radius: Length | None = None
@@ -368,6 +391,10 @@ class AssetSpec(StrictModel):
     # glyph: seed of the bend and of the hand font's way of writing
     style: num(0, 2**32 - 1) | None = None
     keypoints: dict[str, tuple[Coord, Coord, Coord]] | None = None
+    phase: Fraction | None = None  # person: where in the clip
+    build: num(0.7, 1.5) | None = None  # type: ignore[valid-type]  # person: girth
+
+    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"person", "phase", "build"})
 
     @model_validator(mode="after")
     def _one_kind(self) -> AssetSpec:
@@ -492,27 +519,6 @@ class OutputsSpec(StrictModel):
 
 
 # ------------------------------------------------------------------ people (docs/people.md)
-
-
-def _one_of(names: tuple[str, ...], what: str) -> Any:
-    """A categorical field whose every possible value is one of ``names``."""
-
-    def validate(value: Any) -> Distribution:
-        d = parse_distribution(value, numeric=False)
-        bad = [v for v in d.support() if v not in names]
-        if bad:
-            raise ValueError(f"{what} among {', '.join(names)} (got {bad[0]!r})")
-        return d
-
-    return Annotated[Distribution, PlainValidator(validate), PlainSerializer(_ser, return_type=Any)]
-
-
-def _uniform(lo: float, hi: float) -> Distribution:
-    return parse_distribution({"uniform": [lo, hi]}, numeric=True)
-
-
-PoseName = _one_of(POSES, "pose names")
-SkinTone = num(1, 10, "Monk scale")
 
 
 class HairSpec(StrictModel):

@@ -123,6 +123,7 @@ def scale_mesh(mesh: Mesh, s: float | Sequence[float]) -> Mesh:
         mesh,
         vertices=readonly(mesh.vertices * f, np.float64),
         keypoints={k: readonly(v * f, np.float64) for k, v in mesh.keypoints.items()},
+        keypoint_depth={k: d * float(np.min(f)) for k, d in mesh.keypoint_depth.items()},
         primitive=primitive,
         dims={k: float(v) for k, v in dims.items()},
         unscaled=mesh.unscaled or mesh,

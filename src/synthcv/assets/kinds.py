@@ -34,6 +34,7 @@ BUILTIN: dict[str, str] = {
     "pybullet": "synthcv.assets.pybullet_assets",
     "mesh": "synthcv.assets.meshfile",
     "glyph": "synthcv.assets.glyphs",
+    "person": "synthcv.assets.person",
 }
 
 
