@@ -438,7 +438,8 @@ def test_textures_resolve_by_short_name_or_path(tmp_path):
     [
         (
             {},
-            r"expected exactly one of \['primitive', 'pybullet', 'mesh', 'glyph', 'person'\], got none",
+            r"expected exactly one of \['primitive', 'pybullet', 'mesh', 'glyph', 'person'\], "
+            "got none",
         ),
         ({"primitive": "cube", "glyph": "7"}, r"got \['primitive', 'glyph'\]"),
         ({"primitive": "cub"}, r"unknown primitive 'cub' \(did you mean 'cube'"),
