@@ -7,17 +7,20 @@ Two parts, each a table:
 ``examples/people.yaml`` and ``examples/tabletop.yaml`` on tiny and on Cycles (the same
 ``--cycles-samples`` for both), and the ratio people / tabletop measured in the same run.
 
-``gap``: ``benchmarks/people_keypoints.yaml`` rendered twice, same scenes, with tiny and with
-Cycles (``--train`` scenes to train on, ``--test`` other scenes to score on). One keypoint model
-(detection + COCO's 17 person keypoints, ``synthcv.tasks``) is trained on each renderer's
-images with a recipe fixed before any run (no choice is made on any score), and each is scored
-with COCO's OKS keypoint AP on both renderers' test images. The gap is in-domain AP minus
-cross-domain AP. A validation split carved from each training set is reported beside it.
+``gap``: ``benchmarks/people_keypoints.yaml`` (or ``--spec``) rendered twice, same scenes,
+with tiny and with Cycles (``--train`` scenes to train on, ``--test`` other scenes to score
+on). One keypoint model (detection + COCO's 17 person keypoints, ``synthcv.tasks``) is trained
+on each renderer's images with a recipe fixed before any run (no choice is made on any score),
+and each is scored with COCO's OKS keypoint AP on both renderers' test images. The gap is
+in-domain AP minus cross-domain AP. A validation split carved from each training set is
+reported beside it.
 
 Examples::
 
     ./run python benchmarks/people.py throughput
     ./run python benchmarks/people.py gap --train 800 --test 200 --steps 1500
+    ./run python benchmarks/people.py gap --spec benchmarks/people_keypoints_near.yaml \
+        --data out/bench/people_near --out out/bench/people_near_results
     ./run python benchmarks/people.py all
 """
 
@@ -52,6 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--workers", type=int, default=2, help="gap: render workers")
+    p.add_argument(
+        "--spec",
+        type=Path,
+        default=REPO / "benchmarks" / "people_keypoints.yaml",
+        help="gap: the people spec (people_keypoints_near.yaml: one person, nearer)",
+    )
     p.add_argument("--data", type=Path, default=Path("out/bench/people"))
     p.add_argument("--out", type=Path, default=Path("out/bench/people_results"))
     return p.parse_args(argv)
@@ -102,7 +111,7 @@ def throughput(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 def _render_sets(args: argparse.Namespace) -> dict[str, Path]:
     from synthcv.pipeline import generate
 
-    spec_path = REPO / "benchmarks" / "people_keypoints.yaml"
+    spec_path = args.spec
     paths = {}
     for backend in ("tiny", "cycles"):
         for split, count, seed in (("train", args.train, 21), ("test", args.test, 22)):
