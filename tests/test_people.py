@@ -656,3 +656,25 @@ def test_person_asset_kind_is_a_rigid_body_with_coco_keypoints(tmp_path):
     assert world[:, 2].min() > -0.02  # dropped onto the ground, not through it
     with pytest.raises(SpecError, match="pose names"):
         load_spec({"objects": {"classes": {"m": {"asset": {"person": "moonwalk"}}}}})
+
+
+def test_audit_of_a_person_model_scores_people_only_and_slices_by_person_factors(tmp_path):
+    """A dataset with people and boxes, a model that knows only 'person': the boxes are left
+    out (and said so), and per-person factors slice recall (the bias audit)."""
+    pytest.importorskip("torch")
+    from synthcv import generate
+    from synthcv.tasks.audit import audit, audit_markdown
+    from synthcv.tasks.detector import DenseDetector
+    from synthcv.tasks.detector_io import save_checkpoint
+
+    generate(_people_spec(tmp_path), tmp_path / "ds", progress=False)
+    model = DenseDetector(1, ("detection",), categories=["person"], width=8, input_size=64)
+    save_checkpoint(model, tmp_path / "model.pt")
+    result = audit(
+        tmp_path / "model.pt", tmp_path / "ds", factors=["people.skin_tone", "people.pose"]
+    )
+    assert result["ignored_classes"] == ["box"]
+    assert "Not scored (the model has no such class): box" in audit_markdown(result)
+    poses = {r["slice"] for r in result["slices"] if r["factor"] == "people.pose"}
+    assert poses and poses <= {"walk", "run", "standing", "sitting", "dance_a", "jump"}
+    assert any(r["factor"] == "people.skin_tone" for r in result["slices"])

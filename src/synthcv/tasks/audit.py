@@ -229,11 +229,21 @@ def audit(
     """Overall COCO metrics and metric-by-factor rows of ``model_ref`` on ``dataset`` (a synthcv
     dataset directory); writes ``audit.json``, ``audit.md`` and a metric-vs-factor plot per
     factor into ``out`` when given. Swept values each get their own row whatever ``bins``."""
+    from synthcv.format import open_dataset
     from synthcv.tasks.coco_data import load_synthcv
     from synthcv.tasks.evaluation import coco_evaluate, instance_slices
 
     model = load_model(model_ref)
-    data = load_synthcv(dataset, categories=model.categories)
+    # classes the model was never taught (the boxes beside a person model's people) are left
+    # out of the scoring, as COCO scores only the categories it is given
+    ignored: list[str] = []
+    if model.categories:
+        ignored = [
+            c["name"] for c in open_dataset(dataset).classes if c["name"] not in model.categories
+        ]
+    data = load_synthcv(
+        dataset, categories=model.categories, label_map=dict.fromkeys(ignored) or None
+    )
     preds = model.predict(data)
     kinds = sorted(model.iou_types, key=["bbox", "segm", "keypoints"].index)
     overall = coco_evaluate(data, preds, iou_types=kinds, kpt_sigmas=kpt_sigmas)
@@ -258,6 +268,7 @@ def audit(
     }
     result = {
         "model": model.describe,
+        "ignored_classes": ignored,
         "dataset": str(dataset),
         "images": len(data),
         "metrics": metrics,
@@ -293,6 +304,11 @@ def audit_markdown(result: dict[str, Any]) -> str:
         "",
         " · ".join(f"{k} {100 * v:.1f}" for k, v in m.items() if k.endswith(("AP", "AP50"))),
         "",
+        *(
+            [f"Not scored (the model has no such class): {', '.join(ignored)}", ""]
+            if (ignored := result.get("ignored_classes"))
+            else []
+        ),
         "| factor | slice | images | objects | AP50 (95%) | recall (95%) |",
         "|---|---|---|---|---|---|",
     ]
