@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pydantic
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -352,6 +353,28 @@ def test_unexpected_errors_exit_1_and_debug_shows_them(ws, monkeypatch):
     assert isinstance(res.exception, KeyError)  # re-raised: python prints the traceback
     res = _invoke("inspect", ws / "ds", env={"SYNTHCV_DEBUG": "1"})
     assert isinstance(res.exception, KeyError)
+
+
+def test_a_ctrl_c_inside_a_pydantic_serializer_is_an_interrupt(ws, monkeypatch):
+    """pydantic-core wraps what a Python serializer raises, KeyboardInterrupt included: an
+    interrupt landing while a spec is dumped still exits 130, not 2 ('bad input')."""
+    from synthcv.spec import StrictModel
+    from synthcv.tools import inspect as inspect_tool
+
+    class Dumped(StrictModel):
+        x: int = 1
+
+        @pydantic.model_serializer(mode="wrap")
+        def _ctrl_c(self, handler):
+            raise KeyboardInterrupt
+
+    def dumping(ds, verify=True):
+        return Dumped().model_dump()
+
+    monkeypatch.setattr(inspect_tool, "summarize", dumping)
+    res = _invoke("inspect", ws / "ds")
+    assert res.exit_code == 130, res.output
+    assert "interrupted" in res.output and "Traceback" not in res.output
 
 
 def test_subprocess_prints_no_traceback_unless_debug(tmp_path):

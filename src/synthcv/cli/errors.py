@@ -140,9 +140,23 @@ def report(exc: BaseException) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """A Ctrl-C that pydantic-core turned into an error: it wraps whatever a Python serializer
+    callback raises (``Error calling function `_omit_unset_new_fields`: KeyboardInterrupt``),
+    so an interrupt landing while a spec is dumped would otherwise read as bad input."""
+    return _is(exc, "pydantic_core", "PydanticSerializationError") and str(exc).rstrip(
+        ": \n"
+    ).endswith("KeyboardInterrupt")
+
+
 def _handled(ctx: typer.Context, run: Any) -> Any:
     try:
-        return run()
+        try:
+            return run()
+        except Exception as exc:
+            if _interrupted(exc):
+                raise KeyboardInterrupt from exc
+            raise
     except (typer.TyperException, typer.Exit, typer.Abort):
         raise  # usage errors and exits are typer's: it prints them and exits with their code
     except KeyboardInterrupt:
