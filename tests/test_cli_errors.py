@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -372,7 +373,13 @@ def test_a_ctrl_c_inside_a_pydantic_serializer_is_an_interrupt(ws, monkeypatch):
         return Dumped().model_dump()
 
     monkeypatch.setattr(inspect_tool, "summarize", dumping)
-    res = _invoke("inspect", ws / "ds")
+    # the interrupt path ignores a second Ctrl-C while it exits; in this (pytest) process that
+    # must not outlive the test: subprocesses would inherit SIGINT ignored and never stop
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        res = _invoke("inspect", ws / "ds")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert res.exit_code == 130, res.output
     assert "interrupted" in res.output and "Traceback" not in res.output
 
