@@ -153,6 +153,25 @@ def test_missing_dir_or_manifest_errors(tmp_path):
         open_dataset(tmp_path / "f.txt")
 
 
+def test_a_wrong_path_names_the_dataset_it_probably_meant(tmp_path):
+    root = write_fixture_dataset(tmp_path / "digits_v2", count=2, shard_size=2)
+    cases = {
+        root / "shards" / "nope": f"it would lie inside dataset {root}; pass the dataset "
+        f"directory {root}",
+        root / "manifest.json": f"is a file inside dataset {root}; pass the dataset directory",
+        tmp_path / "digit_v2": f"no such dataset directory: {tmp_path / 'digit_v2'} (did you "
+        f"mean digits_v2?)",
+        root / "shards": f"is shards/ inside dataset {root}",
+    }
+    for wrong, hint in cases.items():
+        with pytest.raises(FileNotFoundError) as e:
+            open_dataset(wrong)
+        assert hint in str(e.value) and "interrupted" not in str(e.value), str(e.value)
+    with pytest.raises(FileNotFoundError) as e:
+        open_dataset(tmp_path / "elsewhere")  # nothing like it: no guess
+    assert str(e.value) == f"no such dataset directory: {tmp_path / 'elsewhere'}"
+
+
 def test_wrong_format_version(fresh_dir):
     m = json.loads((fresh_dir / "manifest.json").read_text())
     m["format_version"] = 99
@@ -204,6 +223,8 @@ def test_inspect_summary_counts(fixture_dir):
     assert s["status"] == {"hidden": 3, "outside": 3, "visible": 9}
     el = s["sample_factors"]["camera.elevation"]
     assert (el["min"], el["max"], el["mean"]) == (30.0, 50.0, 40.0)
+    # elevations 30, 40, 50: one in the first of 16 bins, one in the middle, one in the last
+    assert el["histogram"] == [1] + [0] * 7 + [1] + [0] * 6 + [1]
     assert s["sample_factors"]["ground.texture"]["counts"] == {"wood": 2, "checker": 1}
     assert "K" not in s["sample_factors"] and "seed" not in s["sample_factors"]
     # Cubes: instances 1, 4; spheres: 2, 5 and the distractor 3 (three samples).
@@ -223,6 +244,15 @@ def test_inspect_render_mentions_classes(fixture_dir):
     render(summarize(fixture_dir), console=console)
     text = console.export_text()
     assert "cube" in text and "sphere" in text and "camera.elevation" in text and "OK" in text
+    [row] = [line for line in text.splitlines() if "camera.elevation" in line]
+    assert "█       █      █" in row  # the histogram as a sparkline, gaps kept
+
+
+def test_sparkline_heights_and_gaps():
+    from synthcv.tools.inspect import sparkline
+
+    assert sparkline([0, 1, 2, 4, 8]) == " ▁▂▄█"
+    assert sparkline([3, 0, 3]) == "█ █" and sparkline([]) == "" and sparkline([0, 0]) == ""
 
 
 def test_cli_inspect_json_and_failures(fresh_dir):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 from pathlib import Path
 
@@ -135,10 +136,11 @@ def test_experiment_run_record_holds_params_metrics_inputs_and_model_offline(
         "seeds": [0, 1],
         "data": {
             "gen": {"kind": "samples", "path": str(npz)},
+            "gen_val": {"kind": "samples", "path": str(npz), "part": "val"},
             "synth": {"kind": "dataset", "path": str(ds)},
         },
         "train": {"sources": {"gen": 1.0}, "epochs": 2, "batch_size": 8},
-        "eval": ["gen"],
+        "eval": ["gen", "gen_val"],
         "slices": {"source": "synth", "factors": ["camera.elevation", "ground.texture"]},
         "model": {"width": 4},
     }
@@ -149,7 +151,29 @@ def test_experiment_run_record_holds_params_metrics_inputs_and_model_offline(
     assert r.data.tags["synthcv.kind"] == "experiment"
     assert r.data.params["input.gen"] == dataset_hash(npz)
     assert r.data.params["input.synth"] == dataset_hash(ds)
-    assert {i.dataset.name for i in r.inputs.dataset_inputs} == {"gen", "synth"}
+    # a part of a file is recorded by the digest of exactly that part, not the whole file's
+    from synthcv.realdata import validation_part
+    from synthcv.tasks.data import ArraySet
+    from synthcv.tasks.experiment import split_digest
+
+    with np.load(npz) as arrays:
+        val = validation_part(32, "val", 0.1)
+        part = ArraySet(arrays["images"][val], arrays["labels"][val])
+    assert r.data.params["input.gen_val"] == split_digest(part) != dataset_hash(npz)
+    # MLflow datasets: the real local source, the schema, the digest, the context
+    inputs = {i.dataset.name: i for i in r.inputs.dataset_inputs}
+    assert set(inputs) == {"gen", "gen_val", "synth"}
+    gen = inputs["gen"].dataset
+    assert gen.source_type == "local" and json.loads(gen.source) == {"uri": str(npz.resolve())}
+    assert dataset_hash(npz).startswith(gen.digest) and len(gen.digest) == 36
+    tensors = {c["name"]: c["tensor-spec"] for c in json.loads(gen.schema)["mlflow_colspec"]}
+    assert tensors["images"] == {"dtype": "uint8", "shape": [-1, 28, 28]}
+    assert json.loads(inputs["gen_val"].dataset.profile)["rows"] == len(val)
+    assert json.loads(inputs["synth"].dataset.source) == {"uri": str(ds.resolve())}
+    assert {t.key: t.value for t in inputs["gen"].tags} == {"mlflow.data.context": "input"}
+    # the experiment opens on its training runs in the MLflow UI, not the GenAI overview
+    exp = c.get_experiment(r.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     # Per-epoch history for each seed (epoch 0 = before training) and the summary.
     assert [m.step for m in c.get_metric_history(r.info.run_id, "s1/gen.acc")] == [0, 1, 2]
     assert "gen.mean" in r.data.metrics and "gen.lo" in r.data.metrics
@@ -244,11 +268,51 @@ def test_command_recipes_record_params_lineage_metrics_and_files(
         src
     )
     assert aug.data.tags["synthcv.output_hash"] == dataset_hash(tmp_path / "child")
+    [aug_out] = [i.dataset for i in aug.inputs.dataset_inputs if i.dataset.name == "child"]
+    assert json.loads(aug_out.source) == {"uri": str((tmp_path / "child").resolve())}
     gen = runs["generate"]
     assert gen.data.tags["synthcv.output.dataset"] == dataset_hash(tmp_path / "ds")
+    [out] = gen.inputs.dataset_inputs  # the dataset it wrote, as an output
+    assert {t.key: t.value for t in out.tags} == {"mlflow.data.context": "output"}
+    assert json.loads(out.dataset.source) == {"uri": str((tmp_path / "ds").resolve())}
+    assert gen.info.status == "FINISHED" and gen.info.end_time >= gen.info.start_time
     assert gen.data.params["backend"] == "tiny" and gen.data.metrics["samples"] == 3
     arts = {a.path for a in c.list_artifacts(gen.info.run_id)}
     assert {"manifest.json", "contact_sheet.png"} <= arts
+
+
+def test_background_runs_close_killed_failed_or_finished(tmp_path: Path) -> None:
+    """A command's Ctrl-C closes its run KILLED, an error FAILED; a command that dies without
+    a word (no end message) leaves its run KILLED, not RUNNING forever."""
+    from synthcv.tracking import BackgroundRun, background_run
+
+    with (
+        pytest.raises(KeyboardInterrupt),
+        background_run("x", {}, {}, "ctrl-c", root=tmp_path) as r1,
+    ):
+        raise KeyboardInterrupt
+    with pytest.raises(RuntimeError), background_run("x", {}, {}, "error", root=tmp_path) as r2:
+        raise RuntimeError("boom")
+    with background_run("x", {"a": None, "b": [1, 2]}, {"d": "h" * 64}, "ok", root=tmp_path) as r3:
+        r3.log_metrics({"m": 2.0, "nan": float("nan")})
+    dead = BackgroundRun("x", {}, {}, "dead", root=tmp_path)
+    dead._proc.stdin.close()  # what the pipe sees when the command is killed
+    assert dead._proc.wait(timeout=120) == 0
+    c = _client(tmp_path)
+    runs = {
+        r.info.run_name: r
+        for r in c.search_runs([c.get_experiment_by_name("synthcv").experiment_id])
+    }
+    assert {n: r.info.status for n, r in runs.items()} == {
+        "ctrl-c": "KILLED",
+        "error": "FAILED",
+        "ok": "FINISHED",
+        "dead": "KILLED",
+    }
+    ok = runs["ok"]
+    assert ok.info.run_id == r3.run_id and r1.run_id and r2.run_id
+    assert ok.data.params == {"b": "[1, 2]", "input.d": "h" * 64}
+    assert ok.data.metrics == {"m": 2.0} and ok.data.tags["synthcv.input.d"] == "h" * 64
 
 
 def test_mlflow_is_handled_in_tracking_only() -> None:

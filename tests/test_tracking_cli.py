@@ -78,6 +78,13 @@ def test_generate_and_genmodel_train_are_tracked(tmp_path, monkeypatch):
     ds_hash = dataset_hash(tmp_path / "ds")
     assert gen.data.tags["synthcv.output.dataset"] == ds_hash
     assert gen.data.params["count"] == "3" and gen.data.metrics["samples"] == 3
+    # the dataset it wrote is the run's output dataset: path, schema (samples.parquet), digest
+    [out] = gen.inputs.dataset_inputs
+    assert json.loads(out.dataset.source) == {"uri": str((tmp_path / "ds").resolve())}
+    columns = {c["name"]: c["type"] for c in json.loads(out.dataset.schema)["mlflow_colspec"]}
+    assert columns["rgb"] == "string" and columns["camera.elevation"] == "double"
+    assert ds_hash.startswith(out.dataset.digest)
+    assert json.loads(out.dataset.profile)["samples"] == 3
     monkeypatch.chdir(tmp_path)  # the default artifact store lives beside mlflow.db
     artifacts = {a.path for a in client.list_artifacts(gen.info.run_id)}
     assert {"manifest.json", "contact_sheet.png"} <= artifacts

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,16 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 def sha256_bytes(data: bytes) -> bytes:
     """Raw sha256 digest of ``data`` (seeds are cut from it)."""
     return hashlib.sha256(data).digest()
+
+
+def sha256_chunks(chunks: Iterable[bytes]) -> str:
+    """Hex sha256 over byte strings, each prefixed by its length, so that where one ends
+    counts (the digest of exactly an in-memory split: its arrays' headers and bytes)."""
+    h = hashlib.sha256()
+    for chunk in chunks:
+        h.update(len(chunk).to_bytes(8, "little"))
+        h.update(chunk)
+    return h.hexdigest()
 
 
 def sha256_text(text: str) -> str:

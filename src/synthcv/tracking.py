@@ -22,9 +22,13 @@ import json
 import math
 import os
 import re
+import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,143 @@ def dataset_hash(path: str | os.PathLike[str]) -> str:
     from synthcv.format import content_digest
 
     return content_digest(path)
+
+
+#: MLflow stores a dataset digest in 36 characters (its ``datasets`` table); the full sha256
+#: stays in the run's ``synthcv.input.<name>`` tag and ``input.<name>`` param.
+MLFLOW_DIGEST_CHARS = 36
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """One dataset a run read or wrote, as MLflow's Datasets panel shows it.
+
+    ``digest`` is the content hash of exactly the data used (a split's own arrays, not the file
+    it came from); ``source`` the local path it was read from (absolute; None for data with no
+    file of ours, e.g. scikit-learn's digits); ``schema`` either ``{"columns": {name: type}}``
+    (a table: type one of long, double, string, boolean, array) or ``{"tensors": {name:
+    {"dtype": ..., "shape": [...]}}}`` (arrays, -1 for the sample axis); ``profile`` a few
+    JSON-able facts (rows, split).
+    """
+
+    name: str
+    digest: str
+    source: str | None = None
+    schema: Mapping[str, Any] | None = None
+    profile: Mapping[str, Any] | None = None
+
+
+def dataset_record(
+    path: str | os.PathLike[str],
+    name: str | None = None,
+    *,
+    digest: str | None = None,
+    profile: Mapping[str, Any] | None = None,
+) -> DatasetRecord:
+    """A :class:`DatasetRecord` for a synthcv dataset directory or a data file on disk: its
+    content hash (unless ``digest`` is given), absolute path, and the schema read from the
+    dataset's ``samples.parquet`` columns or an ``.npz`` file's arrays."""
+    p = Path(path).resolve()
+    schema, facts = _schema_of(p)
+    return DatasetRecord(
+        name=name or p.name,
+        digest=digest or dataset_hash(p),
+        source=str(p),
+        schema=schema,
+        profile={**facts, **(profile or {})} or None,
+    )
+
+
+def _arrow_type(t: Any) -> str | None:
+    import pyarrow as pa
+
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_integer(t):
+        return "long"
+    if pa.types.is_floating(t):
+        return "double"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "string"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        inner = _arrow_type(t.value_type)
+        return f"array<{inner}>" if inner else None
+    return None  # null columns (a modality no sample has) carry no type
+
+
+def _schema_of(p: Path) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(schema, profile facts) of a dataset directory or ``.npz`` file; (None, {}) otherwise."""
+    if p.is_dir() and (p / "samples.parquet").is_file():
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(p / "samples.parquet")
+        columns = {f.name: k for f in schema if (k := _arrow_type(f.type)) is not None}
+        facts: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            manifest = json.loads((p / "manifest.json").read_text())
+            facts = {
+                "samples": manifest.get("count"),
+                "spec_hash": manifest.get("spec_hash"),
+                "backend": (manifest.get("backend") or {}).get("name"),
+            }
+        return {"columns": columns}, {k: v for k, v in facts.items() if v is not None}
+    if p.is_file() and p.suffix == ".npz":
+        import numpy as np
+
+        with contextlib.suppress(OSError, ValueError), np.load(p, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+            tensors = {
+                k: {"dtype": str(a.dtype), "shape": [-1, *a.shape[1:]] if a.ndim else []}
+                for k, a in arrays.items()
+            }
+            rows = {len(a) for a in arrays.values() if a.ndim}
+            return {"tensors": tensors}, ({"rows": rows.pop()} if len(rows) == 1 else {})
+    return None, {}
+
+
+def _as_record(name: str, value: str | DatasetRecord) -> DatasetRecord:
+    return value if isinstance(value, DatasetRecord) else DatasetRecord(name, str(value))
+
+
+def _mlflow_schema(schema: Mapping[str, Any] | None) -> str | None:
+    """A record's schema in MLflow's own JSON form (``{"mlflow_colspec": [...]}``)."""
+    if not schema:
+        return None
+    import numpy as np
+    from mlflow.types import ColSpec, DataType, Schema, TensorSpec
+    from mlflow.types.schema import Array
+
+    specs: list[Any] = []
+    for col, kind in (schema.get("columns") or {}).items():
+        if kind.startswith("array<"):
+            specs.append(ColSpec(Array(DataType[kind[6:-1]]), col))
+        else:
+            specs.append(ColSpec(DataType[kind], col))
+    for col, t in (schema.get("tensors") or {}).items():
+        specs.append(TensorSpec(np.dtype(t["dtype"]), tuple(t["shape"]), col))
+    return json.dumps({"mlflow_colspec": Schema(specs).to_dict()}) if specs else None
+
+
+def _log_datasets(client: Any, run_id: str, records: list[DatasetRecord], context: str) -> None:
+    """Attach datasets to a run as MLflow dataset inputs (``context`` input/training/output…):
+    a local source path where there is one, the schema, the profile and the digest."""
+    if not records:
+        return
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    entries = []
+    for rec in records:
+        source = {"uri": rec.source} if rec.source else {"url": f"synthcv://{rec.name}"}
+        ds = Dataset(
+            name=rec.name,
+            digest=str(rec.digest)[:MLFLOW_DIGEST_CHARS],
+            source_type="local" if rec.source else "http",
+            source=json.dumps(source),
+            schema=_mlflow_schema(rec.schema),
+            profile=json.dumps(dict(rec.profile), default=str) if rec.profile else None,
+        )
+        entries.append(DatasetInput(ds, [InputTag("mlflow.data.context", context)]))
+    client.log_inputs(run_id, datasets=entries)
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -110,23 +251,10 @@ class TrackedRun(NullRun):
         self.run = run
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        """Flattened with dots; unset (None) values are left out, not logged as "None"."""
-        flat = {
-            k: (json.dumps(v) if isinstance(v, list | tuple) else v)
-            for k, v in _flatten(params).items()
-            if v is not None
-        }
-        # MLflow caps param values at 6000 characters; keep the head, the full config is an
-        # artifact anyway.
-        self._mlflow.log_params({_safe_name(k): str(v)[:6000] for k, v in flat.items()})
+        self._mlflow.log_params(_param_values(params))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        clean = {
-            _safe_name(k): float(v)
-            for k, v in metrics.items()
-            if v is not None and math.isfinite(float(v))
-        }
-        if clean:
+        if clean := _metric_values(metrics):
             self._mlflow.log_metrics(clean, step=step)
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
@@ -160,6 +288,27 @@ class TrackedRun(NullRun):
         self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
 
+def _param_values(params: Mapping[str, Any]) -> dict[str, str]:
+    """Params as MLflow stores them: flattened with dots, unset (None) values left out (not
+    logged as "None"), lists as JSON, each cut to MLflow's 6000 characters (the full config is
+    an artifact anyway)."""
+    flat = {
+        k: (json.dumps(v) if isinstance(v, list | tuple) else v)
+        for k, v in _flatten(params).items()
+        if v is not None
+    }
+    return {_safe_name(k): str(v)[:6000] for k, v in flat.items()}
+
+
+def _metric_values(metrics: Mapping[str, float]) -> dict[str, float]:
+    """Finite metrics only: MLflow would reject or misplot NaN and infinities."""
+    return {
+        _safe_name(k): float(v)
+        for k, v in metrics.items()
+        if v is not None and math.isfinite(float(v))
+    }
+
+
 _NAME_BAD = re.compile(r"[^\w./\- :]")
 
 
@@ -168,22 +317,34 @@ def _safe_name(name: str) -> str:
     return _NAME_BAD.sub("_", str(name))
 
 
-def _ensure_experiment(mlflow: Any, name: str, uri: str, local_default: bool) -> str:
-    exp = mlflow.get_experiment_by_name(name)
+#: The MLflow UI opens an experiment on its GenAI "Overview" (traces) unless the experiment
+#: says it holds model training runs; synthcv's runs are data and model runs.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def _ensure_experiment(client: Any, name: str, uri: str, local_default: bool) -> str:
+    """The id of experiment ``name``, created if missing (artifacts beside a default local
+    store), and tagged as a training experiment unless someone chose its kind already."""
+    exp = client.get_experiment_by_name(name)
     if exp is not None:
+        for key, value in EXPERIMENT_KIND.items():
+            if key not in exp.tags:
+                client.set_experiment_tag(exp.experiment_id, key, value)
         return exp.experiment_id
     artifact_location = None
     if local_default and uri.startswith("sqlite:///"):
         db = Path(uri[len("sqlite:///") :])
         artifact_location = (db.parent / "mlartifacts").as_uri()
-    return mlflow.create_experiment(name, artifact_location=artifact_location)
+    return client.create_experiment(
+        name, artifact_location=artifact_location, tags=dict(EXPERIMENT_KIND)
+    )
 
 
 @contextlib.contextmanager
 def tracked_run(
     kind: str,
     params: Mapping[str, Any] | None = None,
-    inputs: Mapping[str, str] | None = None,
+    inputs: Mapping[str, str | DatasetRecord] | None = None,
     run_name: str | None = None,
     *,
     enabled: bool | None = None,
@@ -194,17 +355,18 @@ def tracked_run(
     """Open an MLflow run of ``kind`` ("generate", "genmodel-train", "experiment", ...).
 
     ``params`` are logged (nested dicts flattened with dots); ``inputs`` maps an input's name to
-    its content hash (see :func:`dataset_hash`) and is recorded three ways: as a tag
-    ``synthcv.input.<name>``, as a param ``input.<name>``, and as an MLflow dataset input whose
-    digest is the hash. ``experiment`` defaults to ``SYNTHCV_EXPERIMENT`` or "synthcv";
+    its content hash (see :func:`dataset_hash`) or to a :class:`DatasetRecord` and is recorded
+    three ways: as a tag ``synthcv.input.<name>``, as a param ``input.<name>`` (both the full
+    hash), and as an MLflow dataset input (source path, schema, profile, the hash's first 36
+    characters as its digest). ``experiment`` defaults to ``SYNTHCV_EXPERIMENT`` or "synthcv";
     ``root`` is where the default local store lives (cwd if None). A failure inside the block
-    marks the run FAILED and re-raises.
+    marks the run FAILED (an interrupt KILLED) and re-raises.
     """
     if not tracking_enabled(enabled):
         yield NullRun()
         return
+    _no_telemetry()
     import mlflow
-    from mlflow.data.meta_dataset import MetaDataset
     from mlflow.tracking._tracking_service import utils as mlflow_uri_state
 
     # mlflow.set_tracking_uri also writes MLFLOW_TRACKING_URI into os.environ; remember both the
@@ -215,8 +377,10 @@ def tracked_run(
     mlflow.set_tracking_uri(uri)
     try:
         exp_name = experiment or os.environ.get("SYNTHCV_EXPERIMENT", DEFAULT_EXPERIMENT)
-        exp_id = _ensure_experiment(mlflow, exp_name, uri, local_default=prev_env is None)
-        with _mlflow_run(mlflow, MetaDataset, kind, params, inputs, run_name, exp_id, nested) as tr:
+        client = mlflow.MlflowClient(uri)
+        exp_id = _ensure_experiment(client, exp_name, uri, local_default=prev_env is None)
+        records = [_as_record(k, v) for k, v in (inputs or {}).items()]
+        with _mlflow_run(mlflow, client, kind, params, records, run_name, exp_id, nested) as tr:
             yield tr
     finally:
         mlflow_uri_state.set_tracking_uri(prev_global)
@@ -224,34 +388,45 @@ def tracked_run(
             os.environ["MLFLOW_TRACKING_URI"] = prev_env
 
 
+def _no_telemetry() -> None:
+    """synthcv works offline: MLflow's usage telemetry (on by default since 3.x) would try to
+    reach a server at every run. ``MLFLOW_DISABLE_TELEMETRY=false`` set by the user wins."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def _run_tags(kind: str, records: list[DatasetRecord]) -> dict[str, str]:
+    from synthcv._version import __version__
+
+    tags = {"synthcv.kind": kind, "synthcv.version": __version__}
+    tags.update({f"synthcv.input.{r.name}": r.digest for r in records})
+    return tags
+
+
 @contextlib.contextmanager
 def _mlflow_run(
     mlflow: Any,
-    MetaDataset: Any,
+    client: Any,
     kind: str,
     params: Mapping[str, Any] | None,
-    inputs: Mapping[str, str] | None,
+    records: list[DatasetRecord],
     run_name: str | None,
     exp_id: str,
     nested: bool,
 ) -> Iterator[TrackedRun]:
-    from synthcv._version import __version__
-
-    tags = {"synthcv.kind": kind, "synthcv.version": __version__}
-    for name, digest in (inputs or {}).items():
-        tags[f"synthcv.input.{name}"] = digest
+    tags = _run_tags(kind, records)
     run = mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags, nested=nested)
     tr = TrackedRun(mlflow, run)
     status = "FINISHED"
     try:
         if params:
             tr.log_params(params)
-        if inputs:
-            tr.log_params({f"input.{k}": v for k, v in inputs.items()})
-            for name, digest in inputs.items():
-                ds = MetaDataset(source=_source(name), name=name, digest=str(digest)[:36])
-                mlflow.log_input(ds, context="input")
+        if records:
+            tr.log_params({f"input.{r.name}": r.digest for r in records})
+            _log_datasets(client, tr.run_id, records, "input")
         yield tr
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
     except BaseException:
         status = "FAILED"
         raise
@@ -259,11 +434,165 @@ def _mlflow_run(
         mlflow.end_run(status=status)
 
 
-def _source(name: str) -> Any:
-    from mlflow.data.http_dataset_source import HTTPDatasetSource
+# ------------------------------------------------------- runs recorded beside the work
 
-    # MetaDataset needs *a* source object; a name-only pseudo URL keeps everything offline.
-    return HTTPDatasetSource(url=f"synthcv://{name}")
+
+class BackgroundRun:
+    """A run recorded by a helper process while the work goes on, for short commands.
+
+    Importing mlflow and opening its store take 2-3 s; a ``generate`` of a few samples takes
+    about as long. The helper (:func:`_agent_main`) starts at once, imports mlflow, opens the
+    run (RUNNING, so it shows while the work goes on) and waits; at the end it gets the tags,
+    metrics, output datasets and artifacts in one message and closes the run. The command pays
+    only for what is left of the start-up and that last write (see docs/tracking.md). A helper
+    that fails costs a warning, never the work: the dataset is already complete.
+    """
+
+    enabled = True
+
+    def __init__(
+        self,
+        kind: str,
+        params: Mapping[str, Any],
+        inputs: Mapping[str, str | DatasetRecord],
+        run_name: str,
+        *,
+        experiment: str | None = None,
+        root: str | os.PathLike[str] | None = None,
+    ) -> None:
+        records = [_as_record(k, v) for k, v in inputs.items()]
+        start = {
+            "uri": default_tracking_uri(root),
+            "local_default": "MLFLOW_TRACKING_URI" not in os.environ,
+            "experiment": experiment or os.environ.get("SYNTHCV_EXPERIMENT", DEFAULT_EXPERIMENT),
+            "run_name": run_name,
+            "tags": _run_tags(kind, records),
+            "params": _param_values({**params, **{f"input.{r.name}": r.digest for r in records}}),
+            "inputs": [asdict(r) for r in records],
+            "start_ms": int(time.time() * 1000),
+        }
+        self._end: dict[str, Any] = {"tags": {}, "metrics": {}, "outputs": [], "artifacts": []}
+        self.scratch = Path(tempfile.mkdtemp(prefix="synthcv-run-"))
+        # A session of its own: the terminal's Ctrl-C reaches the command, which then reports
+        # the run KILLED, instead of killing the helper before it can.
+        self._stderr = open(self.scratch / "agent.log", "w+")  # noqa: SIM115 (closed in finish)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", "from synthcv.tracking import _agent_main; _agent_main()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            start_new_session=True,
+        )
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(start, default=str) + "\n")
+        self._proc.stdin.flush()
+        self.run_id: str | None = None
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._end["tags"].update({k: str(v) for k, v in tags.items()})
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        self._end["metrics"].update(_metric_values(metrics))
+
+    def log_output(self, record: DatasetRecord) -> None:
+        """A dataset the run wrote (MLflow shows it with context ``output``)."""
+        self._end["outputs"].append(asdict(record))
+
+    def log_artifact(self, path: str | os.PathLike[str]) -> None:
+        """Copied into the run's artifacts when the run closes (so the file must exist until
+        then: put temporary files in :attr:`scratch`)."""
+        self._end["artifacts"].append(str(Path(path).resolve()))
+
+    def finish(self, status: str, timeout: float = 300.0) -> None:
+        """Send the end of the run and wait for the helper to record it."""
+        end = {**self._end, "status": status, "end_ms": int(time.time() * 1000)}
+        try:
+            out, _ = self._proc.communicate(json.dumps(end) + "\n", timeout=timeout)
+            self._stderr.seek(0)
+            err = self._stderr.read().strip().splitlines()
+        except (subprocess.TimeoutExpired, OSError) as exc:
+            self._proc.kill()
+            self._proc.communicate()
+            _warn(f"MLflow tracking did not finish ({exc}); the run may stay RUNNING")
+            return
+        finally:
+            self._stderr.close()
+            shutil.rmtree(self.scratch, ignore_errors=True)
+        if self._proc.returncode != 0 or not out.strip():
+            _warn(f"MLflow tracking failed: {err[-1] if err else 'no message'}")
+            return
+        self.run_id = json.loads(out.strip().splitlines()[-1])["run_id"]
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message} (the work itself is complete)", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def background_run(
+    kind: str,
+    params: Mapping[str, Any],
+    inputs: Mapping[str, str | DatasetRecord],
+    run_name: str,
+    **where: Any,
+) -> Iterator[BackgroundRun]:
+    """A :class:`BackgroundRun` closed FINISHED, FAILED (an error) or KILLED (an interrupt)."""
+    run = BackgroundRun(kind, params, inputs, run_name, **where)
+    status = "FINISHED"
+    try:
+        yield run
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        run.finish(status)
+
+
+def _agent_main() -> None:
+    """The helper behind :class:`BackgroundRun`: line 1 of stdin opens the run, line 2 closes
+    it; prints ``{"run_id": ...}``. No line 2 (the command died) closes the run KILLED."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _no_telemetry()
+    start = json.loads(sys.stdin.readline())
+    import mlflow
+    from mlflow.entities import Metric, Param, RunTag
+
+    client = mlflow.MlflowClient(start["uri"])
+    exp_id = _ensure_experiment(
+        client, start["experiment"], start["uri"], local_default=start["local_default"]
+    )
+    run = client.create_run(
+        exp_id, start_time=start["start_ms"], tags=start["tags"], run_name=start["run_name"]
+    )
+    run_id = run.info.run_id
+    params = [Param(k, v) for k, v in start["params"].items()]
+    for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run_id, params=params[i : i + 100])
+    _log_datasets(client, run_id, [DatasetRecord(**r) for r in start["inputs"]], "input")
+    line = sys.stdin.readline()
+    if not line:
+        client.set_terminated(run_id, "KILLED")
+        sys.stderr.flush()
+        os._exit(0)
+    end = json.loads(line)
+    metrics = [Metric(k, v, end["end_ms"], 0) for k, v in end["metrics"].items()]
+    tags = [RunTag(k, v) for k, v in end["tags"].items()]
+    client.log_batch(run_id, metrics=metrics, tags=tags)
+    _log_datasets(client, run_id, [DatasetRecord(**r) for r in end["outputs"]], "output")
+    for path in end["artifacts"]:
+        client.log_artifact(run_id, path)
+    client.set_terminated(run_id, end["status"], end_time=end["end_ms"])
+    print(json.dumps({"run_id": run_id}), flush=True)
+    sys.stderr.flush()
+    # Everything is committed; skip the interpreter's shutdown, where MLflow's worker threads
+    # and exit hooks take about a second the command would wait for.
+    os._exit(0)
 
 
 def write_temp_json(obj: Any, name: str) -> Path:
@@ -293,11 +622,15 @@ def track_generate(
     "generate" run and return the manifest.
 
     Records the spec path, output directory, sample count, workers, backend and spec hash as
-    params; the dataset's content hash (tag ``synthcv.output.dataset``, the lineage key its
-    consumers log as their input) and the spec hash as tags; ``samples`` as a metric; and
-    ``manifest.json`` plus a contact sheet as artifacts. ``contact_sheet(png_path)`` draws that
-    sheet (the caller knows how to read a dataset; None: no sheet).
+    params; the dataset as the run's output dataset (path, schema, digest) and its content hash
+    as tag ``synthcv.output.dataset`` (the lineage key its consumers log as their input); the
+    spec hash as a tag; ``samples`` as a metric; ``manifest.json`` plus a contact sheet as
+    artifacts. ``contact_sheet(png_path)`` draws that sheet (the caller knows how to read a
+    dataset; None: no sheet). Recorded by a :class:`BackgroundRun`, so MLflow's start-up
+    overlaps the rendering.
     """
+    if not tracking_enabled(enabled):
+        return generate()
     params = {
         "spec": str(spec_path),
         "out": str(out),
@@ -307,23 +640,22 @@ def track_generate(
         "spec_hash": spec_hash,
     }
     name = f"generate {Path(spec_path).stem} {count} @ {spec_hash[:8]}"
-    with tracked_run("generate", params=params, inputs={}, run_name=name, enabled=enabled) as tr:
+    with background_run("generate", params, {}, name) as run:
         manifest = generate()
-        if not tr.enabled:
-            return manifest
-        tr.set_tags(
+        output = dataset_record(out)
+        run.set_tags(
             {
-                "synthcv.output.dataset": dataset_hash(out),
-                "synthcv.spec_hash": manifest["spec_hash"],
+                "synthcv.output.dataset": output.digest,
+                "synthcv.spec_hash": manifest.get("spec_hash", spec_hash),
             }
         )
-        tr.log_metrics({"samples": manifest["count"]})
-        tr.log_artifact(Path(out) / "manifest.json")
+        run.log_metrics({"samples": manifest["count"]})
+        run.log_output(output)
+        run.log_artifact(Path(out) / "manifest.json")
         if contact_sheet is not None:
-            with tempfile.TemporaryDirectory() as tmp:
-                sheet = Path(tmp) / "contact_sheet.png"
-                contact_sheet(sheet)
-                tr.log_artifact(sheet)
+            sheet = run.scratch / "contact_sheet.png"
+            contact_sheet(sheet)
+            run.log_artifact(sheet)
         return manifest
 
 
@@ -339,33 +671,36 @@ def track_augment(
     """Run ``augment()`` (it writes the augmented child of dataset ``src`` into ``out``) as an
     "augment" run and return what it returns.
 
-    Records the ops, seed, source and output as params, the source dataset's hash as the input
-    (lineage) and the child's hash as tag ``synthcv.output_hash``.
+    Records the ops, seed, source and output as params, the source dataset as the input
+    (lineage), the child as the output dataset and its hash as tag ``synthcv.output_hash``.
     """
+    if not tracking_enabled(enabled):
+        return augment()
     params = {"ops": ops, "seed": seed, "src": str(src), "out": str(out)}
     name = f"augment {Path(src).name} -> {Path(out).name}"
-    inputs = {Path(src).name: dataset_hash(src)}
-    with tracked_run("augment", params, inputs, run_name=name, enabled=enabled) as tr:
+    inputs = {Path(src).name: dataset_record(src)}
+    with background_run("augment", params, inputs, name) as run:
         result = augment()
-        if tr.enabled:
-            tr.set_tags({"synthcv.output_hash": dataset_hash(out)})
+        output = dataset_record(out)
+        run.set_tags({"synthcv.output_hash": output.digest})
+        run.log_output(output)
         return result
 
 
-def genmodel_data_inputs(data: str, mnist_path: str | None = None) -> dict[str, str]:
-    """Lineage of a generative model's training data: input name -> content hash.
+def genmodel_data_inputs(data: str, mnist_path: str | None = None) -> dict[str, DatasetRecord]:
+    """Lineage of a generative model's training data: input name -> :class:`DatasetRecord`.
 
-    ``mnist8000`` is the file :func:`synthcv.realdata.find_mnist8000` finds, a dataset
-    directory or ``.npz`` file is hashed by :func:`dataset_hash`; ``sklearn-digits`` ships
-    with scikit-learn and has no file of ours to hash.
+    ``mnist8000``/``mnist6300`` are (parts of) the file :func:`synthcv.realdata.find_mnist8000`
+    finds, a dataset directory or ``.npz`` file is recorded by :func:`dataset_record`;
+    ``sklearn-digits`` ships with scikit-learn and has no file of ours to hash.
     """
     if data in ("mnist8000", "mnist6300"):
         from synthcv.realdata import find_mnist8000
 
-        return {data: dataset_hash(find_mnist8000(mnist_path))}
+        return {data: dataset_record(find_mnist8000(mnist_path), data, profile={"part": data})}
     if data == "sklearn-digits":
         return {}
-    return {Path(data).name: dataset_hash(data)}
+    return {Path(data).name: dataset_record(data)}
 
 
 def track_genmodel_train(
@@ -416,7 +751,7 @@ def track_experiment(
     name: str,
     recipe: str,
     config: Mapping[str, Any],
-    inputs: Mapping[str, str],
+    inputs: Mapping[str, str | DatasetRecord],
     *,
     enabled: bool | None = None,
     root: str | os.PathLike[str] | None = None,

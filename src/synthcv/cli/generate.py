@@ -20,31 +20,31 @@ class OnEmpty(enum.StrEnum):
 def register(app: typer.Typer) -> None:
     @app.command(cls=errors.Command)
     def generate(
-        spec: Path = typer.Argument(..., dir_okay=False, help="YAML spec file"),
+        spec: Path = typer.Argument(..., dir_okay=False, help="YAML spec file."),
         out: Path = typer.Option(
-            ..., "--out", "-o", callback=errors.output_dir, help="dataset directory to write"
+            ..., "--out", "-o", callback=errors.output_dir, help="Dataset directory to write."
         ),
         count: int | None = typer.Option(
-            None, "--count", "-n", min=1, help="override the spec's count"
+            None, "--count", "-n", min=1, help="Override the spec's count."
         ),
-        workers: int = typer.Option(1, "--workers", "-j", min=1, help="worker processes"),
-        overwrite: bool = typer.Option(False, "--overwrite", help="delete DIR first"),
+        workers: int = typer.Option(1, "--workers", "-j", min=1, help="Worker processes."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Delete DIR first."),
         on_empty: OnEmpty = typer.Option(
             OnEmpty.warn,
             "--on-empty",
-            help="samples showing no labelled object: warn (list them at the end), fail (stop"
-            " at the first), allow (background-only samples on purpose)",
+            help="Samples showing no labelled object: warn (list them at the end), fail (stop"
+            " at the first), allow (background-only samples on purpose).",
         ),
         track: bool | None = typer.Option(
             None,
             "--track/--no-track",
-            help="log the run to MLflow (default: on, unless SYNTHCV_TRACKING=0)",
+            help="Log the run to MLflow (default: on, unless SYNTHCV_TRACKING=0).",
         ),
         asset_root: Path | None = typer.Option(
             None,
             "--asset-root",
-            help="refuse asset files and extends: outside DIR (default: $SYNTHCV_ASSET_ROOT); "
-            "for specs from someone else",
+            help="Refuse asset files and extends: outside DIR (default: $SYNTHCV_ASSET_ROOT); "
+            "for specs from someone else.",
         ),
     ) -> None:
         """Render SPEC into DIR. Re-running after an interruption finishes the job."""

@@ -171,7 +171,7 @@ def train(
     ),
     param: list[str] = typer.Option([], help="Model hyper-parameter KEY=VALUE (JSON), repeatable."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
-    threads: int | None = typer.Option(None, help="torch CPU threads."),
+    threads: int | None = typer.Option(None, help="Torch CPU threads."),
     track: bool | None = typer.Option(
         None,
         "--track/--no-track",
@@ -270,7 +270,7 @@ def sample(
         ...,
         "--out",
         callback=errors.output_file,
-        help="samples.npz (a trainable dataset) or grid.png",
+        help="Output: samples.npz (a trainable dataset) or grid.png.",
     ),
     seed: int = typer.Option(0),
     naive: bool = typer.Option(
@@ -396,13 +396,13 @@ def classify(
 @app.command()
 def complete(
     run_dir: Path = typer.Argument(...),
-    known: str = typer.Option("top-half", help="top-half | left-half | bottom-half | right-half"),
+    known: str = typer.Option("top-half", help="Given part: top-half | left-half | bottom-half | right-half."),
     n: int = typer.Option(8, "-n", "--n", min=1, help="Test images to complete."),
     out: Path = typer.Option(
         ...,
         "--out",
         callback=errors.output_file,
-        help=".png (original / given / completion rows) or .npz",
+        help="Output: .png (original / given / completion rows) or .npz.",
     ),
     seed: int = typer.Option(0),
     scale: int = typer.Option(4),

@@ -7,6 +7,7 @@ lazily per item; the parquet indexes load once and objects are grouped by sample
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -148,12 +149,45 @@ def upgrade_samples(table: pa.Table, version: int) -> pa.Table:
     return table
 
 
+def _enclosing_dataset(p: Path) -> Path | None:
+    """The finished dataset directory ``p`` lies inside (up to three levels up), if any."""
+    for up in list(p.parents)[:3]:
+        if (up / layout.MANIFEST).is_file():
+            return up
+    return None
+
+
+def _similar_datasets(p: Path) -> list[str]:
+    """Dataset directories beside ``p`` whose names are close to its name (typos)."""
+    import difflib
+
+    parent = p.parent if p.parent.is_dir() else None
+    if parent is None:
+        return []
+    with contextlib.suppress(OSError):
+        names = [
+            c.name for c in parent.iterdir() if c.is_dir() and (c / layout.MANIFEST).is_file()
+        ]
+        return difflib.get_close_matches(p.name, names, n=3, cutoff=0.6)
+    return []
+
+
 def not_a_dataset(path: str | os.PathLike[str]) -> str:
-    """Why ``path`` (which has no manifest.json) is not a dataset, and what it is instead."""
+    """Why ``path`` (which has no manifest.json) is not a dataset, and which dataset directory
+    was probably meant (the one it lies inside, or a similarly named one beside it)."""
     p = Path(path)
     if not p.exists():
+        if (root := _enclosing_dataset(p)) is not None:
+            return (
+                f"no such dataset directory: {p} (it would lie inside dataset {root}; "
+                f"pass the dataset directory {root})"
+            )
+        if close := _similar_datasets(p):
+            return f"no such dataset directory: {p} (did you mean {' or '.join(close)}?)"
         return f"no such dataset directory: {p}"
     if not p.is_dir():
+        if (root := _enclosing_dataset(p)) is not None:
+            return f"{p} is a file inside dataset {root}; pass the dataset directory {root}"
         return f"{p} is a file, not a dataset directory"
     if (p / layout.RUN_FILE).is_file():
         return (

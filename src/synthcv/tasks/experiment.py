@@ -518,8 +518,61 @@ def summary_markdown(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def input_hashes(runner: Runner) -> dict[str, str]:
-    return {n: runner._full[n].digest for n in runner._full}
+def split_digest(data: Any) -> str:
+    """Content hash of exactly the examples a source holds after its ``split``/``part`` cut
+    (before the per-seed ``n`` draw): the arrays themselves for classification sets, the source
+    file's hash and the chosen image ids for instance sets. ``real_train`` and ``real_test``
+    come from one file but differ here."""
+    from synthcv.fileio import sha256_chunks
+
+    if isinstance(data, ArraySet):
+        head = f"{data.images.dtype}{data.images.shape}|{data.labels.dtype}{data.labels.shape}"
+        images = np.ascontiguousarray(data.images)
+        return sha256_chunks([head.encode(), images.tobytes(), data.labels.tobytes()])
+    ids = np.asarray(data.image_ids, dtype=np.int64)
+    return sha256_chunks([str(data.digest).encode(), ids.tobytes()])
+
+
+def _source_path(spec: SourceSpec) -> str | None:
+    """The file or directory a source was read from (None: no file of ours)."""
+    if spec.kind == "mnist":
+        from synthcv.realdata import find_mnist8000
+
+        return str(find_mnist8000(spec.path).resolve())
+    path = spec.annotations if spec.kind == "coco" and spec.annotations else spec.path
+    return str(Path(path).resolve()) if path else None
+
+
+def input_records(runner: Runner) -> dict[str, Any]:
+    """Every loaded source as a :class:`synthcv.tracking.DatasetRecord`: the digest of exactly
+    its split (a source read whole: its file's or dataset's hash, the key its producer
+    logged), the path it came from, its arrays' schema and a profile (rows, split, part)."""
+    from synthcv.tracking import DatasetRecord
+
+    records = {}
+    for name, data in runner._full.items():
+        spec = runner.cfg.data[name]
+        profile: dict[str, Any] = {"rows": len(data), "kind": spec.kind, "file_digest": data.digest}
+        if spec.kind == "mnist":
+            profile["split"] = spec.split
+        if spec.part is not None:
+            profile["part"] = spec.part
+        schema = None
+        if isinstance(data, ArraySet):
+            schema = {
+                "tensors": {
+                    "images": {
+                        "dtype": str(data.images.dtype),
+                        "shape": [-1, *data.images.shape[1:]],
+                    },
+                    "labels": {"dtype": str(data.labels.dtype), "shape": [-1]},
+                }
+            }
+        # A source read whole keeps its file's hash: the lineage key its producer logged.
+        cut = spec.part is not None or (spec.kind == "mnist" and spec.split != "all")
+        digest = split_digest(data) if cut else data.digest
+        records[name] = DatasetRecord(name, digest, _source_path(spec), schema, profile)
+    return records
 
 
 def run_experiment(
@@ -547,7 +600,7 @@ def run_experiment(
         cfg.name,
         cfg.recipe,
         cfg.model_dump(mode="json"),
-        input_hashes(runner),
+        input_records(runner),
         enabled=tracking,
         root=tracking_root,
         experiment=experiment,

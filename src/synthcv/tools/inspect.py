@@ -52,8 +52,34 @@ def _column_summary(col: pa.ChunkedArray) -> dict[str, Any] | None:
             "max": mm["max"],
             "mean": pc.mean(col).as_py(),
             "nulls": nulls,
+            "histogram": histogram(col, mm["min"], mm["max"]),
         }
     return None
+
+
+HIST_BINS = 16
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def histogram(col: pa.ChunkedArray, lo: float, hi: float, bins: int = HIST_BINS) -> list[int]:
+    """Counts of the non-null values in ``bins`` equal bins over [lo, hi] (one bin if the
+    column is constant): what ``inspect`` draws as a sparkline."""
+    import numpy as np
+
+    values = np.asarray(pc.drop_null(col).to_numpy(), dtype=np.float64)
+    if hi == lo:
+        return [len(values)]
+    counts, _ = np.histogram(values, bins=bins, range=(lo, hi))
+    return [int(c) for c in counts]
+
+
+def sparkline(counts: list[int]) -> str:
+    """One block character per bin, height by count (a space for an empty bin, so gaps in a
+    distribution stay visible)."""
+    top = max(counts, default=0)
+    if top == 0:
+        return ""
+    return "".join(" " if c == 0 else _BARS[min(7, (c * 8 - 1) // top)] for c in counts)
 
 
 def _factor_ranges(table: pa.Table, skip: set[str]) -> dict[str, dict[str, Any]]:
@@ -172,8 +198,20 @@ def _factor_tables(title: str, factors: dict[str, dict[str, Any]]) -> list[Any]:
         table.add_column("factor", no_wrap=True)
         for col in ("min", "max", "mean", "nulls"):
             table.add_column(col, justify="right")
+        table.add_column(f"distribution ({HIST_BINS} bins, min → max)", no_wrap=True)
         for name, st in numeric.items():
-            _row(table, name, _fmt(st["min"]), _fmt(st["max"]), _fmt(st["mean"]), st["nulls"])
+            line = sparkline(st.get("histogram") or [])
+            if st.get("histogram") and len(st["histogram"]) == 1:
+                line = "constant"
+            _row(
+                table,
+                name,
+                _fmt(st["min"]),
+                _fmt(st["max"]),
+                _fmt(st["mean"]),
+                st["nulls"],
+                line,
+            )
         tables.append(table)
     if categorical:
         table = Table(title=f"{title} (categorical)", title_justify="left")
