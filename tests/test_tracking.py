@@ -335,3 +335,21 @@ def test_mlflow_is_handled_in_tracking_only() -> None:
             assert ours <= {"synthcv._version", "synthcv.format", "synthcv.realdata"}, ours
         else:
             assert not {n for n in names if n.split(".")[0] == "mlflow"}, path
+
+
+def test_dataset_record_schema_of_a_dataset_and_of_an_npz_with_text(tmp_path: Path) -> None:
+    """Schemas come from samples.parquet or the .npz arrays; text arrays (a JSON meta string,
+    as `genmodel sample` writes) are typed "str", which MLflow accepts."""
+    from conftest_dataset_fixture import write_fixture_dataset
+    from synthcv.tracking import _mlflow_schema, dataset_record
+
+    npz = tmp_path / "s.npz"
+    np.savez(npz, images=np.zeros((5, 8, 8), np.uint8), labels=np.arange(5), meta=np.array("{}"))
+    rec = dataset_record(npz)
+    assert rec.source == str(npz.resolve()) and rec.digest == dataset_hash(npz)
+    assert rec.schema["tensors"]["images"] == {"dtype": "uint8", "shape": [-1, 8, 8]}
+    specs = {c["name"]: c for c in json.loads(_mlflow_schema(rec.schema))["mlflow_colspec"]}
+    assert specs["meta"]["tensor-spec"]["dtype"] == "str" and rec.profile == {"rows": 5}
+    ds = dataset_record(write_fixture_dataset(tmp_path / "ds", count=2, shard_size=2), "synth")
+    assert ds.name == "synth" and ds.schema["columns"]["camera.elevation"] == "double"
+    assert ds.schema["columns"]["rgb"] == "string" and ds.profile["samples"] == 2

@@ -149,3 +149,53 @@ def test_every_tracked_command_leaves_the_default_to_the_environment():
             cmd = cmd.commands[name]  # type: ignore[attr-defined]
         track = next(p for p in cmd.params if p.name == "track")
         assert track.default is None, path
+
+
+def test_ui_serves_this_folders_runs_on_loopback_and_names_the_runs_table(tmp_path):
+    """`synthcv ui` serves the store runs log to here and prints the runs table's address
+    (MLflow 3's UI would open the GenAI overview); without a store it says so, exit 2."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    from synthcv.tracking import tracked_run
+
+    env = {**os.environ, "SYNTHCV_TRACKING": "1", "COLUMNS": "300"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = subprocess.run(
+        [sys.executable, "-m", "synthcv", "ui"], cwd=empty, env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 2 and "no MLflow store here" in res.stderr, res.stderr
+    with tracked_run("generate", {"a": 1}, run_name="r", root=tmp_path) as run:
+        pass
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synthcv", "ui", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        lines = [proc.stderr.readline(), proc.stderr.readline()]
+        exp_id = run.run.info.experiment_id
+        url = f"http://127.0.0.1:{port}/#/experiments/{exp_id}/runs?workflowType=machine_learning"
+        assert lines[1].strip() == f"open {url}", lines
+        api = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/runs/get?run_id={run.run_id}"
+        deadline, body = time.monotonic() + 120, None
+        while body is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                body = json.loads(urllib.request.urlopen(api, timeout=5).read())
+            except OSError:
+                time.sleep(1)
+        assert body is not None and body["run"]["info"]["run_name"] == "r"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

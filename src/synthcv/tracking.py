@@ -171,7 +171,11 @@ def _mlflow_schema(schema: Mapping[str, Any] | None) -> str | None:
         else:
             specs.append(ColSpec(DataType[kind], col))
     for col, t in (schema.get("tensors") or {}).items():
-        specs.append(TensorSpec(np.dtype(t["dtype"]), tuple(t["shape"]), col))
+        dtype = np.dtype(t["dtype"])
+        if dtype.kind in "US":  # MLflow takes strings without a size ("<U123" is refused)
+            dtype = np.dtype(str)
+        with contextlib.suppress(Exception):  # a dtype MLflow cannot express is left out
+            specs.append(TensorSpec(dtype, tuple(t["shape"]), col))
     return json.dumps({"mlflow_colspec": Schema(specs).to_dict()}) if specs else None
 
 
@@ -444,8 +448,8 @@ class BackgroundRun:
     about as long. The helper (:func:`_agent_main`) starts at once, imports mlflow, opens the
     run (RUNNING, so it shows while the work goes on) and waits; at the end it gets the tags,
     metrics, output datasets and artifacts in one message and closes the run. The command pays
-    only for what is left of the start-up and that last write (see docs/tracking.md). A helper
-    that fails costs a warning, never the work: the dataset is already complete.
+    only for what is left of the start-up and that last write (README, "What tracking
+    costs"). A helper that fails costs a warning, never the work: the dataset is complete.
     """
 
     enabled = True
@@ -593,6 +597,42 @@ def _agent_main() -> None:
     # Everything is committed; skip the interpreter's shutdown, where MLflow's worker threads
     # and exit hooks take about a second the command would wait for.
     os._exit(0)
+
+
+def ui_target(
+    root: str | os.PathLike[str] | None = None, experiment: str | None = None
+) -> tuple[str, str]:
+    """(store URI, experiment id) that ``synthcv ui`` shows: the store runs log to here (the
+    default ``mlflow.db`` under ``root``/cwd, or ``MLFLOW_TRACKING_URI``) and its synthcv
+    experiment. A missing default store or experiment is an input error, named."""
+    uri = default_tracking_uri(root)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise FileNotFoundError(
+            f"no MLflow store here: {uri[len('sqlite:///') :]} does not exist; run a tracked "
+            "command in this folder first, or set MLFLOW_TRACKING_URI"
+        )
+    name = experiment or os.environ.get("SYNTHCV_EXPERIMENT", DEFAULT_EXPERIMENT)
+    _no_telemetry()
+    import mlflow
+
+    exp = mlflow.MlflowClient(uri).get_experiment_by_name(name)
+    if exp is None:
+        raise FileNotFoundError(f"{uri} holds no experiment {name!r} (SYNTHCV_EXPERIMENT)")
+    return uri, exp.experiment_id
+
+
+def ui_url(host: str, port: int, experiment_id: str) -> str:
+    """The experiment's runs table. MLflow 3's UI opens an experiment on its GenAI overview
+    unless the browser chose "Model training" (it remembers that, and ignores the
+    experiment's ``mlflow.experimentKind`` tag); ``workflowType=machine_learning`` in the URL
+    chooses it."""
+    return f"http://{host}:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def ui_command(uri: str, host: str, port: int) -> list[str]:
+    """The MLflow UI server for ``uri`` (artifacts served from where the runs put them)."""
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host,
+            "--port", str(port)]  # fmt: skip
 
 
 def write_temp_json(obj: Any, name: str) -> Path:

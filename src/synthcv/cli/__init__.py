@@ -56,6 +56,7 @@ def _register() -> None:
         loop,
         monitor,
         realdata,
+        ui,
     )
 
     generate.register(app)
@@ -65,6 +66,7 @@ def _register() -> None:
     compare.register(app)
     monitor.register(app)
     loop.register(app)
+    ui.register(app)
     app.add_typer(genmodel.app, name="genmodel", help="Deep generative image models.")
     app.add_typer(
         experiment.app, name="experiment", help="Train-on-synthetic / test-on-real experiments."

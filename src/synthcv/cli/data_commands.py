@@ -1,4 +1,5 @@
-"""``synthcv inspect|preview|export``: dataset-side commands (``generate`` lives in generate.py).
+"""``synthcv inspect|preview|report|export``: dataset-side commands (``generate`` lives in
+generate.py).
 
 Heavy imports happen inside each command so ``synthcv --help`` stays fast.
 """
@@ -74,6 +75,37 @@ def preview(
     typer.echo(f"wrote {path}")
 
 
+def report(
+    directory: Path = typer.Argument(
+        ..., metavar="DIR", help="Dataset directory, or an experiment run directory."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        callback=errors.output_file,
+        help="HTML file to write (default DIR/report.html).",
+    ),
+    n: int = typer.Option(24, "--n", min=1, help="Samples in the grid (spread over the dataset)."),
+) -> None:
+    """One self-contained HTML page (offline, images embedded): sample grid with switchable
+    views and label overlays, class/status/visibility/factor charts, sweep strips; for an
+    experiment run directory its results tables and plots."""
+    from synthcv.tools.report import write_report
+
+    path = write_report(directory, out, n=n)
+    typer.echo(f"wrote {path} ({_size(path.stat().st_size)})")
+
+
+def _size(nbytes: int) -> str:
+    """A byte count as people read it: 812 B, 45.3 kB, 2.41 MB (powers of 1000)."""
+    if nbytes < 1000:
+        return f"{nbytes} B"
+    if nbytes < 1000**2:
+        return f"{nbytes / 1000:.1f} kB"
+    return f"{nbytes / 1000**2:.2f} MB"
+
+
 def export(
     directory: Path = typer.Argument(..., metavar="DIR", help="Dataset directory."),
     fmt: str = typer.Option(..., "--format", "-f", help="Export format: coco."),
@@ -100,5 +132,10 @@ def export(
 
 def register(app: typer.Typer) -> None:
     """Add the dataset commands to the top-level app."""
-    for name, fn in (("inspect", inspect), ("preview", preview), ("export", export)):
+    for name, fn in (
+        ("inspect", inspect),
+        ("preview", preview),
+        ("report", report),
+        ("export", export),
+    ):
         app.command(name, cls=errors.Command)(fn)

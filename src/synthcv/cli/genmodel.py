@@ -396,7 +396,9 @@ def classify(
 @app.command()
 def complete(
     run_dir: Path = typer.Argument(...),
-    known: str = typer.Option("top-half", help="Given part: top-half | left-half | bottom-half | right-half."),
+    known: str = typer.Option(
+        "top-half", help="Given part: top-half | left-half | bottom-half | right-half."
+    ),
     n: int = typer.Option(8, "-n", "--n", min=1, help="Test images to complete."),
     out: Path = typer.Option(
         ...,

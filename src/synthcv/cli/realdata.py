@@ -38,7 +38,9 @@ def digit_scenes(
         help="Use only a class-balanced subset of N source digits (e.g. 100: real-small).",
     ),
     mnist: Path | None = typer.Option(
-        None, "--mnist", help="Path of mnist-real-8000.npz (default: $SYNTHCV_MNIST, then searched)."
+        None,
+        "--mnist",
+        help="Path of mnist-real-8000.npz (default: $SYNTHCV_MNIST, then searched).",
     ),
 ) -> None:
     """Compose multi-digit scenes from real MNIST digits, written as COCO (images/ +

@@ -165,9 +165,7 @@ def _similar_datasets(p: Path) -> list[str]:
     if parent is None:
         return []
     with contextlib.suppress(OSError):
-        names = [
-            c.name for c in parent.iterdir() if c.is_dir() and (c / layout.MANIFEST).is_file()
-        ]
+        names = [c.name for c in parent.iterdir() if c.is_dir() and (c / layout.MANIFEST).is_file()]
         return difflib.get_close_matches(p.name, names, n=3, cutoff=0.6)
     return []
 

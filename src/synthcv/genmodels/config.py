@@ -39,7 +39,8 @@ class TrainConfig(BaseModel):
 
     model: ModelName = Field("gated-pixelcnn", description="The model family.")
     data: str = Field(
-        "mnist8000", description="Training data: mnist8000 | mnist6300 | sklearn-digits | DATASET_DIR | X.npz."
+        "mnist8000",
+        description="Training data: mnist8000 | mnist6300 | sklearn-digits | DATASET_DIR | X.npz.",
     )
     epochs: int = Field(
         10, ge=1, description="Epochs to train (with --resume: the total, counting done ones)."
@@ -62,8 +63,8 @@ class TrainConfig(BaseModel):
     # "cosine" ends at `epochs` or, with `minutes`, at the clock budget, whichever comes first
     lr_schedule: LrSchedule = Field(
         "exp",
-        description="Schedule: exp (lr * decay^epoch) | cosine (half cosine to 0 by the last epoch or"
-        " --minutes).",
+        description="Schedule: exp (lr * decay^epoch) | cosine (half cosine to 0 by the last "
+        "epoch or --minutes).",
     )
     warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warm-up steps.")
     # Polyak averaging; 0.999 is typical
@@ -101,7 +102,8 @@ class TrainConfig(BaseModel):
     # evaluation and sampling stay float32
     precision: Precision = Field(
         "fp32",
-        description="Precision: fp32 | bf16 | auto (bfloat16 training passes: 2-4x faster on AMX CPUs).",
+        description="Precision: fp32 | bf16 | auto (bfloat16 training passes: 2-4x faster on "
+        "AMX CPUs).",
     )
     compile: bool = Field(
         False, description="Compile the training loss with torch.compile (faster after a warm-up)."

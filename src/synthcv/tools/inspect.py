@@ -17,8 +17,8 @@ from synthcv.format import Dataset, open_dataset
 from synthcv.format.layout import MODALITIES, OPTIONAL_MODALITIES, PATH_COLUMNS
 
 # Columns that identify rows or hold labels rather than realized factors.
-_SAMPLE_SKIP = {"sample_index", "seed", *PATH_COLUMNS}
-_OBJECT_SKIP = {
+SAMPLE_NON_FACTORS = {"sample_index", "seed", *PATH_COLUMNS}
+OBJECT_NON_FACTORS = {
     "sample_index",
     "instance_id",
     "class_id",
@@ -165,8 +165,8 @@ def summarize(dataset: Dataset | str | os.PathLike[str], verify: bool = True) ->
         ],
         "distractors": distractors,
         "status": dict(sorted(status.items())),
-        "sample_factors": _factor_ranges(samples, _SAMPLE_SKIP),
-        "object_factors": _factor_ranges(objects, _OBJECT_SKIP),
+        "sample_factors": _factor_ranges(samples, SAMPLE_NON_FACTORS),
+        "object_factors": _factor_ranges(objects, OBJECT_NON_FACTORS),
         "checksums": check,
     }
 

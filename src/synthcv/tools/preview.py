@@ -112,11 +112,11 @@ def _instance_panel(item: dict[str, Any], s: int):
     return Image.fromarray(_upscale(out.round().clip(0, 255).astype(np.uint8), s))
 
 
-def _depth_panel(depth: np.ndarray, s: int, lut: np.ndarray):
-    """Histogram-equalised depth: objects a few cm apart stay distinguishable even when the
-    ground spans metres. Near is bright (yellow), far dark (purple), no hit black."""
-    from PIL import Image
-
+def depth_colors(depth: np.ndarray, lut: np.ndarray | None = None) -> np.ndarray:
+    """Histogram-equalised depth as (H, W, 3) uint8: objects a few cm apart stay
+    distinguishable even when the ground spans metres. Near is bright (yellow), far dark
+    (purple), no hit black. Shared by the contact sheet and the HTML report."""
+    lut = _viridis() if lut is None else lut
     valid = np.isfinite(depth) & (depth > 0)
     out = np.zeros((*depth.shape, 3), np.uint8)
     if valid.any():
@@ -125,7 +125,14 @@ def _depth_panel(depth: np.ndarray, s: int, lut: np.ndarray):
         rank = np.searchsorted(ordered, v, side="left").astype(np.float64)
         t = 1.0 - rank / max(len(v) - 1, 1)
         out[valid] = lut[(t * 255).round().astype(int)]
-    return Image.fromarray(_upscale(out, s))
+    return out
+
+
+def _depth_panel(depth: np.ndarray, s: int, lut: np.ndarray):
+    """The depth panel: :func:`depth_colors`, upscaled."""
+    from PIL import Image
+
+    return Image.fromarray(_upscale(depth_colors(depth, lut), s))
 
 
 def contact_sheet(dataset: Dataset | str | os.PathLike[str], n: int = 16, cols: int = 4):
