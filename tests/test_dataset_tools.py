@@ -369,6 +369,37 @@ def test_coco_export_round_trips_through_pycocotools(fixture_dir, tmp_path):
         assert by_id[1]["category_id"] == 1 and by_id[2]["category_id"] == 2
 
 
+def test_coco_export_carries_sigmas_that_cocoeval_scores_nine_keypoints_with(fixture_dir, tmp_path):
+    """pycocotools' defaults are COCO's 17 person sigmas: a 9-keypoint category fails with
+    them, and scores with the ``sigmas`` the export writes (perfect predictions: AP 1)."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from synthcv.oks import DEFAULT_SIGMA
+    from synthcv.tools.coco import export_coco
+
+    gt = COCO(str(export_coco(fixture_dir, tmp_path / "coco.json")))
+    cat = gt.loadCats(1)[0]
+    assert cat["sigmas"] == [DEFAULT_SIGMA] * 9
+    dets = [{**a, "score": 1.0} for a in gt.loadAnns(gt.getAnnIds(catIds=[1]))]
+    with contextlib.redirect_stdout(io.StringIO()):
+        dt = gt.loadRes(dets)
+        default = COCOeval(gt, dt, "keypoints")
+        default.params.catIds = [1]
+        with pytest.raises(ValueError, match="shape"):
+            default.evaluate()
+        e = COCOeval(gt, dt, "keypoints")
+        e.params.catIds = [1]
+        e.params.kpt_oks_sigmas = np.array(cat["sigmas"])
+        e.evaluate()
+        e.accumulate()
+        e.summarize()
+    assert e.stats[0] == pytest.approx(1.0)
+
+
 def test_coco_export_default_path_and_cli(fresh_dir, tmp_path):
     runner = CliRunner()
     r = runner.invoke(_cli(), ["export", str(fresh_dir), "--format", "coco"])
@@ -422,6 +453,54 @@ def test_torch_dataset_targets(fixture_dir):
     assert len(images) == len(targets) == 2 and targets[0]["boxes"].shape == (2, 4)
     classes = [y for _, y in DataLoader(SynthcvTorchDataset(fixture_dir), batch_size=3)]
     assert classes[0].tolist() == [1, 1, 1]  # 0-based labels (synthcv.targets)
+
+
+def test_torch_dataset_decodes_only_what_is_used_and_carries_torchvision_targets(
+    fixture_dir, monkeypatch
+):
+    torch = pytest.importorskip("torch")
+    import synthcv.format.reader as reader
+    from synthcv.torch_data import SynthcvTorchDataset
+
+    decoded: list[str] = []
+    real = reader.read_modality
+    monkeypatch.setattr(reader, "read_modality", lambda p, m: decoded.append(m) or real(p, m))
+    SynthcvTorchDataset(fixture_dir)[0]
+    assert decoded == ["rgb"]  # a classifier's read decodes no depth, masks or normals
+    decoded.clear()
+    SynthcvTorchDataset(fixture_dir, target="detection")[0]
+    assert sorted(decoded) == ["instance", "rgb"]
+    decoded.clear()
+    x, _ = SynthcvTorchDataset(fixture_dir, modalities=["rgb", "depth"])[0]
+    assert sorted(decoded) == ["depth", "rgb"] and set(x) == {"rgb", "depth"}
+    depth = open_dataset(fixture_dir)[0]["depth"]
+    assert x["depth"].shape == (1, H, W) and x["depth"].dtype == torch.float32
+    np.testing.assert_array_equal(x["depth"][0].numpy(), depth)
+    assert float(x["rgb"].max()) <= 1.0
+    # detection targets: image_id, area (visible pixels), iscrowd, keypoints (N, K, 3)
+    det = SynthcvTorchDataset(fixture_dir, target="detection")
+    _, t = det[1]
+    objs = [o for o in open_dataset(fixture_dir).objects_of(1) if int(o["instance_id"]) in
+            t["instance_ids"].tolist()]  # fmt: skip
+    assert int(t["image_id"]) == 1 and t["iscrowd"].tolist() == [0] * len(objs)
+    assert t["area"].tolist() == [float(o["visible_pixels"]) for o in objs]
+    k = len(open_dataset(fixture_dir).manifest["keypoints"]["cube"])
+    assert t["keypoints"].shape == (len(objs), k, 3)
+    assert t["keypoints"][0].flatten().tolist() == pytest.approx(objs[0]["keypoints"])
+    assert det.classes == ["cube", "sphere"] and det.class_to_idx == {"cube": 0, "sphere": 1}
+
+    def hflip(image, target):  # a joint transform sees the image and its boxes together
+        flipped = target["boxes"].clone()
+        flipped[:, [0, 2]] = W - target["boxes"][:, [2, 0]]
+        return image.flip(-1), {**target, "boxes": flipped}
+
+    img, flipped = SynthcvTorchDataset(fixture_dir, target="detection", transforms=hflip)[1]
+    assert flipped["boxes"][1].tolist() == [W - 27.0, 8.0, W - 11.0, 20.0]
+    assert torch.equal(img, SynthcvTorchDataset(fixture_dir)[1][0].flip(-1))
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        SynthcvTorchDataset(fixture_dir, transforms=hflip, transform=lambda x: x)
+    with pytest.raises(ValueError, match="unknown"):
+        SynthcvTorchDataset(fixture_dir, modalities=["rgb", "flow"])
 
 
 def test_torch_data_import_error_without_torch():

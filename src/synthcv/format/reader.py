@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +85,19 @@ class Dataset:
         return self.samples.select(self._factor_columns).slice(j, 1).to_pylist()[0]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.read(i)
+
+    def read(self, i: int, modalities: Iterable[str] | None = None) -> dict[str, Any]:
+        """Sample position ``i`` with only ``modalities`` decoded (None: all of them; the
+        others are None): a loader that trains on RGB alone skips decoding depth, masks and
+        normals, most of the cost of a read."""
+        wanted = MODALITIES if modalities is None else tuple(modalities)
+        if unknown := [m for m in wanted if m not in MODALITIES]:
+            raise ValueError(f"unknown modalities {unknown}; expected some of {list(MODALITIES)}")
         j = self._position(i)
         item: dict[str, Any] = {"index": int(self._sample_index[j])}
         for m in MODALITIES:
-            p = self.path(j, m)
+            p = self.path(j, m) if m in wanted else None
             item[m] = None if p is None else read_modality(p, m)
         item["objects"] = self.objects_of(j)
         item["factors"] = self.factors_of(j)

@@ -4,7 +4,9 @@ Image ids are the sample indexes; ``file_name`` is the RGB path relative to the 
 directory. One annotation per non-distractor object with at least one visible pixel: the modal
 box, ``area`` = visible pixel count, the instance mask as compressed RLE, COCO keypoints, and
 two synthcv extras, ``visibility`` and ``amodal_bbox``. Hidden and out-of-view objects stay in
-objects.parquet; COCO has no way to say "present but unseen" without a box.
+objects.parquet; COCO has no way to say "present but unseen" without a box. A category with
+keypoints also carries ``sigmas``, its OKS sigmas (:mod:`synthcv.oks`), for COCOeval's
+``params.kpt_oks_sigmas`` (docs/dataset_tools.md).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from synthcv.fileio import write_text_atomic
 from synthcv.format import Dataset, open_dataset
 from synthcv.format.codecs import read_png
+from synthcv.oks import keypoint_sigmas
 
 
 def _rle(mask: np.ndarray) -> dict[str, Any]:
@@ -37,16 +40,22 @@ def _categories(ds: Dataset) -> list[dict[str, Any]]:
             if name not in kp_names and kps is not None:
                 kp_names[name] = list(kps)
     skeletons: dict[str, list[list[int]]] = dict(ds.manifest.get("skeletons", {}))
-    return [
-        {
+    categories = []
+    for c in ds.classes:
+        names = list(kp_names.get(c["name"], []))
+        cat = {
             "id": int(c["id"]),
             "name": c["name"],
             "supercategory": "person" if c["name"] in skeletons else "object",
-            "keypoints": list(kp_names.get(c["name"], [])),
+            "keypoints": names,
             "skeleton": [list(p) for p in skeletons.get(c["name"], [])],
         }
-        for c in ds.classes
-    ]
+        if names:
+            # pycocotools scores keypoints with COCO's 17 person sigmas unless told otherwise
+            # (a 9-keypoint category raises "shapes (9,) (17,)"): carry this category's own.
+            cat["sigmas"] = [round(float(v), 6) for v in keypoint_sigmas(c["name"], len(names))]
+        categories.append(cat)
+    return categories
 
 
 def build_coco(dataset: Dataset | str | os.PathLike[str], progress: bool = False) -> dict[str, Any]:
