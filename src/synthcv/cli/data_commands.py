@@ -12,7 +12,7 @@ import typer
 
 from synthcv.cli import errors
 
-EXPORT_FORMATS = ("coco",)
+EXPORT_FORMATS = ("coco", "webdataset")
 
 
 def inspect(
@@ -108,25 +108,39 @@ def _size(nbytes: int) -> str:
 
 def export(
     directory: Path = typer.Argument(..., metavar="DIR", help="Dataset directory."),
-    fmt: str = typer.Option(..., "--format", "-f", help="Export format: coco."),
+    fmt: str = typer.Option(
+        ..., "--format", "-f", help="Export format: coco (a JSON file) or webdataset (tar shards)."
+    ),
     out: Path | None = typer.Option(
         None,
         "--out",
         "-o",
-        callback=errors.output_file,
-        help="Output file (default DIR/coco/annotations.json).",
+        help="coco: the JSON file (default DIR/coco/annotations.json); webdataset: a new or "
+        "empty directory (default DIR/webdataset).",
+    ),
+    shard_size: int = typer.Option(
+        1000, "--shard-size", min=1, help="Webdataset: samples per tar shard."
     ),
 ) -> None:
-    """Export annotations to another format (COCO instances + keypoints)."""
-    if fmt.lower() not in EXPORT_FORMATS:
+    """Export a dataset: COCO instances + keypoints, or WebDataset tar shards for streaming."""
+    kind = fmt.lower()
+    if kind not in EXPORT_FORMATS:
         raise typer.BadParameter(
-            f"got {fmt!r}, expected one of {list(EXPORT_FORMATS)} (only COCO export is supported)",
-            param_hint=["--format"],
+            f"got {fmt!r}, expected one of {list(EXPORT_FORMATS)}", param_hint=["--format"]
         )
     from synthcv.format import open_dataset
-    from synthcv.tools.coco import export_coco
 
-    path = export_coco(open_dataset(directory), out, progress=True)
+    ds = open_dataset(directory)
+    if kind == "coco":
+        if out is not None and out.is_dir():
+            raise typer.BadParameter(f"{out} is a directory; give a file name", param_hint="--out")
+        from synthcv.tools.coco import export_coco
+
+        path = export_coco(ds, out, progress=True)
+    else:
+        from synthcv.tools.webdataset import export_webdataset
+
+        path = export_webdataset(ds, out, shard_size=shard_size, progress=True)
     typer.echo(f"wrote {path}")
 
 
