@@ -115,8 +115,8 @@ def export(
         None,
         "--out",
         "-o",
-        help="coco: the JSON file (default DIR/coco/annotations.json); webdataset: a new or "
-        "empty directory (default DIR/webdataset).",
+        help="Where to write: for coco the JSON file (default DIR/coco/annotations.json), for "
+        "webdataset a new or empty directory (default DIR/webdataset).",
     ),
     shard_size: int = typer.Option(
         1000, "--shard-size", min=1, help="Webdataset: samples per tar shard."
@@ -133,7 +133,9 @@ def export(
     ds = open_dataset(directory)
     if kind == "coco":
         if out is not None and out.is_dir():
-            raise typer.BadParameter(f"{out} is a directory; give a file name", param_hint="--out")
+            raise typer.BadParameter(
+                f"{out} is a directory; give a file name", param_hint="'--out'"
+            )
         from synthcv.tools.coco import export_coco
 
         path = export_coco(ds, out, progress=True)
