@@ -410,9 +410,9 @@ def test_coco_export_default_path_and_cli(fresh_dir, tmp_path):
     assert list(default.parent.iterdir()) == [default]  # no temp file left behind
     # The export sits outside shards/, so the dataset still verifies clean.
     assert open_dataset(fresh_dir).verify() == []
-    r = runner.invoke(_cli(), ["export", str(fresh_dir), "--format", "yolo"])
-    assert r.exit_code == 2 and "yolo" in r.stderr and "coco" in r.stderr
-    assert not (fresh_dir / "yolo").exists()
+    r = runner.invoke(_cli(), ["export", str(fresh_dir), "--format", "bop"])
+    assert r.exit_code == 2 and "bop" in r.stderr and "coco" in r.stderr
+    assert not (fresh_dir / "bop").exists()
 
 
 def test_webdataset_export_reads_back_losslessly_with_the_webdataset_library(fixture_dir, tmp_path):
@@ -465,6 +465,71 @@ def test_webdataset_export_cli(fresh_dir, tmp_path):
     assert open_dataset(fresh_dir).verify() == []  # outside shards/: the dataset stays clean
     r = CliRunner().invoke(_cli(), ["export", str(fresh_dir), "--format", "webdataset"])
     assert r.exit_code == 2 and "not an empty directory" in r.stderr
+
+
+def _yolo_rows(path: Path) -> list[list[float]]:
+    return [[float(v) for v in line.split()] for line in path.read_text().splitlines()]
+
+
+def test_yolo_export_detect_segment_pose_match_the_labels(fixture_dir, tmp_path):
+    """Boxes, outlines and keypoints read back from the label files land on the objects'
+    pixels; images are the dataset's own files; data.yaml names the classes 0-based."""
+    import yaml
+    from matplotlib.path import Path as Polygon
+
+    from synthcv.tools.yolo import export_yolo
+
+    ds = open_dataset(fixture_dir)
+    det = export_yolo(ds, tmp_path / "det")
+    seg = export_yolo(ds, tmp_path / "seg", task="segment")
+    pose = export_yolo(ds, tmp_path / "pose", task="pose")
+    data = yaml.safe_load((pose / "data.yaml").read_text())
+    assert data["names"] == {0: "cube", 1: "sphere"} and data["kpt_shape"] == [9, 3]
+    assert (data["train"], data["val"], data["path"]) == ("images", "images", str(pose))
+    centres = np.stack(np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5), -1).reshape(-1, 2)
+    for i in range(len(ds)):
+        key = f"{i:08d}"
+        assert (det / "images" / f"{key}.png").read_bytes() == ds.path(i, "rgb").read_bytes()
+        objs = [o for o in ds.objects_of(i) if not o["is_distractor"] and o["status"] == "visible"]
+        boxes = _yolo_rows(det / "labels" / f"{key}.txt")
+        assert [int(r[0]) for r in boxes] == [int(o["class_id"]) - 1 for o in objs]
+        for row, o in zip(boxes, objs, strict=True):
+            x, y, w, h = o["bbox"]
+            want = [(x + w / 2) / W, (y + h / 2) / H, w / W, h / H]
+            assert row[1:] == pytest.approx(want, abs=1e-6)
+        inst = ds[i]["instance"]
+        for row, o in zip(_yolo_rows(seg / "labels" / f"{key}.txt"), objs, strict=True):
+            poly = np.array(row[1:]).reshape(-1, 2) * [W, H]
+            drawn = Polygon(poly).contains_points(centres).reshape(H, W)
+            mask = inst == o["instance_id"]
+            assert (drawn & mask).sum() / (drawn | mask).sum() >= 0.9  # the visible part
+        for row, o in zip(_yolo_rows(pose / "labels" / f"{key}.txt"), objs, strict=True):
+            kps = np.array(row[5:]).reshape(9, 3)
+            want = np.array(o["keypoints"]).reshape(9, 3)
+            labelled = want[:, 2] > 0
+            assert kps[:, 2].tolist() == want[:, 2].tolist()
+            assert kps[labelled, :2] * [W, H] == pytest.approx(want[labelled, :2], abs=1e-4)
+    with pytest.raises(ValueError, match="yolo-task"):
+        export_yolo(ds, tmp_path / "x", task="obb")
+
+
+def test_yolo_pose_export_of_people_flips_left_and_right(tmp_path):
+    import yaml
+
+    from synthcv.people.keypoints import COCO_FLIP_PAIRS
+    from synthcv.pipeline import generate
+    from synthcv.spec import load_spec
+    from synthcv.tools.yolo import export_yolo
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "examples" / "faces.yaml")
+    root = tmp_path / "faces"
+    generate(spec.with_count(1), root, progress=False, on_empty="allow")
+    data = yaml.safe_load(
+        (export_yolo(root, tmp_path / "y", task="pose") / "data.yaml").read_text()
+    )
+    flip = data["flip_idx"]
+    assert data["kpt_shape"] == [17, 3] and sorted(flip) == list(range(17))
+    assert all(flip[a] == b and flip[b] == a for a, b in COCO_FLIP_PAIRS)
 
 
 # ---------------------------------------------------------------- torch

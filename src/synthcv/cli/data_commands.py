@@ -12,7 +12,7 @@ import typer
 
 from synthcv.cli import errors
 
-EXPORT_FORMATS = ("coco", "webdataset")
+EXPORT_FORMATS = ("coco", "webdataset", "yolo")
 
 
 def inspect(
@@ -109,20 +109,27 @@ def _size(nbytes: int) -> str:
 def export(
     directory: Path = typer.Argument(..., metavar="DIR", help="Dataset directory."),
     fmt: str = typer.Option(
-        ..., "--format", "-f", help="Export format: coco (a JSON file) or webdataset (tar shards)."
+        ...,
+        "--format",
+        "-f",
+        help="Export format: coco (a JSON file), webdataset (tar shards) or yolo.",
     ),
     out: Path | None = typer.Option(
         None,
         "--out",
         "-o",
         help="Where to write: for coco the JSON file (default DIR/coco/annotations.json), for "
-        "webdataset a new or empty directory (default DIR/webdataset).",
+        "webdataset and yolo a new or empty directory (default DIR/webdataset, DIR/yolo).",
     ),
     shard_size: int = typer.Option(
         1000, "--shard-size", min=1, help="Webdataset: samples per tar shard."
     ),
+    yolo_task: str = typer.Option(
+        "detect", "--yolo-task", help="Yolo: which labels, detect, segment or pose."
+    ),
 ) -> None:
-    """Export a dataset: COCO instances + keypoints, or WebDataset tar shards for streaming."""
+    """Export a dataset: COCO instances + keypoints, WebDataset tar shards for streaming, or
+    the YOLO layout (Ultralytics: detect, segment or pose labels)."""
     kind = fmt.lower()
     if kind not in EXPORT_FORMATS:
         raise typer.BadParameter(
@@ -139,10 +146,14 @@ def export(
         from synthcv.tools.coco import export_coco
 
         path = export_coco(ds, out, progress=True)
-    else:
+    elif kind == "webdataset":
         from synthcv.tools.webdataset import export_webdataset
 
         path = export_webdataset(ds, out, shard_size=shard_size, progress=True)
+    else:
+        from synthcv.tools.yolo import export_yolo
+
+        path = export_yolo(ds, out, task=yolo_task, progress=True)
     typer.echo(f"wrote {path}")
 
 
