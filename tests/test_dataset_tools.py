@@ -465,6 +465,49 @@ def test_webdataset_export_cli(fresh_dir, tmp_path):
     assert open_dataset(fresh_dir).verify() == []  # outside shards/: the dataset stays clean
     r = CliRunner().invoke(_cli(), ["export", str(fresh_dir), "--format", "webdataset"])
     assert r.exit_code == 2 and "not an empty directory" in r.stderr
+    for fmt, first in (("yolo", "data.yaml"), ("hf", "README.md")):
+        pytest.importorskip("datasets") if fmt == "hf" else None
+        r = CliRunner().invoke(_cli(), ["export", str(fresh_dir), "--format", fmt])
+        assert r.exit_code == 0 and (fresh_dir / fmt / first).is_file(), r.output
+
+
+def test_hf_export_loads_offline_with_typed_features_and_exact_images(
+    fixture_dir, tmp_path, monkeypatch
+):
+    """`datasets.load_dataset(OUT)` (offline, cache in tmp) gives every sample with the
+    dataset's own images (16-bit ids, float32 depth intact), class labels and factors."""
+    datasets = pytest.importorskip("datasets")
+    from synthcv.tools.hf import export_hf
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    ds = open_dataset(fixture_dir)
+    out = export_hf(ds, tmp_path / "hf", shard_size=2)
+    assert sorted(p.name for p in (out / "data").iterdir()) == [
+        "train-00000-of-00002.parquet",
+        "train-00001-of-00002.parquet",
+    ]
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nconfigs:") and "data/train-*.parquet" in card
+    loaded = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "cache"))
+    assert len(loaded) == 3
+    assert loaded.features["objects"]["category"].feature.names == ["cube", "sphere"]
+    assert type(loaded.features["image"]).__name__ == "Image"
+    for row in loaded:
+        item = ds[row["sample_index"]]
+        np.testing.assert_array_equal(np.array(row["image"]), item["rgb"])
+        ids = np.array(row["instance"])
+        assert ids.dtype == np.uint16
+        np.testing.assert_array_equal(ids, item["instance"])
+        depth = np.array(row["depth"])
+        assert depth.dtype == np.float32
+        np.testing.assert_array_equal(depth, item["depth"])
+        objs = [o for o in item["objects"] if not o["is_distractor"] and o["bbox"] is not None]
+        assert row["objects"]["instance_id"] == [o["instance_id"] for o in objs]
+        assert row["objects"]["category"] == [o["class_id"] - 1 for o in objs]
+        assert row["objects"]["bbox"] == [pytest.approx(o["bbox"]) for o in objs]
+        assert row["camera.elevation"] == item["factors"]["camera.elevation"]
+        assert row["ground.texture"] == item["factors"]["ground.texture"]
 
 
 def _yolo_rows(path: Path) -> list[list[float]]:

@@ -12,7 +12,7 @@ import typer
 
 from synthcv.cli import errors
 
-EXPORT_FORMATS = ("coco", "webdataset", "yolo")
+EXPORT_FORMATS = ("coco", "webdataset", "yolo", "hf")
 
 
 def inspect(
@@ -112,24 +112,27 @@ def export(
         ...,
         "--format",
         "-f",
-        help="Export format: coco (a JSON file), webdataset (tar shards) or yolo.",
+        help="Export format: coco (a JSON file), webdataset (tar shards), yolo or hf (Hugging "
+        "Face parquet).",
     ),
     out: Path | None = typer.Option(
         None,
         "--out",
         "-o",
         help="Where to write: for coco the JSON file (default DIR/coco/annotations.json), for "
-        "webdataset and yolo a new or empty directory (default DIR/webdataset, DIR/yolo).",
+        "webdataset, yolo and hf a new or empty directory (default DIR/webdataset, DIR/yolo, "
+        "DIR/hf).",
     ),
     shard_size: int = typer.Option(
-        1000, "--shard-size", min=1, help="Webdataset: samples per tar shard."
+        1000, "--shard-size", min=1, help="Webdataset and hf: samples per shard."
     ),
     yolo_task: str = typer.Option(
         "detect", "--yolo-task", help="Yolo: which labels, detect, segment or pose."
     ),
 ) -> None:
     """Export a dataset: COCO instances + keypoints, WebDataset tar shards for streaming, or
-    the YOLO layout (Ultralytics: detect, segment or pose labels)."""
+    the YOLO layout (Ultralytics: detect, segment or pose labels), or a Hugging Face parquet
+    dataset that datasets.load_dataset(OUT) reads."""
     kind = fmt.lower()
     if kind not in EXPORT_FORMATS:
         raise typer.BadParameter(
@@ -150,6 +153,10 @@ def export(
         from synthcv.tools.webdataset import export_webdataset
 
         path = export_webdataset(ds, out, shard_size=shard_size, progress=True)
+    elif kind == "hf":
+        from synthcv.tools.hf import export_hf
+
+        path = export_hf(ds, out, shard_size=shard_size)
     else:
         from synthcv.tools.yolo import export_yolo
 
