@@ -450,8 +450,10 @@ def test_webdataset_export_reads_back_losslessly_with_the_webdataset_library(fix
         export_webdataset(ds, out)  # never written over
 
 
-def test_webdataset_export_cli(fresh_dir, tmp_path):
+def test_webdataset_export_cli(fresh_dir, tmp_path, monkeypatch):
     pytest.importorskip("webdataset")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))  # the hf export's cache
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     r = CliRunner().invoke(
         _cli(), ["export", str(fresh_dir), "--format", "webdataset", "--shard-size", "2"]
     )
