@@ -289,3 +289,57 @@ def test_generated_manifest_carries_its_digest(tmp_path):
     written = generate(spec, tmp_path / "g", progress=False)
     on_disk = json.loads((tmp_path / "g" / "manifest.json").read_text())
     assert on_disk == written and on_disk["manifest_digest"] == integrity.digest(on_disk)
+
+
+def _documented_types(section: str) -> dict[str, str]:
+    """Column -> type from a FORMAT.md table (rows whose type cell names one type per column,
+    or one type for all of them)."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "FORMAT.md").read_text()
+    body = text.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    out = {}
+    for line in body.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        names = re.findall(r"`([^`]+)`", cells[0])
+        kinds = [k.strip() for k in cells[1].split(",")] if cells[1] else []
+        if len(kinds) == 1:
+            kinds = kinds * len(names)
+        if len(kinds) == len(names):
+            out.update(zip(names, kinds, strict=True))
+    return out
+
+
+def _arrow_name(t) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_list(t):
+        return f"list<{_arrow_name(t.value_type)}>"
+    return {"double": "float64", "large_string": "string"}.get(str(t), str(t))
+
+
+def test_format_md_column_types_match_the_files(tmp_path):
+    """Every column FORMAT.md types (samples and objects tables) has that type on disk, for a
+    sweep spec and a people spec (so sweep and person columns are covered)."""
+    import pyarrow.parquet as pq
+
+    from synthcv.pipeline import generate
+    from synthcv.spec import load_spec
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    checked = set()
+    for name in ("sweep_elevation.yaml", "people.yaml"):
+        out = tmp_path / name
+        generate(load_spec(examples / name).with_count(1), out, progress=False, on_empty="allow")
+        for section, table in (("samples.parquet", "samples"), ("objects.parquet", "objects")):
+            schema = pq.read_schema(out / f"{table}.parquet")
+            for col, doc in _documented_types(section).items():
+                if col not in schema.names or str(schema.field(col).type) == "null":
+                    continue  # a column this spec does not write (or no sample filled)
+                got = _arrow_name(schema.field(col).type)
+                allowed = {k.split("[")[0].replace(" or null", "") for k in doc.split(" or ")}
+                assert got in allowed, f"{table}.{col}: FORMAT.md says {doc}, file has {got}"
+                checked.add(f"{table}.{col}")
+    assert {"samples.width", "samples.sweep.step", "objects.instance_id", "objects.bbox"} <= checked
