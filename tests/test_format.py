@@ -61,10 +61,10 @@ def test_version_1_dataset_exports_to_coco(tmp_path):
 def test_unknown_format_version_names_the_versions_read(tmp_path):
     root = write_fixture_dataset(tmp_path / "d")
     m = json.loads((root / "manifest.json").read_text())
-    m["format_version"] = 3
+    m["format_version"] = 4
     (root / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(
-        ValueError, match=r"format_version 3 is not supported.*reads format_version 1, 2"
+        ValueError, match=r"format_version 4 is not supported.*reads format_version 1, 2, 3"
     ):
         open_dataset(root)
 
@@ -102,7 +102,11 @@ def test_shard_is_published_whole_or_not_at_all(tmp_path):
         rel = w.write("000000.rgb.png", "rgb", np.full((4, 4, 3), 7, np.uint8))
         assert w.finish([{"sample_index": 0, "rgb": rel}], [], {"shard": 0}) is True
     meta = json.loads((out / "shards/shard-000000/shard.json").read_text())
-    assert set(meta["files"]) == {"000000.rgb.png", "samples.parquet", "objects.parquet"}
+    assert set(meta["files"]) == {
+        "000000.rgb.png",
+        "shard-samples.parquet",
+        "shard-objects.parquet",
+    }
     # another process finishing the same shard later keeps the first one
     with ShardWriter(out, 0) as w:
         w.write("000000.rgb.png", "rgb", np.zeros((4, 4, 3), np.uint8))
@@ -233,11 +237,38 @@ def test_v1_dataset_augments_into_a_current_dataset(tmp_path):
     child = open_dataset(augment_dataset(V1, tmp_path / "c", [{"op": "noise"}], progress=False))
     assert child.manifest["format_version"] == layout.FORMAT_VERSION
     assert child.verify() == [] and len(child) == 3
-    shard_table = pq.read_table(tmp_path / "c/shards/shard-000000/samples.parquet")
+    shard_table = pq.read_table(tmp_path / "c/shards/shard-000000/shard-samples.parquet")
     for table in (child.samples, shard_table):
         assert "lights.sun.elevation" in table.column_names
         assert "light.elevation" not in table.column_names
+    # the parent's old-named shard tables are read, not copied: one table per name per shard
+    names = {p.name for p in (tmp_path / "c/shards/shard-000000").iterdir()}
+    assert {"shard-samples.parquet", "shard-objects.parquet"} <= names
+    assert not {"samples.parquet", "objects.parquet"} & names
     shutil.rmtree(tmp_path / "c")
+
+
+def test_a_recursive_glob_finds_each_table_once(tmp_path):
+    """DuckDB users query `DIR/**/objects.parquet`: from format 3 a shard's own tables have
+    other names, so the glob (like Python's) finds the root table alone, every object once."""
+    import glob
+
+    from synthcv.pipeline import generate
+    from synthcv.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "examples" / "tabletop.yaml")
+    out = tmp_path / "ds"
+    generate(spec.with_count(4).model_copy(update={"outputs": spec.outputs.model_copy(
+        update={"shard_size": 2})}), out, progress=False, on_empty="allow")  # fmt: skip
+    for table in ("objects", "samples"):
+        found = glob.glob(str(out / "**" / f"{table}.parquet"), recursive=True)
+        assert found == [str(out / f"{table}.parquet")]
+        shard_rows = sum(
+            pq.read_metadata(p).num_rows
+            for p in glob.glob(str(out / "shards" / "*" / f"shard-{table}.parquet"))
+        )
+        assert shard_rows == pq.read_metadata(out / f"{table}.parquet").num_rows
+    assert open_dataset(out).manifest["format_version"] == 3
 
 
 # ------------------------------------------------------------------ manifest tampering

@@ -100,7 +100,7 @@ def _augment_shard(
     """Child shard ``k``: augmented RGB, every other file copied, realized params as columns."""
     sdir = layout.inside(parent.root, shard_rel)
     version = int(parent.manifest["format_version"])
-    table = upgrade_samples(pq.read_table(sdir / layout.SAMPLES), version)
+    table = upgrade_samples(pq.read_table(layout.shard_table(sdir, layout.SAMPLES)), version)
     meta = json.loads((sdir / layout.SHARD_META).read_text())
     meta.pop("files", None)
     with ShardWriter(out, k) as writer:
@@ -111,10 +111,11 @@ def _augment_shard(
             realized.append(params)
             advance(1)
         written = {p.name for p in writer.tmp.iterdir()}
+        skip = {*written, layout.SHARD_META, *layout.SHARD_TABLE_NAMES}  # tables: written anew
         for f in sorted(sdir.iterdir()):
-            if f.is_file() and f.name not in written and f.name != layout.SHARD_META:
+            if f.is_file() and f.name not in skip:
                 writer.copy(f)
-        objects = pq.read_table(sdir / layout.OBJECTS)
+        objects = pq.read_table(layout.shard_table(sdir, layout.OBJECTS))
         writer.finish(_with_realized(table, realized), objects, meta)
 
 
@@ -129,8 +130,12 @@ def _parent_shards(parent: Dataset) -> list[str]:
         )
     for rel in shards:  # checked before anything is written
         sdir = layout.inside(parent.root, rel)
-        needed = (layout.SAMPLES, layout.OBJECTS, layout.SHARD_META)
-        missing = [n for n in needed if not (sdir / n).is_file()]
+        needed = (
+            layout.shard_table(sdir, layout.SAMPLES),
+            layout.shard_table(sdir, layout.OBJECTS),
+            sdir / layout.SHARD_META,
+        )
+        missing = [p.name for p in needed if not p.is_file()]
         if missing:
             what = "is missing" if not sdir.is_dir() else f"lacks {', '.join(missing)}"
             raise FileNotFoundError(

@@ -9,14 +9,23 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 #: What this synthcv writes. 2: factor columns named by spec path (``lights.sun.elevation``),
-#: the renderer's own options in the resolved spec.
-FORMAT_VERSION = 2
+#: the renderer's own options in the resolved spec. 3: a shard's own tables are
+#: ``shard-samples.parquet``/``shard-objects.parquet``, so a recursive glob for
+#: ``objects.parquet`` (DuckDB's ``DIR/**/objects.parquet``) finds each object once.
+FORMAT_VERSION = 3
 #: What it reads. Version-1 datasets open with their factor columns renamed to version 2's.
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 
 MANIFEST = "manifest.json"
 SAMPLES = "samples.parquet"
 OBJECTS = "objects.parquet"
+#: A shard's own rows (merged into SAMPLES/OBJECTS at the dataset root). Format 1 and 2 named
+#: them like the root tables; :func:`shard_table` finds either.
+SHARD_SAMPLES = "shard-samples.parquet"
+SHARD_OBJECTS = "shard-objects.parquet"
+_SHARD_TABLE = {SAMPLES: SHARD_SAMPLES, OBJECTS: SHARD_OBJECTS}
+#: Every name a shard's tables have had (current first).
+SHARD_TABLE_NAMES = (SHARD_SAMPLES, SHARD_OBJECTS, SAMPLES, OBJECTS)
 SHARDS = "shards"
 SHARD_META = "shard.json"
 #: The resume record of an output directory: which spec and count it is being filled for.
@@ -82,3 +91,11 @@ def inside(root: Path, rel: str) -> Path:
     if p.is_absolute() or ".." in p.parts or not p.parts:
         raise ValueError(f"{root}: path {rel!r} leaves the dataset directory")
     return root / Path(*p.parts)
+
+
+def shard_table(shard: Path, table: str) -> Path:
+    """The file holding shard directory ``shard``'s rows of ``table`` (SAMPLES or OBJECTS):
+    the current name, or the format-1/2 one in shards written before (a resumed run, a parent
+    dataset being augmented)."""
+    current = shard / _SHARD_TABLE[table]
+    return current if current.is_file() or not (shard / table).is_file() else shard / table

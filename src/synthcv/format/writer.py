@@ -180,7 +180,10 @@ class ShardWriter:
         Rows may be lists of dicts or ready pyarrow tables. Returns False if another process
         published the same shard first (its content is identical by construction).
         """
-        for rows, name in ((sample_rows, layout.SAMPLES), (object_rows, layout.OBJECTS)):
+        for rows, name in (
+            (sample_rows, layout.SHARD_SAMPLES),
+            (object_rows, layout.SHARD_OBJECTS),
+        ):
             table = codecs.rows_to_table(rows) if isinstance(rows, list) else rows
             codecs.write_table(table, self.tmp / name)
         checksums = {p.name: sha256_file(p) for p in sorted(self.tmp.iterdir())}
@@ -203,7 +206,7 @@ def write_manifest(root: Path, fields: dict[str, Any], num_shards: int) -> dict[
         files.update({f"{rel}/{n}": h for n, h in meta["files"].items()})
         files[f"{rel}/{layout.SHARD_META}"] = sha256_file(d / layout.SHARD_META)
     for name in (layout.SAMPLES, layout.OBJECTS):
-        table = codecs.concat_tables([d / name for d in shard_dirs])
+        table = codecs.concat_tables([layout.shard_table(d, name) for d in shard_dirs])
         write_with_atomic(root / name, lambda tmp, t=table: codecs.write_table(t, tmp))
         files[name] = sha256_file(root / name)
     manifest = {

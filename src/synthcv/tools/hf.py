@@ -4,13 +4,14 @@ bytes and a dataset card, so ``datasets.load_dataset(OUT)`` gives typed features
 Columns: one ``Image()`` per modality the dataset has (``image`` = RGB; ``instance`` 16-bit
 ids, ``semantic``, ``parts``, ``normals`` as PNG; ``depth`` as the float32 TIFF, which PIL reads
 back as mode ``F``) holding the dataset's own file bytes (no re-encode), ``sample_index``,
-``objects`` (the non-distractor objects with a visible box, as a COCO-like struct of lists: ``bbox`` [x, y, w, h] of the visible part, ``category``
-a ``ClassLabel`` of the class names, ``instance_id``, ``status``, ``visibility``, ``area`` visible
-pixels, ``keypoints`` flat x, y, v), and every scalar factor column of ``samples.parquet``
-under its spec path. The card (``README.md``) carries ``configs:`` pointing at
-``data/train-*.parquet`` and the feature types, as the Hub's parquet datasets do. Written
-through ``datasets`` itself (``Dataset.from_generator`` and ``to_parquet``) into a temporary
-directory that becomes ``out`` only when complete.
+``objects`` (the non-distractor objects with a visible box, as a COCO-like struct of lists:
+``bbox`` [x, y, w, h] of the visible part, ``category`` a ``ClassLabel`` of the class names,
+``instance_id``, ``status``, ``visibility``, ``area`` visible pixels, ``keypoints`` flat x, y,
+v), and every scalar factor column of ``samples.parquet`` under its spec path. The card
+(``README.md``) carries ``configs:`` pointing at ``data/train-*.parquet`` and the feature
+types, as the Hub's parquet datasets do. Written through ``datasets`` itself
+(``Dataset.from_generator`` and ``to_parquet``) into a temporary directory that becomes ``out``
+only when complete.
 """
 
 from __future__ import annotations
