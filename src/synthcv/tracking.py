@@ -420,14 +420,22 @@ def _mlflow_run(
     tags = _run_tags(kind, records)
     run = mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags, nested=nested)
     tr = TrackedRun(mlflow, run)
-    status = "FINISHED"
-    try:
+    with _closed_with_status(lambda status: mlflow.end_run(status=status)):
         if params:
             tr.log_params(params)
         if records:
             tr.log_params({f"input.{r.name}": r.digest for r in records})
             _log_datasets(client, tr.run_id, records, "input")
         yield tr
+
+
+@contextlib.contextmanager
+def _closed_with_status(close: Callable[[str], Any]) -> Iterator[None]:
+    """Run the block, then ``close`` the run FINISHED, KILLED (Ctrl-C) or FAILED (an error,
+    re-raised)."""
+    status = "FINISHED"
+    try:
+        yield
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -435,7 +443,7 @@ def _mlflow_run(
         status = "FAILED"
         raise
     finally:
-        mlflow.end_run(status=status)
+        close(status)
 
 
 # ------------------------------------------------------- runs recorded beside the work
@@ -543,17 +551,8 @@ def background_run(
 ) -> Iterator[BackgroundRun]:
     """A :class:`BackgroundRun` closed FINISHED, FAILED (an error) or KILLED (an interrupt)."""
     run = BackgroundRun(kind, params, inputs, run_name, **where)
-    status = "FINISHED"
-    try:
+    with _closed_with_status(run.finish):
         yield run
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    except BaseException:
-        status = "FAILED"
-        raise
-    finally:
-        run.finish(status)
 
 
 def _agent_main() -> None:
