@@ -485,12 +485,19 @@ def test_hf_export_loads_offline_with_typed_features_and_exact_images(
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     ds = open_dataset(fixture_dir)
     out = export_hf(ds, tmp_path / "hf", shard_size=2)
+    tag = ds.manifest["manifest_digest"][:12]
     assert sorted(p.name for p in (out / "data").iterdir()) == [
-        "train-00000-of-00002.parquet",
-        "train-00001-of-00002.parquet",
+        f"train-{tag}-00000-of-00002.parquet",
+        f"train-{tag}-00001-of-00002.parquet",
     ]
     card = (out / "README.md").read_text()
-    assert card.startswith("---\nconfigs:") and "data/train-*.parquet" in card
+    assert card.startswith("---\nconfigs:") and f"data/train-{tag}-*.parquet" in card
+    # `datasets` caches a local folder by its name and file pattern: another dataset exported
+    # to another folder named hf must not load this one's cached rows
+    other = write_fixture_dataset(tmp_path / "other", count=2, shard_size=2)
+    export_hf(other, tmp_path / "b" / "hf")
+    assert len(datasets.load_dataset(str(out), split="train")) == 3
+    assert len(datasets.load_dataset(str(tmp_path / "b" / "hf"), split="train")) == 2
     loaded = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "cache"))
     assert len(loaded) == 3
     assert loaded.features["objects"]["category"].feature.names == ["cube", "sphere"]

@@ -8,7 +8,7 @@ back as mode ``F``) holding the dataset's own file bytes (no re-encode), ``sampl
 ``bbox`` [x, y, w, h] of the visible part, ``category`` a ``ClassLabel`` of the class names,
 ``instance_id``, ``status``, ``visibility``, ``area`` visible pixels, ``keypoints`` flat x, y,
 v), and every scalar factor column of ``samples.parquet`` under its spec path. The card
-(``README.md``) carries ``configs:`` pointing at ``data/train-*.parquet`` and the feature
+(``README.md``) carries ``configs:`` pointing at ``data/train-TAG-*.parquet`` and the feature
 types, as the Hub's parquet datasets do. Written through ``datasets`` itself
 (``Dataset.from_generator`` and ``to_parquet``) into a temporary directory that becomes ``out``
 only when complete.
@@ -89,15 +89,25 @@ def _rows(ds: Dataset, modalities: tuple[str, ...], factors: dict[str, str]) -> 
         yield row
 
 
+def _tag(ds: Dataset) -> str:
+    """12 hex digits of the dataset's content digest, in every data file name: ``datasets``
+    caches a local directory by its name and data-file pattern, so two exports in folders
+    of the same name (``a/hf``, ``b/hf``) would otherwise load each other's cached rows."""
+    from synthcv.format import content_digest
+
+    return str(ds.manifest.get("manifest_digest") or content_digest(ds.root))[:12]
+
+
 def _card(ds: Dataset, features: Any, shards: int) -> str:
     import yaml
 
+    tag = _tag(ds)
     info = features._to_yaml_list() if hasattr(features, "_to_yaml_list") else None
     front: dict[str, Any] = {
         "configs": [
             {
                 "config_name": "default",
-                "data_files": [{"split": "train", "path": "data/train-*.parquet"}],
+                "data_files": [{"split": "train", "path": f"data/train-{tag}-*.parquet"}],
             }
         ],
     }
@@ -154,6 +164,7 @@ def export_hf(
         shards = max(1, -(-len(table) // shard_size))
         for k in range(shards):
             part = table.shard(num_shards=shards, index=k, contiguous=True)
-            part.to_parquet(str(tmp / "data" / f"train-{k:05d}-of-{shards:05d}.parquet"))
+            name = f"train-{_tag(ds)}-{k:05d}-of-{shards:05d}.parquet"
+            part.to_parquet(str(tmp / "data" / name))
         write_text_atomic(tmp / "README.md", _card(ds, features, shards))
     return final
