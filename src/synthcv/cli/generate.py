@@ -11,6 +11,11 @@ import typer
 from synthcv.cli import errors
 
 
+class Executor(enum.StrEnum):
+    local = "local"
+    ray = "ray"
+
+
 class OnEmpty(enum.StrEnum):
     warn = "warn"
     fail = "fail"
@@ -28,6 +33,21 @@ def register(app: typer.Typer) -> None:
             None, "--count", "-n", min=1, help="Override the spec's count."
         ),
         workers: int = typer.Option(1, "--workers", "-j", min=1, help="Worker processes."),
+        executor: Executor = typer.Option(
+            Executor.local,
+            "--executor",
+            help="Where shards render: local (this machine's worker processes) or ray (one "
+            "Ray task per shard; docs/scale.md).",
+        ),
+        address: str | None = typer.Option(
+            None,
+            "--address",
+            help="Ray: the cluster to join, auto or ray://HOST:PORT (default: RAY_ADDRESS, "
+            "else a new local Ray).",
+        ),
+        num_cpus_per_task: int = typer.Option(
+            1, "--num-cpus-per-task", min=1, help="Ray: CPUs each shard task reserves."
+        ),
         overwrite: bool = typer.Option(False, "--overwrite", help="Delete DIR first."),
         on_empty: OnEmpty = typer.Option(
             OnEmpty.warn,
@@ -58,8 +78,13 @@ def register(app: typer.Typer) -> None:
         parsed = load_spec(spec, asset_root=asset_root)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", EmptySamplesWarning)
+            placement = {
+                "executor": executor.value,
+                "ray_address": address,
+                "num_cpus_per_task": num_cpus_per_task,
+            }
             manifest = _tracked(
-                parsed, spec, out, count, workers, overwrite, track, run, on_empty.value
+                parsed, spec, out, count, workers, overwrite, track, run, on_empty.value, placement
             )
         for w in caught:
             if issubclass(w.category, EmptySamplesWarning):
@@ -72,7 +97,7 @@ def register(app: typer.Typer) -> None:
         )
 
 
-def _tracked(parsed, spec_path, out, count, workers, overwrite, track, run, on_empty):
+def _tracked(parsed, spec_path, out, count, workers, overwrite, track, run, on_empty, placement):
     """Run generation as a tracked run (see synthcv.tracking.track_generate)."""
     from synthcv.tracking import track_generate
 
@@ -85,6 +110,7 @@ def _tracked(parsed, spec_path, out, count, workers, overwrite, track, run, on_e
             overwrite=overwrite,
             on_empty=on_empty,
             label=str(spec_path),
+            **placement,
         ),
         spec_path=spec_path,
         out=out,

@@ -151,6 +151,10 @@ def class_keypoints(spec: Spec) -> dict[str, list[str]]:
     return keypoints
 
 
+#: Where shards are rendered: this machine's process pool, or Ray tasks.
+EXECUTORS = ("local", "ray")
+
+
 def generate(
     spec: Spec | str | Path | dict,
     out: str | Path,
@@ -161,8 +165,15 @@ def generate(
     progress: bool = True,
     on_empty: str = "warn",
     label: str | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    num_cpus_per_task: int = 1,
 ) -> dict:
     """Render the dataset for ``spec`` into ``out``; resumes an interrupted run.
+
+    ``executor="ray"`` renders one Ray task per shard (:mod:`synthcv.pipeline.ray_executor`)
+    on the cluster at ``ray_address`` (None: ``RAY_ADDRESS`` or a new local Ray), each task
+    reserving ``num_cpus_per_task`` CPUs; the output is the same bytes as a local run.
 
     Returns the manifest. Raises :class:`synthcv.spec.SpecError` before writing anything if
     the spec is invalid, :class:`GenerationError` if rendering fails. Samples that show no
@@ -172,6 +183,8 @@ def generate(
     """
     if on_empty not in ON_EMPTY:
         raise ValueError(f"on_empty: got {on_empty!r}, expected one of {', '.join(ON_EMPTY)}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor: got {executor!r}, expected one of {', '.join(EXECUTORS)}")
     label = label or (str(spec) if isinstance(spec, str | Path) else "spec")
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
@@ -198,7 +211,21 @@ def generate(
         done = total - sum(b - a for a, b in (shard_range(spec, k) for k in todo))
         with _progress(progress) as bar:
             task = bar.add_task(str(out), total=total, completed=done)
-            if workers <= 1 or len(todo) <= 1:
+            if executor == "ray" and todo:
+                from synthcv.pipeline.ray_executor import run_on_ray
+
+                run_on_ray(
+                    spec,
+                    spec_hash,
+                    label,
+                    todo,
+                    out,
+                    lambda n: bar.advance(task, n),
+                    on_empty,
+                    address=ray_address,
+                    num_cpus_per_task=num_cpus_per_task,
+                )
+            elif workers <= 1 or len(todo) <= 1:
                 renderer = worker_renderer(spec)
                 tick = lambda: bar.advance(task)  # noqa: E731
                 for k in todo:
