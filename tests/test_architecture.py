@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"spec", "tracking"},
     {"sampler", "physics", "preflight"},
     {"pipeline", "augment"},
-    {"tools", "tasks", "genmodels", "torch_data", "torch_transforms", "monitor"},
+    {"tools", "tasks", "genmodels", "torch_data", "torch_transforms", "ray_data", "monitor"},
     {"loop"},
     {"cli"},
     {"__init__", "__main__"},  # the package root: the public facade over everything

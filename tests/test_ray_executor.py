@@ -32,7 +32,7 @@ def _files(root: Path) -> dict[str, str]:
 
 def test_a_worker_of_another_synthcv_refuses_to_render(tmp_path):
     with pytest.raises(VersionMismatch, match="install the same synthcv on every node"):
-        _ray_shard("0.0.0-other", {}, "h", "spec", 0, str(tmp_path), 1, "warn")
+        _ray_shard("0.0.0-other", lambda *a: tmp_path.joinpath("x").write_text("x"), 1)
     assert not any(tmp_path.iterdir())
 
 
@@ -80,3 +80,32 @@ def test_a_failing_shard_raises_its_own_error(local_ray, tmp_path):
         away = load_spec(data)
         generate(away, tmp_path / "away", progress=False, on_empty="fail", executor="ray")
     assert not (tmp_path / "away" / "manifest.json").exists()
+
+
+def test_ray_data_reads_every_sample_decoded_on_the_workers(local_ray, tmp_path):
+    import numpy as np
+
+    from conftest_dataset_fixture import write_fixture_dataset
+    from synthcv.format import open_dataset
+    from synthcv.ray_data import read_dataset
+
+    local_ray.data.DataContext.get_current().enable_progress_bars = False
+    root = write_fixture_dataset(tmp_path / "fixture", count=3)
+    rows = sorted(
+        read_dataset(root, modalities=["rgb", "instance", "depth"]).take_all(),
+        key=lambda r: r["sample_index"],
+    )
+    ds = open_dataset(root)
+    assert [r["sample_index"] for r in rows] == [0, 1, 2]
+    for row in rows:
+        item = ds[row["sample_index"]]
+        np.testing.assert_array_equal(row["rgb"], item["rgb"])
+        np.testing.assert_array_equal(row["instance"], item["instance"])
+        np.testing.assert_array_equal(row["depth"], item["depth"])
+        objs = [o for o in item["objects"] if not o["is_distractor"] and o["bbox"] is not None]
+        assert row["labels"].tolist() == [o["class_id"] for o in objs]
+        x, y, w, h = objs[0]["bbox"]
+        assert row["boxes"][0].tolist() == [x, y, x + w, y + h]
+        assert row["camera.elevation"] == item["factors"]["camera.elevation"]
+    with pytest.raises(ValueError, match="unknown"):
+        read_dataset(root, modalities=["flow"])

@@ -1,7 +1,7 @@
 """Render shards as Ray tasks: ``synthcv generate --executor ray``.
 
-One task per shard, the same function the local pool runs (:func:`render_shard` through
-``runner._worker_shard``), so the output is byte-identical to a local run for any cluster size:
+One task per shard, the same function the local pool runs (the runner hands its
+``_worker_shard`` in), so the output is byte-identical to a local run for any cluster size:
 each sample is a pure function of (scene hash, index) and each shard is published whole by
 the one shard writer. Ray retries a task whose worker process dies (``max_retries``), and a
 killed driver leaves only whole shards behind, which the next run skips (resume). Ray reuses a
@@ -16,6 +16,7 @@ the run naming both versions.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +31,19 @@ class VersionMismatch(RuntimeError):
     """A Ray worker runs another synthcv than the driver."""
 
 
-def _ray_shard(
-    driver_version: str,
-    spec_json: dict[str, Any],
-    spec_hash: str,
-    label: str,
-    shard: int,
-    out: str,
-    threads: int,
-    on_empty: str,
-) -> int:
+def _ray_shard(driver_version: str, render: Callable[..., int], *args: Any) -> int:
+    """The Ray task: refuse a synthcv other than the driver's, then ``render(*args)`` (the
+    local pool's shard function, handed in by the runner)."""
     if driver_version != __version__:
         raise VersionMismatch(
             f"a Ray worker on {os.uname().nodename} runs synthcv {__version__}, the driver "
             f"{driver_version}: install the same synthcv on every node"
         )
-    from synthcv.pipeline.runner import _worker_shard
-
-    return _worker_shard(spec_json, spec_hash, label, shard, out, threads, on_empty)
+    return render(*args)
 
 
 def run_on_ray(
+    render: Callable[..., int],
     spec: Spec,
     spec_hash: str,
     label: str,
@@ -62,9 +55,10 @@ def run_on_ray(
     address: str | None = None,
     num_cpus_per_task: int = 1,
 ) -> None:
-    """Render shards ``todo`` as Ray tasks; ``advance(n)`` after each finished shard of n
-    samples. Joins the cluster at ``address`` (None: ``RAY_ADDRESS`` or a new local one, which
-    is shut down afterwards). A task's error is raised as itself."""
+    """Render shards ``todo`` as Ray tasks of ``render(spec_json, spec_hash, label, shard,
+    out, threads, on_empty)``; ``advance(n)`` after each finished shard of n samples. Joins the
+    cluster at ``address`` (None: ``RAY_ADDRESS`` or a new local one, which is shut down
+    afterwards). A task's error is raised as itself."""
     try:
         import ray
     except ImportError as e:
@@ -85,6 +79,7 @@ def run_on_ray(
         pending = [
             remote.remote(
                 __version__,
+                render,
                 spec_json,
                 spec_hash,
                 label,

@@ -215,6 +215,7 @@ def generate(
                 from synthcv.pipeline.ray_executor import run_on_ray
 
                 run_on_ray(
+                    _worker_shard,
                     spec,
                     spec_hash,
                     label,
