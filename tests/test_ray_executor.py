@@ -109,3 +109,47 @@ def test_ray_data_reads_every_sample_decoded_on_the_workers(local_ray, tmp_path)
         assert row["camera.elevation"] == item["factors"]["camera.elevation"]
     with pytest.raises(ValueError, match="unknown"):
         read_dataset(root, modalities=["flow"])
+
+
+def test_a_worker_that_dies_mid_shard_is_retried_and_the_bytes_are_the_same(local_ray, tmp_path):
+    """The first attempt at shard 1 kills its worker process halfway (after one sample, before
+    the shard is published); Ray retries the task on a fresh worker and the dataset equals a
+    local run."""
+    from synthcv.format.writer import claim_output, write_manifest
+    from synthcv.pipeline.ray_executor import run_on_ray
+    from synthcv.pipeline.runner import _worker_shard, manifest_fields
+
+    marker = tmp_path / "died-once"
+
+    def dies_once(spec_json, spec_hash, label, shard, out, threads, on_empty):
+        import os
+
+        from synthcv.pipeline import shard as shard_module
+
+        if shard == 1 and not marker.exists():
+            real = shard_module.render_sample
+
+            calls = []
+
+            def render_then_die(*args, **kwargs):
+                calls.append(1)
+                if len(calls) == 2:  # the first sample is written: die halfway
+                    marker.write_text("x")
+                    os._exit(1)  # the worker process dies mid-shard
+                return real(*args, **kwargs)
+
+            shard_module.render_sample = render_then_die
+        return _worker_shard(spec_json, spec_hash, label, shard, out, threads, on_empty)
+
+    spec = _spec()
+    generate(spec, tmp_path / "local", progress=False, on_empty="allow")
+    out = tmp_path / "ray"
+    run = {"spec_hash": spec.spec_hash, "count": spec.count, "shard_size": 2}
+    with claim_output(out, run, False):
+        run_on_ray(dies_once, spec, spec.spec_hash, "spec", [0, 1, 2], out, lambda n: None, "allow")
+        write_manifest(out, manifest_fields(spec, spec.spec_hash), 3)
+    assert marker.exists()  # the worker did die once
+    assert _files(out) == _files(tmp_path / "local")
+    from synthcv.format import open_dataset
+
+    assert open_dataset(out).verify() == []  # no leftover of the dead attempt

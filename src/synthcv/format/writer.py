@@ -122,12 +122,19 @@ def claim_output(root: Path, run: dict[str, Any], overwrite: bool = False) -> Cl
         # recognises as its own (before it, the directory holds nothing but the lock file)
         write_json_atomic(run_file, run)
         (root / layout.SHARDS).mkdir(exist_ok=True)
-        for stale in (root / layout.SHARDS).glob(".tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        remove_stale_shards(root)
         return Claim(root, fd, complete=False)
     except BaseException:
         os.close(fd)
         raise
+
+
+def remove_stale_shards(root: Path) -> None:
+    """Delete temporary shard directories of writers that died (a killed run, a Ray worker
+    lost mid-shard whose task was retried elsewhere). Only safe while holding the output's
+    lock with no writer at work: at the claim, and once every shard is published."""
+    for stale in (root / layout.SHARDS).glob(".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def unfinished_shards(root: Path, num_shards: int) -> list[int]:
@@ -198,6 +205,7 @@ def write_manifest(root: Path, fields: dict[str, Any], num_shards: int) -> dict[
     ``fields`` holds what the producer knows (spec, classes, backend, parent, ...); the format
     adds its own facts (version, counts, encodings, the files map).
     """
+    remove_stale_shards(root)  # every shard is published: a temporary one is a dead writer's
     shard_dirs = [layout.shard_dir(root, k) for k in range(num_shards)]
     files: dict[str, str] = {}
     for d in shard_dirs:
