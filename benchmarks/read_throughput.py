@@ -86,11 +86,12 @@ def _time(loader: Any) -> tuple[int, float]:
     return n, time.perf_counter() - start
 
 
-def directory_rate(root: Path, args: argparse.Namespace) -> tuple[int, float]:
+def _rate(source: Any, args: argparse.Namespace) -> tuple[int, float]:
+    """One timed pass of ``source`` (a map- or iterable-style dataset) through the DataLoader."""
     from torch.utils.data import DataLoader
 
     loader = DataLoader(
-        DirectoryReader(root),
+        source,
         batch_size=args.batch,
         num_workers=args.workers,
         collate_fn=_collate,
@@ -99,10 +100,13 @@ def directory_rate(root: Path, args: argparse.Namespace) -> tuple[int, float]:
     return _time(loader)
 
 
+def directory_rate(root: Path, args: argparse.Namespace) -> tuple[int, float]:
+    return _rate(DirectoryReader(root), args)
+
+
 def webdataset_rate(root: Path, args: argparse.Namespace) -> tuple[int, float]:
     import torch
     import webdataset as wds
-    from torch.utils.data import DataLoader
 
     manifest = json.loads((root / "manifest.json").read_text())
     urls = [str(root / s["file"]) for s in manifest["shards"]]
@@ -117,14 +121,7 @@ def webdataset_rate(root: Path, args: argparse.Namespace) -> tuple[int, float]:
         .decode("rgb8")
         .map(to_pair)
     )
-    loader = DataLoader(
-        pipeline,
-        batch_size=args.batch,
-        num_workers=args.workers,
-        collate_fn=_collate,
-        persistent_workers=args.workers > 0,
-    )
-    return _time(loader)
+    return _rate(pipeline, args)
 
 
 class ParquetReader:
@@ -155,16 +152,7 @@ class ParquetReader:
 
 
 def parquet_rate(root: Path, args: argparse.Namespace) -> tuple[int, float]:
-    from torch.utils.data import DataLoader
-
-    loader = DataLoader(
-        ParquetReader(root),
-        batch_size=args.batch,
-        num_workers=args.workers,
-        collate_fn=_collate,
-        persistent_workers=args.workers > 0,
-    )
-    return _time(loader)
+    return _rate(ParquetReader(root), args)
 
 
 def prepare(args: argparse.Namespace) -> dict[str, Path]:
