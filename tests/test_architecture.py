@@ -20,7 +20,17 @@ PACKAGE = SRC / "synthcv"
 #: Components (top-level modules/packages of synthcv) by layer, lowest first.
 LAYERS: list[set[str]] = [
     {"_version", "fileio", "distributions", "scene", "targets", "validation", "safeyaml", "oks"},
-    {"format", "render", "assets", "people", "labels", "realdata", "digit_scenes", "conformance"},
+    {
+        "format",
+        "render",
+        "assets",
+        "people",
+        "labels",
+        "sensor",
+        "realdata",
+        "digit_scenes",
+        "conformance",
+    },
     {"spec", "tracking"},
     {"sampler", "physics", "preflight"},
     {"pipeline", "augment"},

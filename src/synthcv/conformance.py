@@ -74,6 +74,7 @@ SAMPLE_COLUMNS = frozenset(
         "height",
         "K",
         "world_to_camera",
+        "distortion",
         "seed",
         "num_objects",
         "num_visible",

@@ -172,6 +172,9 @@ class SampleLabels:
     objects: list[dict[str, Any]] = field(default_factory=list)
     num_visible: int = 0
     parts: np.ndarray | None = None  # (H, W) uint8 body-part map when people are in view
+    # instance id → amodal silhouette (H, W) bool; only with compute_labels(keep_amodal=True)
+    # (the lens moves them into the distorted frame, synthcv.sensor.geometry)
+    amodal: dict[int, np.ndarray] | None = None
 
 
 def keypoints_for(
@@ -202,7 +205,7 @@ def keypoints_for(
     return names, out
 
 
-def compute_labels(scene: Scene, result: RenderResult) -> SampleLabels:
+def compute_labels(scene: Scene, result: RenderResult, keep_amodal: bool = False) -> SampleLabels:
     cam = scene.camera
     instance = result.instance
     lut = np.zeros(len(scene.objects) + 1, dtype=np.uint16)
@@ -215,11 +218,15 @@ def compute_labels(scene: Scene, result: RenderResult) -> SampleLabels:
     counts = np.bincount(instance.ravel(), minlength=len(scene.objects) + 1)
     w2c = cam.world_to_camera
     labels = SampleLabels(semantic=semantic.astype(np.uint16), normals=normals)
+    if keep_amodal:
+        labels.amodal = {}
     could_be_hidden = _possibly_occluded(scene)
     for obj, occludable in zip(scene.objects, could_be_hidden, strict=True):
         visible_mask = instance == obj.instance_id
         # an object nothing can cover is its own silhouette: skip the rasterisation
         amodal = silhouette(obj, cam) if occludable else visible_mask
+        if labels.amodal is not None:
+            labels.amodal[obj.instance_id] = amodal | visible_mask
         vis = int(counts[obj.instance_id])
         unocc = int(amodal.sum())
         # boundary pixels can differ by a raster rule between backends; keep visibility in [0, 1]

@@ -31,6 +31,8 @@ from synthcv.scene import (
     Sun,
     quat_to_matrix,
 )
+from synthcv.sensor.lens import Distortion
+from synthcv.sensor.params import BASE_ISO, Defocus, Noise, SensorParams
 from synthcv.spec import AssetSpec, ClassSpec, DistractorsSpec, HSVColor, MaterialSpec, Spec
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 
 # A new section's stream goes last: SeedSequence.spawn gives the first children the same
 # seeds whatever their number, so existing sections keep their draws.
-STREAMS = ("camera", "lights", "ground", "objects", "distractors", "people")
+STREAMS = ("camera", "lights", "ground", "objects", "distractors", "people", "sensor")
 
 Factors = dict[str, Any]  # realized scene factors, named by the spec path they were drawn from
 
@@ -196,6 +198,11 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
         people, f = sample_people(spec, draw, rngs["people"], camera, objects + distractors)
         factors |= f
 
+    sensor = None
+    if spec.sensor is not None:
+        sensor, f = sample_sensor(spec, draw, rngs["sensor"])
+        factors |= f
+
     if spec.written_paths:  # record files as the spec wrote them, not where this machine has them
         factors = _as_written(factors, spec.written_paths)
         objects = [
@@ -215,7 +222,115 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
         ground=ground,
         background=background,
         factors=factors,
+        sensor=sensor,
     )
+
+
+#: Each sensor stage draws from its own child of the sensor stream (keyed by this order), so
+#: switching one stage on or off leaves every other stage's draws, and the noise, unchanged.
+SENSOR_STAGES = (
+    "distortion",
+    "chromatic_aberration",
+    "vignetting",
+    "defocus",
+    "motion_blur",
+    "exposure_ev",
+    "iso",
+    "noise",
+    "white_balance",
+    "response",
+    "jpeg_quality",
+    "noise_seed",
+)
+
+
+def sample_sensor(
+    spec: Spec, draw: _Drawer, r: np.random.Generator
+) -> tuple[SensorParams, Factors]:
+    """The sensor stream (docs/sensor.md): every set stage's values, and the noise seed."""
+    ss = spec.sensor
+    assert ss is not None
+    base = int(r.integers(0, 2**63))
+    stage = {
+        name: np.random.default_rng(np.random.SeedSequence([base, k]))
+        for k, name in enumerate(SENSOR_STAGES)
+    }
+    f: Factors = {}
+
+    def d(path: str, dist: Distribution, name: str) -> float:
+        value = float(draw(f"sensor.{path}", dist, stage[name]))
+        f[f"sensor.{path}"] = value
+        return value
+
+    distortion = None
+    if ss.distortion is not None:
+        distortion = Distortion(
+            *(
+                d(f"distortion.{c}", getattr(ss.distortion, c), "distortion")
+                for c in ("k1", "k2", "p1", "p2")
+            )
+        )
+    ca = (
+        None
+        if ss.chromatic_aberration is None
+        else d("chromatic_aberration", ss.chromatic_aberration, "chromatic_aberration")
+    )
+    vignetting = None if ss.vignetting is None else d("vignetting", ss.vignetting, "vignetting")
+    defocus = None
+    if ss.defocus is not None:
+        defocus = Defocus(
+            d("defocus.focus_distance", ss.defocus.focus_distance, "defocus"),
+            d("defocus.f_number", ss.defocus.f_number, "defocus"),
+            d("defocus.focal_length_mm", ss.defocus.focal_length_mm, "defocus"),
+        )
+    blur = None
+    if ss.motion_blur is not None:
+        blur = (
+            d("motion_blur.length", ss.motion_blur.length, "motion_blur"),
+            d("motion_blur.angle", ss.motion_blur.angle, "motion_blur"),
+        )
+    ev = None if ss.exposure_ev is None else d("exposure_ev", ss.exposure_ev, "exposure_ev")
+    if ss.iso == "auto":
+        iso = BASE_ISO * 2.0 ** -(ev or 0.0)  # derived: the camera compensates the exposure
+        f["sensor.iso"] = iso
+    else:
+        iso = d("iso", ss.iso, "iso")
+    noise = None
+    if ss.noise is not None:
+        noise = Noise(
+            d("noise.full_well", ss.noise.full_well, "noise"),
+            d("noise.read_noise", ss.noise.read_noise, "noise"),
+            ss.noise.bit_depth,
+        )
+    wb = None
+    if ss.white_balance is not None:
+        wb = (
+            d("white_balance.red", ss.white_balance.red, "white_balance"),
+            d("white_balance.blue", ss.white_balance.blue, "white_balance"),
+        )
+    gamma = 2.2
+    if ss.response.curve == "gamma":
+        gamma = d("response.gamma", ss.response.gamma, "response")
+    quality = None
+    if ss.jpeg_quality is not None:
+        quality = round(d("jpeg_quality", ss.jpeg_quality, "jpeg_quality"))
+        f["sensor.jpeg_quality"] = quality
+    params = SensorParams(
+        distortion=distortion,
+        chromatic_aberration=ca,
+        vignetting=vignetting,
+        defocus=defocus,
+        motion_blur=blur,
+        exposure_ev=ev,
+        iso=iso,
+        noise=noise,
+        white_balance=wb,
+        response=ss.response.curve,
+        gamma=gamma,
+        jpeg_quality=quality,
+        seed=int(stage["noise_seed"].integers(0, 2**63)),
+    )
+    return params, f
 
 
 def _as_written(values: Factors, written: dict[str, str]) -> Factors:

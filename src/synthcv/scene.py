@@ -243,6 +243,7 @@ class Scene:
     ground: Ground
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)  # colour where nothing is hit
     factors: dict[str, Any] = field(default_factory=dict)  # realized scene factors, flat
+    sensor: Any = None  # synthcv.sensor.SensorParams: what the camera does after the lens
 
     def with_objects(self, objects: list[SceneObject]) -> Scene:
         return replace(self, objects=objects)

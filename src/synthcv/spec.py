@@ -513,9 +513,92 @@ class OutputsSpec(StrictModel):
     semantic: bool = True
     normals: bool = True
     parts: bool | None = None  # body-part map of people; None: on (written when people appear)
+    # also write ``clean``: the image before the sensor's photometric stages (docs/sensor.md)
+    pairs: bool | None = None
     shard_size: int = Field(16, ge=1, le=100000)
 
-    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"parts"})
+    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"parts", "pairs"})
+
+
+# ------------------------------------------------------------------ sensor (docs/sensor.md)
+
+
+class DistortionSpec(StrictModel):
+    """Brown–Conrady lens distortion on normalised coordinates (OpenCV's k1, k2, p1, p2);
+    every geometric label moves with it."""
+
+    k1: num(-1, 1) = constant(0.0)
+    k2: num(-1, 1) = constant(0.0)
+    p1: num(-0.1, 0.1) = constant(0.0)
+    p2: num(-0.1, 0.1) = constant(0.0)
+
+
+class DefocusSpec(StrictModel):
+    """A thin lens focused at ``focus_distance``: blur grows with |1/d_focus − 1/depth|."""
+
+    focus_distance: Length
+    f_number: num(0.5, 64) = constant(2.8)
+    focal_length_mm: num(1, 2000, "mm") = constant(35.0)
+
+
+class MotionBlurSpec(StrictModel):
+    """Camera shake during the exposure: a line of ``length`` pixels at ``angle`` degrees."""
+
+    length: num(0, 200, "px") = constant(0.0)
+    angle: Angle = constant(0.0)
+
+
+class NoiseSpec(StrictModel):
+    """Photon shot noise and read noise, in electrons, before the gain (ISO)."""
+
+    full_well: num(1, 1e7, "electrons") = constant(10000.0)
+    read_noise: num(0, 1e4, "electrons") = constant(2.0)
+    bit_depth: int = Field(12, ge=8, le=16)
+
+
+class WhiteBalanceSpec(StrictModel):
+    """Channel gains after the sensor (green is 1): a camera's white balance error."""
+
+    red: num(0.05, 20) = constant(1.0)
+    blue: num(0.05, 20) = constant(1.0)
+
+
+class ResponseSpec(StrictModel):
+    """The camera response curve that encodes linear light into the 8-bit image."""
+
+    curve: Literal["srgb", "gamma", "linear"] = "srgb"
+    gamma: num(0.1, 10) = constant(2.2)  # used by curve: gamma (encoded = linear^(1/gamma))
+
+
+def _iso(value: Any) -> Distribution | str:
+    if value == "auto":
+        return "auto"
+    return _bounded(lambda v: parse_distribution(v, numeric=True), Bounds(1, 1e6))(value)
+
+
+Iso = Annotated[
+    Any,
+    PlainValidator(_iso),
+    PlainSerializer(lambda v: v if isinstance(v, str) else v.to_json(), return_type=Any),
+]
+
+
+class SensorSpec(StrictModel):
+    """What the camera does after rendering, in a fixed order (docs/sensor.md): lens
+    distortion, chromatic aberration, vignetting, defocus, motion blur, exposure, shot and read
+    noise, gain, ADC, white balance, response curve, JPEG. Every stage is off unless set."""
+
+    distortion: DistortionSpec | None = None
+    chromatic_aberration: num(-0.05, 0.05) | None = None
+    vignetting: num(0, 1) | None = None
+    defocus: DefocusSpec | None = None
+    motion_blur: MotionBlurSpec | None = None
+    exposure_ev: num(-20, 20, "stops") | None = None  # light on the sensor vs the render
+    iso: Iso = "auto"  # auto: gain 2^-exposure_ev, as an auto-exposing camera
+    noise: NoiseSpec | None = None
+    white_balance: WhiteBalanceSpec | None = None
+    response: ResponseSpec = ResponseSpec()
+    jpeg_quality: num(1, 100) | None = None
 
 
 # ------------------------------------------------------------------ people (docs/people.md)
@@ -697,19 +780,32 @@ class Spec(StrictModel):
     outputs: OutputsSpec = OutputsSpec()
     sweep: SweepSpec | None = None
     people: PeopleSpec | None = None
+    sensor: SensorSpec | None = None  # the camera after the renderer (docs/sensor.md)
     #: Asset files written as relative paths: absolute path (as resolved against the spec's
     #: file, and recorded everywhere else in the resolved spec) → the path as written. The
     #: hashes use the written form, so a spec with its files moved elsewhere (another
     #: checkout, another machine) seeds the same samples.
     written_paths: dict[str, str] | None = None
 
-    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"written_paths", "people"})
+    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset(
+        {"written_paths", "people", "sensor"}
+    )
 
     @model_validator(mode="after")
     def _something_to_label(self) -> Spec:
         if not self.objects.classes and self.people is None:
             raise FieldProblem(
                 "objects", "got no classes, expected objects.classes (or a people: section)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _pair_samples_need_pairs(self) -> Spec:
+        if getattr(self.renderer, "pair_samples", None) is not None and not self.outputs.pairs:
+            raise FieldProblem(
+                ("renderer", "pair_samples"),
+                f"got {self.renderer.pair_samples}, expected it only with outputs.pairs: true "
+                "(the low-sample render is the noisy half of each pair)",
             )
         return self
 
@@ -763,9 +859,10 @@ class Spec(StrictModel):
 
     @property
     def scene_hash(self) -> str:
-        """What seeds every sample: the spec minus count, renderer and outputs, so the same
-        index gives the same scene whichever backend renders it and whatever is written."""
-        return _hash(self.resolved(), ("count", "renderer", "outputs"))
+        """What seeds every sample: the spec minus count, renderer, outputs and sensor, so the
+        same index gives the same scene whichever backend renders it, whatever is written and
+        whatever the camera does after the lens (the sensor draws from its own stream)."""
+        return _hash(self.resolved(), ("count", "renderer", "outputs", "sensor"))
 
     def with_count(self, count: int) -> Spec:
         """This spec with another ``count`` (same range checks as in the file)."""

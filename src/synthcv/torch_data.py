@@ -8,7 +8,9 @@ imported at the top. Images come back as CHW float32 tensors in [0, 1]; targets 
   ``ignore_index``);
 - ``"detection"``: ``{"boxes": (N, 4) float xyxy, "labels": (N,) int64, "masks": (N, H, W)
   uint8, "instance_ids": (N,) int64}`` for non-distractor objects with ≥ 1 visible pixel;
-- ``"segmentation"``: the semantic map as an (H, W) int64 tensor.
+- ``"segmentation"``: the semantic map as an (H, W) int64 tensor;
+- ``"pairs"``: the ``clean`` image (CHW float32 in [0, 1]) of a dataset written with
+  ``outputs: {pairs: true}``, so items are (noisy, clean) for a denoiser (docs/sensor.md).
 
 Detection targets also carry what torchvision's detection models and COCO tools expect:
 ``image_id`` (the sample index), ``area`` (visible pixels), ``iscrowd`` (zeros) and
@@ -43,11 +45,16 @@ from synthcv.format import Dataset, open_dataset
 from synthcv.format.layout import MODALITIES
 from synthcv.targets import target_label
 
-TARGETS = ("class", "detection", "segmentation")
+TARGETS = ("class", "detection", "segmentation", "pairs")
 
 
 #: What each target decodes besides the input modalities.
-TARGET_MODALITIES = {"class": (), "detection": ("instance",), "segmentation": ("semantic",)}
+TARGET_MODALITIES = {
+    "class": (),
+    "detection": ("instance",),
+    "segmentation": ("semantic",),
+    "pairs": ("clean",),  # (noisy rgb, clean) for denoisers: outputs.pairs (docs/sensor.md)
+}
 
 
 def _keypoints(objs: list[dict[str, Any]], k_max: int) -> torch.Tensor:
@@ -101,7 +108,7 @@ def _as_chw(arr: np.ndarray, modality: str) -> torch.Tensor:
     """One decoded modality as a CHW float32 tensor (RGB scaled to [0, 1], the rest as is)."""
     a = arr[..., None] if arr.ndim == 2 else arr
     t = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
-    return t.float() / 255.0 if modality == "rgb" else t.float()
+    return t.float() / 255.0 if modality in ("rgb", "clean") else t.float()
 
 
 class SynthcvTorchDataset(_TorchDataset):
@@ -176,6 +183,13 @@ class SynthcvTorchDataset(_TorchDataset):
             tgt: Any = target_label(item["objects"])
         elif self.target == "detection":
             tgt = _detection_target(item, self._k_max)
+        elif self.target == "pairs":
+            if item["clean"] is None:
+                raise ValueError(
+                    f"sample {item['index']}: target='pairs' needs the clean modality: "
+                    "generate the dataset with outputs: {pairs: true}"
+                )
+            tgt = _as_chw(item["clean"], "clean")
         else:
             if item["semantic"] is None:
                 raise ValueError(

@@ -50,6 +50,7 @@ def _register() -> None:
         augment,
         compare,
         data_commands,
+        denoise,
         experiment,
         generate,
         genmodel,
@@ -72,6 +73,7 @@ def _register() -> None:
         experiment.app, name="experiment", help="Train-on-synthetic / test-on-real experiments."
     )
     app.add_typer(realdata.app, name="realdata", help="Real datasets made from the real digits.")
+    app.add_typer(denoise.app, name="denoise", help="Denoising on (noisy, clean) pairs datasets.")
 
 
 def main() -> None:

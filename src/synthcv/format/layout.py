@@ -35,8 +35,10 @@ LOCK_FILE = ".synthcv.lock"
 
 #: Image modalities, in the order they are written, and each one's file suffix.
 #: ``parts`` (the body-part map, synthcv.people.body.PARTS) is written only for samples
-#: with people; older datasets have no such column, and readers give None for it.
-MODALITIES = ("rgb", "depth", "instance", "semantic", "normals", "parts")
+#: with people; ``clean`` (the image before the sensor's photometric stages, pixel-aligned
+#: with ``rgb``) only with ``outputs.pairs``. Older datasets have no such columns, and readers
+#: give None for them.
+MODALITIES = ("rgb", "depth", "instance", "semantic", "normals", "parts", "clean")
 SUFFIX = {
     "rgb": "png",
     "depth": "tiff",
@@ -44,9 +46,10 @@ SUFFIX = {
     "semantic": "png",
     "normals": "png",
     "parts": "png",
+    "clean": "png",
 }
 #: Modalities only some samples have (listed by tools only where present).
-OPTIONAL_MODALITIES = ("parts",)
+OPTIONAL_MODALITIES = ("parts", "clean")
 #: Columns of samples.parquet that locate files rather than describe the sample.
 PATH_COLUMNS = ("shard", *MODALITIES)
 

@@ -20,30 +20,43 @@ class RenderedSample:
     result: RenderResult
     labels: Any  # synthcv.labels.SampleLabels
     physics: dict[str, Any]
+    clean: np.ndarray | None = None  # rgb before the sensor's photometric stages, if any ran
+
+
+def downsampled_camera(cam: Camera, s: int) -> Camera:
+    """The camera of an image rendered by ``cam`` and box-filtered by ``s`` (labels at each
+    block's centre pixel)."""
+    if s == 1:
+        return cam
+    c = (s - 1) // 2
+    k = cam.K.copy()
+    k[0, :] /= s
+    k[1, :] /= s
+    k[0, 2] = (cam.K[0, 2] - c) / s
+    k[1, 2] = (cam.K[1, 2] - c) / s
+    return Camera(cam.width // s, cam.height // s, k, cam.world_to_camera, cam.near, cam.far)
 
 
 def downsample(scene: Scene, result: RenderResult, s: int) -> tuple[Scene, RenderResult]:
     """Box-filter RGB by ``s``; take labels at each block's centre pixel (exact for odd s)."""
     if s == 1:
         return scene, result
-    cam = scene.camera
-    w, h = cam.width // s, cam.height // s
+    small = downsampled_camera(scene.camera, s)
+    w, h = small.width, small.height
     rgb = result.rgb[: h * s, : w * s].reshape(h, s, w, s, 3).mean(axis=(1, 3))
     c = (s - 1) // 2
     pick = (slice(c, h * s, s), slice(c, w * s, s))
-    k = cam.K.copy()
-    k[0, :] /= s
-    k[1, :] /= s
-    k[0, 2] = (cam.K[0, 2] - c) / s
-    k[1, 2] = (cam.K[1, 2] - c) / s
-    small = Camera(w, h, k, cam.world_to_camera, cam.near, cam.far)
     res = RenderResult(
         rgb=np.round(rgb).astype(np.uint8),
         depth=result.depth[pick].copy(),
         instance=result.instance[pick].copy(),
         normals=None if result.normals is None else result.normals[pick].copy(),
         normals_source=result.normals_source,
+        extra=dict(result.extra),
     )
+    if "rgb_low" in result.extra:  # the noisy half of a Cycles pair, filtered alike
+        low = result.extra["rgb_low"][: h * s, : w * s].reshape(h, s, w, s, 3).mean(axis=(1, 3))
+        res.extra["rgb_low"] = np.round(low).astype(np.uint8)
     return replace(scene, camera=small), res
 
 
@@ -61,6 +74,34 @@ def render_sample(
         from synthcv.pipeline.framing import frame_camera
 
         scene = frame_camera(scene, spec.camera.frame, spec.image.supersample)
-    result = renderer.render(scene)
-    scene, result = downsample(scene, result, spec.image.supersample)
-    return RenderedSample(scene, result, compute_labels(scene, result), phys)
+    s = spec.image.supersample
+    sensor = scene.sensor
+    if sensor is None or not sensor.geometric:
+        result = renderer.render(scene)
+        scene, result = downsample(scene, result, s)
+        labels = compute_labels(scene, result)
+    else:  # a pinhole canvas around the frame, then pixels and labels through the lens
+        from synthcv.sensor.geometry import canvas_camera, distort_sample
+        from synthcv.sensor.lens import lens_map
+
+        out_camera = downsampled_camera(scene.camera, s)
+        lm = lens_map(
+            out_camera.K, out_camera.width, out_camera.height, sensor.distortion, "sensor: "
+        )
+        canvas = replace(scene, camera=canvas_camera(scene.camera, lm, s))
+        canvas, result = downsample(canvas, renderer.render(canvas), s)
+        labels = compute_labels(canvas, result, keep_amodal=True)
+        result, labels = distort_sample(result, labels, lm, out_camera)
+        scene = replace(scene, camera=out_camera)
+    clean = None
+    if "rgb_low" in result.extra:  # renderer.pair_samples: the low-sample render is the input
+        clean = result.rgb
+        result = replace(result, rgb=result.extra.pop("rgb_low"))
+    if sensor is not None and sensor.photometric:
+        from synthcv.sensor.photometric import apply_photometric
+
+        clean = result.rgb if clean is None else clean
+        result = replace(
+            result, rgb=apply_photometric(result.rgb, result.depth, scene.camera.K, sensor)
+        )
+    return RenderedSample(scene, result, labels, phys, clean)

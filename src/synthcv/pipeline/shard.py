@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from synthcv.format import codecs, layout
 from synthcv.format.writer import ShardWriter
 from synthcv.pipeline.sample import RenderedSample, render_sample
@@ -44,6 +46,11 @@ def sample_row(rs: RenderedSample, shard: str, files: dict[str, str | None]) -> 
         "height": cam.height,
         "K": cam.K.reshape(-1).tolist(),
         "world_to_camera": cam.world_to_camera.reshape(-1).tolist(),
+        **(
+            {}
+            if rs.scene.sensor is None
+            else {"distortion": _coefficients(rs.scene.sensor.distortion)}
+        ),
         "seed": rs.scene.seed,
         "num_objects": len(rs.scene.objects),
         "num_visible": rs.labels.num_visible,
@@ -52,12 +59,23 @@ def sample_row(rs: RenderedSample, shard: str, files: dict[str, str | None]) -> 
     }
 
 
+def _coefficients(distortion: Any) -> list[float]:
+    """OpenCV's (k1, k2, p1, p2) of the sample's lens, zeros for a pinhole."""
+    return [0.0] * 4 if distortion is None else distortion.coefficients()
+
+
 def modality_arrays(spec: Spec, rs: RenderedSample) -> dict[str, Any]:
     """The arrays of every modality the spec's ``outputs`` switch on, ready to encode."""
     enabled = spec.outputs.model_dump()
     enabled["parts"] = enabled.get("parts") is not False and rs.labels.parts is not None
+    enabled["clean"] = bool(enabled.get("pairs")) and spec.outputs.rgb
+
+    def image(rgb: np.ndarray) -> np.ndarray:
+        return rgb if spec.image.channels == 3 else codecs.to_gray(rgb)
+
     arrays = {
-        "rgb": lambda: rs.result.rgb if spec.image.channels == 3 else codecs.to_gray(rs.result.rgb),
+        "rgb": lambda: image(rs.result.rgb),
+        "clean": lambda: image(rs.clean if rs.clean is not None else rs.result.rgb),
         "depth": lambda: rs.result.depth,
         "instance": lambda: rs.result.instance,
         "semantic": lambda: rs.labels.semantic,

@@ -173,6 +173,15 @@ class CyclesOptions(BackendOptions):
         max_length=64,
         description="Blender view transform for RGB (Standard keeps colours)",
     )
+    pair_samples: int | None = Field(
+        None,
+        ge=1,
+        le=65536,
+        description="with outputs.pairs: also render at this many samples, not denoised, as "
+        "the noisy image (clean: the render at samples)",
+    )
+
+    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"pair_samples"})
 
 
 def _blender_version() -> str:
@@ -204,6 +213,7 @@ class CyclesRenderer:
         threads: int = 0,
         filter_width: float = 0.01,
         view_transform: str = "Standard",
+        pair_samples: int | None = None,
         **ignored: Any,
     ) -> None:
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
@@ -217,6 +227,13 @@ class CyclesRenderer:
         self.threads = threads
         self.filter_width = float(filter_width)
         self.view_transform = view_transform
+        if pair_samples is not None and (
+            isinstance(pair_samples, bool) or not isinstance(pair_samples, int) or pair_samples < 1
+        ):
+            raise ValueError(
+                f"renderer.pair_samples: expected an integer >= 1, got {pair_samples!r}"
+            )
+        self.pair_samples = pair_samples
         self._bpy = compat.import_bpy()
         self.version = f"blender-{compat.version_string()}"
         self._tmp = tempfile.mkdtemp(prefix="synthcv-cycles-", dir=_tmp_root())
@@ -334,7 +351,10 @@ class CyclesRenderer:
             self._clear()
             self._build(scene)
             passes = self._render_passes()
-            return self._convert(passes, scene)
+            result = self._convert(passes, scene)
+            if self.pair_samples is not None:
+                result.extra["rgb_low"] = self._low_sample_rgb(scene)
+            return result
         except Exception as e:
             raise CyclesRenderError(
                 f"cycles backend: sample {scene.index} (seed {scene.seed}) failed: {e}"
@@ -565,6 +585,22 @@ class CyclesRenderer:
             raise RuntimeError(f"Blender wrote no render output ({result}); {self._log_tail()}")
         return compat.read_multilayer_exr(self._exr, self._layer)
 
+    def _low_sample_rgb(self, scene: Scene) -> np.ndarray:
+        """The same scene path-traced at ``pair_samples`` without denoising: the noisy half of
+        a (noisy, clean) pair. Cycles' seed is fixed, so the noise is deterministic."""
+        cy = self._scene.cycles
+        try:
+            cy.samples, cy.use_denoising = self.pair_samples, False
+            passes = self._render_passes()
+        finally:
+            cy.samples, cy.use_denoising = self.samples, self.denoise
+        return self._display_rgb(compat.find_pass(passes, "combined"))
+
+    def _display_rgb(self, combined: np.ndarray) -> np.ndarray:
+        rgb_lin = np.ascontiguousarray(combined[..., :3], dtype=np.float32)
+        self._display.applyRGB(rgb_lin)
+        return np.clip(np.rint(rgb_lin * 255.0), 0, 255).astype(np.uint8)
+
     def _convert(self, passes: dict[str, np.ndarray], scene: Scene) -> RenderResult:
         """EXR passes → RenderResult in the project's conventions (array ops only)."""
         h, w = int(scene.camera.height), int(scene.camera.width)
@@ -585,11 +621,8 @@ class CyclesRenderer:
         normals = np.zeros_like(n)
         normals[ok] = n[ok] / norm[ok, None]
 
-        rgb_lin = np.ascontiguousarray(combined[..., :3], dtype=np.float32)
-        self._display.applyRGB(rgb_lin)
-        rgb = np.clip(np.rint(rgb_lin * 255.0), 0, 255).astype(np.uint8)
         return RenderResult(
-            rgb=rgb,
+            rgb=self._display_rgb(combined),
             depth=depth,
             instance=instance,
             normals=normals.reshape(h, w, 3).astype(np.float32),

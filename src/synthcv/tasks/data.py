@@ -9,6 +9,7 @@ Source specs (YAML or dict)::
 
     {kind: mnist, split: train|test|all, path: null}
     {kind: dataset, path: out/digits, match_domain: mnist, fill: mask, augment: [...], copies: 1}
+    {kind: dataset, path: out/pairs, modality: clean}  # the pre-sensor half of outputs.pairs
     {kind: samples, path: samples.npz}
     {kind: coco, images: DIR, annotations: FILE.json, label_map: {...}}  # instance tasks
     # any kind: n: 100 (class-balanced subset, drawn per seed), classes: [0, 1] (keep only these),
@@ -24,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from synthcv.format.layout import PATH_COLUMNS
 from synthcv.targets import label_space_by_name, target_object
 from synthcv.tasks.domain import MatchDomain
 
@@ -110,6 +112,8 @@ class SourceSpec(BaseModel):
     match_domain: Literal["mnist"] | None = "mnist"
     fill: Literal["mask", "intensity"] = "mask"
     invert: bool = False
+    # dataset: which image to read; "clean" is the pre-sensor half of outputs.pairs
+    modality: Literal["rgb", "clean"] = "rgb"
     augment: list[dict[str, Any]] = Field(default_factory=list)
     copies: int = Field(default=1, ge=1)
     augment_seed: int = 0
@@ -117,16 +121,7 @@ class SourceSpec(BaseModel):
 
 _SKIP_OBJECT_COLUMNS = {"sample_index", "instance_id", "class_id", "is_distractor"}
 #: Identifiers and file paths of samples.parquet: not factors.
-_NOT_SAMPLE_FACTORS = {
-    "shard",
-    "rgb",
-    "depth",
-    "instance",
-    "semantic",
-    "normals",
-    "seed",
-    "sample_index",
-}
+_NOT_SAMPLE_FACTORS = {*PATH_COLUMNS, "seed", "sample_index"}
 
 
 def sample_factor_columns(ds: Any) -> list[str]:
@@ -154,6 +149,7 @@ def load_synthcv_dataset(
     copies: int = 1,
     augment_seed: int = 0,
     progress: bool = True,
+    modality: str = "rgb",
 ) -> ArraySet:
     """A synthcv dataset directory as an ArraySet for classification.
 
@@ -161,6 +157,7 @@ def load_synthcv_dataset(
     with none are dropped. ``match`` frames it like the real data (None keeps the full image,
     as grayscale if the dataset is). ``augment`` ops (see :mod:`synthcv.augment`) run on the
     full labelled sample *before* framing, ``copies`` times per sample with independent draws.
+    ``modality="clean"`` reads the image before the sensor (datasets with ``outputs.pairs``).
     Factors: every scalar samples.parquet column plus the target object's scalar attributes
     (prefixed ``object.`` when a sample column has the same name).
     """
@@ -185,9 +182,12 @@ def load_synthcv_dataset(
         tgt = target_object(objects)
         if tgt is None:
             continue
-        rgb_p, inst_p = ds.path(i, "rgb"), ds.path(i, "instance")
+        rgb_p, inst_p = ds.path(i, modality), ds.path(i, "instance")
         if rgb_p is None or inst_p is None:
-            raise ValueError(f"{path}: sample {i} lacks rgb or instance images (needed here)")
+            hint = " (generate with outputs: {pairs: true})" if modality == "clean" else ""
+            raise ValueError(
+                f"{path}: sample {i} lacks {modality} or instance images (needed here){hint}"
+            )
         rgb = read_png(rgb_p)
         inst = read_png(inst_p, expect_uint16=True)
         for c in range(copies):
@@ -295,7 +295,14 @@ def load_full(spec: SourceSpec, name: str = "") -> ArraySet:
             if spec.match_domain == "mnist"
             else None
         )
-        data = load_synthcv_dataset(spec.path, match, spec.augment, spec.copies, spec.augment_seed)
+        data = load_synthcv_dataset(
+            spec.path,
+            match,
+            spec.augment,
+            spec.copies,
+            spec.augment_seed,
+            modality=spec.modality,
+        )
     elif spec.kind == "coco":
         raise ValueError(
             f"source {name!r}: kind 'coco' holds boxes and masks, not one label per image; use "

@@ -58,8 +58,14 @@ TILE_PX = 256  # display width of a grid tile (CSS); overlay text is sized for i
 BINS = 20  # numeric histograms
 TOP_VALUES = 12  # categorical bars: the most frequent values, the rest as "others"
 SWEEP_SCENES = 4  # sweep strips: the first scenes
-VIEWS = ("rgb", "depth", "normals", "parts")
-VIEW_LABEL = {"rgb": "RGB", "depth": "depth", "normals": "normals", "parts": "parts"}
+VIEWS = ("rgb", "clean", "depth", "normals", "parts")
+VIEW_LABEL = {
+    "rgb": "RGB",
+    "clean": "clean (before the sensor)",
+    "depth": "depth",
+    "normals": "normals",
+    "parts": "parts",
+}
 STATUS_ORDER = ("visible", "hidden", "outside")
 MASK_ALPHA = 150
 
@@ -495,6 +501,8 @@ def _tile(
     bases: dict[str, str] = {}
     if rgb is not None:
         bases["rgb"] = _png(rgb)
+    if item.get("clean") is not None:
+        bases["clean"] = _png(item["clean"])
     if item.get("depth") is not None:
         bases["depth"] = _png(depth_colors(item["depth"]))
     if item.get("normals") is not None:
@@ -1003,9 +1011,9 @@ fieldset label{margin-right:12px;white-space:nowrap;cursor:pointer}
 .stage .base,.stage .missing,.stage .layer{display:none}
 .missing{color:#bbb;align-items:center;justify-content:center;font-size:12px}
 .grid.view-rgb .base-rgb,.grid.view-depth .base-depth,.grid.view-normals .base-normals,
-.grid.view-parts .base-parts{display:block}
+.grid.view-parts .base-parts,.grid.view-clean .base-clean{display:block}
 .grid.view-rgb .missing-rgb,.grid.view-depth .missing-depth,.grid.view-normals
-.missing-normals,.grid.view-parts .missing-parts{display:flex}
+.missing-normals,.grid.view-parts .missing-parts,.grid.view-clean .missing-clean{display:flex}
 .grid.show-instances img.layer-instances,.grid.show-semantic img.layer-semantic{display:block}
 .grid.show-boxes g.layer-boxes,.grid.show-hidden g.layer-hidden,
 .grid.show-keypoints g.layer-keypoints{display:inline}
