@@ -108,7 +108,7 @@ def test_auto_iso_compensates_exposure_and_raises_noise():
 def test_motion_kernel_is_a_normalised_centred_line():
     k = motion_kernel(9, 0)
     assert k.sum() == pytest.approx(1)
-    ys, xs = np.nonzero(k > 1e-9)
+    ys, _ = np.nonzero(k > 1e-9)
     assert set(ys) == {k.shape[0] // 2}  # horizontal
     centre = (k * np.arange(k.shape[1])).sum()
     assert centre == pytest.approx(k.shape[1] // 2)

@@ -51,5 +51,5 @@ def test_pair_samples_give_a_noisy_and_a_clean_render_of_one_scene():
 def test_pair_samples_without_pairs_is_an_error():
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match="outputs.pairs: true"):
+    with pytest.raises(ValidationError, match=r"outputs\.pairs: true"):
         Spec.model_validate(square_spec(renderer={"backend": "cycles", "pair_samples": 2}))
