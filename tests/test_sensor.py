@@ -372,3 +372,28 @@ def test_report_offers_the_clean_view_of_pairs(tmp_path):
     assert (
         'id="view-clean"' not in write_report(tmp_path / "plain", tmp_path / "q.html").read_text()
     )
+
+
+def test_a_grayscale_dataset_has_a_monochrome_sensor(tiny):
+    """channels: 1 runs the stages on luma, so the written pixels carry the model's full noise
+    (noise drawn per colour channel and then averaged to luma would have 0.45 of it)."""
+    sensor = {
+        "exposure_ev": -2,
+        "iso": 100,
+        "noise": {"full_well": 1000, "read_noise": 5, "bit_depth": 12},
+        "response": {"curve": "linear"},
+    }
+    spec = Spec.model_validate(
+        square_spec(
+            image={"width": 160, "height": 120, "channels": 1},
+            objects={"count": 0, "classes": {"cube": {"asset": {"primitive": "cube"}}}},
+            ground={"enabled": False},
+            background={"v": 0.5},
+            sensor=sensor,
+        )
+    )
+    rs = render_sample(spec, 0, tiny)
+    assert (rs.result.rgb == rs.result.rgb[..., :1]).all()  # written as luma
+    out = rs.result.rgb[..., 0].astype(np.float64) / 255
+    expect = expected_variance(out.mean(), Noise(1000, 5, 12), 1.0) + (1 / 255) ** 2 / 12
+    assert out.var() == pytest.approx(expect, rel=0.05)

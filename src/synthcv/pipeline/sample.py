@@ -101,7 +101,11 @@ def render_sample(
         from synthcv.sensor.photometric import apply_photometric
 
         clean = result.rgb if clean is None else clean
-        result = replace(
-            result, rgb=apply_photometric(result.rgb, result.depth, scene.camera.K, sensor)
-        )
+        image = result.rgb
+        if spec.image.channels == 1:  # a monochrome sensor: every stage on the luma image
+            from synthcv.format.codecs import to_gray
+
+            image = to_gray(image)
+        out = apply_photometric(image, result.depth, scene.camera.K, sensor)
+        result = replace(result, rgb=out if out.ndim == 3 else np.repeat(out[..., None], 3, 2))
     return RenderedSample(scene, result, labels, phys, clean)
