@@ -100,6 +100,40 @@ def test_generate_and_genmodel_train_are_tracked(tmp_path, monkeypatch):
     assert len(history) == 2 and all(m.value > 0 for m in history)
 
 
+def test_denoise_train_is_tracked_with_its_pairs_dataset(tmp_path, monkeypatch):
+    from synthcv.tracking import dataset_hash
+
+    spec = {
+        "count": 6,
+        "image": {"width": 32, "height": 32, "channels": 1},
+        "objects": {"classes": {"7": {"asset": {"glyph": "7"}}}},
+        "physics": {"enabled": False},
+        "camera": {"distance": 0.3, "elevation": 89, "azimuth": -90},
+        "sensor": {"exposure_ev": -5, "noise": {"full_well": 3000}},
+        "outputs": {"pairs": True},
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    _run(["generate", "spec.json", "--out", "pairs", "--no-track"], tmp_path)
+    args = ["denoise", "train", "pairs", "--out", "dn", "--steps", "20", "--patch", "16"]
+    _run([*args, "--batch-size", "4", "--depth", "3", "--width", "8"], tmp_path)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    [run] = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.run_name == "denoise pairs -> dn"
+    assert run.data.params["steps"] == "20" and "None" not in run.data.params.values()
+    [inp] = run.inputs.dataset_inputs
+    assert dataset_hash(tmp_path / "pairs").startswith(inp.dataset.digest)
+    results = json.loads((tmp_path / "dn" / "results.json").read_text())
+    noisy_floor = results["val"][0]
+    assert run.data.metrics["val.noisy_input.psnr"] == pytest.approx(noisy_floor["psnr"])
+    history = client.get_metric_history(run.info.run_id, "val_psnr")
+    assert [m.step for m in history] == [h["step"] for h in results["history"]]
+    monkeypatch.chdir(tmp_path)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.json", "results.json", "results.md"} <= artifacts
+
+
 def test_the_environment_switches_tracking_off_and_the_flag_on(tmp_path):
     """SYNTHCV_TRACKING=0 leaves no MLflow store behind; an explicit --track still tracks."""
     spec = tmp_path / "spec.json"
@@ -143,6 +177,7 @@ def test_every_tracked_command_leaves_the_default_to_the_environment():
         ["monitor"],
         ["experiment", "run"],
         ["genmodel", "train"],
+        ["denoise", "train"],
     ):
         cmd = root
         for name in path:

@@ -785,6 +785,49 @@ def track_genmodel_train(
         return summary
 
 
+def track_denoise_train(
+    train: Callable[[], dict[str, Any]],
+    *,
+    params: Mapping[str, Any],
+    dataset: str | os.PathLike[str],
+    test: str | os.PathLike[str] | None,
+    out: str | os.PathLike[str],
+    enabled: bool | None = None,
+) -> dict[str, Any]:
+    """Run ``train()`` (``synthcv denoise train``: it writes run directory ``out`` and returns
+    its results) as a "denoise-train" run: the settings as params, the pairs datasets as
+    inputs, every validation evaluation as ``val_psnr``/``loss`` at its step, the final tables
+    as metrics (``val.<method>.psnr`` ..., ``test.<method>.psnr`` ...), and the run files as
+    artifacts."""
+    if not tracking_enabled(enabled):
+        return train()
+    inputs = {"train": dataset_record(dataset)}
+    if test is not None:
+        inputs["test"] = dataset_record(test)
+    with tracked_run(
+        "denoise-train",
+        params={**{k: v for k, v in params.items() if v is not None}, "out": str(out)},
+        inputs=inputs,
+        run_name=f"denoise {Path(dataset).name} -> {Path(out).name}",
+        enabled=True,
+    ) as tr:
+        results = train()
+        for row in results.get("history", []):
+            values = {k: row[k] for k in ("val_psnr", "loss") if row.get(k) is not None}
+            tr.log_metrics(values, step=int(row["step"]))
+        for split in ("val", "test"):
+            for row in results.get(split) or []:
+                # "total variation (weight 0.1)" -> total_variation_weight_0_1
+                key = re.sub(r"[^a-z0-9]+", "_", str(row["method"]).lower()).strip("_")
+                tr.log_metrics(
+                    {f"{split}.{key}.psnr": row["psnr"], f"{split}.{key}.ssim": row["ssim"]}
+                )
+        for name in ("config.json", "results.json", "results.md"):
+            if (Path(out) / name).exists():
+                tr.log_artifact(Path(out) / name)
+        return results
+
+
 @contextlib.contextmanager
 def track_experiment(
     name: str,

@@ -47,6 +47,11 @@ def train(
     ),
     seed: int = typer.Option(0, help="Seed of the train/val cut, the crops and the weights."),
     threads: int | None = typer.Option(None, min=1, help="Torch CPU threads (default: torch's)."),
+    track: bool | None = typer.Option(
+        None,
+        "--track/--no-track",
+        help="Log the run to MLflow (default: on, unless SYNTHCV_TRACKING=0).",
+    ),
 ) -> None:
     """Train a DnCNN on DATASET's train part and compare it with non-local means, total
     variation and wavelet denoising (PSNR, SSIM; the noisy input is the floor)."""
@@ -54,6 +59,7 @@ def train(
     from rich.progress import Progress
 
     from synthcv.tasks.denoise import results_markdown, train_and_evaluate
+    from synthcv.tracking import track_denoise_train
 
     if threads:
         import torch
@@ -69,20 +75,24 @@ def train(
                 prog.update(task, description=f"training the denoiser (val {best[0]:.2f} dB)")
             prog.update(task, completed=step)
 
-        results = train_and_evaluate(
-            dataset,
-            out,
+        settings = {
+            "val_fraction": val_fraction,
+            "limit": limit,
+            "steps": steps,
+            "batch_size": batch_size,
+            "patch": patch,
+            "lr": lr,
+            "depth": depth,
+            "width": width,
+            "seed": seed,
+        }
+        results = track_denoise_train(
+            lambda: train_and_evaluate(dataset, out, test=test, progress=progress, **settings),
+            params=settings,
+            dataset=dataset,
             test=test,
-            val_fraction=val_fraction,
-            limit=limit,
-            steps=steps,
-            batch_size=batch_size,
-            patch=patch,
-            lr=lr,
-            depth=depth,
-            width=width,
-            seed=seed,
-            progress=progress,
+            out=out,
+            enabled=track,
         )
     typer.echo(results_markdown(results))
     typer.echo(f"wrote {out / 'model.pt'}, config.json, results.json and results.md")
