@@ -397,3 +397,21 @@ def test_a_grayscale_dataset_has_a_monochrome_sensor(tiny):
     out = rs.result.rgb[..., 0].astype(np.float64) / 255
     expect = expected_variance(out.mean(), Noise(1000, 5, 12), 1.0) + (1 / 255) ** 2 / 12
     assert out.var() == pytest.approx(expect, rel=0.05)
+
+
+def test_sensor_factors_follow_the_spec(tmp_path):
+    from synthcv.conformance import check_conformance
+
+    sensor = {
+        "exposure_ev": {"uniform": [-4, 0]},
+        "noise": {"read_noise": {"uniform": [1, 4]}},
+        "jpeg_quality": {"uniform": [50, 95]},
+        "distortion": {"k1": {"normal": [-0.05, 0.03], "clip": [-0.12, 0]}},
+    }
+    generate(square_spec(count=60, sensor=sensor), tmp_path / "c", progress=False)
+    report = check_conformance(tmp_path / "c")
+    rows = {r.factor: r for r in report.rows}
+    tested = {"sensor.exposure_ev", "sensor.noise.read_noise", "sensor.jpeg_quality"}
+    assert all(rows[f].test for f in tested | {"sensor.distortion.k1"})
+    assert not report.flagged
+    assert "iso: auto" in rows["sensor.iso"].note and "distortion" not in rows

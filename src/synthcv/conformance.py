@@ -126,7 +126,7 @@ FOOTPRINT_FIELDS = frozenset(
     {"scale", "glyph.text", "glyph.font", "glyph.stroke", "glyph.shear", "glyph.wobble"}
 )
 #: Scene factors recorded after rounding the draw (``max(0, round(x))``).
-ROUNDED = frozenset({"objects.count", "distractors.count"})
+ROUNDED = frozenset({"objects.count", "distractors.count", "sensor.jpeg_quality"})
 
 NOT_TESTED_DERIVED = "no distribution at this spec path: a derived factor"
 OBJECT_DERIVED = {
@@ -382,6 +382,8 @@ def _scene_row(ctx: _Context, col: str, values: list[Any], text: bool) -> Confor
         )
     if dist is None:
         return skip(_derived_note(col))
+    if col == "sensor.iso" and dist.kind == "constant" and dist.params[0] == "auto":
+        return skip(f"{NOT_TESTED_DERIVED} (iso: auto is 100 · 2^-sensor.exposure_ev)")
     transform = "round" if col in ROUNDED else ("category" if text else "number")
     return _test_row(col, col, dist, transform, values, ctx.written)
 
