@@ -74,38 +74,51 @@ def render_sample(
         from synthcv.pipeline.framing import frame_camera
 
         scene = frame_camera(scene, spec.camera.frame, spec.image.supersample)
-    s = spec.image.supersample
     sensor = scene.sensor
     if sensor is None or not sensor.geometric:
-        result = renderer.render(scene)
-        scene, result = downsample(scene, result, s)
+        scene, result = downsample(scene, renderer.render(scene), spec.image.supersample)
         labels = compute_labels(scene, result)
-    else:  # a pinhole canvas around the frame, then pixels and labels through the lens
-        from synthcv.sensor.geometry import canvas_camera, distort_sample
-        from synthcv.sensor.lens import lens_map
+    else:
+        scene, result, labels = _render_through_lens(scene, renderer, spec.image.supersample)
+    result, clean = _sensor_images(spec, scene, result)
+    return RenderedSample(scene, result, labels, phys, clean)
 
-        out_camera = downsampled_camera(scene.camera, s)
-        lm = lens_map(
-            out_camera.K, out_camera.width, out_camera.height, sensor.distortion, "sensor: "
-        )
-        canvas = replace(scene, camera=canvas_camera(scene.camera, lm, s))
-        canvas, result = downsample(canvas, renderer.render(canvas), s)
-        labels = compute_labels(canvas, result, keep_amodal=True)
-        result, labels = distort_sample(result, labels, lm, out_camera)
-        scene = replace(scene, camera=out_camera)
+
+def _render_through_lens(scene: Scene, renderer: Any, s: int) -> tuple[Scene, RenderResult, Any]:
+    """A pinhole canvas around the frame, rendered and labelled, then pixels and labels moved
+    through the sample's lens distortion (synthcv.sensor.geometry)."""
+    from synthcv.labels import compute_labels
+    from synthcv.sensor.geometry import canvas_camera, distort_sample
+    from synthcv.sensor.lens import lens_map
+
+    out_camera = downsampled_camera(scene.camera, s)
+    lm = lens_map(
+        out_camera.K, out_camera.width, out_camera.height, scene.sensor.distortion, "sensor: "
+    )
+    canvas = replace(scene, camera=canvas_camera(scene.camera, lm, s))
+    canvas, result = downsample(canvas, renderer.render(canvas), s)
+    labels = compute_labels(canvas, result, keep_amodal=True)
+    result, labels = distort_sample(result, labels, lm, out_camera)
+    return replace(scene, camera=out_camera), result, labels
+
+
+def _sensor_images(
+    spec: Spec, scene: Scene, result: RenderResult
+) -> tuple[RenderResult, np.ndarray | None]:
+    """The image the camera writes (``result.rgb``) and, when it differs from the render, the
+    clean one: a Cycles ``pair_samples`` render becomes the input, then the photometric stages
+    run (on luma for a grayscale dataset: a monochrome sensor)."""
     clean = None
-    if "rgb_low" in result.extra:  # renderer.pair_samples: the low-sample render is the input
+    if "rgb_low" in result.extra:
         clean = result.rgb
         result = replace(result, rgb=result.extra.pop("rgb_low"))
-    if sensor is not None and sensor.photometric:
-        from synthcv.sensor.photometric import apply_photometric
+    sensor = scene.sensor
+    if sensor is None or not sensor.photometric:
+        return result, clean
+    from synthcv.format.codecs import to_gray
+    from synthcv.sensor.photometric import apply_photometric
 
-        clean = result.rgb if clean is None else clean
-        image = result.rgb
-        if spec.image.channels == 1:  # a monochrome sensor: every stage on the luma image
-            from synthcv.format.codecs import to_gray
-
-            image = to_gray(image)
-        out = apply_photometric(image, result.depth, scene.camera.K, sensor)
-        result = replace(result, rgb=out if out.ndim == 3 else np.repeat(out[..., None], 3, 2))
-    return RenderedSample(scene, result, labels, phys, clean)
+    image = result.rgb if spec.image.channels == 3 else to_gray(result.rgb)
+    out = apply_photometric(image, result.depth, scene.camera.K, sensor)
+    out = out if out.ndim == 3 else np.repeat(out[..., None], 3, axis=2)
+    return replace(result, rgb=out), result.rgb if clean is None else clean
