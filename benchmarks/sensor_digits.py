@@ -111,6 +111,7 @@ def deployment_camera(images: np.ndarray, camera: dict[str, Any], seed: int) -> 
 def real_sets(out: Path, validation_only: bool) -> dict[str, tuple[Path, np.ndarray]]:
     """Degraded copies of the real val (and test) digits as samples files by camera
     (``val_night``, ...), with the clean originals (for the denoising table)."""
+    from synthcv.realdata import validation_part
     from synthcv.tasks.data import load_source
 
     parts = {"val": {"kind": "mnist", "split": "train", "part": "val"}}
@@ -119,6 +120,8 @@ def real_sets(out: Path, validation_only: bool) -> dict[str, tuple[Path, np.ndar
     made = {}
     for name, source in parts.items():
         real = load_source(source)
+        if source.get("part"):  # the experiments' fixed cut: 700 of the 7,000 training digits
+            real = real.take(validation_part(len(real), source["part"], 0.1))
         for k, (cam_name, camera) in enumerate(CAMERAS.items()):
             degraded = deployment_camera(real.images, camera, seed=1000 + 10 * len(name) + k)
             path = out / f"real_{name}_{cam_name}.npz"
