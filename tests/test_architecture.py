@@ -19,7 +19,17 @@ PACKAGE = SRC / "synthcv"
 
 #: Components (top-level modules/packages of synthcv) by layer, lowest first.
 LAYERS: list[set[str]] = [
-    {"_version", "fileio", "distributions", "scene", "targets", "validation", "safeyaml", "oks"},
+    {
+        "_version",
+        "fileio",
+        "distributions",
+        "scene",
+        "targets",
+        "validation",
+        "safeyaml",
+        "oks",
+        "motion",
+    },
     {
         "format",
         "render",
@@ -27,6 +37,7 @@ LAYERS: list[set[str]] = [
         "people",
         "labels",
         "sensor",
+        "flow",
         "realdata",
         "digit_scenes",
         "conformance",

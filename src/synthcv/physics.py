@@ -6,6 +6,7 @@ dynamic mesh bodies). The simulation stops early once every body is at rest.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import replace
 from functools import lru_cache
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from synthcv.motion import MotionPlan
 from synthcv.render.pybullet_lists import ReusedLists
 from synthcv.scene import Mesh, Scene
 from synthcv.spec import PhysicsSpec
@@ -91,51 +93,7 @@ def settle(scene: Scene, cfg: PhysicsSpec) -> tuple[Scene, dict[str, Any]]:
     client = _client(p)
     p.resetSimulation(physicsClientId=client)
     try:
-        p.setGravity(0, 0, -9.81, physicsClientId=client)
-        p.setTimeStep(cfg.timestep, physicsClientId=client)
-        if scene.ground.enabled:
-            plane = p.createCollisionShape(p.GEOM_PLANE, physicsClientId=client)
-            gid = p.createMultiBody(
-                0, plane, basePosition=[0, 0, scene.ground.height], physicsClientId=client
-            )
-            p.changeDynamics(gid, -1, lateralFriction=cfg.friction, physicsClientId=client)
-        bodies = []
-        for obj in scene.objects:
-            if obj.person is not None:  # static: people have no mass, physics never moves them
-                for hull in person_hulls(obj.mesh, obj.person.vertex_parts):
-                    shape = p.createCollisionShape(
-                        p.GEOM_MESH,
-                        vertices=_reused_lists().rows("hull", hull),
-                        physicsClientId=client,
-                    )
-                    p.createMultiBody(
-                        0,
-                        shape,
-                        basePosition=obj.position.tolist(),
-                        baseOrientation=obj.orientation.tolist(),
-                        physicsClientId=client,
-                    )
-                bodies.append(None)
-                continue
-            shape = collision_shape(p, client, obj.mesh)
-            bid = p.createMultiBody(
-                baseMass=obj.mass,
-                baseCollisionShapeIndex=shape,
-                basePosition=obj.position.tolist(),
-                baseOrientation=obj.orientation.tolist(),
-                physicsClientId=client,
-            )
-            p.changeDynamics(
-                bid,
-                -1,
-                lateralFriction=cfg.friction,
-                rollingFriction=0.02,
-                spinningFriction=0.02,
-                linearDamping=0.04,
-                angularDamping=0.1,
-                physicsClientId=client,
-            )
-            bodies.append(bid)
+        bodies = _build_world(p, client, scene, cfg, cfg.timestep)
         steps, at_rest = 0, False
         rest_streak = 0
         while steps < cfg.steps:
@@ -151,29 +109,147 @@ def settle(scene: Scene, cfg: PhysicsSpec) -> tuple[Scene, dict[str, Any]]:
                 if rest_streak >= 3:
                     at_rest = True
                     break
-        objects = []
-        for obj, bid in zip(scene.objects, bodies, strict=True):
-            if bid is None:
-                objects.append(obj)
-                continue
-            pos, orn = p.getBasePositionAndOrientation(bid, physicsClientId=client)
-            q = np.array(orn, dtype=np.float64)
-            q /= np.linalg.norm(q)
-            objects.append(
-                replace(
-                    obj, position=np.array(pos, dtype=np.float64), orientation=-q if q[3] < 0 else q
-                )
-            )
+        settled = _read_poses(p, client, scene, bodies)
         penetration = 0.0
         for c in p.getContactPoints(physicsClientId=client):
             penetration = max(penetration, -float(c[8]))
-        return scene.with_objects(objects), {
+        return settled, {
             "physics.steps": steps,
             "physics.settled": at_rest,
             "physics.max_penetration": penetration,
         }
     finally:
         p.resetSimulation(physicsClientId=client)
+
+
+def _read_poses(p: Any, client: int, scene: Scene, bodies: list[Any]) -> Scene:
+    objects = []
+    for obj, bid in zip(scene.objects, bodies, strict=True):
+        if bid is None:
+            objects.append(obj)
+            continue
+        pos, orn = p.getBasePositionAndOrientation(bid, physicsClientId=client)
+        q = np.array(orn, dtype=np.float64)
+        q /= np.linalg.norm(q)
+        objects.append(
+            replace(
+                obj, position=np.array(pos, dtype=np.float64), orientation=-q if q[3] < 0 else q
+            )
+        )
+    return scene.with_objects(objects)
+
+
+def substeps(fps: float, timestep: float) -> int:
+    """Physics steps per frame: the fewest whose step (1 / (fps · n)) is at most ``timestep``,
+    so frames fall exactly on step boundaries."""
+    return max(1, math.ceil(1.0 / (fps * timestep) - 1e-9))
+
+
+def trajectory(scene: Scene, cfg: PhysicsSpec, plan: MotionPlan) -> list[Scene]:
+    """The scene at every frame of a clip (docs/sequences.md).
+
+    Frame 0 is ``scene`` as given (the settled scene for ``start: settled``, the drawn drop
+    poses for ``start: drop``); then each object gets its planned velocities and the world
+    runs forward, ``substeps`` steps per frame. Without physics (``enabled: false``) objects
+    move at constant linear and angular velocity, through each other and the ground.
+    """
+    frames = [scene]
+    if plan.frames == 1:
+        return frames
+    if not cfg.enabled or not scene.objects:
+        return [_ballistic(scene, plan, plan.time(k)) for k in range(plan.frames)]
+    import pybullet as p
+
+    n = substeps(plan.fps, cfg.timestep)
+    client = _client(p)
+    p.resetSimulation(physicsClientId=client)
+    try:
+        bodies = _build_world(p, client, scene, cfg, 1.0 / (plan.fps * n))
+        for obj, bid in zip(scene.objects, bodies, strict=True):
+            if bid is not None and obj.instance_id in plan.velocities:
+                v, w = plan.velocities[obj.instance_id]
+                p.resetBaseVelocity(bid, v.tolist(), w.tolist(), physicsClientId=client)
+        for _ in range(1, plan.frames):
+            for _ in range(n):
+                p.stepSimulation(physicsClientId=client)
+            frames.append(_read_poses(p, client, scene, bodies))
+        return frames
+    finally:
+        p.resetSimulation(physicsClientId=client)
+
+
+def _ballistic(scene: Scene, plan: MotionPlan, t: float) -> Scene:
+    """Constant velocities from frame 0: position + v·t, orientation turned by ω·t (world)."""
+    from synthcv.scene import matrix_to_quat, quat_to_matrix
+
+    if t == 0:
+        return scene
+    objects = []
+    for obj in scene.objects:
+        if obj.instance_id not in plan.velocities or obj.person is not None:
+            objects.append(obj)
+            continue
+        v, w = plan.velocities[obj.instance_id]
+        angle = float(np.linalg.norm(w)) * t
+        turn = np.eye(3)
+        if angle > 0:
+            x, y, z = w / np.linalg.norm(w)
+            k = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]])
+            turn = np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+        rot = turn @ quat_to_matrix(obj.orientation)
+        objects.append(replace(obj, position=obj.position + v * t, orientation=matrix_to_quat(rot)))
+    return scene.with_objects(objects)
+
+
+def _build_world(p: Any, client: int, scene: Scene, cfg: PhysicsSpec, timestep: float) -> list[Any]:
+    """Gravity, the ground plane and one body per object (people: static hulls, None in the
+    returned list) in the reset simulation of ``client``."""
+    p.setGravity(0, 0, -9.81, physicsClientId=client)
+    p.setTimeStep(timestep, physicsClientId=client)
+    if scene.ground.enabled:
+        plane = p.createCollisionShape(p.GEOM_PLANE, physicsClientId=client)
+        gid = p.createMultiBody(
+            0, plane, basePosition=[0, 0, scene.ground.height], physicsClientId=client
+        )
+        p.changeDynamics(gid, -1, lateralFriction=cfg.friction, physicsClientId=client)
+    bodies = []
+    for obj in scene.objects:
+        if obj.person is not None:  # static: people have no mass, physics never moves them
+            for hull in person_hulls(obj.mesh, obj.person.vertex_parts):
+                shape = p.createCollisionShape(
+                    p.GEOM_MESH,
+                    vertices=_reused_lists().rows("hull", hull),
+                    physicsClientId=client,
+                )
+                p.createMultiBody(
+                    0,
+                    shape,
+                    basePosition=obj.position.tolist(),
+                    baseOrientation=obj.orientation.tolist(),
+                    physicsClientId=client,
+                )
+            bodies.append(None)
+            continue
+        shape = collision_shape(p, client, obj.mesh)
+        bid = p.createMultiBody(
+            baseMass=obj.mass,
+            baseCollisionShapeIndex=shape,
+            basePosition=obj.position.tolist(),
+            baseOrientation=obj.orientation.tolist(),
+            physicsClientId=client,
+        )
+        p.changeDynamics(
+            bid,
+            -1,
+            lateralFriction=cfg.friction,
+            rollingFriction=0.02,
+            spinningFriction=0.02,
+            linearDamping=0.04,
+            angularDamping=0.1,
+            physicsClientId=client,
+        )
+        bodies.append(bid)
+    return bodies
 
 
 _CLIENT: dict[str, int] = {}

@@ -21,6 +21,7 @@ import numpy as np
 
 from synthcv.distributions import Distribution
 from synthcv.fileio import sha256_bytes
+from synthcv.motion import SHAKE_HZ, SHAKE_TERMS, MotionPlan
 from synthcv.scene import (
     Camera,
     Ground,
@@ -40,7 +41,16 @@ if TYPE_CHECKING:
 
 # A new section's stream goes last: SeedSequence.spawn gives the first children the same
 # seeds whatever their number, so existing sections keep their draws.
-STREAMS = ("camera", "lights", "ground", "objects", "distractors", "people", "sensor")
+STREAMS = (
+    "camera",
+    "lights",
+    "ground",
+    "objects",
+    "distractors",
+    "people",
+    "sensor",
+    "sequence",
+)
 
 Factors = dict[str, Any]  # realized scene factors, named by the spec path they were drawn from
 
@@ -202,6 +212,11 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
     if spec.sensor is not None:
         sensor, f = sample_sensor(spec, draw, rngs["sensor"])
         factors |= f
+    motion = None
+    if spec.sequence is not None:
+        target = np.array([factors[f"camera.look_at.{a}"] for a in "xyz"])
+        motion, f = sample_motion(spec, draw, rngs["sequence"], target, objects + distractors)
+        factors |= f
 
     if spec.written_paths:  # record files as the spec wrote them, not where this machine has them
         factors = _as_written(factors, spec.written_paths)
@@ -223,6 +238,7 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
         background=background,
         factors=factors,
         sensor=sensor,
+        motion=motion,
     )
 
 
@@ -331,6 +347,53 @@ def sample_sensor(
         seed=int(stage["noise_seed"].integers(0, 2**63)),
     )
     return params, f
+
+
+def sample_motion(
+    spec: Spec,
+    draw: _Drawer,
+    r: np.random.Generator,
+    target: np.ndarray,
+    movable: list[SceneObject],
+) -> tuple[MotionPlan, Factors]:
+    """The sequence stream: the camera path, the shake's waves, and each object's initial
+    linear and angular velocity (random directions; a throw never points down)."""
+    seq = spec.sequence
+    assert seq is not None
+    orbit = float(draw("sequence.camera.orbit", seq.camera.orbit, r))
+    dolly = float(draw("sequence.camera.dolly", seq.camera.dolly, r))
+    shake = float(draw("sequence.camera.shake", seq.camera.shake, r))
+    hz = r.uniform(*SHAKE_HZ, size=(3, SHAKE_TERMS))
+    phase = r.uniform(0, 2 * np.pi, size=(3, SHAKE_TERMS))
+    velocities = {}
+    for obj in movable:
+        speed = float(draw("sequence.objects.linear", seq.objects.linear, r))
+        spin = math.radians(float(draw("sequence.objects.angular", seq.objects.angular, r)))
+        direction = r.normal(size=3)
+        direction[2] = abs(direction[2])
+        axis = r.normal(size=3)
+        velocities[obj.instance_id] = (
+            direction / np.linalg.norm(direction) * speed,
+            axis / np.linalg.norm(axis) * spin,
+        )
+    plan = MotionPlan(
+        frames=seq.frames,
+        fps=seq.fps,
+        start=seq.start,
+        target=target,
+        orbit=orbit,
+        dolly=dolly,
+        shake=shake,
+        shake_hz=hz,
+        shake_phase=phase,
+        velocities=velocities,
+    )
+    factors = {
+        "sequence.camera.orbit": orbit,
+        "sequence.camera.dolly": dolly,
+        "sequence.camera.shake": shake,
+    }
+    return plan, factors
 
 
 def _as_written(values: Factors, written: dict[str, str]) -> Factors:

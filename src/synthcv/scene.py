@@ -244,6 +244,7 @@ class Scene:
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)  # colour where nothing is hit
     factors: dict[str, Any] = field(default_factory=dict)  # realized scene factors, flat
     sensor: Any = None  # synthcv.sensor.SensorParams: what the camera does after the lens
+    motion: Any = None  # synthcv.motion.MotionPlan: how a clip moves (sequences)
 
     def with_objects(self, objects: list[SceneObject]) -> Scene:
         return replace(self, objects=objects)

@@ -520,6 +520,42 @@ class OutputsSpec(StrictModel):
     HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"parts", "pairs"})
 
 
+# ------------------------------------------------------------------ sequences (docs/sequences.md)
+
+
+class CameraPathSpec(StrictModel):
+    """How the camera moves over a clip, from its drawn pose at frame 0 (each a distribution,
+    drawn once per clip): an orbit about the look-at point, a dolly along the line of sight,
+    and handheld shake (a smooth random rotation of at most ``shake`` degrees)."""
+
+    orbit: num(-3600, 3600, "degrees/s") = constant(0.0)  # counter-clockwise seen from above
+    dolly: num(-100, 100, "m/s") = constant(0.0)  # positive: towards the look-at point
+    shake: num(0, 30, "degrees") = constant(0.0)
+
+
+class ObjectMotionSpec(StrictModel):
+    """Velocities given to every labelled object and distractor at frame 0 (a random direction
+    each; the vertical component of a throw is kept non-negative so nothing is shot into the
+    ground)."""
+
+    linear: num(0, 100, "m/s") = constant(0.0)
+    angular: num(0, 7200, "degrees/s") = constant(0.0)
+
+
+class SequenceSpec(StrictModel):
+    """Each sample is a clip of ``frames`` frames at ``fps``: physics runs forward in time,
+    the camera follows its path, instance ids stay fixed (tracks), and every frame has the
+    single-frame labels plus exact optical flow to its neighbours."""
+
+    frames: int = Field(24, ge=1, le=1000)
+    fps: float = Field(24.0, gt=0, le=1000)
+    # settled: frame 0 is the single-frame scene (objects at rest), then the objects get their
+    # velocities; drop: frame 0 is the moment of the drop, objects fall in real time
+    start: Literal["settled", "drop"] = "settled"
+    objects: ObjectMotionSpec = ObjectMotionSpec()
+    camera: CameraPathSpec = CameraPathSpec()
+
+
 # ------------------------------------------------------------------ sensor (docs/sensor.md)
 
 
@@ -781,6 +817,7 @@ class Spec(StrictModel):
     sweep: SweepSpec | None = None
     people: PeopleSpec | None = None
     sensor: SensorSpec | None = None  # the camera after the renderer (docs/sensor.md)
+    sequence: SequenceSpec | None = None  # clips instead of single frames (docs/sequences.md)
     #: Asset files written as relative paths: absolute path (as resolved against the spec's
     #: file, and recorded everywhere else in the resolved spec) → the path as written. The
     #: hashes use the written form, so a spec with its files moved elsewhere (another
@@ -788,7 +825,7 @@ class Spec(StrictModel):
     written_paths: dict[str, str] | None = None
 
     HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset(
-        {"written_paths", "people", "sensor"}
+        {"written_paths", "people", "sensor", "sequence"}
     )
 
     @model_validator(mode="after")
@@ -859,10 +896,11 @@ class Spec(StrictModel):
 
     @property
     def scene_hash(self) -> str:
-        """What seeds every sample: the spec minus count, renderer, outputs and sensor, so the
-        same index gives the same scene whichever backend renders it, whatever is written and
-        whatever the camera does after the lens (the sensor draws from its own stream)."""
-        return _hash(self.resolved(), ("count", "renderer", "outputs", "sensor"))
+        """What seeds every sample: the spec minus count, renderer, outputs, sensor and
+        sequence, so the same index gives the same scene whichever backend renders it,
+        whatever is written, whatever the camera does after the lens and however the scene
+        then moves (sensor and sequence draw from their own streams)."""
+        return _hash(self.resolved(), ("count", "renderer", "outputs", "sensor", "sequence"))
 
     def with_count(self, count: int) -> Spec:
         """This spec with another ``count`` (same range checks as in the file)."""

@@ -62,9 +62,37 @@ def write_depth(path: Path, depth: np.ndarray) -> None:
     Image.fromarray(depth.astype(np.float32)).save(path, format="TIFF", compression="tiff_deflate")
 
 
+#: Middlebury's .flo tag (the float 202021.25, "PIEH" in little-endian bytes).
+FLO_TAG = 202021.25
+
+
+def write_flow(path: Path, flow: np.ndarray) -> None:
+    """Optical flow (H, W, 2) as a Middlebury .flo file: the tag, width and height, then
+    float32 (dx, dy) per pixel, row-major, little-endian."""
+    h, w = flow.shape[:2]
+    with open(path, "wb") as f:
+        np.array([FLO_TAG], "<f4").tofile(f)
+        np.array([w, h], "<i4").tofile(f)
+        np.asarray(flow, "<f4").reshape(h, w, 2).tofile(f)
+
+
+def read_flow(path: Path) -> np.ndarray:
+    """A .flo file as float32 (H, W, 2); a file that is not one raises ValueError naming it."""
+    raw = Path(path).read_bytes()
+    if len(raw) < 12 or np.frombuffer(raw[:4], "<f4")[0] != np.float32(FLO_TAG):
+        raise ValueError(f"{path}: not a .flo optical-flow file (bad tag)")
+    w, h = (int(v) for v in np.frombuffer(raw[4:12], "<i4"))
+    if w <= 0 or h <= 0 or len(raw) != 12 + 8 * w * h:
+        raise ValueError(f"{path}: truncated or malformed .flo file ({w} x {h})")
+    return np.frombuffer(raw[12:], "<f4").reshape(h, w, 2).copy()
+
+
 def write_modality(path: Path, modality: str, arr: np.ndarray) -> None:
-    """Write one modality's array in its format (depth: TIFF, everything else: PNG)."""
-    (write_depth if modality == "depth" else write_png)(path, arr)
+    """Write one modality's array in its format (depth: TIFF, flow: .flo, else PNG)."""
+    if modality in ("flow", "flow_back"):
+        write_flow(path, arr)
+    else:
+        (write_depth if modality == "depth" else write_png)(path, arr)
 
 
 @contextmanager
@@ -127,6 +155,8 @@ def read_modality(path: Path, modality: str) -> np.ndarray:
         return read_png(path, expect_uint16=True)
     if modality == "normals":
         return decode_normals(read_png(path))
+    if modality in ("flow", "flow_back"):
+        return read_flow(path)
     return read_png(path)
 
 

@@ -38,7 +38,22 @@ LOCK_FILE = ".synthcv.lock"
 #: with people; ``clean`` (the image before the sensor's photometric stages, pixel-aligned
 #: with ``rgb``) only with ``outputs.pairs``. Older datasets have no such columns, and readers
 #: give None for them.
-MODALITIES = ("rgb", "depth", "instance", "semantic", "normals", "parts", "clean")
+#: Frames of a clip (``sequence:``) also have optical flow to the next frame (``flow``, with
+#: ``flow_status``) and from the previous one (``flow_back``, ``flow_back_status``): absent on
+#: the last and first frame respectively (docs/sequences.md).
+MODALITIES = (
+    "rgb",
+    "depth",
+    "instance",
+    "semantic",
+    "normals",
+    "parts",
+    "clean",
+    "flow",
+    "flow_status",
+    "flow_back",
+    "flow_back_status",
+)
 SUFFIX = {
     "rgb": "png",
     "depth": "tiff",
@@ -47,9 +62,17 @@ SUFFIX = {
     "normals": "png",
     "parts": "png",
     "clean": "png",
+    "flow": "flo",
+    "flow_status": "png",
+    "flow_back": "flo",
+    "flow_back_status": "png",
 }
 #: Modalities only some samples have (listed by tools only where present).
-OPTIONAL_MODALITIES = ("parts", "clean")
+OPTIONAL_MODALITIES = ("parts", "clean", "flow", "flow_status", "flow_back", "flow_back_status")
+#: Flow modalities (Middlebury .flo: float32 dx, dy; NaN where the frame sees no surface).
+FLOW_MODALITIES = ("flow", "flow_back")
+#: Everything a clip frame adds to a single sample's modalities.
+FLOW_OUTPUTS = ("flow", "flow_status", "flow_back", "flow_back_status")
 #: Columns of samples.parquet that locate files rather than describe the sample.
 PATH_COLUMNS = ("shard", *MODALITIES)
 
@@ -79,9 +102,10 @@ def shard_dir(root: Path, shard: int) -> Path:
     return root / SHARDS / shard_name(shard)
 
 
-def sample_file(index: int, modality: str) -> str:
-    """File name of one modality of sample ``index`` inside its shard."""
-    return f"{index:06d}.{modality}.{SUFFIX[modality]}"
+def sample_file(index: int, modality: str, frame: int | None = None) -> str:
+    """File name of one modality of sample ``index`` (of a clip's ``frame``) in its shard."""
+    at = "" if frame is None else f".f{frame:04d}"
+    return f"{index:06d}{at}.{modality}.{SUFFIX[modality]}"
 
 
 def inside(root: Path, rel: str) -> Path:

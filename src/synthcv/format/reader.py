@@ -103,6 +103,39 @@ class Dataset:
         item["factors"] = self.factors_of(j)
         return item
 
+    @property
+    def clips(self) -> int:
+        """Clips in a dataset written with ``sequence:`` (0 for single frames)."""
+        return int((self.manifest.get("sequence") or {}).get("clips", 0))
+
+    def clip(self, c: int, modalities: Iterable[str] | None = None) -> dict[str, Any]:
+        """Every frame of clip ``c`` (a ``sequence:`` dataset), in frame order: each modality
+        stacked to (T, H, W, ...) (None when absent; ``flow`` is None on the last frame and
+        ``flow_back`` on the first, so those are lists), plus per-frame ``objects`` (instance
+        ids are tracks across the frames), ``factors``, ``frame`` and ``time``."""
+        if "clip" not in self.samples.column_names:
+            raise ValueError(f"{self.root}: not a sequence dataset (written without sequence:)")
+        clips = np.asarray(self.samples.column("clip").to_numpy(zero_copy_only=False))
+        rows = np.nonzero(clips == c)[0]
+        if not len(rows):
+            raise IndexError(f"clip {c} out of range for a dataset of {self.clips} clips")
+        frames = [self.read(int(j), modalities) for j in rows]
+        frames.sort(key=lambda f: f["factors"]["frame"])
+        out: dict[str, Any] = {"clip": c}
+        for m in MODALITIES:
+            values = [f[m] for f in frames]
+            if all(v is None for v in values):
+                out[m] = None
+            elif any(v is None for v in values):
+                out[m] = values
+            else:
+                out[m] = np.stack(values)
+        out["objects"] = [f["objects"] for f in frames]
+        out["factors"] = [f["factors"] for f in frames]
+        out["frame"] = [f["factors"]["frame"] for f in frames]
+        out["time"] = [f["factors"]["time"] for f in frames]
+        return out
+
     def __iter__(self):
         for j in range(len(self)):
             yield self[j]

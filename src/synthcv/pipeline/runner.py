@@ -100,7 +100,18 @@ def manifest_fields(spec: Spec, spec_hash: str) -> dict[str, Any]:
         "spec": spec.resolved(),
         "spec_hash": spec_hash,
         "scene_hash": spec.scene_hash,
-        "count": spec.total_count,
+        "count": spec.total_count * (spec.sequence.frames if spec.sequence else 1),
+        **(
+            {
+                "sequence": {
+                    "clips": spec.total_count,
+                    "frames": spec.sequence.frames,
+                    "fps": spec.sequence.fps,
+                }
+            }
+            if spec.sequence
+            else {}
+        ),
         "shard_size": spec.outputs.shard_size,
         "backend": get_backend(spec.renderer.backend).describe(),
         "classes": [{"id": i + 1, "name": n} for i, n in enumerate(spec.class_names)],

@@ -64,7 +64,6 @@ def render_sample(
     spec: Spec, index: int, renderer: Any, scene_hash: str | None = None
 ) -> RenderedSample:
     """Everything for sample ``index`` of ``spec``, rendered by ``renderer``."""
-    from synthcv.labels import compute_labels
     from synthcv.physics import settle
     from synthcv.sampler import sample_scene
 
@@ -74,6 +73,16 @@ def render_sample(
         from synthcv.pipeline.framing import frame_camera
 
         scene = frame_camera(scene, spec.camera.frame, spec.image.supersample)
+    return render_scene(spec, scene, renderer, phys)
+
+
+def render_scene(
+    spec: Spec, scene: Scene, renderer: Any, physics: dict[str, Any]
+) -> RenderedSample:
+    """Render a posed scene (one sample, or one frame of a clip) at the output size, through
+    the lens and the sensor when the scene has them, and label it."""
+    from synthcv.labels import compute_labels
+
     sensor = scene.sensor
     if sensor is None or not sensor.geometric:
         scene, result = downsample(scene, renderer.render(scene), spec.image.supersample)
@@ -81,7 +90,7 @@ def render_sample(
     else:
         scene, result, labels = _render_through_lens(scene, renderer, spec.image.supersample)
     result, clean = _sensor_images(spec, scene, result)
-    return RenderedSample(scene, result, labels, phys, clean)
+    return RenderedSample(scene, result, labels, physics, clean)
 
 
 def _render_through_lens(scene: Scene, renderer: Any, s: int) -> tuple[Scene, RenderResult, Any]:

@@ -82,7 +82,36 @@ def modality_arrays(spec: Spec, rs: RenderedSample) -> dict[str, Any]:
         "normals": lambda: codecs.encode_normals(rs.labels.normals),
         "parts": lambda: rs.labels.parts,
     }
-    return {m: (arrays[m]() if enabled[m] else None) for m in layout.MODALITIES}
+    return {
+        m: (arrays[m]() if enabled[m] else None)
+        for m in layout.MODALITIES
+        if m not in layout.FLOW_OUTPUTS
+    }
+
+
+def _sample_rows(
+    spec: Spec,
+    i: int,
+    writer: ShardWriter,
+    rs: RenderedSample,
+    frame: Any = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Write one sample's (or one clip frame's) files; its samples row and object rows."""
+    frames = spec.sequence.frames if spec.sequence is not None else 1
+    t = None if frame is None else frame.frame
+    row_index = i if t is None else i * frames + t
+    arrays = modality_arrays(spec, rs)
+    if frame is not None:
+        arrays |= {m: getattr(frame, m) for m in layout.FLOW_OUTPUTS}
+    files: dict[str, str | None] = {}
+    for modality, array in arrays.items():
+        name = layout.sample_file(i, modality, t)
+        files[modality] = None if array is None else writer.write(name, modality, array)
+    row = sample_row(rs, writer.rel, files)
+    row["sample_index"] = row_index
+    clip = {} if t is None else {"clip": i, "frame": t, "time": frame.time}
+    objects = [{"sample_index": row_index, **clip, **o} for o in rs.labels.objects]
+    return {**row, **clip}, objects
 
 
 def render_shard(
@@ -105,7 +134,13 @@ def render_shard(
     with ShardWriter(out, shard) as writer:
         for i in range(first, last):
             try:
-                rs = render_sample(spec, i, renderer, scene_hash)
+                if spec.sequence is not None:
+                    from synthcv.pipeline.clip import render_clip
+
+                    clip = render_clip(spec, i, renderer, scene_hash)
+                    rs = clip[0].sample
+                else:
+                    clip, rs = None, render_sample(spec, i, renderer, scene_hash)
             except Exception as exc:
                 raise GenerationError(
                     f"sample {i} of {label} (spec {spec_hash[:12]}) failed in "
@@ -117,15 +152,12 @@ def render_shard(
                     "placed, none visible): check the camera, lights and near/far ranges, or "
                     "pass on_empty='allow' (--on-empty allow) if empty samples are intended"
                 )
-            files: dict[str, str | None] = {}
-            for modality, array in modality_arrays(spec, rs).items():
-                files[modality] = (
-                    None
-                    if array is None
-                    else writer.write(layout.sample_file(i, modality), modality, array)
+            for frame in clip or [None]:
+                row, objects = _sample_rows(
+                    spec, i, writer, rs if frame is None else frame.sample, frame
                 )
-            sample_rows.append(sample_row(rs, writer.rel, files))
-            object_rows += [{"sample_index": i, **o} for o in rs.labels.objects]
+                sample_rows.append(row)
+                object_rows += objects
             if tick is not None:
                 tick()
         meta = {"shard": shard, "first": first, "last": last, "spec_hash": spec_hash}
