@@ -243,3 +243,20 @@ def test_flo_files_round_trip_and_bad_files_are_named(tmp_path):
     (tmp_path / "bad.flo").write_bytes(b"not a flow file")
     with pytest.raises(ValueError, match=r"bad\.flo: not a \.flo"):
         read_flow(tmp_path / "bad.flo")
+
+
+def test_a_clip_frame_renders_as_its_scene_alone(tiny):
+    """The tiny backend moves a built world's bodies between frames instead of rebuilding it;
+    the frame must be exactly what a fresh renderer draws for that posed scene."""
+    spec = Spec.model_validate(
+        top_down_spec({"frames": 3, "fps": 10, "objects": {"linear": 0.3, "angular": 90}})
+    )
+    clip = render_clip(spec, 0, tiny)
+    fresh = TinyRenderer()
+    try:
+        for f in clip[1:]:
+            alone = fresh.render(f.sample.scene)
+            np.testing.assert_array_equal(alone.rgb, f.sample.result.rgb)
+            np.testing.assert_array_equal(alone.instance, f.sample.result.instance)
+    finally:
+        fresh.close()

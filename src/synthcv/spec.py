@@ -515,9 +515,11 @@ class OutputsSpec(StrictModel):
     parts: bool | None = None  # body-part map of people; None: on (written when people appear)
     # also write ``clean``: the image before the sensor's photometric stages (docs/sensor.md)
     pairs: bool | None = None
+    # optical flow of clips (sequence:); None: on when the spec has a sequence
+    flow: bool | None = None
     shard_size: int = Field(16, ge=1, le=100000)
 
-    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"parts", "pairs"})
+    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"parts", "pairs", "flow"})
 
 
 # ------------------------------------------------------------------ sequences (docs/sequences.md)

@@ -66,13 +66,24 @@ def preview(
     ),
     n: int = typer.Option(16, "--n", min=1, help="Number of samples (spread over the dataset)."),
     cols: int = typer.Option(4, "--cols", min=1, help="Tiles per row."),
+    clips: int = typer.Option(
+        0,
+        "--clips",
+        min=0,
+        help="Also write an animated GIF of this many clips of a sequence dataset (RGB, "
+        "tracks, flow) beside the sheet.",
+    ),
 ) -> None:
     """Contact sheet: per sample, RGB with boxes, instance overlay and depth."""
     from synthcv.format import open_dataset
-    from synthcv.tools.preview import write_preview
+    from synthcv.tools.preview import write_clip_previews, write_preview
 
-    path = write_preview(open_dataset(directory), out, n=n, cols=cols)
+    ds = open_dataset(directory)
+    path = write_preview(ds, out, n=n, cols=cols)
     typer.echo(f"wrote {path}")
+    if clips:
+        gifs = write_clip_previews(ds, out.parent / f"{out.stem}-clips", n=clips)
+        typer.echo(f"wrote {len(gifs)} clip previews to {gifs[0].parent}")
 
 
 def report(

@@ -101,7 +101,7 @@ def _sample_rows(
     t = None if frame is None else frame.frame
     row_index = i if t is None else i * frames + t
     arrays = modality_arrays(spec, rs)
-    if frame is not None:
+    if frame is not None and spec.outputs.flow is not False:
         arrays |= {m: getattr(frame, m) for m in layout.FLOW_OUTPUTS}
     files: dict[str, str | None] = {}
     for modality, array in arrays.items():

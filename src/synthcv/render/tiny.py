@@ -115,6 +115,7 @@ class TinyRenderer:
         self._client = p.connect(p.DIRECT)
         self._textures: dict[str, int] = {}
         self._frames = 0
+        self._built: tuple[Any, ...] | None = None  # (world key, bodies, ids, meshes held)
         self._lists = ReusedLists()  # pybullet leaks the lists it is given: reuse them
 
     def close(self) -> None:
@@ -153,6 +154,7 @@ class TinyRenderer:
     def _reset(self) -> None:
         self._p.resetSimulation(physicsClientId=self._client)
         self._textures.clear()
+        self._built = None
 
     def _visual(self, mesh: Mesh, rgba: list[float], specular: list[float]) -> int:
         """Visual shape from the cached arrays of the unscaled mesh, scaled by pybullet."""
@@ -211,16 +213,32 @@ class TinyRenderer:
         cam = scene.camera
         if not 0 < cam.near < cam.far:  # as the cycles backend: else a blank or NaN depth
             raise ValueError(f"camera: need 0 < near < far, got near={cam.near}, far={cam.far}")
-        self._clear()
+        key = _world_key(scene)
         try:
-            return self._render(scene)
+            if self._built is not None and self._built[0] == key:
+                # the same world with new poses (the next frame of a clip): move the bodies
+                _, bodies, body_to_instance, _ = self._built
+                for obj in scene.objects:
+                    for bid in bodies[obj.instance_id]:
+                        self._p.resetBasePositionAndOrientation(
+                            bid,
+                            obj.position.tolist(),
+                            obj.orientation.tolist(),
+                            physicsClientId=self._client,
+                        )
+                return self._shoot(scene, body_to_instance)
+            self._built = None
+            self._clear()
+            return self._render(scene, key)
         except BaseException:
+            self._built = None
             self._reset()  # whatever was half-built (an interrupt, an error) is gone
             raise
 
-    def _render(self, scene: Scene) -> RenderResult:
+    def _render(self, scene: Scene, key: tuple[Any, ...]) -> RenderResult:
         p, c = self._p, self._client
         body_to_instance: dict[int, int] = {}
+        bodies: dict[int, list[int]] = {}
         if scene.ground.enabled:
             g = scene.ground
             s = g.size / 2
@@ -244,7 +262,8 @@ class TinyRenderer:
                 )
         for obj in scene.objects:
             if obj.mesh.face_regions is not None and obj.region_materials:
-                for bid in self._region_bodies(obj):
+                bodies[obj.instance_id] = self._region_bodies(obj)
+                for bid in bodies[obj.instance_id]:
                     body_to_instance[bid] = obj.instance_id
                 continue
             m = obj.material
@@ -262,7 +281,14 @@ class TinyRenderer:
             if tex is not None:
                 p.changeVisualShape(bid, -1, textureUniqueId=tex, physicsClientId=c)
             body_to_instance[bid] = obj.instance_id
+            bodies[obj.instance_id] = [bid]
+        # the meshes are held so that their ids in ``key`` stay theirs while this world stands
+        self._built = (key, bodies, body_to_instance, [o.mesh for o in scene.objects])
+        return self._shoot(scene, body_to_instance)
 
+    def _shoot(self, scene: Scene, body_to_instance: dict[int, int]) -> RenderResult:
+        """Render the built world from the scene's camera under its lights."""
+        p, c = self._p, self._client
         cam = scene.camera
         view = (CV_TO_GL @ cam.world_to_camera).T.reshape(-1).tolist()  # column-major
         proj = gl_projection(cam).T.reshape(-1).tolist()
@@ -300,6 +326,16 @@ class TinyRenderer:
         return RenderResult(
             rgb=rgb, depth=z, instance=instance, normals=None, normals_source="depth-derived"
         )
+
+
+def _world_key(scene: Scene) -> tuple[Any, ...]:
+    """What a built world depends on besides poses, camera and lights: the ground, and each
+    object's mesh (by identity), materials and instance id."""
+    g = scene.ground
+    return (
+        (g.enabled, g.size, g.height, g.material),
+        tuple((o.instance_id, id(o.mesh), o.material, o.region_materials) for o in scene.objects),
+    )
 
 
 BACKEND = Backend(

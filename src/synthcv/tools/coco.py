@@ -72,9 +72,10 @@ def build_coco(dataset: Dataset | str | os.PathLike[str], progress: bool = False
             rows, description="exporting COCO", transient=True, console=Console(stderr=True)
         )
     # Read the few sample columns needed once, not a table slice per image.
-    cols = ds.samples.select(
-        [c for c in ("sample_index", "width", "height", "rgb") if c in ds.samples.column_names]
-    ).to_pydict()
+    wanted_cols = ("sample_index", "width", "height", "rgb", "clip", "frame")
+    cols = ds.samples.select([c for c in wanted_cols if c in ds.samples.column_names]).to_pydict()
+    video = "clip" in cols  # a sequence dataset: TAO-style videos, frames and tracks
+    tracks: dict[int, dict[str, Any]] = {}
     rgb_paths = cols.get("rgb", [None] * len(ds))
     has_instance = "instance" in ds.samples.column_names
     for j in rows:
@@ -89,6 +90,8 @@ def build_coco(dataset: Dataset | str | os.PathLike[str], progress: bool = False
                 "height": int(cols["height"][j]),
             }
         )
+        if video:
+            images[-1] |= {"video_id": int(cols["clip"][j]) + 1, "frame_id": int(cols["frame"][j])}
         wanted = [
             o
             for o in objects
@@ -122,6 +125,18 @@ def build_coco(dataset: Dataset | str | os.PathLike[str], progress: bool = False
             }
             if inst is not None:
                 ann["segmentation"] = _rle(inst == o["instance_id"])
+            if video:
+                clip = int(cols["clip"][j])
+                ann["video_id"] = clip + 1
+                ann["track_id"] = clip * TRACK_STRIDE + int(o["instance_id"])
+                tracks.setdefault(
+                    ann["track_id"],
+                    {
+                        "id": ann["track_id"],
+                        "category_id": ann["category_id"],
+                        "video_id": clip + 1,
+                    },
+                )
             annotations.append(ann)
     m = ds.manifest
     return {
@@ -136,6 +151,36 @@ def build_coco(dataset: Dataset | str | os.PathLike[str], progress: bool = False
         "categories": _categories(ds),
         "images": images,
         "annotations": annotations,
+        **(_videos(ds, images, tracks) if video else {}),
+    }
+
+
+#: Track ids are unique across the dataset: clip × TRACK_STRIDE + instance id.
+TRACK_STRIDE = 100_000
+
+
+def _videos(
+    ds: Dataset, images: list[dict[str, Any]], tracks: dict[int, dict[str, Any]]
+) -> dict[str, Any]:
+    """TAO's ``videos`` and ``tracks`` lists for a sequence dataset."""
+    seq = ds.manifest.get("sequence") or {}
+    videos: dict[int, dict[str, Any]] = {}
+    for im in images:
+        v = videos.setdefault(
+            im["video_id"],
+            {
+                "id": im["video_id"],
+                "name": f"clip-{im['video_id'] - 1:06d}",
+                "width": im["width"],
+                "height": im["height"],
+                "fps": seq.get("fps"),
+                "length": 0,
+            },
+        )
+        v["length"] += 1
+    return {
+        "videos": list(videos.values()),
+        "tracks": sorted(tracks.values(), key=lambda t: t["id"]),
     }
 
 

@@ -199,3 +199,74 @@ def write_preview(
     sheet = contact_sheet(dataset, n=n, cols=cols)
     write_with_atomic(out, lambda tmp: sheet.save(tmp, format="PNG"))
     return out
+
+
+def flow_colors(flow: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """Optical flow as colour (Middlebury's convention: hue is the direction, saturation the
+    magnitude relative to the largest in the image; black where there is no surface)."""
+    import matplotlib.colors
+
+    if flow is None:
+        return np.zeros((*shape, 3), np.uint8)
+    dx, dy = flow[..., 0], flow[..., 1]
+    ok = np.isfinite(dx) & np.isfinite(dy)
+    mag = np.where(ok, np.hypot(dx, dy), 0.0)
+    hue = (np.arctan2(-dy, -dx) / np.pi + 1) / 2
+    hsv = np.stack([np.where(ok, hue, 0), np.clip(mag / max(mag.max(), 1e-6), 0, 1), ok], -1)
+    return (matplotlib.colors.hsv_to_rgb(hsv) * 255).round().astype(np.uint8)
+
+
+def clip_frames(dataset: Dataset, clip: int) -> list[Any]:
+    """One image per frame of ``clip``: RGB | instance tracks | forward flow."""
+    from PIL import Image
+
+    data = dataset.clip(clip, ("rgb", "instance", "flow"))
+    frames = []
+    for t in range(len(data["frame"])):
+        item = {"rgb": data["rgb"][t], "instance": data["instance"][t], "index": t}
+        h, w = _image_shape({**item, "depth": None, "semantic": None})
+        s = panel_scale(w, h)
+        flow = data["flow"][t] if isinstance(data["flow"], list) else None
+        panels = [
+            Image.fromarray(_upscale(_as_rgb(item["rgb"]), s)),
+            _instance_panel(item, s),
+            Image.fromarray(_upscale(flow_colors(flow, (h, w)), s)),
+        ]
+        strip = Image.new("RGB", (sum(p.width for p in panels) + 8, panels[0].height), "white")
+        x = 0
+        for p in panels:
+            strip.paste(p, (x, 0))
+            x += p.width + 4
+        frames.append(strip)
+    return frames
+
+
+def write_clip_previews(
+    dataset: Dataset | str | os.PathLike[str], out_dir: str | os.PathLike[str], n: int = 4
+) -> list[Path]:
+    """An animated GIF per clip (the first ``n``, spread over the dataset) at the clip's fps:
+    RGB, instance tracks (a track keeps its colour) and forward flow, side by side."""
+    ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
+    if not ds.clips:
+        raise ValueError(f"{ds.root}: not a sequence dataset (written without sequence:)")
+    fps = float((ds.manifest.get("sequence") or {}).get("fps") or 10.0)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for c in pick_samples(ds.clips, n):
+        frames = clip_frames(ds, c)
+        path = out_dir / f"clip-{c:06d}.gif"
+
+        def save(tmp: Path, frames: list[Any] = frames) -> None:
+            frames[0].save(
+                tmp,
+                format="GIF",
+                save_all=True,
+                append_images=frames[1:],
+                duration=max(20, round(1000 / fps)),
+                loop=0,
+            )
+
+        write_with_atomic(path, save)
+        written.append(path)
+    return written
