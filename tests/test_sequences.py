@@ -260,3 +260,54 @@ def test_a_clip_frame_renders_as_its_scene_alone(tiny):
             np.testing.assert_array_equal(alone.instance, f.sample.result.instance)
     finally:
         fresh.close()
+
+
+def test_coco_export_of_clips_has_videos_frames_and_tracks(tmp_path):
+    from pycocotools.coco import COCO
+
+    from synthcv.tools.coco import TRACK_STRIDE, export_coco
+
+    spec = top_down_spec({"frames": 3, "fps": 6, "objects": {"linear": 0.1}}, count=2)
+    generate(spec, tmp_path / "clips", progress=False)
+    path = export_coco(tmp_path / "clips", tmp_path / "coco.json")
+    coco = COCO(str(path))  # pycocotools reads it
+    data = coco.dataset
+    assert [v["id"] for v in data["videos"]] == [1, 2]
+    assert all(v["length"] == 3 and v["fps"] == 6 for v in data["videos"])
+    frames = {(im["video_id"], im["frame_id"]) for im in data["images"]}
+    assert frames == {(v, f) for v in (1, 2) for f in range(3)}
+    tracks = {a["track_id"] for a in data["annotations"]}
+    assert tracks == {t["id"] for t in data["tracks"]} == {1, TRACK_STRIDE + 1}
+    for a in data["annotations"]:
+        assert a["video_id"] == a["track_id"] // TRACK_STRIDE + 1
+
+
+def test_clip_previews_are_animated_gifs(tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from synthcv.cli import _register, app
+
+    if not app.registered_commands:
+        _register()
+    moving = {"frames": 3, "fps": 6, "objects": {"linear": 0.3}}
+    generate(top_down_spec(moving, count=2), tmp_path / "c", progress=False)
+    res = CliRunner().invoke(
+        app,
+        ["preview", str(tmp_path / "c"), "--out", str(tmp_path / "p.png"), "--clips", "2"],
+        env={"SYNTHCV_TRACKING": "0", "COLUMNS": "300"},
+    )
+    assert res.exit_code == 0, res.output
+    gifs = sorted((tmp_path / "p-clips").glob("*.gif"))
+    assert [g.name for g in gifs] == ["clip-000000.gif", "clip-000001.gif"]
+    with Image.open(gifs[0]) as im:
+        assert im.n_frames == 3
+    single = top_down_spec({"frames": 1}, count=1)
+    single.pop("sequence")
+    generate(single, tmp_path / "s", progress=False)
+    res = CliRunner().invoke(
+        app,
+        ["preview", str(tmp_path / "s"), "--out", str(tmp_path / "q.png"), "--clips", "1"],
+        env={"SYNTHCV_TRACKING": "0", "COLUMNS": "300"},
+    )
+    assert res.exit_code == 2 and "not a sequence dataset" in res.output
