@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         Console().print(
-            f"[green]done[/]: {manifest['count']} samples in {out} "
+            f"[green]done[/]: {_what(manifest)} in {out} "
             f"(spec {manifest['spec_hash'][:12]}, backend {manifest['backend']['name']})"
         )
 
@@ -129,3 +129,11 @@ def _write_contact_sheet(dataset_dir: Path, png: Path) -> None:
     from synthcv.tools.preview import write_preview
 
     write_preview(open_dataset(dataset_dir), png, n=8, cols=2)
+
+
+def _what(manifest: dict) -> str:
+    """'16 samples', or '8 clips (192 frames)' for a sequence dataset."""
+    seq = manifest.get("sequence")
+    if seq:
+        return f"{seq['clips']} clips ({manifest['count']} frames)"
+    return f"{manifest['count']} samples"

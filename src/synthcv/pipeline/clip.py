@@ -32,7 +32,7 @@ def _frame_seed(seed: int, frame: int) -> int:
     single frame), later frames get independent noise."""
     if frame == 0:
         return seed
-    return int(np.random.SeedSequence([seed, frame]).generate_state(2, np.uint64)[0] >> 1)
+    return int(np.random.SeedSequence([seed, frame]).generate_state(1, np.uint64)[0]) >> 1
 
 
 def render_clip(
