@@ -383,3 +383,46 @@ def test_sensor_noise_is_new_in_every_frame_and_frame_zero_keeps_the_samples(tin
     plain.pop("sequence")
     single = render_sample(Spec.model_validate(plain), 0, tiny)
     np.testing.assert_array_equal(single.result.rgb, clip[0].sample.result.rgb)
+
+
+def test_people_walk_in_time_and_their_flow_follows_their_keypoints(tiny):
+    spec = Spec.model_validate(
+        {
+            "count": 1,
+            "image": {"width": 160, "height": 160},
+            "camera": {
+                "distance": 3.2,
+                "elevation": 8,
+                "azimuth": 0,
+                "fov": 45,
+                "look_at": [0, 0, 0.9],
+            },
+            "physics": {"enabled": False},
+            "people": {
+                "count": 1,
+                "pose": "walk",
+                "phase": 0.2,
+                "perturb": 0,
+                "placement": {"x": 0.0, "y": 0.0, "facing": 90},
+            },
+            "sequence": {"frames": 3, "fps": 15},
+        }
+    )
+    clip = render_clip(spec, 0, tiny)
+    persons = [f.sample.labels.objects[0] for f in clip]
+    assert len({p["instance_id"] for p in persons}) == 1
+    # the person walks: it travels along its heading and its limbs move
+    x = [f.sample.scene.objects[0].position for f in clip]
+    assert np.linalg.norm(x[2][:2] - x[0][:2]) > 0.1
+    k0 = np.array(persons[0]["keypoints"]).reshape(-1, 3)
+    k1 = np.array(persons[1]["keypoints"]).reshape(-1, 3)
+    both = (k0[:, 2] == 2) & (k1[:, 2] == 2)
+    assert both.sum() >= 5
+    # flow read at each visible keypoint's pixel ≈ how far the keypoint moved
+    flow = clip[0].flow
+    xi = np.floor(k0[both, 0]).astype(int)
+    yi = np.floor(k0[both, 1]).astype(int)
+    moved = k1[both, :2] - k0[both, :2]
+    err = np.linalg.norm(flow[yi, xi] - moved, axis=1)
+    assert np.abs(moved).max() > 2  # it moved by pixels ...
+    assert np.isfinite(err).sum() >= 5 and np.nanmedian(err) < 1.0, (err, moved)  # ... flow agrees

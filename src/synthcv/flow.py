@@ -57,8 +57,17 @@ def moved_points(points: np.ndarray, instance: np.ndarray, a: Scene, b: Scene) -
         sel = instance == obj.instance_id
         if not sel.any() or obj.instance_id not in poses_b:
             continue
-        to_a = obj.object_to_world()
-        to_b = poses_b[obj.instance_id].object_to_world()
+        other = poses_b[obj.instance_id]
+        to_a, to_b = obj.object_to_world(), other.object_to_world()
+        if other.mesh is not obj.mesh and len(other.mesh.vertices) == len(obj.mesh.vertices):
+            # a deforming mesh (a person in motion): each point follows its nearest vertex
+            from scipy.spatial import cKDTree
+
+            va = obj.mesh.vertices @ to_a[:3, :3].T + to_a[:3, 3]
+            vb = other.mesh.vertices @ to_b[:3, :3].T + to_b[:3, 3]
+            _, nearest = cKDTree(va).query(points[sel])
+            out[sel] = points[sel] + (vb[nearest] - va[nearest])
+            continue
         local = (points[sel] - to_a[:3, 3]) @ to_a[:3, :3]
         out[sel] = local @ to_b[:3, :3].T + to_b[:3, 3]
     return out

@@ -905,7 +905,7 @@ def _place_person(
     """The person built where x and y put it clear of ``taken`` footprints (facing the camera
     turned by ``facing``), or None after ``placement.tries``. Each try builds the person
     there: its footprint depends on the pose, and its eyes on where it stands."""
-    from synthcv.people.person import build_person, level_of_detail
+    from synthcv.people.person import PersonBuild, level_of_detail, person_at
 
     ps = spec.people
     assert ps is not None
@@ -915,14 +915,15 @@ def _place_person(
         to_camera = math.degrees(math.atan2(camera.position[1] - y, camera.position[0] - x))
         middle = np.array([x, y, spec.ground.height + params.height / 2])
         seen_at = camera.K[1, 1] / max(float(np.linalg.norm(camera.position - middle)), 1e-6)
-        candidate = build_person(
+        build = PersonBuild(
             replace(params, lod=level_of_detail(seen_at)),
-            np.random.default_rng(r.integers(2**63)),
-            xy=(x, y),
-            yaw=to_camera + facing,
-            ground_z=spec.ground.height,
-            gaze_target=target,
+            int(r.integers(2**63)),
+            (x, y),
+            to_camera + facing,
+            spec.ground.height,
+            target,
         )
+        candidate = person_at(build, 0.0)
         if all(_gap(candidate.footprint, t) >= ps.placement.gap for t in taken):
             return candidate
     return None

@@ -145,6 +145,9 @@ class PersonRig:
     gaze_clamped: bool  # the target was beyond the eyes' range: they look as far as they can
     eyelid: float  # 1 wide open … 0 shut
     vertex_parts: np.ndarray  # (V,) body-part id (synthcv.people.body.PARTS) of each vertex
+    # synthcv.people.person.PersonBuild: how to build this person at another moment of its
+    # motion clip (sequences); None for a person that cannot move
+    rebuild: Any = None
 
 
 @dataclass

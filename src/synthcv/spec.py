@@ -544,6 +544,14 @@ class ObjectMotionSpec(StrictModel):
     angular: num(0, 7200, "degrees/s") = constant(0.0)
 
 
+class PeopleMotionSpec(StrictModel):
+    """People in a clip: their motion clips play in time (looping) and, with ``travel``, they
+    walk along their heading at the clip's own speed. Static poses stay still."""
+
+    animate: bool = True
+    travel: bool = True
+
+
 class SequenceSpec(StrictModel):
     """Each sample is a clip of ``frames`` frames at ``fps``: physics runs forward in time,
     the camera follows its path, instance ids stay fixed (tracks), and every frame has the
@@ -556,6 +564,7 @@ class SequenceSpec(StrictModel):
     start: Literal["settled", "drop"] = "settled"
     objects: ObjectMotionSpec = ObjectMotionSpec()
     camera: CameraPathSpec = CameraPathSpec()
+    people: PeopleMotionSpec = PeopleMotionSpec()
 
 
 # ------------------------------------------------------------------ sensor (docs/sensor.md)

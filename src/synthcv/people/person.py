@@ -13,7 +13,7 @@ height) → eyes turned toward the gaze target → keypoints → centred on the 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -29,7 +29,15 @@ from synthcv.people.body import (
     standing_height,
 )
 from synthcv.people.keypoints import COCO_KEYPOINTS, DEPTH_BELOW_SURFACE, JOINT_OF
-from synthcv.people.motions import STANDING_ROOT_HEIGHT, Pose, perturb, pose_named, slerp
+from synthcv.people.motions import (
+    CLIPS,
+    STANDING_ROOT_HEIGHT,
+    Pose,
+    load_clip,
+    perturb,
+    pose_named,
+    slerp,
+)
 from synthcv.people.skeleton import INDEX, JOINTS, forward_kinematics
 from synthcv.scene import Mesh, PersonRig, matrix_to_quat, quat_to_matrix
 
@@ -297,3 +305,48 @@ def build_person(
     xy_world = corners @ place[:2, :2].T + origin[:2]
     footprint = np.array([*xy_world.min(0), *xy_world.max(0)])
     return PlacedPerson(mesh, rig, position, yaw, footprint, math.degrees(heading))
+
+
+@dataclass(frozen=True)
+class PersonBuild:
+    """What :func:`build_person` was called with, so a clip can build the same person at
+    another moment of its motion (docs/sequences.md)."""
+
+    params: PersonParams
+    seed: int  # of the pose perturbation's generator
+    xy: tuple[float, float]
+    yaw: float
+    ground_z: float
+    gaze_target: np.ndarray | None
+
+
+def clip_speed(pose: str) -> float:
+    """Metres per second the motion clip's root travels over the ground (first to last frame;
+    0 for static poses)."""
+    if pose not in CLIPS:
+        return 0.0
+    clip = load_clip(pose)
+    travel = clip.frames[-1, 1:4] - clip.frames[0, 1:4]  # y up
+    return float(np.hypot(travel[0], travel[2])) / clip.duration
+
+
+def person_at(build: PersonBuild, t: float, travel: bool = True) -> PlacedPerson:
+    """The person of ``build`` ``t`` seconds later: its motion clip advanced (looping) and,
+    with ``travel``, moved along its heading at the clip's own speed. Static poses stay."""
+    params, xy = build.params, build.xy
+    if params.pose in CLIPS and t:
+        clip = load_clip(params.pose)
+        params = replace(params, phase=(params.phase + t / clip.duration) % 1.0)
+        if travel:
+            step = clip_speed(params.pose) * t
+            heading = math.radians(build.yaw)
+            xy = (xy[0] + step * math.cos(heading), xy[1] + step * math.sin(heading))
+    placed = build_person(
+        params,
+        np.random.default_rng(build.seed),
+        xy=xy,
+        yaw=build.yaw,
+        ground_z=build.ground_z,
+        gaze_target=build.gaze_target,
+    )
+    return replace(placed, rig=replace(placed.rig, rebuild=build))

@@ -35,6 +35,20 @@ def _frame_seed(seed: int, frame: int) -> int:
     return int(np.random.SeedSequence([seed, frame]).generate_state(1, np.uint64)[0]) >> 1
 
 
+def _people_at(scene: Any, t: float, travel: bool) -> Any:
+    """The scene with every person built ``t`` seconds into its motion."""
+    from synthcv.people.person import person_at
+
+    objects = []
+    for obj in scene.objects:
+        if obj.person is None or obj.person.rebuild is None:
+            objects.append(obj)
+            continue
+        placed = person_at(obj.person.rebuild, t, travel)
+        objects.append(replace(obj, mesh=placed.mesh, position=placed.position, person=placed.rig))
+    return scene.with_objects(objects)
+
+
 def render_clip(
     spec: Spec, index: int, renderer: Any, scene_hash: str | None = None
 ) -> list[RenderedFrame]:
@@ -57,8 +71,11 @@ def render_clip(
         scene = frame_camera(scene, spec.camera.frame, spec.image.supersample)
     lens = scene.sensor.distortion if scene.sensor is not None else None
     frames: list[RenderedFrame] = []
+    people = spec.sequence.people
     for t, posed in enumerate(trajectory(scene, spec.physics, plan)):
         moved = replace(posed, camera=camera_at(scene.camera, plan, plan.time(t)))
+        if people.animate and t:
+            moved = _people_at(moved, plan.time(t), people.travel)
         if moved.sensor is not None:
             moved = replace(
                 moved, sensor=replace(moved.sensor, seed=_frame_seed(moved.sensor.seed, t))
