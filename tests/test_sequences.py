@@ -426,3 +426,32 @@ def test_people_walk_in_time_and_their_flow_follows_their_keypoints(tiny):
     err = np.linalg.norm(flow[yi, xi] - moved, axis=1)
     assert np.abs(moved).max() > 2  # it moved by pixels ...
     assert np.isfinite(err).sum() >= 5 and np.nanmedian(err) < 1.0, (err, moved)  # ... flow agrees
+
+
+def test_streaming_exports_carry_the_flow_as_float_arrays(tmp_path, monkeypatch):
+    pytest.importorskip("webdataset")
+    datasets = pytest.importorskip("datasets")
+    import io
+    import tarfile
+
+    from synthcv.tools.hf import export_hf
+    from synthcv.tools.webdataset import export_webdataset
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    generate(
+        top_down_spec({"frames": 2, "objects": {"linear": 0.3}}, count=1),
+        tmp_path / "c",
+        progress=False,
+    )
+    ds = open_dataset(tmp_path / "c")
+    flow = ds.read(0, ("flow",))["flow"]
+    wds = export_webdataset(ds, tmp_path / "wds")
+    with tarfile.open(next(wds.glob("*.tar"))) as tar:
+        names = tar.getnames()
+        member = tar.extractfile("00000000.flow.npy").read()
+    assert "00000001.flow_back.npy" in names and not any(n.endswith("flow.png") for n in names)
+    np.testing.assert_array_equal(np.load(io.BytesIO(member)), flow)
+    hf = datasets.load_dataset(str(export_hf(ds, tmp_path / "hf")), split="train")
+    np.testing.assert_array_equal(np.asarray(hf[0]["flow"], np.float32), flow)
+    assert hf[0]["flow_back"] is None and hf[1]["flow"] is None

@@ -26,7 +26,8 @@ import pyarrow as pa
 
 from synthcv.fileio import atomic_dir, write_text_atomic
 from synthcv.format import Dataset, open_dataset
-from synthcv.format.layout import MODALITIES, PATH_COLUMNS
+from synthcv.format.codecs import read_flow
+from synthcv.format.layout import FLOW_MODALITIES, MODALITIES, PATH_COLUMNS
 
 DEFAULT_SHARD_SIZE = 1000
 #: Column name per modality (``image`` is the RGB, as Hub datasets name it).
@@ -47,10 +48,14 @@ def _value_type(t: pa.DataType) -> str | None:
 
 
 def _features(ds: Dataset, modalities: list[str], factors: dict[str, str]) -> Any:
-    from datasets import ClassLabel, Features, Image, List, Value
+    from datasets import Array3D, ClassLabel, Features, Image, List, Value
 
     names = [c["name"] for c in sorted(ds.classes, key=lambda c: c["id"])]
-    spec: dict[str, Any] = {COLUMN[m]: Image() for m in modalities}
+    size = ds.manifest.get("image") or {}
+    flow = Array3D(shape=(size.get("height"), size.get("width"), 2), dtype="float32")
+    spec: dict[str, Any] = {
+        COLUMN[m]: flow if m in FLOW_MODALITIES else Image() for m in modalities
+    }
     spec["sample_index"] = Value("int64")
     spec["objects"] = {
         "bbox": List(List(Value("float32"), length=4)),
@@ -70,7 +75,12 @@ def _rows(ds: Dataset, modalities: tuple[str, ...], factors: dict[str, str]) -> 
         row: dict[str, Any] = {}
         for m in modalities:
             p = ds.path(j, m)
-            row[COLUMN[m]] = None if p is None else {"bytes": p.read_bytes(), "path": p.name}
+            if p is None:
+                row[COLUMN[m]] = None
+            elif m in FLOW_MODALITIES:  # float32 (H, W, 2), NaN where no surface
+                row[COLUMN[m]] = read_flow(p)
+            else:
+                row[COLUMN[m]] = {"bytes": p.read_bytes(), "path": p.name}
         facts = ds.factors_of(j)
         row["sample_index"] = int(ds.samples.column("sample_index")[j].as_py())
         objects = [

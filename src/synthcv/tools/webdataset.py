@@ -34,12 +34,13 @@ import numpy as np
 
 from synthcv.fileio import atomic_dir, sha256_file, write_json_atomic
 from synthcv.format import Dataset, open_dataset
-from synthcv.format.codecs import read_depth
-from synthcv.format.layout import MODALITIES
+from synthcv.format.codecs import read_depth, read_flow
+from synthcv.format.layout import FLOW_MODALITIES, MODALITIES
 
 DEFAULT_SHARD_SIZE = 1000
-#: Modalities copied as their PNG files (depth is stored as .npy instead).
-PNG_MODALITIES = tuple(m for m in MODALITIES if m != "depth")
+#: Modalities copied as their PNG files (depth and a clip's optical flow are stored as float32
+#: .npy instead).
+PNG_MODALITIES = tuple(m for m in MODALITIES if m != "depth" and m not in FLOW_MODALITIES)
 
 
 #: Label images, decoded without conversion (ids keep their 16 bits).
@@ -79,6 +80,11 @@ def _sample(ds: Dataset, j: int) -> dict[str, Any]:
         buf = io.BytesIO()
         np.save(buf, read_depth(depth_path).astype(np.float32), allow_pickle=False)
         out["depth.npy"] = buf.getvalue()
+    for m in FLOW_MODALITIES:
+        if (flow_path := ds.path(j, m)) is not None:
+            buf = io.BytesIO()
+            np.save(buf, read_flow(flow_path), allow_pickle=False)
+            out[f"{m}.npy"] = buf.getvalue()
     record = {
         "index": index,
         "objects": [{k: _json_value(v) for k, v in o.items()} for o in ds.objects_of(j)],
