@@ -25,7 +25,6 @@ from pydantic import (
     PlainValidator,
     ValidationError,
     field_validator,
-    model_serializer,
     model_validator,
 )
 from pydantic_core import InitErrorDetails
@@ -38,7 +37,13 @@ from synthcv.people.person import HAIR as HAIR_STYLES
 from synthcv.people.person import LEGS as LEG_LENGTHS
 from synthcv.people.person import PERSON_CLASS, SLEEVES
 from synthcv.safeyaml import YAMLProblem, check_shape, load_yaml, read_text
-from synthcv.validation import ConfigError, FieldProblem, format_loc, validation_problems
+from synthcv.validation import (
+    ConfigError,
+    FieldProblem,
+    HashStableModel,
+    format_loc,
+    validation_problems,
+)
 from synthcv.validation import format_validation_error as _format_validation_error
 from synthcv.validation import short_value as _short
 
@@ -173,24 +178,13 @@ Intensity = num(0, 100)
 Count = num(0, MAX_OBJECTS)
 
 
-class StrictModel(BaseModel):
+class StrictModel(HashStableModel):
+    """Every spec section: unknown keys refused, frozen. Optional fields added after format 2
+    (e.g. a new asset kind's key) go in ``HASH_STABLE_OPTIONAL`` (see HashStableModel)."""
+
     model_config = ConfigDict(
         extra="forbid", validate_default=True, frozen=True, allow_inf_nan=False
     )
-
-    #: Optional fields added after format 2 (e.g. a new asset kind's key): left out of the
-    #: resolved spec while unset, so adding an option never changes the scene hash, and thus
-    #: the samples, of a spec that does not use it. List every such new field here.
-    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset()
-
-    @model_serializer(mode="wrap")
-    def _omit_unset_new_fields(self, handler: Any) -> Any:
-        data = handler(self)
-        if isinstance(data, dict):
-            for name in self.HASH_STABLE_OPTIONAL:
-                if getattr(self, name, None) is None:
-                    data.pop(name, None)
-        return data
 
 
 class HSVColor(StrictModel):

@@ -23,9 +23,9 @@ import re
 import types
 import typing
 from dataclasses import dataclass
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, ClassVar, Union
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, model_serializer
 
 __all__ = [
     "ConfigError",
@@ -264,3 +264,23 @@ def format_validation_error(err: ValidationError, root: type[BaseModel]) -> list
     """``path: got X, expected Y`` lines, one per error in ``err``; ``root`` is the validated
     model (see :func:`validation_problems`)."""
     return [str(p) for p in validation_problems(err, root)]
+
+
+class HashStableModel(BaseModel):
+    """A config model whose optional fields added later are left out of its dump while unset.
+
+    Specs are hashed from their dump (the scene and spec hashes), so a new option must not
+    change the dump, and thus the samples and the dataset's identity, of a spec that does not
+    use it: list every such field in ``HASH_STABLE_OPTIONAL``.
+    """
+
+    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_new_fields(self, handler: Any) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self.HASH_STABLE_OPTIONAL:
+                if getattr(self, name, None) is None:
+                    data.pop(name, None)
+        return data

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, model_serializer
+from pydantic import ConfigDict
 
 from synthcv.scene import RenderResult, Scene
+from synthcv.validation import HashStableModel
 
 
 class Renderer(Protocol):
@@ -35,7 +36,7 @@ class Renderer(Protocol):
     def close(self) -> None: ...
 
 
-class BackendOptions(BaseModel):
+class BackendOptions(HashStableModel):
     """Base of every backend's options model (the spec's ``renderer:`` section).
 
     Subclasses declare ``backend: Literal["name"] = "name"`` first, then their own options.
@@ -47,18 +48,6 @@ class BackendOptions(BaseModel):
 
     #: Name of the option that sets CPU threads per worker (0 = let the runner share the cores).
     threads_option: ClassVar[str | None] = None
-    #: Options added later, left out of the resolved spec while unset so that existing specs
-    #: keep their spec hash (as ``spec.StrictModel``'s).
-    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset()
-
-    @model_serializer(mode="wrap")
-    def _omit_unset_new_fields(self, handler: Any) -> Any:
-        data = handler(self)
-        if isinstance(data, dict):
-            for name in self.HASH_STABLE_OPTIONAL:
-                if getattr(self, name, None) is None:
-                    data.pop(name, None)
-        return data
 
     def renderer_kwargs(self, threads: int = 0) -> dict[str, Any]:
         """Keyword arguments for the renderer class, with a worker's share of the cores."""
