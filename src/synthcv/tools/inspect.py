@@ -153,6 +153,7 @@ def summarize(dataset: Dataset | str | os.PathLike[str], verify: bool = True) ->
         "backend": m.get("backend"),
         "count": m.get("count"),
         "samples": len(ds),
+        "sequence": m.get("sequence"),  # clips, frames, fps of a sequence dataset
         "objects": len(objects),
         "shard_size": m.get("shard_size"),
         "num_shards": m.get("num_shards"),
@@ -242,6 +243,11 @@ def render(summary: dict[str, Any], console: Any = None) -> None:
     head.add_column("value")
     for key, value in (
         ("samples", f"{s['samples']} (manifest count {s['count']})"),
+        *(
+            [("clips", "{clips} × {frames} frames at {fps:g} fps".format(**s["sequence"]))]
+            if s.get("sequence")
+            else []
+        ),
         ("objects", s["objects"]),
         (
             "shards",
