@@ -669,7 +669,7 @@ def test_torch_dataset_decodes_only_what_is_used_and_carries_torchvision_targets
     with pytest.raises(ValueError, match="mutually exclusive"):
         SynthcvTorchDataset(fixture_dir, transforms=hflip, transform=lambda x: x)
     with pytest.raises(ValueError, match="unknown"):
-        SynthcvTorchDataset(fixture_dir, modalities=["rgb", "flow"])
+        SynthcvTorchDataset(fixture_dir, modalities=["rgb", "albedo"])
 
 
 def test_torch_data_import_error_without_torch():
