@@ -108,7 +108,7 @@ def test_ray_data_reads_every_sample_decoded_on_the_workers(local_ray, tmp_path)
         assert row["boxes"][0].tolist() == [x, y, x + w, y + h]
         assert row["camera.elevation"] == item["factors"]["camera.elevation"]
     with pytest.raises(ValueError, match="unknown"):
-        read_dataset(root, modalities=["flow"])
+        read_dataset(root, modalities=["albedo"])
 
 
 def test_a_worker_that_dies_mid_shard_is_retried_and_the_bytes_are_the_same(local_ray, tmp_path):
