@@ -455,3 +455,23 @@ def test_streaming_exports_carry_the_flow_as_float_arrays(tmp_path, monkeypatch)
     hf = datasets.load_dataset(str(export_hf(ds, tmp_path / "hf")), split="train")
     np.testing.assert_array_equal(np.asarray(hf[0]["flow"], np.float32), flow)
     assert hf[0]["flow_back"] is None and hf[1]["flow"] is None
+
+
+def test_bad_sequence_fields_are_named(tmp_path):
+    import yaml
+
+    from synthcv.spec import SpecError, load_spec
+
+    for sequence, where in [
+        ({"frames": 0}, "sequence.frames"),
+        ({"fps": -1}, "sequence.fps"),
+        ({"start": "midair"}, "sequence.start"),
+        ({"camera": {"orbit": {"uniform": [0, 5000]}}}, "sequence.camera.orbit"),
+        ({"objects": {"spin": 3}}, "sequence.objects.spin"),
+        ({"frames": 1000}, "sequence.frames"),  # × 20,000 clips is over the dataset limit
+    ]:
+        path = tmp_path / "spec.yaml"
+        path.write_text(yaml.safe_dump(top_down_spec(sequence, count=20_000)))
+        with pytest.raises(SpecError) as err:
+            load_spec(path)
+        assert any(line.startswith(where) for line in err.value.problems), err.value.problems

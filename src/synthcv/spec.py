@@ -842,6 +842,18 @@ class Spec(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _frames_in_range(self) -> Spec:
+        if self.sequence is not None:
+            rows = self.total_count * self.sequence.frames
+            if rows > MAX_COUNT:
+                raise FieldProblem(
+                    ("sequence", "frames"),
+                    f"got {self.sequence.frames} frames × {self.total_count:,} clips = {rows:,} "
+                    f"frames, expected at most {MAX_COUNT:,} in a dataset",
+                )
+        return self
+
+    @model_validator(mode="after")
     def _pair_samples_need_pairs(self) -> Spec:
         if getattr(self.renderer, "pair_samples", None) is not None and not self.outputs.pairs:
             raise FieldProblem(
