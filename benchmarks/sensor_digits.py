@@ -9,9 +9,10 @@ The deployment cameras are degraded copies of the real digits, made with the sam
 and the settings in :data:`CAMERAS`; the real digits' own values are taken as the encoded
 image. ``night`` (a small sensor at -6 to -3 EV, auto ISO, 4,000 e⁻ full well, 3 e⁻ read
 noise, JPEG 70-90) was fixed before any model was trained. ``dark`` (-8 to -6 EV, 2,000 e⁻,
-JPEG 50-80) was added after a smoke run (300 digits, one epoch, validation only) showed that
-``night`` costs the real-trained model under 2 points; it reaches beyond the synthetic
-training range (down to -7 EV, 2,000 e⁻). Neither was tuned on a result. Validation: the 700
+JPEG 50-80) was added after a smoke run (300 digits, one epoch, validation only) showed
+``night`` costing the real-trained model under 2 points, a figure that was wrong (that run's
+degraded validation copy held all 7,000 training digits, fixed since); it reaches beyond the
+synthetic training range (down to -7 EV, 2,000 e⁻). Neither was tuned on a result. Validation: the 700
 real validation-part digits (clean and degraded copies); test: the 1,000 real test digits,
 scored once (``--validation-only`` leaves them out).
 
