@@ -12,9 +12,9 @@ noise, JPEG 70-90) was fixed before any model was trained. ``dark`` (-8 to -6 EV
 JPEG 50-80) was added after a smoke run (300 digits, one epoch, validation only) showed
 ``night`` costing the real-trained model under 2 points, a figure that was wrong (that run's
 degraded validation copy held all 7,000 training digits, fixed since); it reaches beyond the
-synthetic training range (down to -7 EV, 2,000 e⁻). Neither was tuned on a result. Validation: the 700
-real validation-part digits (clean and degraded copies); test: the 1,000 real test digits,
-scored once (``--validation-only`` leaves them out).
+synthetic training range (down to -7 EV, 2,000 e⁻). Neither was tuned on a result.
+Validation: the 700 real validation-part digits (clean and degraded copies); test: the 1,000
+real test digits, scored once (``--validation-only`` leaves them out).
 
 Table 1, classification (SmallCNN, same steps for every row, mean ± 95% t-interval over seeds):
 accuracy on clean and degraded real digits, trained on real-6300, on clean synthetic and on
