@@ -38,14 +38,11 @@ def pixel_points(
     a lens, each pixel's ray is its undistorted position's."""
     h, w = depth.shape
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    uv = np.stack([xs.ravel(), ys.ravel()], axis=1)
     if distortion is not None and not distortion.is_identity:
-        grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
-        xs, ys = (c.reshape(h, w) for c in undistort_pixels(grid, camera.K, distortion)[0].T)
+        uv = undistort_pixels(uv, camera.K, distortion)[0]
     z = np.where(depth > 0, depth.astype(np.float64), np.nan)
-    k = camera.K
-    cam = np.stack([(xs - k[0, 2]) * z / k[0, 0], (ys - k[1, 2]) * z / k[1, 1], z], axis=-1)
-    c2w = camera.camera_to_world
-    return cam @ c2w[:3, :3].T + c2w[:3, 3]
+    return camera.unproject(uv, z.ravel()).reshape(h, w, 3)
 
 
 def moved_points(points: np.ndarray, instance: np.ndarray, a: Scene, b: Scene) -> np.ndarray:

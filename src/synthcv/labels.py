@@ -318,18 +318,13 @@ def part_map(scene: Scene, result: RenderResult) -> np.ndarray:
 
     cam = scene.camera
     out = np.zeros(result.instance.shape, dtype=np.uint8)
-    k_inv = np.linalg.inv(cam.K)
     for obj in scene.objects:
         if obj.person is None:
             continue
         ys, xs = np.nonzero(result.instance == obj.instance_id)
         if len(xs) == 0:
             continue
-        z = result.depth[ys, xs].astype(np.float64)
-        rays = np.stack([xs, ys, np.ones_like(xs)], axis=1).astype(np.float64) @ k_inv.T
-        pts_cam = rays * z[:, None]
-        c2w = cam.camera_to_world
-        world = pts_cam @ c2w[:3, :3].T + c2w[:3, 3]
+        world = cam.unproject(np.stack([xs, ys], axis=1), result.depth[ys, xs])
         local = (world - obj.position) @ _rot(obj)
         _, nearest = cKDTree(obj.mesh.vertices).query(local)
         out[ys, xs] = obj.person.vertex_parts[nearest]

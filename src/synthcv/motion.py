@@ -38,7 +38,7 @@ class MotionPlan:
         return frame / self.fps
 
 
-def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
+def rotation(axis: np.ndarray, angle: float) -> np.ndarray:
     """Rodrigues: rotation by ``angle`` radians about unit ``axis``."""
     x, y, z = axis
     k = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]])
@@ -62,7 +62,7 @@ def camera_at(camera0: Camera, plan: MotionPlan, t: float) -> Camera:
     c2w = camera0.camera_to_world
     eye, rot = c2w[:3, 3].copy(), c2w[:3, :3].copy()  # columns: camera axes in world
     if plan.orbit:
-        turn = _rotation(np.array([0.0, 0.0, 1.0]), np.radians(plan.orbit * t))
+        turn = rotation(np.array([0.0, 0.0, 1.0]), np.radians(plan.orbit * t))
         eye = plan.target + turn @ (eye - plan.target)
         rot = turn @ rot
     if plan.dolly:
@@ -73,9 +73,9 @@ def camera_at(camera0: Camera, plan: MotionPlan, t: float) -> Camera:
     if plan.shake:
         yaw, pitch, roll = shake_angles(plan, t)
         local = (
-            _rotation(np.array([0.0, 1.0, 0.0]), yaw)
-            @ _rotation(np.array([1.0, 0.0, 0.0]), pitch)
-            @ _rotation(np.array([0.0, 0.0, 1.0]), roll)
+            rotation(np.array([0.0, 1.0, 0.0]), yaw)
+            @ rotation(np.array([1.0, 0.0, 0.0]), pitch)
+            @ rotation(np.array([0.0, 0.0, 1.0]), roll)
         )
         rot = rot @ local
     w2c = np.eye(4)

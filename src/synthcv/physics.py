@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from synthcv.motion import MotionPlan
+from synthcv.motion import MotionPlan, rotation
 from synthcv.render.pybullet_lists import ReusedLists
 from synthcv.scene import Mesh, Scene
 from synthcv.spec import PhysicsSpec
@@ -190,12 +190,8 @@ def _ballistic(scene: Scene, plan: MotionPlan, t: float) -> Scene:
             objects.append(obj)
             continue
         v, w = plan.velocities[obj.instance_id]
-        angle = float(np.linalg.norm(w)) * t
-        turn = np.eye(3)
-        if angle > 0:
-            x, y, z = w / np.linalg.norm(w)
-            k = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]])
-            turn = np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+        speed = float(np.linalg.norm(w))
+        turn = rotation(w / speed, speed * t) if speed > 0 else np.eye(3)
         rot = turn @ quat_to_matrix(obj.orientation)
         objects.append(replace(obj, position=obj.position + v * t, orientation=matrix_to_quat(rot)))
     return scene.with_objects(objects)

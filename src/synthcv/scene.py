@@ -210,6 +210,15 @@ class Camera:
     def position(self) -> np.ndarray:
         return self.camera_to_world[:3, 3]
 
+    def unproject(self, uv: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """World points (N, 3) on the rays of pixel coordinates ``uv`` (N, 2) at camera-frame
+        depths ``z`` (N,): the inverse of :meth:`project`."""
+        uv = np.asarray(uv, dtype=np.float64).reshape(-1, 2)
+        rays = np.column_stack([uv, np.ones(len(uv))]) @ np.linalg.inv(self.K).T
+        c2w = self.camera_to_world
+        pts = rays * np.asarray(z, dtype=np.float64).reshape(-1, 1)
+        return pts @ c2w[:3, :3].T + c2w[:3, 3]
+
     def project(self, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pixel coordinates (N, 2) and camera-frame depth z (N,) of world points."""
         p = np.asarray(points_world, dtype=np.float64).reshape(-1, 3)

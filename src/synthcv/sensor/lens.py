@@ -165,18 +165,18 @@ def remap_nearest(array: np.ndarray, lm: LensMap) -> np.ndarray:
 
 
 def remap_bilinear(image: np.ndarray, lm: LensMap) -> np.ndarray:
-    """Images: bilinear interpolation of the canvas at each source point (float64 out)."""
+    """Images: bilinear interpolation of the canvas at each source point (float64 out; points
+    past the edge take the edge)."""
+    from scipy.ndimage import map_coordinates
+
     img = np.asarray(image, dtype=np.float64)
-    h, w = img.shape[:2]
-    x = np.clip(lm.src_x, 0, w - 1)
-    y = np.clip(lm.src_y, 0, h - 1)
-    x0 = np.minimum(np.floor(x).astype(np.int64), w - 2) if w > 1 else np.zeros_like(x, int)
-    y0 = np.minimum(np.floor(y).astype(np.int64), h - 2) if h > 1 else np.zeros_like(y, int)
-    x1 = np.minimum(x0 + 1, w - 1)
-    y1 = np.minimum(y0 + 1, h - 1)
-    fx, fy = x - x0, y - y0
-    if img.ndim == 3:
-        fx, fy = fx[..., None], fy[..., None]
-    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
-    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
-    return top * (1 - fy) + bottom * fy
+    coords = [lm.src_y, lm.src_x]
+    if img.ndim == 2:
+        return map_coordinates(img, coords, order=1, mode="nearest")
+    return np.stack(
+        [
+            map_coordinates(img[..., c], coords, order=1, mode="nearest")
+            for c in range(img.shape[2])
+        ],
+        axis=-1,
+    )
