@@ -38,6 +38,7 @@ LAYERS: list[set[str]] = [
         "labels",
         "sensor",
         "flow",
+        "environment",
         "realdata",
         "digit_scenes",
         "conformance",

@@ -324,6 +324,8 @@ def _lookup(spec: Any, path: Iterable[str | int]) -> tuple[bool, Any]:
     """(found, value) at ``path`` in the resolved spec JSON."""
     node = spec
     for part in path:
+        if isinstance(node, list) and isinstance(part, str) and part.isdigit():
+            part = int(part)  # a factor names a list item by its index: lights.lamps.0.power
         in_dict = isinstance(node, dict) and part in node
         in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
         if not (in_dict or in_list):
@@ -399,6 +401,14 @@ def _derived_note(col: str) -> str:
         return f"{NOT_TESTED_DERIVED} (the focal-length factor camera.frame applied)"
     if col == "objects.left_out":
         return f"{NOT_TESTED_DERIVED} (drawn objects that found no room)"
+    if col.startswith("world.sun.") or col == "world.ambient":
+        return (
+            f"{NOT_TESTED_DERIVED} (estimated from the environment map: the tiny backend's light)"
+        )
+    if col in ("room.windows.placed", "room.furniture.placed"):
+        return f"{NOT_TESTED_DERIVED} (how many found a place in the room)"
+    if last in ("r", "g", "b") and head.startswith("room."):
+        return f"{NOT_TESTED_DERIVED} (RGB of the HSV colour drawn at {head}.h/s/v)"
     return NOT_TESTED_DERIVED
 
 

@@ -78,6 +78,8 @@ def _possibly_occluded(scene: Scene) -> list[bool]:
     overlaps no other object's, it is wholly in front of the camera and not below the ground —
     then its visible mask *is* its silhouette."""
     cam = scene.camera
+    if scene.stuff:  # a room's walls and furniture can hide anything
+        return [True] * len(scene.objects)
     boxes, safe = [], []
     for obj in scene.objects:
         world = obj.mesh.vertices @ _rot(obj).T + obj.position
@@ -212,6 +214,11 @@ def compute_labels(scene: Scene, result: RenderResult, keep_amodal: bool = False
     for obj in scene.objects:
         lut[obj.instance_id] = obj.class_id
     semantic = lut[np.minimum(instance, len(lut) - 1)]
+    if result.stuff is not None and scene.stuff:  # room geometry: its own semantic classes
+        stuff_ids = np.array([0, *(part.class_id for part in scene.stuff)], dtype=np.uint16)
+        semantic = np.where(
+            result.stuff > 0, stuff_ids[np.minimum(result.stuff, len(stuff_ids) - 1)], semantic
+        )
     normals = (
         result.normals if result.normals is not None else normals_from_depth(result.depth, cam.K)
     )

@@ -16,7 +16,7 @@ import numpy as np
 
 from synthcv.motion import MotionPlan, rotation
 from synthcv.render.pybullet_lists import ReusedLists
-from synthcv.scene import Mesh, Scene
+from synthcv.scene import Mesh, Scene, quat_to_matrix
 from synthcv.spec import PhysicsSpec
 
 
@@ -198,8 +198,8 @@ def _ballistic(scene: Scene, plan: MotionPlan, t: float) -> Scene:
 
 
 def _build_world(p: Any, client: int, scene: Scene, cfg: PhysicsSpec, timestep: float) -> list[Any]:
-    """Gravity, the ground plane and one body per object (people: static hulls, None in the
-    returned list) in the reset simulation of ``client``."""
+    """Gravity, the ground plane, the room's boxes and one body per object (people: static
+    hulls, None in the returned list) in the reset simulation of ``client``."""
     p.setGravity(0, 0, -9.81, physicsClientId=client)
     p.setTimeStep(timestep, physicsClientId=client)
     if scene.ground.enabled:
@@ -208,6 +208,20 @@ def _build_world(p: Any, client: int, scene: Scene, cfg: PhysicsSpec, timestep: 
             0, plane, basePosition=[0, 0, scene.ground.height], physicsClientId=client
         )
         p.changeDynamics(gid, -1, lateralFriction=cfg.friction, physicsClientId=client)
+    for part in scene.stuff:  # the room: static boxes, exact
+        rot = quat_to_matrix(part.orientation)
+        for centre, size in part.boxes:
+            shape = p.createCollisionShape(
+                p.GEOM_BOX, halfExtents=(np.asarray(size) / 2).tolist(), physicsClientId=client
+            )
+            sid = p.createMultiBody(
+                0,
+                shape,
+                basePosition=(np.asarray(part.position) + rot @ centre).tolist(),
+                baseOrientation=np.asarray(part.orientation).tolist(),
+                physicsClientId=client,
+            )
+            p.changeDynamics(sid, -1, lateralFriction=cfg.friction, physicsClientId=client)
     bodies = []
     for obj in scene.objects:
         if obj.person is not None:  # static: people have no mass, physics never moves them

@@ -139,7 +139,8 @@ def _touches_resources(field: str) -> bool:
         field == "ground.texture"
         or field.startswith("distractors.")
         or (parts[0] == "objects" and ("asset" in parts or "material" in parts))
-        or field in ("people.pose", "people.hair.style")
+        or field in ("people.pose", "people.hair.style", "world.hdri")
+        or (parts[0] == "room" and "texture" in parts)
     )
 
 
@@ -155,6 +156,33 @@ def _spec_problems(spec: Spec) -> list[str]:
     problems += _texture_problems("ground.texture", spec.ground.texture)
     if spec.people is not None:
         problems += _people_problems(spec)
+    if spec.world is not None:
+        problems += _hdri_problems(spec)
+    if spec.room is not None:
+        rs = spec.room
+        for where, surface in (
+            ("room.floor", rs.floor),
+            ("room.walls", rs.walls),
+            ("room.ceiling", rs.ceiling),
+            ("room.furniture.surface", rs.furniture.surface),
+            *((("room.table.surface", rs.table.surface),) if rs.table is not None else ()),
+        ):
+            problems += _texture_problems(f"{where}.texture", surface.texture)
+    return problems
+
+
+def _hdri_problems(spec: Spec) -> list[str]:
+    """Every environment map the spec can draw found and read (a broken EXR fails here, not
+    in a worker hours later)."""
+    from synthcv.render.environment_map import estimate_lighting, resolve
+
+    assert spec.world is not None
+    problems = []
+    for v in _values(spec.world.hdri):
+        try:
+            estimate_lighting(resolve(str(v)))
+        except Exception as exc:
+            problems.append(f"world.hdri: got {short_value(v)}: {_cut(str(exc))}")
     return problems
 
 

@@ -20,16 +20,21 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from synthcv.distributions import Distribution
+from synthcv.environment import room as room_geo
+from synthcv.environment.kelvin import kelvin_to_rgb
 from synthcv.fileio import sha256_bytes
 from synthcv.motion import SHAKE_HZ, SHAKE_TERMS, MotionPlan
 from synthcv.scene import (
     Camera,
     Ground,
+    Lamp,
     Material,
     Mesh,
     Scene,
     SceneObject,
+    StuffPart,
     Sun,
+    World,
     quat_to_matrix,
 )
 from synthcv.sensor.lens import Distortion
@@ -50,6 +55,8 @@ STREAMS = (
     "people",
     "sensor",
     "sequence",
+    "world",
+    "room",
 )
 
 Factors = dict[str, Any]  # realized scene factors, named by the spec path they were drawn from
@@ -194,18 +201,29 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
 
     camera, f = sample_camera(spec, draw, rngs["camera"])
     factors |= f
-    (sun, ambient), f = sample_lights(spec, draw, rngs["lights"])
+    look_at = np.array([factors[f"camera.look_at.{a}"] for a in "xyz"])
+    (sun, ambient, lamps), f = sample_lights(spec, draw, rngs["lights"], look_at)
     factors |= f
+    world = None
+    if spec.world is not None:
+        (world, sun, ambient), f = sample_world(spec, draw, rngs["world"])
+        factors |= f
     (ground, background), f = sample_ground(spec, draw, rngs["ground"])
     factors |= f
+    stuff: tuple[StuffPart, ...] = ()
+    support = 0.0
+    if spec.room is not None:
+        (stuff, support), f = sample_room(spec, draw, rngs["room"])
+        factors |= f
+        ground = replace(ground, enabled=False)  # the room's floor replaces the ground
     # Objects are stacked for the drop in the order drawn: classes first, then distractors.
-    objects, stack_top, f = sample_objects(spec, draw, rngs["objects"])
+    objects, stack_top, f = sample_objects(spec, draw, rngs["objects"], support)
     factors |= f
     distractors, _, f = sample_distractors(spec, draw, rngs["distractors"], len(objects), stack_top)
     factors |= f
     people: list[SceneObject] = []
     if spec.people is not None:
-        people, f = sample_people(spec, draw, rngs["people"], camera, objects + distractors)
+        people, f = sample_people(spec, draw, rngs["people"], camera, objects + distractors, stuff)
         factors |= f
 
     sensor = None
@@ -239,6 +257,9 @@ def sample_scene(spec: Spec, index: int, *, scene_hash: str | None = None) -> Sc
         factors=factors,
         sensor=sensor,
         motion=motion,
+        world=world,
+        lamps=lamps,
+        stuff=stuff,
     )
 
 
@@ -445,10 +466,14 @@ def sample_camera(spec: Spec, draw: _Drawer, r: np.random.Generator) -> tuple[Ca
 
 
 def sample_lights(
-    spec: Spec, draw: _Drawer, r: np.random.Generator
-) -> tuple[tuple[Sun, float], Factors]:
-    """The lights stream: the sun (direction, intensity, colour) and the ambient level."""
+    spec: Spec, draw: _Drawer, r: np.random.Generator, look_at: np.ndarray
+) -> tuple[tuple[Sun, float, tuple[Lamp, ...]], Factors]:
+    """The lights stream: the sun (direction, intensity, colour) and the ambient level (none
+    with a world map: it lights the scene), then the lamps."""
     ls = spec.lights
+    if spec.world is not None:
+        lamps, f = sample_lamps(spec, draw, r, look_at)
+        return (Sun(direction=(0.0, 0.0, 1.0), intensity=0.0), 0.0, lamps), f
     sel = float(draw("lights.sun.elevation", ls.sun.elevation, r))
     saz = float(draw("lights.sun.azimuth", ls.sun.azimuth, r))
     sint = float(draw("lights.sun.intensity", ls.sun.intensity, r))
@@ -460,7 +485,8 @@ def sample_lights(
         intensity=sint,
         color=tuple(scol),
     )
-    return (sun, amb), {
+    lamps, f = sample_lamps(spec, draw, r, look_at)
+    return (sun, amb, lamps), f | {
         "lights.sun.elevation": sel,
         "lights.sun.azimuth": saz,
         "lights.sun.intensity": sint,
@@ -469,6 +495,264 @@ def sample_lights(
         "lights.sun.color.b": scol[2],
         "lights.ambient": amb,
     }
+
+
+def sample_lamps(
+    spec: Spec, draw: _Drawer, r: np.random.Generator, look_at: np.ndarray
+) -> tuple[tuple[Lamp, ...], Factors]:
+    """Each lamp group's shared settings, then each lamp's position (drawn after the sun and
+    ambient, so adding lamps leaves those draws unchanged)."""
+    lamps: list[Lamp] = []
+    f: Factors = {}
+    for g, ls in enumerate(spec.lights.lamps):
+        path = f"lights.lamps.{g}"
+        count = max(0, round(float(draw(f"{path}.count", ls.count, r))))
+        power = float(draw(f"{path}.power", ls.power, r))
+        kelvin = float(draw(f"{path}.temperature", ls.temperature, r))
+        size = float(draw(f"{path}.size", ls.size, r))
+        angle = float(draw(f"{path}.spot_angle", ls.spot_angle, r))
+        blend = float(draw(f"{path}.spot_blend", ls.spot_blend, r))
+        color = kelvin_to_rgb(kelvin)
+        target = np.asarray(ls.target if ls.target is not None else look_at, dtype=np.float64)
+        for _ in range(count):
+            pos = np.array(
+                [float(draw(f"{path}.position.{a}", getattr(ls.position, a), r)) for a in "xyz"]
+            )
+            aim = target - pos
+            n = float(np.linalg.norm(aim))
+            aim = aim / n if n > 1e-9 else np.array([0.0, 0.0, -1.0])
+            lamps.append(
+                Lamp(
+                    kind=ls.type,
+                    position=tuple(float(c) for c in pos),
+                    direction=tuple(float(c) for c in aim),
+                    power=power,
+                    color=color,
+                    size=size,
+                    spot_angle=angle,
+                    spot_blend=blend,
+                )
+            )
+        f |= {
+            f"{path}.count": count,
+            f"{path}.power": power,
+            f"{path}.temperature": kelvin,
+            f"{path}.size": size,
+        }
+        if ls.type == "spot":
+            f |= {f"{path}.spot_angle": angle, f"{path}.spot_blend": blend}
+    return tuple(lamps), f
+
+
+def sample_world(
+    spec: Spec, draw: _Drawer, r: np.random.Generator
+) -> tuple[tuple[World, Sun, float], Factors]:
+    """The world stream: which map, its strength and turn, whether the camera sees it; and the
+    sun and ambient level the map amounts to (what the tiny backend lights with)."""
+    from synthcv.render.environment_map import estimate_lighting, resolve
+
+    ws = spec.world
+    assert ws is not None
+    name = draw("world.hdri", ws.hdri, r)
+    strength = float(draw("world.strength", ws.strength, r))
+    rotation = float(draw("world.rotation", ws.rotation, r))
+    visible = bool(draw("world.visible_background", ws.visible_background, r))
+    path = resolve(str(name))
+    light = estimate_lighting(path)
+    sun_dir = np.asarray(light.sun_direction)
+    t = math.radians(rotation)
+    c, s_ = math.cos(t), math.sin(t)
+    sun_dir = np.array(
+        [c * sun_dir[0] - s_ * sun_dir[1], s_ * sun_dir[0] + c * sun_dir[1], sun_dir[2]]
+    )
+    sun = Sun(
+        direction=tuple(float(v) for v in sun_dir),
+        intensity=light.sun_intensity * strength,
+        color=light.sun_color,
+    )
+    ambient = light.ambient * strength
+    world = World(hdri=path, strength=strength, rotation=rotation, visible_background=visible)
+    return (world, sun, ambient), {
+        "world.hdri": str(name),
+        "world.strength": strength,
+        "world.rotation": rotation,
+        "world.visible_background": visible,
+        "world.sun.elevation": math.degrees(math.asin(max(-1.0, min(1.0, sun_dir[2])))),
+        "world.sun.azimuth": math.degrees(math.atan2(sun_dir[1], sun_dir[0])) % 360.0,
+        "world.sun.intensity": sun.intensity,
+        "world.ambient": ambient,
+    }
+
+
+def _surface(draw: _Drawer, path: str, ss: Any, r: np.random.Generator) -> tuple[Material, Factors]:
+    """A room surface's material; its texture tiles ``texture_scale`` times per metre."""
+    _, rgb = _hsv(draw, f"{path}.color", ss.color, r)
+    tex = draw(f"{path}.texture", ss.texture, r)
+    scale = float(draw(f"{path}.texture_scale", ss.texture_scale, r))
+    rough = float(draw(f"{path}.roughness", ss.roughness, r))
+    texture = _texture(tex)
+    mat = Material(color=tuple(rgb), roughness=rough, texture=texture, texture_scale=scale)
+    return mat, {
+        f"{path}.color.r": rgb[0],
+        f"{path}.color.g": rgb[1],
+        f"{path}.color.b": rgb[2],
+        f"{path}.texture": "none" if texture is None else str(tex),
+        f"{path}.texture_scale": scale,
+        f"{path}.roughness": rough,
+    }
+
+
+def _openings(
+    r: np.random.Generator, lengths: list[float], wanted: list[tuple[str, float, float, float]]
+) -> list[tuple[str, room_geo.Opening]]:
+    """Place each wanted opening (kind, width, bottom, top) on a random wall, away from the
+    corners (0.2 m) and the openings placed before it (0.1 m); one that fits nowhere after 50
+    tries is left out."""
+    placed: list[tuple[str, room_geo.Opening]] = []
+    for kind, width, z0, z1 in wanted:
+        for _ in range(50):
+            wall = int(r.integers(0, 4))
+            room_left = lengths[wall] - width - 0.4
+            if room_left <= 0:
+                continue
+            u0 = 0.2 + float(r.uniform(0.0, room_left))
+            o = room_geo.Opening(wall, u0, u0 + width, z0, z1)
+            if all(p.wall != wall or o.u1 + 0.1 <= p.u0 or p.u1 + 0.1 <= o.u0 for _, p in placed):
+                placed.append((kind, o))
+                break
+    return placed
+
+
+TRAY_LOOK = Material(color=(0.55, 0.57, 0.6), roughness=0.4)
+
+
+def sample_room(
+    spec: Spec, draw: _Drawer, r: np.random.Generator
+) -> tuple[tuple[tuple[StuffPart, ...], float], Factors]:
+    """The room stream: the room's size and surfaces, its windows and door, the table in the
+    middle (and its tray), and the furniture by the walls. Returns the parts and the height
+    the objects are dropped from (the table's top, or the tray's bottom)."""
+    rs = spec.room
+    assert rs is not None
+    ids = {name: k + 1 for k, name in enumerate(spec.class_names)}
+    floor_z = spec.ground.height
+    width = float(draw("room.width", rs.width, r))
+    depth = float(draw("room.depth", rs.depth, r))
+    height = float(draw("room.height", rs.height, r))
+    f: Factors = {"room.width": width, "room.depth": depth, "room.height": height}
+    looks = {}
+    for part in ("floor", "walls", "ceiling"):
+        looks[part], ff = _surface(draw, f"room.{part}", getattr(rs, part), r)
+        f |= ff
+    n_win = max(0, round(float(draw("room.windows.count", rs.windows.count, r))))
+    win_w = float(draw("room.windows.width", rs.windows.width, r))
+    win_h = float(draw("room.windows.height", rs.windows.height, r))
+    sill = float(draw("room.windows.sill", rs.windows.sill, r))
+    win_top = min(sill + win_h, height - 0.05)
+    f |= {
+        "room.windows.count": n_win,
+        "room.windows.width": win_w,
+        "room.windows.height": win_h,
+        "room.windows.sill": sill,
+    }
+    wanted = []
+    door_look = None
+    if rs.door is not None:
+        dw = float(draw("room.door.width", rs.door.width, r))
+        dh = min(float(draw("room.door.height", rs.door.height, r)), height - 0.05)
+        _, door_rgb = _hsv(draw, "room.door.color", rs.door.color, r)
+        door_look = Material(color=tuple(door_rgb), roughness=0.5)
+        f |= {
+            "room.door.width": dw,
+            "room.door.height": dh,
+            "room.door.color.r": door_rgb[0],
+            "room.door.color.g": door_rgb[1],
+            "room.door.color.b": door_rgb[2],
+        }
+        wanted.append(("door", dw, 0.0, dh))
+    if win_top > sill + 0.05:
+        wanted += [("window", win_w, sill, win_top)] * n_win
+    lengths = [depth, width, depth, width]
+    openings = _openings(r, lengths, wanted)
+    f["room.windows.placed"] = sum(kind == "window" for kind, _ in openings)
+    holes = [o for _, o in openings]
+
+    origin, identity = np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0])
+
+    def part(name: str, stuff: str, boxes: np.ndarray, mat: Material, pos=origin, q=identity):
+        mesh = room_geo.box_mesh(boxes, f"room:{name}", mat.texture_scale)
+        mat = replace(mat, texture_scale=1.0)  # tiled in the UVs already
+        return StuffPart(name, stuff, ids[stuff], mesh, pos, q, mat, boxes)
+
+    shell = room_geo.shell_boxes(width, depth, height, floor_z)
+    parts = [
+        part("floor", "floor", shell["floor"], looks["floor"]),
+        part("ceiling", "ceiling", shell["ceiling"], looks["ceiling"]),
+    ]
+    for k in range(4):
+        boxes = room_geo.wall_boxes(k, width, depth, height, floor_z, holes)
+        if len(boxes):
+            parts.append(part(f"wall-{k}", "wall", boxes, looks["walls"]))
+    for kind, o in openings:
+        if kind == "door" and door_look is not None:
+            boxes = room_geo.door_boxes(o, width, depth, floor_z)
+            parts.append(part("door", "door", boxes, door_look))
+
+    # furniture keeps clear of the door's swing, and of each other
+    footprints = [
+        room_geo.door_clearance(o, width, depth) for kind, o in openings if kind == "door"
+    ]
+    support = 0.0
+    if rs.table is not None:
+        ts = rs.table
+        tw = float(draw("room.table.width", ts.width, r))
+        td = float(draw("room.table.depth", ts.depth, r))
+        th = float(draw("room.table.height", ts.height, r))
+        yaw = float(draw("room.table.yaw", ts.yaw, r))
+        look, ff = _surface(draw, "room.table.surface", ts.surface, r)
+        tray = bool(draw("room.table.tray", ts.tray, r))
+        f |= ff | {
+            "room.table.width": tw,
+            "room.table.depth": td,
+            "room.table.height": th,
+            "room.table.yaw": yaw,
+            "room.table.tray": tray,
+        }
+        q = _euler_quat(0.0, 0.0, yaw)
+        pos = np.array([0.0, 0.0, floor_z])
+        boxes = room_geo.table_boxes(tw, td, th)
+        parts.append(part("table", "furniture", boxes, look, pos, q))
+        footprints.append(room_geo.footprint(pos, yaw, boxes))
+        support = th
+        if tray:
+            tray_boxes = room_geo.tray_boxes(min(0.6, 0.8 * tw), min(0.45, 0.8 * td))
+            top = np.array([0.0, 0.0, floor_z + th])
+            parts.append(part("tray", "furniture", tray_boxes, TRAY_LOOK, top, q))
+            support = th + room_geo.TRAY_FLOOR
+    n_furn = max(0, round(float(draw("room.furniture.count", rs.furniture.count, r))))
+    placed = 0
+    for k in range(n_furn):
+        kind = str(draw("room.furniture.kind", rs.furniture.kind, r))
+        scale = float(draw("room.furniture.scale", rs.furniture.scale, r))
+        look, _ = _surface(draw, "room.furniture.surface", rs.furniture.surface, r)
+        boxes = room_geo.furniture_boxes(kind, scale, height)
+        for _ in range(50):  # a random wall and place along it, until it fits
+            wall = int(r.integers(0, 4))
+            pose = room_geo.against_wall(boxes, wall, float(r.uniform()), width, depth, floor_z)
+            if pose is None:
+                continue
+            pos, yaw = pose
+            fp = room_geo.footprint(pos, yaw, boxes)
+            if room_geo.inside_room(fp, width, depth) and not any(
+                room_geo.rectangles_overlap(fp, other, 0.05) for other in footprints
+            ):
+                q = _euler_quat(0.0, 0.0, yaw)
+                parts.append(part(f"furniture-{k}", "furniture", boxes, look, pos, q))
+                footprints.append(fp)
+                placed += 1
+                break
+    f |= {"room.furniture.count": n_furn, "room.furniture.placed": placed}
+    return (tuple(parts), support), f
 
 
 def sample_ground(
@@ -503,10 +787,11 @@ def sample_ground(
 
 
 def sample_objects(
-    spec: Spec, draw: _Drawer, r: np.random.Generator
+    spec: Spec, draw: _Drawer, r: np.random.Generator, support: float = 0.0
 ) -> tuple[list[SceneObject], float, Factors]:
     """The objects stream: how many, then per object its class and :func:`draw_object`.
 
+    ``support``: how far above the ground the drop stack starts (a room's table top).
     Returns the objects, the top of the drop stack (distractors stack on it) and the factors.
     """
     os_ = spec.objects
@@ -515,7 +800,7 @@ def sample_objects(
     weights = np.array([os_.classes[n].weight for n in names], dtype=np.float64)
     weights /= max(weights.sum(), 1e-300)  # no classes only with count 0 (a people-only spec)
     objects: list[SceneObject] = []
-    stack_top = 0.0
+    stack_top = support
     # Ground footprints of the objects placed so far, when placement limits their overlap.
     footprints: list[np.ndarray] | None = None if os_.pose.max_overlap is None else []
     for _ in range(n_obj):
@@ -686,8 +971,8 @@ def _place(
     if spec.physics.enabled:
         pz = base + stack_top + drop
         stack_top += (hi - lo) + drop + 0.01
-    else:
-        pz = base
+    else:  # without physics the stack never rises: stack_top is the support (a table's top)
+        pz = base + stack_top
     return (np.array([x, y, pz]), q), stack_top
 
 
@@ -730,6 +1015,7 @@ def sample_people(
     r: np.random.Generator,
     camera: Camera,
     others: list[SceneObject],
+    stuff: tuple[StuffPart, ...] = (),
 ) -> tuple[list[SceneObject], Factors]:
     """The people stream: how many, then per person its look and pose
     (:func:`_draw_person`), then its place (:func:`_place_person`).
@@ -745,6 +1031,8 @@ def sample_people(
     assert ps is not None
     n = max(0, round(float(draw("people.count", ps.count, r))))
     taken = [_footprint(o) for o in others]
+    # a room's walls, door and furniture (not its floor and ceiling) are in the way too
+    taken += [_stuff_footprint(p) for p in stuff if p.stuff not in ("floor", "ceiling")]
     out: list[SceneObject] = []
     for _ in range(n):
         params, materials, attrs, facing, target = _draw_person(spec, draw, r, camera)
@@ -936,6 +1224,17 @@ def _pattern(name: str) -> str | None:
 def _footprint(obj: SceneObject) -> np.ndarray:
     """World xy box [x0, y0, x1, y1] of an object where it starts."""
     xy = (obj.mesh.vertices @ quat_to_matrix(obj.orientation).T)[:, :2] + obj.position[:2]
+    return np.array([*xy.min(0), *xy.max(0)])
+
+
+def _stuff_footprint(part: StuffPart) -> np.ndarray:
+    """World xy box [x0, y0, x1, y1] of a room part."""
+    rot = quat_to_matrix(part.orientation)
+    signs = np.array([[sx, sy, 0.0] for sx in (-1, 1) for sy in (-1, 1)])
+    xy = (
+        np.concatenate([(c + signs * s / 2) @ rot.T for c, s in part.boxes], axis=0)[:, :2]
+        + np.asarray(part.position)[:2]
+    )
     return np.array([*xy.min(0), *xy.max(0)])
 
 

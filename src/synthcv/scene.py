@@ -244,6 +244,59 @@ class Ground:
     material: Material = Material(color=(0.5, 0.5, 0.5))
 
 
+@dataclass(frozen=True)
+class World:
+    """An environment map (HDRI) around the scene: Cycles lights the scene with it; camera rays
+    that hit nothing see it when ``visible_background`` (else ``Scene.background``)."""
+
+    hdri: str  # absolute path of the map (bundled ones resolved)
+    strength: float = 1.0  # multiplies the map's radiance
+    rotation: float = 0.0  # degrees, counter-clockwise about +z seen from above
+    visible_background: bool = True
+
+
+@dataclass(frozen=True)
+class Lamp:
+    """A point, spot or area light (Blender's power convention: watts; see docs/environments.md).
+
+    A point or spot light of ``power`` W gives a white Lambertian surface at distance r facing it
+    a radiance of power / (4 π² r²); an area light (a square of side ``size`` facing
+    ``direction``) power / (π² r²) on its axis, falling off with the cosine off its axis.
+    """
+
+    kind: str  # "point" | "spot" | "area"
+    position: tuple[float, float, float]
+    direction: tuple[float, float, float]  # unit; where a spot or area light points
+    power: float  # watts
+    color: tuple[float, float, float]  # linear RGB, max channel 1 (from the colour temperature)
+    size: float = 0.1  # metres: radius of a point/spot, side of an area light
+    spot_angle: float = 45.0  # degrees, full cone of a spot light
+    spot_blend: float = 0.15  # 0 hard edge … 1 soft
+
+
+#: Semantic classes of room geometry ("stuff": no instances, no boxes), after the object
+#: classes in the spec's class list.
+STUFF_CLASSES = ("floor", "wall", "ceiling", "furniture", "door")
+
+
+@dataclass(frozen=True, eq=False)
+class StuffPart:
+    """A piece of room geometry: drawn, a static collider, labelled only in the semantic map."""
+
+    name: str  # e.g. "floor", "wall-0", "table"
+    stuff: str  # one of STUFF_CLASSES
+    class_id: int  # its semantic id
+    mesh: Mesh
+    position: np.ndarray  # (3,) world
+    orientation: np.ndarray  # (4,) quaternion (x, y, z, w)
+    material: Material
+    # the part as axis-aligned boxes in its own frame, (N, 2, 3) [centre, size]: exact colliders
+    boxes: np.ndarray
+
+    def object_to_world(self) -> np.ndarray:
+        return pose_matrix(self.position, self.orientation)
+
+
 @dataclass
 class Scene:
     index: int
@@ -257,6 +310,9 @@ class Scene:
     factors: dict[str, Any] = field(default_factory=dict)  # realized scene factors, flat
     sensor: Any = None  # synthcv.sensor.SensorParams: what the camera does after the lens
     motion: Any = None  # synthcv.motion.MotionPlan: how a clip moves (sequences)
+    world: World | None = None  # an environment map (docs/environments.md)
+    lamps: tuple[Lamp, ...] = ()  # point, spot and area lights beyond the sun
+    stuff: tuple[StuffPart, ...] = ()  # room geometry: floor, walls, ceiling, furniture, door
 
     def with_objects(self, objects: list[SceneObject]) -> Scene:
         return replace(self, objects=objects)
@@ -271,4 +327,5 @@ class RenderResult:
     instance: np.ndarray  # (H, W) uint16; 0 background/ground, else SceneObject.instance_id
     normals: np.ndarray | None = None  # (H, W, 3) float32 camera-frame unit normals, or None
     normals_source: str = "depth-derived"  # "geometry" when the backend renders them
+    stuff: np.ndarray | None = None  # (H, W) uint16: 1 + index into Scene.stuff, 0 elsewhere
     extra: dict[str, Any] = field(default_factory=dict)

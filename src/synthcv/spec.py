@@ -31,12 +31,14 @@ from pydantic_core import InitErrorDetails
 
 from synthcv.assets.kinds import names as asset_kind_names
 from synthcv.distributions import Distribution, constant, parse_distribution
+from synthcv.environment.room import FURNITURE_KINDS
 from synthcv.fileio import sha256_text
 from synthcv.people.motions import POSES
 from synthcv.people.person import HAIR as HAIR_STYLES
 from synthcv.people.person import LEGS as LEG_LENGTHS
 from synthcv.people.person import PERSON_CLASS, SLEEVES
 from synthcv.safeyaml import YAMLProblem, check_shape, load_yaml, read_text
+from synthcv.scene import STUFF_CLASSES
 from synthcv.validation import (
     ConfigError,
     FieldProblem,
@@ -310,6 +312,23 @@ class CameraSpec(StrictModel):
         return self
 
 
+def _one_of(names: tuple[str, ...], what: str) -> Any:
+    """A categorical field whose every possible value is one of ``names``."""
+
+    def validate(value: Any) -> Distribution:
+        d = parse_distribution(value, numeric=False)
+        bad = [v for v in d.support() if v not in names]
+        if bad:
+            raise ValueError(f"{what} among {', '.join(names)} (got {bad[0]!r})")
+        return d
+
+    return Annotated[Distribution, PlainValidator(validate), PlainSerializer(_ser, return_type=Any)]
+
+
+def _uniform(lo: float, hi: float) -> Distribution:
+    return parse_distribution({"uniform": [lo, hi]}, numeric=True)
+
+
 class SunSpec(StrictModel):
     elevation: Elevation = constant(60.0)
     azimuth: Angle = constant(30.0)
@@ -317,9 +336,160 @@ class SunSpec(StrictModel):
     color: HSVColor = HSVColor(h=constant(0.0), s=constant(0.0), v=constant(1.0))
 
 
+class LampPositionSpec(StrictModel):
+    """Where each lamp of a group hangs (world metres; each lamp draws its own)."""
+
+    x: Position = _uniform(-1.0, 1.0)
+    y: Position = _uniform(-1.0, 1.0)
+    z: Position = constant(2.5)
+
+
+class LampSpec(StrictModel):
+    """A group of ``count`` point, spot or area lights sharing power (watts, Blender's units),
+    colour temperature (Kelvin), size and cone; each lamp has its own position and points at
+    ``target`` (default: the camera's look-at point)."""
+
+    type: Literal["point", "spot", "area"] = "point"
+    count: num(0, 16) = constant(1)  # type: ignore[valid-type]
+    power: num(0, 1e6, "W") = constant(100.0)  # type: ignore[valid-type]
+    temperature: num(1000, 40000, "K") = constant(6500.0)  # type: ignore[valid-type]
+    size: num(0, 100, "m") = constant(0.1)  # type: ignore[valid-type]  # radius; area: side
+    position: LampPositionSpec = LampPositionSpec()
+    target: tuple[Coord, Coord, Coord] | None = None
+    spot_angle: num(1, 180, "degrees") = constant(60.0)  # type: ignore[valid-type]  # full cone
+    spot_blend: Fraction = constant(0.15)
+
+
 class LightsSpec(StrictModel):
     sun: SunSpec = SunSpec()
     ambient: Intensity = constant(0.4)
+    lamps: list[LampSpec] = Field(default_factory=list, max_length=16)
+
+    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"lamps"})
+
+
+def _hdri_value(value: Any) -> Distribution:
+    from synthcv.render.environment_map import BUNDLED_HDRIS, HDRI_SUFFIXES
+
+    d = parse_distribution(value, numeric=False)
+    for v in d.support():
+        if not isinstance(v, str) or not (
+            v in BUNDLED_HDRIS or Path(v).suffix.lower() in HDRI_SUFFIXES
+        ):
+            import difflib
+
+            close = difflib.get_close_matches(str(v), BUNDLED_HDRIS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"a bundled HDRI ({', '.join(BUNDLED_HDRIS)}) or an image file "
+                f"({', '.join(HDRI_SUFFIXES)})"
+                + (f" (got {_short(v)})" if d.kind != "constant" else "")
+                + hint
+            )
+    return d
+
+
+def _bool_values(value: Any) -> Distribution:
+    d = parse_distribution(value, numeric=False)
+    bad = [v for v in d.support() if not isinstance(v, bool)]
+    if bad:
+        raise ValueError(f"true or false, or a choice of them (got {_short(bad[0])})")
+    return d
+
+
+HdriName = Annotated[
+    Distribution, PlainValidator(_hdri_value), PlainSerializer(_ser, return_type=Any)
+]
+Flag = Annotated[Distribution, PlainValidator(_bool_values), PlainSerializer(_ser, return_type=Any)]
+
+
+class WorldSpec(StrictModel):
+    """``world:`` an environment map around the scene (docs/environments.md): Cycles lights
+    the scene with it and camera rays see it; the tiny backend draws the background from it
+    and lights with an estimated sun and ambient level. It changes pixels, never geometry, so
+    it is left out of the scene hash."""
+
+    hdri: HdriName
+    strength: num(0, 1000) = constant(1.0)  # type: ignore[valid-type]
+    rotation: Angle = constant(0.0)  # degrees, counter-clockwise seen from above
+    visible_background: Flag = constant(True)
+
+
+class SurfaceSpec(StrictModel):
+    """A room surface's look: colour, texture (tiled in metres), roughness."""
+
+    color: HSVColor = HSVColor(v=constant(0.7))
+    texture: Cat = constant(None)
+    texture_scale: num(0, 1000, "repeats per metre", lo_open=True) = constant(1.0)
+    roughness: Fraction = constant(0.8)
+
+
+class WindowsSpec(StrictModel):
+    """Openings in the walls that let the world in; a room's windows share one size."""
+
+    count: num(0, 8) = constant(1)  # type: ignore[valid-type]
+    width: num(0.2, 20, "m") = _uniform(0.8, 1.6)  # type: ignore[valid-type]
+    height: num(0.2, 10, "m") = _uniform(0.8, 1.3)  # type: ignore[valid-type]
+    sill: num(0, 10, "m") = constant(0.9)  # type: ignore[valid-type]  # above the floor
+
+
+class DoorSpec(StrictModel):
+    """A closed door (semantic class ``door``) in one of the walls."""
+
+    width: num(0.4, 5, "m") = constant(0.9)  # type: ignore[valid-type]
+    height: num(1.0, 5, "m") = constant(2.0)  # type: ignore[valid-type]
+    color: HSVColor = HSVColor(h=constant(0.08), s=constant(0.35), v=constant(0.45))
+
+
+class TableSpec(StrictModel):
+    """The table in the middle of the room: the objects are dropped onto it."""
+
+    width: num(0.2, 10, "m") = _uniform(1.0, 1.6)  # type: ignore[valid-type]
+    depth: num(0.2, 10, "m") = _uniform(0.6, 1.0)  # type: ignore[valid-type]
+    height: num(0.2, 3, "m") = _uniform(0.7, 0.78)  # type: ignore[valid-type]
+    yaw: Angle = constant(0.0)
+    surface: SurfaceSpec = SurfaceSpec(
+        color=HSVColor(h=constant(0.08), s=constant(0.45), v=_uniform(0.35, 0.6)),
+        roughness=constant(0.5),
+    )
+    tray: Flag = constant(False)  # a tray on the table: the objects fall into it
+
+
+class FurnitureSpec(StrictModel):
+    """Pieces standing against the walls, placed without overlap (tables and shelves)."""
+
+    count: num(0, 20) = constant(2)  # type: ignore[valid-type]
+    kind: _one_of(FURNITURE_KINDS, "furniture kinds") = parse_distribution(  # type: ignore[valid-type]
+        {"choice": list(FURNITURE_KINDS)}
+    )
+    scale: num(0.3, 3) = _uniform(0.8, 1.2)  # type: ignore[valid-type]
+    surface: SurfaceSpec = SurfaceSpec(
+        color=HSVColor(h=constant(0.08), s=constant(0.4), v=_uniform(0.3, 0.7)),
+        roughness=constant(0.6),
+    )
+
+
+class RoomSpec(StrictModel):
+    """``room:`` a closed room around the scene (docs/environments.md): floor, four walls,
+    ceiling, windows, a door, a table in the middle and furniture by the walls. The interior is
+    width (x) × depth (y) × height, centred on the origin, its floor at ``ground.height`` (the
+    floor replaces the ground)."""
+
+    width: num(1, 100, "m") = _uniform(4.0, 6.0)  # type: ignore[valid-type]
+    depth: num(1, 100, "m") = _uniform(4.0, 6.0)  # type: ignore[valid-type]
+    height: num(1.5, 20, "m") = _uniform(2.5, 3.0)  # type: ignore[valid-type]
+    floor: SurfaceSpec = SurfaceSpec(
+        color=HSVColor(h=constant(0.07), s=constant(0.35), v=_uniform(0.3, 0.55)),
+        roughness=constant(0.6),
+    )
+    walls: SurfaceSpec = SurfaceSpec(
+        color=HSVColor(h=_uniform(0.0, 1.0), s=_uniform(0.0, 0.2), v=_uniform(0.7, 0.9))
+    )
+    ceiling: SurfaceSpec = SurfaceSpec(color=HSVColor(v=constant(0.9)))
+    windows: WindowsSpec = WindowsSpec()
+    door: DoorSpec | None = DoorSpec()
+    table: TableSpec | None = TableSpec()
+    furniture: FurnitureSpec = FurnitureSpec()
 
 
 class MaterialSpec(StrictModel):
@@ -337,23 +507,6 @@ class GroundSpec(StrictModel):
     texture: Cat = constant(None)
     texture_scale: num(0, 1000, "repeats per metre", lo_open=True) = constant(1.0)
     roughness: Fraction = constant(0.8)
-
-
-def _one_of(names: tuple[str, ...], what: str) -> Any:
-    """A categorical field whose every possible value is one of ``names``."""
-
-    def validate(value: Any) -> Distribution:
-        d = parse_distribution(value, numeric=False)
-        bad = [v for v in d.support() if v not in names]
-        if bad:
-            raise ValueError(f"{what} among {', '.join(names)} (got {bad[0]!r})")
-        return d
-
-    return Annotated[Distribution, PlainValidator(validate), PlainSerializer(_ser, return_type=Any)]
-
-
-def _uniform(lo: float, hi: float) -> Distribution:
-    return parse_distribution({"uniform": [lo, hi]}, numeric=True)
 
 
 PoseName = _one_of(POSES, "pose names")
@@ -823,6 +976,8 @@ class Spec(StrictModel):
     people: PeopleSpec | None = None
     sensor: SensorSpec | None = None  # the camera after the renderer (docs/sensor.md)
     sequence: SequenceSpec | None = None  # clips instead of single frames (docs/sequences.md)
+    world: WorldSpec | None = None  # an environment map (docs/environments.md)
+    room: RoomSpec | None = None  # a room around the scene (docs/environments.md)
     #: Asset files written as relative paths: absolute path (as resolved against the spec's
     #: file, and recorded everywhere else in the resolved spec) → the path as written. The
     #: hashes use the written form, so a spec with its files moved elsewhere (another
@@ -830,7 +985,7 @@ class Spec(StrictModel):
     written_paths: dict[str, str] | None = None
 
     HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset(
-        {"written_paths", "people", "sensor", "sequence"}
+        {"written_paths", "people", "sensor", "sequence", "world", "room"}
     )
 
     @model_validator(mode="after")
@@ -864,6 +1019,55 @@ class Spec(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _world_lights_the_scene(self) -> Spec:
+        if self.world is None:
+            return self
+        for name in ("sun", "ambient"):
+            if name in self.lights.model_fields_set:
+                raise FieldProblem(
+                    ("lights", name),
+                    "got a value beside world.hdri, expected none: the environment map lights "
+                    "the scene (the tiny backend estimates its sun and ambient level from the "
+                    "map); remove lights." + name + " or world",
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _camera_inside_room(self) -> Spec:
+        """A camera that could leave the room would film its outside walls: say so up front."""
+        if self.room is None:
+            return self
+        cam, room = self.camera, self.room
+        dist = cam.distance.value_range()[1]
+        el_lo, el_hi = cam.elevation.value_range()
+        jitter = cam.look_at_jitter.value_range()[1]
+        horiz = dist * max(
+            math.cos(math.radians(e)) for e in (el_lo, el_hi, 0.0) if el_lo <= e <= el_hi
+        )
+        half = min(room.width.value_range()[0], room.depth.value_range()[0]) / 2
+        reach_xy = horiz + math.hypot(cam.look_at[0], cam.look_at[1]) + jitter * math.sqrt(2)
+        top = cam.look_at[2] + jitter + dist * max(0.0, math.sin(math.radians(el_hi)))
+        low = cam.look_at[2] - jitter + dist * min(0.0, math.sin(math.radians(el_lo)))
+        if reach_xy > half - 0.05:
+            raise FieldProblem(
+                ("camera", "distance"),
+                f"the camera can be {_num_text(round(reach_xy, 3))} m from the room's centre "
+                f"across the floor, but the smallest room (room.width/depth) leaves "
+                f"{_num_text(round(half - 0.05, 3))} m inside the walls: bring the camera "
+                "closer or make the room larger",
+            )
+        if top > room.height.value_range()[0] - 0.05 or low < self.ground.height + 0.05:
+            raise FieldProblem(
+                ("camera", "elevation"),
+                f"the camera can reach heights {_num_text(round(low, 3))}.."
+                f"{_num_text(round(top, 3))} m, outside the room between its floor and its "
+                "lowest ceiling "
+                f"({_num_text(room.height.value_range()[0])} m): lower the camera or raise "
+                "room.height",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _person_class_free(self) -> Spec:
         if self.people is not None and PERSON_CLASS in self.objects.classes:
             raise FieldProblem(
@@ -891,9 +1095,15 @@ class Spec(StrictModel):
     @property
     def class_names(self) -> list[str]:
         """Semantic classes in id order (1-based): the object classes, then ``person`` when
-        the spec has ``people:``."""
+        the spec has ``people:``, then the room's classes (floor, wall, …) with ``room:``."""
         names = list(self.objects.classes)
-        return [*names, PERSON_CLASS] if self.people is not None else names
+        names = [*names, PERSON_CLASS] if self.people is not None else names
+        return [*names, *STUFF_CLASSES] if self.room is not None else names
+
+    @property
+    def stuff_class_names(self) -> list[str]:
+        """Classes of room geometry (no instances: only in the semantic map)."""
+        return list(STUFF_CLASSES) if self.room is not None else []
 
     @property
     def sweep_steps(self) -> list[Any]:
@@ -913,11 +1123,14 @@ class Spec(StrictModel):
 
     @property
     def scene_hash(self) -> str:
-        """What seeds every sample: the spec minus count, renderer, outputs, sensor and
-        sequence, so the same index gives the same scene whichever backend renders it,
-        whatever is written, whatever the camera does after the lens and however the scene
-        then moves (sensor and sequence draw from their own streams)."""
-        return _hash(self.resolved(), ("count", "renderer", "outputs", "sensor", "sequence"))
+        """What seeds every sample: the spec minus count, renderer, outputs, sensor, sequence
+        and world, so the same index gives the same scene whichever backend renders it,
+        whatever is written, whatever the camera does after the lens, however the scene then
+        moves and whatever environment map surrounds it (sensor, sequence and world draw from
+        their own streams)."""
+        return _hash(
+            self.resolved(), ("count", "renderer", "outputs", "sensor", "sequence", "world")
+        )
 
     def with_count(self, count: int) -> Spec:
         """This spec with another ``count`` (same range checks as in the file)."""
@@ -1131,6 +1344,12 @@ def _is_file_value(kind: str, value: str) -> bool:
 
     if kind == "texture":
         return is_texture_file(value)
+    if kind == "hdri":
+        from synthcv.render.environment_map import BUNDLED_HDRIS, HDRI_SUFFIXES
+
+        return value not in BUNDLED_HDRIS and (
+            Path(value).suffix.lower() in HDRI_SUFFIXES or "/" in value or os.sep in value
+        )
     if kind == "font":
         return is_font_file(value)
     return bool(value)  # mesh: always a file
@@ -1158,6 +1377,15 @@ def _path_slots(data: dict[str, Any]) -> Iterator[tuple[str, Any, Any, str]]:
     ground = section(data, "ground")
     if ground is not None and "texture" in ground:
         yield "ground.texture", ground, "texture", "texture"
+    world = section(data, "world")
+    if world is not None and "hdri" in world:
+        yield "world.hdri", world, "hdri", "hdri"
+    room = section(data, "room")
+    if room is not None:
+        for part in ("floor", "walls", "ceiling"):
+            yield from material(f"room.{part}", room.get(part))
+        for part in ("table", "furniture"):
+            yield from material(f"room.{part}.surface", (section(room, part) or {}).get("surface"))
     objects = section(data, "objects")
     defaults = section(objects, "defaults")
     if defaults is not None:

@@ -267,7 +267,8 @@ def format_validation_error(err: ValidationError, root: type[BaseModel]) -> list
 
 
 class HashStableModel(BaseModel):
-    """A config model whose optional fields added later are left out of its dump while unset.
+    """A config model whose optional fields added later are left out of its dump while unset
+    (None, or an empty list).
 
     Specs are hashed from their dump (the scene and spec hashes), so a new option must not
     change the dump, and thus the samples and the dataset's identity, of a spec that does not
@@ -281,6 +282,7 @@ class HashStableModel(BaseModel):
         data = handler(self)
         if isinstance(data, dict):
             for name in self.HASH_STABLE_OPTIONAL:
-                if getattr(self, name, None) is None:
+                value = getattr(self, name, None)
+                if value is None or (isinstance(value, list) and not value):
                     data.pop(name, None)
         return data

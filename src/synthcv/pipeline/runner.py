@@ -114,7 +114,10 @@ def manifest_fields(spec: Spec, spec_hash: str) -> dict[str, Any]:
         ),
         "shard_size": spec.outputs.shard_size,
         "backend": get_backend(spec.renderer.backend).describe(),
-        "classes": [{"id": i + 1, "name": n} for i, n in enumerate(spec.class_names)],
+        "classes": [
+            {"id": i + 1, "name": n, **({"isthing": 0} if n in spec.stuff_class_names else {})}
+            for i, n in enumerate(spec.class_names)
+        ],
         "keypoints": class_keypoints(spec),
         **_people_manifest(spec),
         "image": {

@@ -53,6 +53,7 @@ def downsample(scene: Scene, result: RenderResult, s: int) -> tuple[Scene, Rende
         normals=None if result.normals is None else result.normals[pick].copy(),
         normals_source=result.normals_source,
         extra=dict(result.extra),
+        stuff=None if result.stuff is None else result.stuff[pick].copy(),
     )
     if "rgb_low" in result.extra:  # the noisy half of a Cycles pair, filtered alike
         low = result.extra["rgb_low"][: h * s, : w * s].reshape(h, s, w, s, 3).mean(axis=(1, 3))

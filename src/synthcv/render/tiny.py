@@ -217,7 +217,7 @@ class TinyRenderer:
         try:
             if self._built is not None and self._built[0] == key:
                 # the same world with new poses (the next frame of a clip): move the bodies
-                _, bodies, body_to_instance, _ = self._built
+                _, bodies, body_to_instance, _, stuff_of_body = self._built
                 for obj in scene.objects:
                     for bid in bodies[obj.instance_id]:
                         self._p.resetBasePositionAndOrientation(
@@ -226,7 +226,7 @@ class TinyRenderer:
                             obj.orientation.tolist(),
                             physicsClientId=self._client,
                         )
-                return self._shoot(scene, body_to_instance)
+                return self._shoot(scene, body_to_instance, stuff_of_body)
             self._built = None
             self._clear()
             return self._render(scene, key)
@@ -260,6 +260,24 @@ class TinyRenderer:
                 p.changeVisualShape(
                     gid, -1, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=c
                 )
+        stuff_of_body: dict[int, int] = {}
+        for k, part in enumerate(scene.stuff):
+            m = part.material
+            vid = self._visual(part.mesh, [*m.color, 1.0], [0.5 * (1 - m.roughness)] * 3)
+            bid = p.createMultiBody(
+                0,
+                -1,
+                vid,
+                basePosition=np.asarray(part.position).tolist(),
+                baseOrientation=np.asarray(part.orientation).tolist(),
+                physicsClientId=c,
+            )
+            tex = self._texture(m.texture)
+            if tex is not None:
+                p.changeVisualShape(
+                    bid, -1, textureUniqueId=tex, rgbaColor=[*m.color, 1.0], physicsClientId=c
+                )
+            stuff_of_body[bid] = k + 1
         for obj in scene.objects:
             if obj.mesh.face_regions is not None and obj.region_materials:
                 bodies[obj.instance_id] = self._region_bodies(obj)
@@ -283,58 +301,128 @@ class TinyRenderer:
             body_to_instance[bid] = obj.instance_id
             bodies[obj.instance_id] = [bid]
         # the meshes are held so that their ids in ``key`` stay theirs while this world stands
-        self._built = (key, bodies, body_to_instance, [o.mesh for o in scene.objects])
-        return self._shoot(scene, body_to_instance)
+        held = [o.mesh for o in scene.objects] + [part.mesh for part in scene.stuff]
+        self._built = (key, bodies, body_to_instance, held, stuff_of_body)
+        return self._shoot(scene, body_to_instance, stuff_of_body)
 
-    def _shoot(self, scene: Scene, body_to_instance: dict[int, int]) -> RenderResult:
-        """Render the built world from the scene's camera under its lights."""
-        p, c = self._p, self._client
-        cam = scene.camera
+    def _camera_image(self, scene: Scene, albedo: bool = False) -> tuple:
+        """The scene under its sun and ambient light, or (``albedo``) unlit: ambient 1, no sun,
+        no specular, no shadow, so each pixel is its surface colour × texture."""
+        p, cam, sun = self._p, scene.camera, scene.sun
+        if albedo:
+            ambient, diffuse, specular, shadow, color = 1.0, 0.0, 0.0, False, [1.0, 1.0, 1.0]
+        else:
+            ambient, specular, shadow, color = scene.ambient, 0.15, self.shadows, list(sun.color)
+            diffuse = sun.intensity * max(0.0, 1.0 - scene.ambient)
         view = (CV_TO_GL @ cam.world_to_camera).T.reshape(-1).tolist()  # column-major
         proj = gl_projection(cam).T.reshape(-1).tolist()
-        sun = scene.sun
         _, _, rgba, depth_buf, seg = p.getCameraImage(
             cam.width,
             cam.height,
             viewMatrix=view,
             projectionMatrix=proj,
             lightDirection=list(sun.direction),
-            lightColor=list(sun.color),
+            lightColor=color,
             lightDistance=10.0,
-            shadow=int(self.shadows),
-            lightAmbientCoeff=float(scene.ambient),
-            lightDiffuseCoeff=float(sun.intensity * max(0.0, 1.0 - scene.ambient)),
-            lightSpecularCoeff=0.15,
+            shadow=int(shadow),
+            lightAmbientCoeff=float(ambient),
+            lightDiffuseCoeff=float(diffuse),
+            lightSpecularCoeff=specular,
             renderer=p.ER_TINY_RENDERER,
-            physicsClientId=c,
+            physicsClientId=self._client,
         )
         rgba = np.asarray(rgba, dtype=np.uint8).reshape(cam.height, cam.width, 4)
+        return rgba, depth_buf, seg
+
+    def _shoot(
+        self,
+        scene: Scene,
+        body_to_instance: dict[int, int],
+        stuff_of_body: dict[int, int] | None = None,
+    ) -> RenderResult:
+        """Render the built world from the scene's camera under its lights."""
+        cam = scene.camera
+        rgba, depth_buf, seg = self._camera_image(scene)
         seg = np.asarray(seg, dtype=np.int64).reshape(cam.height, cam.width)
         z = depth_buffer_to_z(
             np.asarray(depth_buf, dtype=np.float64).reshape(cam.height, cam.width),
             cam.near,
             cam.far,
         )
-        lut = np.zeros(max([*body_to_instance, 0]) + 2, dtype=np.uint16)
+        lut = np.zeros(max([*body_to_instance, *(stuff_of_body or {}), 0]) + 2, dtype=np.uint16)
         for bid, iid in body_to_instance.items():
             lut[bid] = iid
         hit = seg >= 0
-        instance = np.where(hit, lut[np.clip(seg, 0, len(lut) - 1)], 0).astype(np.uint16)
+        body = np.clip(seg, 0, len(lut) - 1)
+        instance = np.where(hit, lut[body], 0).astype(np.uint16)
+        stuff = None
+        if stuff_of_body:
+            stuff_lut = np.zeros_like(lut)
+            for bid, k in stuff_of_body.items():
+                stuff_lut[bid] = k
+            stuff = np.where(hit, stuff_lut[body], 0).astype(np.uint16)
         rgb = rgba[..., :3].copy()
-        rgb[~hit] = np.round(np.asarray(scene.background) * 255).astype(np.uint8)
         z[~hit] = 0.0
+        if scene.lamps:
+            rgb = self._add_lamps(scene, rgb, z, hit)
+        rgb[~hit] = self._background(scene, ~hit)
         return RenderResult(
-            rgb=rgb, depth=z, instance=instance, normals=None, normals_source="depth-derived"
+            rgb=rgb,
+            depth=z,
+            instance=instance,
+            normals=None,
+            normals_source="depth-derived",
+            stuff=stuff,
         )
+
+    def _add_lamps(
+        self, scene: Scene, rgb: np.ndarray, z: np.ndarray, hit: np.ndarray
+    ) -> np.ndarray:
+        """Lamps' light added per pixel (docs/environments.md): a second, unlit render gives
+        each pixel's albedo; the lamps' Lambertian radiance (no shadows) multiplies it."""
+        from synthcv.environment.lamps import lamp_radiance
+        from synthcv.labels import normals_from_depth
+        from synthcv.sensor.photometric import linear_to_srgb, srgb_to_linear
+
+        cam = scene.camera
+        albedo, _, _ = self._camera_image(scene, albedo=True)
+        ys, xs = np.nonzero(hit)
+        points = cam.unproject(np.column_stack([xs, ys]), z[ys, xs])
+        n_cam = normals_from_depth(z, cam.K)[ys, xs].astype(np.float64)
+        n_world = n_cam @ cam.world_to_camera[:3, :3]  # rows: R^T n
+        light = lamp_radiance(points, n_world, scene.lamps)
+        lin = (
+            srgb_to_linear(rgb[ys, xs] / 255.0) + srgb_to_linear(albedo[ys, xs, :3] / 255.0) * light
+        )
+        out = rgb.copy()
+        out[ys, xs] = np.rint(linear_to_srgb(lin) * 255.0).astype(np.uint8)
+        return out
+
+    def _background(self, scene: Scene, miss: np.ndarray) -> np.ndarray:
+        """What camera rays that hit nothing see: the world map (its radiance × strength,
+        displayed as Cycles' Standard view does: sRGB, clipped) or the background colour."""
+        world = scene.world
+        if world is None or not world.visible_background or not miss.any():
+            return np.round(np.asarray(scene.background) * 255).astype(np.uint8)
+        from synthcv.render.environment_map import load, lookup
+        from synthcv.sensor.photometric import linear_to_srgb
+
+        cam = scene.camera
+        ys, xs = np.nonzero(miss)
+        rays = np.column_stack([xs, ys, np.ones(len(xs))]) @ np.linalg.inv(cam.K).T
+        dirs = rays @ cam.world_to_camera[:3, :3]  # camera → world: R^T
+        radiance = lookup(load(world.hdri), dirs, world.rotation) * world.strength
+        return np.rint(linear_to_srgb(radiance) * 255.0).astype(np.uint8)
 
 
 def _world_key(scene: Scene) -> tuple[Any, ...]:
-    """What a built world depends on besides poses, camera and lights: the ground, and each
-    object's mesh (by identity), materials and instance id."""
+    """What a built world depends on besides poses, camera and lights: the ground, each
+    object's mesh (by identity), materials and instance id, and the room's parts."""
     g = scene.ground
     return (
         (g.enabled, g.size, g.height, g.material),
         tuple((o.instance_id, id(o.mesh), o.material, o.region_materials) for o in scene.objects),
+        tuple((id(part.mesh), part.material) for part in scene.stuff),
     )
 
 

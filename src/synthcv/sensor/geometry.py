@@ -64,6 +64,7 @@ def distort_sample(
         normals=None if result.normals is None else remap_nearest(result.normals, lm),
         normals_source=result.normals_source,
         extra=dict(result.extra),
+        stuff=None if result.stuff is None else remap_nearest(result.stuff, lm),
     )
     if "rgb_low" in result.extra:  # the noisy half of a Cycles pair goes through the same lens
         low = remap_bilinear(result.extra["rgb_low"], lm)

@@ -564,6 +564,8 @@ def load_synthcv(
 
     ds = open_dataset(path)
     data = build_coco(ds)
+    # a room's stuff classes (floor, wall, ...) have no instances: not detection classes
+    data["categories"] = [c for c in data["categories"] if c.get("isthing", 1) != 0]
     sample_cols = sample_factor_columns(ds)  # the same factors as classification's
     sample_values = ds.samples.select(sample_cols).to_pydict()
     for j, im in enumerate(data["images"]):

@@ -47,6 +47,9 @@ def _categories(ds: Dataset) -> list[dict[str, Any]]:
             "id": int(c["id"]),
             "name": c["name"],
             "supercategory": "person" if c["name"] in skeletons else "object",
+            # room geometry (floor, wall, ...): semantic classes without instances, as COCO
+            # panoptic's stuff categories
+            **({"supercategory": "room", "isthing": 0} if c.get("isthing") == 0 else {}),
             "keypoints": names,
             "skeleton": [list(p) for p in skeletons.get(c["name"], [])],
         }
