@@ -261,6 +261,32 @@ def test_a_spot_lights_only_its_cone_and_temperature_colours_it(tiny):
     assert (lit[:, 0] >= lit[:, 1]).all() and (lit[:, 1] >= lit[:, 2]).all()  # warm white
 
 
+def test_a_sun_of_intensity_zero_is_no_sun():
+    """Night scenes: a zero-intensity sun leaves neither highlights nor (shadowed) highlights;
+    it once kept a specular term, so shadows still moved pixels by up to 5 levels."""
+    spec = Spec.model_validate(
+        {
+            "count": 1,
+            "image": {"width": 64, "height": 64},
+            "camera": {"distance": 1.0, "elevation": 50},
+            "lights": {"sun": {"intensity": 0.0}, "ambient": 0.5},
+            "objects": {
+                "count": 1,
+                "classes": {"c": {"asset": {"primitive": "cube", "size": 0.3}}},
+            },
+            "physics": {"enabled": False},
+        }
+    )
+    shadowed, plain = TinyRenderer(shadows=True), TinyRenderer(shadows=False)
+    try:
+        a = render_sample(spec, 0, shadowed).result.rgb
+        b = render_sample(spec, 0, plain).result.rgb
+    finally:
+        shadowed.close()
+        plain.close()
+    assert np.array_equal(a, b)
+
+
 def test_an_area_lamp_falls_off_with_its_own_cosine(tiny):
     from synthcv.environment.lamps import lamp_radiance
     from synthcv.scene import Lamp

@@ -312,8 +312,10 @@ class TinyRenderer:
         if albedo:
             ambient, diffuse, specular, shadow, color = 1.0, 0.0, 0.0, False, [1.0, 1.0, 1.0]
         else:
-            ambient, specular, shadow, color = scene.ambient, 0.15, self.shadows, list(sun.color)
+            ambient, shadow, color = scene.ambient, self.shadows, list(sun.color)
             diffuse = sun.intensity * max(0.0, 1.0 - scene.ambient)
+            # a sun of intensity 0 is no sun: no highlights (and so no shadowed highlights)
+            specular = 0.15 if sun.intensity > 0 else 0.0
         view = (CV_TO_GL @ cam.world_to_camera).T.reshape(-1).tolist()  # column-major
         proj = gl_projection(cam).T.reshape(-1).tolist()
         _, _, rgba, depth_buf, seg = p.getCameraImage(
