@@ -168,6 +168,31 @@ def test_hidden_background_shows_the_background_colour(tiny):
     assert (rgb == 0).all()  # the default background: black
 
 
+def test_a_users_map_file_resolves_against_the_spec_and_reads_as_hdr(tmp_path, tiny):
+    """A relative .hdr path is resolved against the spec file's directory, recorded as written,
+    and reads back (Radiance RGBE, through bpy's OpenImageIO) like the EXR it came from."""
+    from synthcv.render import _blender_compat as compat
+
+    oiio = compat.oiio()
+    env = em.load(em.resolve("forest"))
+    (tmp_path / "maps").mkdir()
+    hdr = tmp_path / "maps" / "sky.hdr"
+    out = oiio.ImageOutput.create(str(hdr))
+    assert out.open(str(hdr), oiio.ImageSpec(env.shape[1], env.shape[0], 3, "float"))
+    assert out.write_image(np.ascontiguousarray(env))
+    out.close()
+    back = em.load(str(hdr))
+    # RGBE: 8 bits of mantissa under one exponent shared by a pixel's three channels
+    assert (np.abs(back - env) <= env.max(axis=-1, keepdims=True) / 64 + 1e-6).all()
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(json.dumps(tabletop(count=1, world={"hdri": "maps/sky.hdr"})))
+    spec = load_spec(spec_file)
+    assert spec.world.hdri.params[0] == str(hdr.resolve())
+    scene = sample_scene(spec, 0)
+    assert scene.world.hdri == str(hdr.resolve())
+    assert scene.factors["world.hdri"] == "maps/sky.hdr"  # as written: portable
+
+
 def test_the_map_sun_is_its_brightest_region():
     """The estimated sun points at the brightest pixel of the map, and turning the map turns
     the recorded sun azimuth with it."""

@@ -403,6 +403,13 @@ HdriName = Annotated[
 Flag = Annotated[Distribution, PlainValidator(_bool_values), PlainSerializer(_ser, return_type=Any)]
 
 
+def _dumped(value: Any) -> Any:
+    """A field's value as the resolved spec writes it (models and distributions alike)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value.to_json() if isinstance(value, Distribution) else value
+
+
 class WorldSpec(StrictModel):
     """``world:`` an environment map around the scene (docs/environments.md): Cycles lights
     the scene with it and camera rays see it; the tiny backend draws the background from it
@@ -1022,8 +1029,11 @@ class Spec(StrictModel):
     def _world_lights_the_scene(self) -> Spec:
         if self.world is None:
             return self
+        # compared with the defaults, not "was it written": a resolved spec writes them all
+        defaults = LightsSpec()
         for name in ("sun", "ambient"):
-            if name in self.lights.model_fields_set:
+            mine, default = getattr(self.lights, name), getattr(defaults, name)
+            if _dumped(mine) != _dumped(default):
                 raise FieldProblem(
                     ("lights", name),
                     "got a value beside world.hdri, expected none: the environment map lights "
