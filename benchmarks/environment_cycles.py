@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import machine_line
 
 OBJECTS = {
     "count": {"randint": [3, 5]},
@@ -98,11 +101,7 @@ def main() -> None:
     from synthcv.spec import load_spec
 
     print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
-    print(
-        f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, numpy {np.__version__}, "
-        f"Blender {compat.version_string()}"
-    )
+    print(f"{machine_line()}, Blender {compat.version_string()}")
     fast = CyclesRenderer(samples=args.samples)
     denoised = CyclesRenderer(samples=args.samples, denoise=True)
     reference = CyclesRenderer(samples=args.reference)

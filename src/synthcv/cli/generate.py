@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import time
 import warnings
 from pathlib import Path
 
@@ -66,6 +67,12 @@ def register(app: typer.Typer) -> None:
             help="Refuse asset files and extends: outside DIR (default: $SYNTHCV_ASSET_ROOT); "
             "for specs from someone else.",
         ),
+        profile: bool = typer.Option(
+            False,
+            "--profile",
+            help="Print where the time went: milliseconds per sample in each pipeline stage "
+            "(summed over workers) and its share.",
+        ),
     ) -> None:
         """Render SPEC into DIR. Re-running after an interruption finishes the job."""
         from rich.console import Console
@@ -76,12 +83,15 @@ def register(app: typer.Typer) -> None:
 
         # errors (a bad spec or resource: exit 2; a failed sample: exit 1) go through cli.errors
         parsed = load_spec(spec, asset_root=asset_root)
+        times: dict[str, float] = {}
+        t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", EmptySamplesWarning)
             placement = {
                 "executor": executor.value,
                 "ray_address": address,
                 "num_cpus_per_task": num_cpus_per_task,
+                "profile_into": times,
             }
             manifest = _tracked(
                 parsed, spec, out, count, workers, overwrite, track, run, on_empty.value, placement
@@ -95,6 +105,32 @@ def register(app: typer.Typer) -> None:
             f"[green]done[/]: {_what(manifest)} in {out} "
             f"(spec {manifest['spec_hash'][:12]}, backend {manifest['backend']['name']})"
         )
+        if profile:
+            _print_profile(times, int(manifest["count"]), time.perf_counter() - t0, workers)
+
+
+def _print_profile(times: dict[str, float], count: int, wall: float, workers: int) -> None:
+    """Milliseconds per sample in each stage, and its share of the staged time."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from synthcv.pipeline.profile import STAGES
+
+    staged = sum(times.values())
+    table = Table(title=f"where the time went ({count} samples, {workers} worker(s))")
+    table.add_column("stage")
+    table.add_column("ms / sample", justify="right")
+    table.add_column("share", justify="right")
+    for name in [*STAGES, *sorted(set(times) - set(STAGES))]:
+        if name in times:
+            ms = 1000 * times[name] / max(count, 1)
+            table.add_row(name, f"{ms:.1f}", f"{100 * times[name] / max(staged, 1e-12):.0f}%")
+    table.add_row("all stages", f"{1000 * staged / max(count, 1):.1f}", "100%")
+    Console().print(table)
+    Console().print(
+        f"wall {wall:.1f} s: {count / max(wall, 1e-12):.1f} samples/s (a resumed run times only"
+        " the shards it rendered; start-up, preflight and tracking are outside the stages)"
+    )
 
 
 def _tracked(parsed, spec_path, out, count, workers, overwrite, track, run, on_empty, placement):

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from synthcv.pipeline.profile import stage
 from synthcv.pipeline.sample import RenderedSample, render_scene
 from synthcv.spec import Spec
 
@@ -59,10 +60,12 @@ def render_clip(
     from synthcv.sampler import sample_scene
 
     assert spec.sequence is not None
-    scene = sample_scene(spec, index, scene_hash=scene_hash)
+    with stage("sample"):
+        scene = sample_scene(spec, index, scene_hash=scene_hash)
     plan = scene.motion
     if plan.start == "settled":
-        scene, phys = settle(scene, spec.physics)
+        with stage("physics"):
+            scene, phys = settle(scene, spec.physics)
     else:
         phys = {"physics.steps": 0, "physics.settled": False}
     if spec.camera.frame is not None:  # framed on frame 0; the intrinsics stay for the clip
@@ -72,7 +75,9 @@ def render_clip(
     lens = scene.sensor.distortion if scene.sensor is not None else None
     frames: list[RenderedFrame] = []
     people = spec.sequence.people
-    for t, posed in enumerate(trajectory(scene, spec.physics, plan)):
+    with stage("physics"):
+        poses = trajectory(scene, spec.physics, plan)
+    for t, posed in enumerate(poses):
         moved = replace(posed, camera=camera_at(scene.camera, plan, plan.time(t)))
         if people.animate and t:
             moved = _people_at(moved, plan.time(t), people.travel)
@@ -84,8 +89,9 @@ def render_clip(
         if t > 0:
             a, b = frames[t - 1], frames[t]
             sa, sb = a.sample, b.sample
-            a.flow, a.flow_status = optical_flow(sa.scene, sa.result, sb.scene, sb.result, lens)
-            b.flow_back, b.flow_back_status = optical_flow(
-                sb.scene, sb.result, sa.scene, sa.result, lens
-            )
+            with stage("flow"):
+                a.flow, a.flow_status = optical_flow(sa.scene, sa.result, sb.scene, sb.result, lens)
+                b.flow_back, b.flow_back_status = optical_flow(
+                    sb.scene, sb.result, sa.scene, sa.result, lens
+                )
     return frames

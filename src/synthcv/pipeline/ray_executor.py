@@ -31,7 +31,7 @@ class VersionMismatch(RuntimeError):
     """A Ray worker runs another synthcv than the driver."""
 
 
-def _ray_shard(driver_version: str, render: Callable[..., int], *args: Any) -> int:
+def _ray_shard(driver_version: str, render: Callable[..., Any], *args: Any) -> Any:
     """The Ray task: refuse a synthcv other than the driver's, then ``render(*args)`` (the
     local pool's shard function, handed in by the runner)."""
     if driver_version != __version__:
@@ -56,7 +56,7 @@ def run_on_ray(
     num_cpus_per_task: int = 1,
 ) -> None:
     """Render shards ``todo`` as Ray tasks of ``render(spec_json, spec_hash, label, shard,
-    out, threads, on_empty)``; ``advance(n)`` after each finished shard of n samples. Joins the
+    out, threads, on_empty)``; ``advance(result)`` with each finished shard's result. Joins the
     cluster at ``address`` (None: ``RAY_ADDRESS`` or a new local one, which is shut down
     afterwards). A task's error is raised as itself."""
     try:

@@ -12,6 +12,7 @@ import json
 import multiprocessing as mp
 import os
 import signal
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 
 from synthcv.format import layout
 from synthcv.format.writer import OutputError, claim_output, unfinished_shards, write_manifest
+from synthcv.pipeline import profile
 from synthcv.pipeline.shard import ON_EMPTY, GenerationError, render_shard, shard_range
 from synthcv.render import Renderer, get_backend
 from synthcv.spec import Spec, SpecError, load_spec
@@ -82,13 +84,16 @@ def _worker_shard(
     out: str,
     threads: int,
     on_empty: str,
-) -> int:
-    """Pool task: render one shard, reporting each finished sample to the driver's queue."""
+) -> tuple[int, dict[str, float]]:
+    """Pool task: render one shard, reporting each finished sample to the driver's queue;
+    returns its sample count and where the time went (seconds per stage)."""
     spec = Spec.model_validate(spec_json)
     queue = _WORKER.get("queue")
     tick = (lambda: queue.put(1)) if queue is not None else None
     renderer = worker_renderer(spec, threads)
-    return render_shard(spec, spec_hash, label, shard, Path(out), renderer, tick, on_empty)
+    profile.take()  # a worker's set-up is not the shard's
+    n = render_shard(spec, spec_hash, label, shard, Path(out), renderer, tick, on_empty)
+    return n, profile.take()
 
 
 # --------------------------------------------------------------------------- driver
@@ -182,6 +187,7 @@ def generate(
     executor: str = "local",
     ray_address: str | None = None,
     num_cpus_per_task: int = 1,
+    profile_into: dict[str, float] | None = None,
 ) -> dict:
     """Render the dataset for ``spec`` into ``out``; resumes an interrupted run.
 
@@ -193,7 +199,8 @@ def generate(
     the spec is invalid, :class:`GenerationError` if rendering fails. Samples that show no
     labelled object give an :class:`EmptySamplesWarning` (``on_empty="warn"``), stop the run
     (``"fail"``), or pass (``"allow"``). ``label`` names the spec in messages (default: its
-    path, or "spec").
+    path, or "spec"). ``profile_into``: a dict that receives the seconds each pipeline stage
+    took, summed over workers (:mod:`synthcv.pipeline.profile`; ``generate --profile``).
     """
     if on_empty not in ON_EMPTY:
         raise ValueError(f"on_empty: got {on_empty!r}, expected one of {', '.join(ON_EMPTY)}")
@@ -225,8 +232,17 @@ def generate(
         done = total - sum(b - a for a, b in (shard_range(spec, k) for k in todo))
         with _progress(progress) as bar:
             task = bar.add_task(str(out), total=total, completed=done)
+            times: dict[str, float] = {}
+
+            def shard_done(result: tuple[int, dict[str, float]]) -> None:
+                profile.merge(times, result[1])
+
             if executor == "ray" and todo:
                 from synthcv.pipeline.ray_executor import run_on_ray
+
+                def advance(result: tuple[int, dict[str, float]]) -> None:
+                    bar.advance(task, result[0])
+                    shard_done(result)
 
                 run_on_ray(
                     _worker_shard,
@@ -235,7 +251,7 @@ def generate(
                     label,
                     todo,
                     out,
-                    lambda n: bar.advance(task, n),
+                    advance,
                     on_empty,
                     address=ray_address,
                     num_cpus_per_task=num_cpus_per_task,
@@ -243,10 +259,16 @@ def generate(
             elif workers <= 1 or len(todo) <= 1:
                 renderer = worker_renderer(spec)
                 tick = lambda: bar.advance(task)  # noqa: E731
+                profile.take()
                 for k in todo:
                     render_shard(spec, spec_hash, label, k, out, renderer, tick, on_empty)
+                profile.merge(times, profile.take())
             else:
-                _run_pool(spec, spec_hash, label, todo, out, workers, bar, task, on_empty)
+                _run_pool(
+                    spec, spec_hash, label, todo, out, workers, bar, task, on_empty, shard_done
+                )
+        if profile_into is not None:
+            profile.merge(profile_into, times)
         manifest = write_manifest(out, manifest_fields(spec, spec_hash), num_shards)
     if on_empty == "warn":
         _warn_empty(out, label)
@@ -316,6 +338,7 @@ def _run_pool(
     bar: Any,
     task: Any,
     on_empty: str,
+    shard_done: Callable[[Any], None],
 ) -> None:
     backend = get_backend(spec.renderer.backend)
     # fork-safe backends: fork, so workers start in milliseconds with the parent's warm mesh
@@ -354,7 +377,7 @@ def _run_pool(
                 while not queue.empty():
                     bar.advance(task, queue.get_nowait())
                 for f in finished:
-                    f.result()  # re-raise a worker's error here
+                    shard_done(f.result())  # re-raises a worker's error here
         except BrokenProcessPool as exc:
             raise GenerationError(
                 f"a worker process died while rendering {label} (a crash inside the renderer "

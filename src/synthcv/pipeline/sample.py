@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from synthcv.pipeline.profile import stage
 from synthcv.scene import Camera, RenderResult, Scene
 from synthcv.spec import Spec
 
@@ -68,12 +69,15 @@ def render_sample(
     from synthcv.physics import settle
     from synthcv.sampler import sample_scene
 
-    scene = sample_scene(spec, index, scene_hash=scene_hash)
-    scene, phys = settle(scene, spec.physics)
+    with stage("sample"):
+        scene = sample_scene(spec, index, scene_hash=scene_hash)
+    with stage("physics"):
+        scene, phys = settle(scene, spec.physics)
     if spec.camera.frame is not None:
         from synthcv.pipeline.framing import frame_camera
 
-        scene = frame_camera(scene, spec.camera.frame, spec.image.supersample)
+        with stage("render"):  # framing renders the labelled objects' silhouettes
+            scene = frame_camera(scene, spec.camera.frame, spec.image.supersample)
     return render_scene(spec, scene, renderer, phys)
 
 
@@ -86,11 +90,15 @@ def render_scene(
 
     sensor = scene.sensor
     if sensor is None or not sensor.geometric:
-        scene, result = downsample(scene, renderer.render(scene), spec.image.supersample)
-        labels = compute_labels(scene, result)
+        with stage("render"):
+            scene, result = downsample(scene, renderer.render(scene), spec.image.supersample)
+        with stage("labels"):
+            labels = compute_labels(scene, result)
     else:
-        scene, result, labels = _render_through_lens(scene, renderer, spec.image.supersample)
-    result, clean = _sensor_images(spec, scene, result)
+        with stage("sensor"):
+            scene, result, labels = _render_through_lens(scene, renderer, spec.image.supersample)
+    with stage("sensor"):
+        result, clean = _sensor_images(spec, scene, result)
     return RenderedSample(scene, result, labels, physics, clean)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from synthcv.format import codecs, layout
 from synthcv.format.writer import ShardWriter
+from synthcv.pipeline.profile import stage
 from synthcv.pipeline.sample import RenderedSample, render_sample
 from synthcv.spec import Spec
 
@@ -104,9 +105,10 @@ def _sample_rows(
     if frame is not None and spec.outputs.flow is not False:
         arrays |= {m: getattr(frame, m) for m in layout.FLOW_OUTPUTS}
     files: dict[str, str | None] = {}
-    for modality, array in arrays.items():
-        name = layout.sample_file(i, modality, t)
-        files[modality] = None if array is None else writer.write(name, modality, array)
+    with stage("write"):
+        for modality, array in arrays.items():
+            name = layout.sample_file(i, modality, t)
+            files[modality] = None if array is None else writer.write(name, modality, array)
     row = sample_row(rs, writer.rel, files)
     row["sample_index"] = row_index
     clip = {} if t is None else {"clip": i, "frame": t, "time": frame.time}
@@ -161,5 +163,6 @@ def render_shard(
             if tick is not None:
                 tick()
         meta = {"shard": shard, "first": first, "last": last, "spec_hash": spec_hash}
-        writer.finish(sample_rows, object_rows, meta)
+        with stage("shard tables"):
+            writer.finish(sample_rows, object_rows, meta)
     return last - first

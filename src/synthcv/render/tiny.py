@@ -7,6 +7,7 @@ derive them from depth (the manifest records ``normals_source: depth-derived``).
 
 from __future__ import annotations
 
+import weakref
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -62,9 +63,75 @@ def _render_arrays(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray | Non
 
 
 @lru_cache(maxsize=256)
-def _cached_arrays(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Meshes are immutable and hashed by identity, so their render arrays can be reused."""
-    return _render_arrays(mesh)
+def _cached_arrays(
+    mesh: Mesh,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """The render arrays of a mesh, indexed: corners with the same position, normal and UV
+    share one vertex (3-5× fewer rows to hand pybullet; the triangles, their order and every
+    corner's values are unchanged, so the image is too). Meshes are immutable and hashed by
+    identity, so the arrays are reused."""
+    verts, normals, uvs = _render_arrays(mesh)
+    rows = np.concatenate([verts, normals] + ([uvs] if uvs is not None else []), axis=1)
+    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # vertices in order of first use: deterministic and local
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    keep = first[order]
+    return (
+        verts[keep],
+        normals[keep],
+        None if uvs is None else uvs[keep],
+        rank[inverse.reshape(-1)].astype(np.int64),
+    )
+
+
+#: Rows of persistent pybullet lists one renderer may hold (about 130 bytes each).
+PERSISTENT_ROWS = 400_000
+
+
+class _MeshLists:
+    """The Python lists pybullet reads a mesh from, converted once for a mesh that comes back.
+
+    Converting arrays to lists was most of a tabletop frame's cost (tens of thousands of rows
+    per sample). pybullet keeps a reference to every list it is given (render/pybullet_lists.py),
+    so a mesh's own lists are only made for a mesh seen a second time (an asset from the mesh
+    cache, not a per-sample handwritten digit) and up to PERSISTENT_ROWS rows; anything else
+    goes through the renderer's refilled lists as before.
+    """
+
+    def __init__(self, reused: ReusedLists) -> None:
+        self._reused = reused
+        self._uses: weakref.WeakKeyDictionary[Mesh, int] = weakref.WeakKeyDictionary()
+        self._own: dict[Mesh, dict[str, Any]] = {}  # holds the mesh: its identity stays its own
+        self._rows = 0
+
+    def __call__(self, mesh: Mesh) -> dict[str, Any]:
+        own = self._own.get(mesh)
+        if own is not None:
+            return own
+        verts, normals, uvs, indices = _cached_arrays(mesh)
+        uses = self._uses.get(mesh, 0) + 1
+        self._uses[mesh] = uses
+        if uses >= 2 and self._rows + len(verts) <= PERSISTENT_ROWS:
+            own = {
+                "vertices": verts.tolist(),
+                "normals": normals.tolist(),
+                "indices": indices.tolist(),
+            }
+            if uvs is not None:
+                own["uvs"] = uvs.tolist()
+            self._own[mesh] = own
+            self._rows += len(verts)
+            return own
+        lists = self._reused
+        out = {
+            "vertices": lists.rows("vertices", verts),
+            "normals": lists.rows("normals", normals),
+            "indices": lists.flat("indices", indices),
+        }
+        if uvs is not None:
+            out["uvs"] = lists.rows("uvs", uvs)
+        return out
 
 
 def region_arrays(mesh: Mesh) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
@@ -117,6 +184,7 @@ class TinyRenderer:
         self._frames = 0
         self._built: tuple[Any, ...] | None = None  # (world key, bodies, ids, meshes held)
         self._lists = ReusedLists()  # pybullet leaks the lists it is given: reuse them
+        self._mesh_lists = _MeshLists(self._lists)
 
     def close(self) -> None:
         if self._client is not None:
@@ -159,19 +227,13 @@ class TinyRenderer:
     def _visual(self, mesh: Mesh, rgba: list[float], specular: list[float]) -> int:
         """Visual shape from the cached arrays of the unscaled mesh, scaled by pybullet."""
         p, c = self._p, self._client
-        verts, normals, uvs = _cached_arrays(mesh.unscaled or mesh)
-        lists = self._lists
-        kwargs: dict[str, Any] = {"uvs": lists.rows("uvs", uvs)} if uvs is not None else {}
         return p.createVisualShape(
             p.GEOM_MESH,
-            vertices=lists.rows("vertices", verts),
-            indices=lists.flat("indices", np.arange(len(verts))),
-            normals=lists.rows("normals", normals),
             rgbaColor=rgba,
             specularColor=specular,
             meshScale=list(mesh.scale_factors),
             physicsClientId=c,
-            **kwargs,
+            **self._mesh_lists(mesh.unscaled or mesh),
         )
 
     def _region_bodies(self, obj: Any) -> list[int]:
