@@ -52,13 +52,6 @@ def cube_spec(**over) -> dict:
     return spec
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    r = TinyRenderer()
-    yield r
-    r.close()
-
-
 def analytic_camera(w=128, h=96, fov=50.0, dist=1.2, elev=35.0, azim=20.0, target=(0, 0, 0.1)):
     e, a = math.radians(elev), math.radians(azim)
     t = np.array(target, dtype=float)

@@ -58,13 +58,6 @@ def room_spec(**over) -> dict:
     return spec
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    r = TinyRenderer()
-    yield r
-    r.close()
-
-
 def _ray_directions(camera) -> np.ndarray:
     h, w = camera.height, camera.width
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)

@@ -13,7 +13,6 @@ import pytest
 from synthcv.format import open_dataset
 from synthcv.pipeline import generate, render_sample
 from synthcv.pipeline.shard import GenerationError
-from synthcv.render.tiny import TinyRenderer
 from synthcv.sampler import sample_scene
 from synthcv.sensor.lens import Distortion, distort_pixels, undistort_pixels
 from synthcv.sensor.params import Noise, SensorParams
@@ -43,13 +42,6 @@ def square_spec(**over) -> dict:
     }
     spec.update(over)
     return spec
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    r = TinyRenderer()
-    yield r
-    r.close()
 
 
 # ----------------------------------------------------------------------------- noise

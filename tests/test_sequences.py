@@ -39,13 +39,6 @@ def top_down_spec(sequence: dict, **over) -> dict:
     return spec
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    r = TinyRenderer()
-    yield r
-    r.close()
-
-
 def _top_plane_hits(camera, z_plane: float) -> np.ndarray:
     """World points (H, W, 3) where each pixel's ray meets the plane z = z_plane."""
     h, w = camera.height, camera.width
