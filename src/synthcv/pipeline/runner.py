@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from synthcv.format import layout
+from synthcv.format import codecs, layout
 from synthcv.format.writer import OutputError, claim_output, unfinished_shards, write_manifest
 from synthcv.pipeline import profile
 from synthcv.pipeline.shard import ON_EMPTY, GenerationError, render_shard, shard_range
@@ -91,6 +91,7 @@ def _worker_shard(
     queue = _WORKER.get("queue")
     tick = (lambda: queue.put(1)) if queue is not None else None
     renderer = worker_renderer(spec, threads)
+    codecs.load_table_support()
     profile.take()  # a worker's set-up is not the shard's
     n = render_shard(spec, spec_hash, label, shard, Path(out), renderer, tick, on_empty)
     return n, profile.take()
@@ -259,6 +260,7 @@ def generate(
             elif workers <= 1 or len(todo) <= 1:
                 renderer = worker_renderer(spec)
                 tick = lambda: bar.advance(task)  # noqa: E731
+                codecs.load_table_support()
                 profile.take()
                 for k in todo:
                     render_shard(spec, spec_hash, label, k, out, renderer, tick, on_empty)
