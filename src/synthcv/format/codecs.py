@@ -165,7 +165,7 @@ def load_table_support() -> None:
     and its profile, do not pay for them: about 0.4 s for the import and 0.35 s for the first
     table from Python lists (pyarrow then imports pandas), once per process."""
     import pyarrow as pa
-    import pyarrow.parquet  # noqa: F401
+    import pyarrow.parquet
 
     pa.table({"x": [1.0, None], "y": [[1.0], None], "z": ["a", None]})
 
