@@ -549,7 +549,7 @@ def sample_world(
 ) -> tuple[tuple[World, Sun, float], Factors]:
     """The world stream: which map, its strength and turn, whether the camera sees it; and the
     sun and ambient level the map amounts to (what the tiny backend lights with)."""
-    from synthcv.render.environment_map import estimate_lighting, resolve
+    from synthcv.render.environment_map import estimate_lighting, resolve, rotate_z
 
     ws = spec.world
     assert ws is not None
@@ -559,12 +559,7 @@ def sample_world(
     visible = bool(draw("world.visible_background", ws.visible_background, r))
     path = resolve(str(name))
     light = estimate_lighting(path)
-    sun_dir = np.asarray(light.sun_direction)
-    t = math.radians(rotation)
-    c, s_ = math.cos(t), math.sin(t)
-    sun_dir = np.array(
-        [c * sun_dir[0] - s_ * sun_dir[1], s_ * sun_dir[0] + c * sun_dir[1], sun_dir[2]]
-    )
+    sun_dir = rotate_z(np.asarray(light.sun_direction), rotation)
     sun = Sun(
         direction=tuple(float(v) for v in sun_dir),
         intensity=light.sun_intensity * strength,

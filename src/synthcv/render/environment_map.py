@@ -175,7 +175,7 @@ def estimate_lighting(path: str) -> MapLighting:
     theta = (np.arange(h) + 0.5) / h * math.pi
     solid = (2 * math.pi / w) * (math.pi / h) * np.sin(theta)[:, None] * np.ones((1, w))
     lum = env @ np.array([0.2126, 0.7152, 0.0722])
-    peak = np.unravel_index(int(np.argmax(lum * (solid > 0))), lum.shape)
+    peak = np.unravel_index(int(np.argmax(lum)), lum.shape)
     centre = dirs[peak]
     near = dirs @ centre > math.cos(math.radians(SUN_RADIUS_DEG))
     sun = near & (lum >= SUN_FRACTION * lum[peak])
