@@ -8,6 +8,7 @@ depth come from the render.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -20,14 +21,26 @@ MAX_RASTER_ELEMENTS = 2_000_000
 def rasterize_triangles(tri: np.ndarray, height: int, width: int) -> np.ndarray:
     """Boolean coverage of 2D triangles (F, 3, 2): a pixel is in if its centre is in.
 
-    Pixel (x, y) has its centre at (x, y) (OpenCV convention). Edges count as inside. The work
-    is vectorized over triangles grouped by bounding-box size, so it is ~proportional to the
-    covered area, not to F × image size.
+    Pixel (x, y) has its centre at (x, y) (OpenCV convention). Edges count as inside.
     """
-    mask = np.zeros((height, width), dtype=bool)
+    return rasterize_layers(tri, np.zeros(len(tri), dtype=np.int64), 1, height, width)[0]
+
+
+def rasterize_layers(
+    tri: np.ndarray, layer: np.ndarray, layers: int, height: int, width: int
+) -> np.ndarray:
+    """Coverage of triangles (F, 3, 2) on ``layers`` images at once, triangle f drawn on
+    image ``layer[f]``: (layers, H, W) bool, same rule as :func:`rasterize_triangles`.
+
+    All of a scene's objects go through one call: the work is vectorized over triangles
+    grouped by bounding-box size, so it is ~proportional to the covered area, not to
+    F × image size, and the per-group overhead is paid once per scene, not once per object.
+    """
+    mask = np.zeros((layers, height, width), dtype=bool)
     if len(tri) == 0:
         return mask
     tri = np.asarray(tri, dtype=np.float64)
+    layer = np.asarray(layer, dtype=np.int64)
     x0 = np.clip(np.ceil(tri[..., 0].min(1)), 0, width).astype(np.int64)
     x1 = np.clip(np.floor(tri[..., 0].max(1)), -1, width - 1).astype(np.int64)
     y0 = np.clip(np.ceil(tri[..., 1].min(1)), 0, height).astype(np.int64)
@@ -37,14 +50,14 @@ def rasterize_triangles(tri: np.ndarray, height: int, width: int) -> np.ndarray:
     keep = (x1 >= x0) & (y1 >= y0) & (np.abs(area) > 1e-12) & np.isfinite(area)
     if not keep.any():
         return mask
-    tri, x0, x1, y0, y1, area = tri[keep], x0[keep], x1[keep], y0[keep], y1[keep], area[keep]
-    bw = x1 - x0 + 1
-    bh = y1 - y0 + 1
-    bucket_w = 1 << np.ceil(np.log2(bw)).astype(np.int64)
-    bucket_h = 1 << np.ceil(np.log2(bh)).astype(np.int64)
+    tri, layer = tri[keep], layer[keep]
+    x0, x1, y0, y1, area = x0[keep], x1[keep], y0[keep], y1[keep], area[keep]
+    bucket_w = 1 << np.ceil(np.log2(x1 - x0 + 1)).astype(np.int64)
+    bucket_h = 1 << np.ceil(np.log2(y1 - y0 + 1)).astype(np.int64)
     sign = np.sign(area)
-    for key in np.unique(bucket_w * 100003 + bucket_h):
-        sel = np.nonzero(bucket_w * 100003 + bucket_h == key)[0]
+    key = bucket_w * 100003 + bucket_h
+    order = np.argsort(key, kind="stable")
+    for sel in np.split(order, np.flatnonzero(np.diff(key[order])) + 1):
         gw, gh = int(bucket_w[sel[0]]), int(bucket_h[sel[0]])
         chunk = max(1, MAX_RASTER_ELEMENTS // (gw * gh))
         oy, ox = np.mgrid[0:gh, 0:gw]
@@ -61,16 +74,28 @@ def rasterize_triangles(tri: np.ndarray, height: int, width: int) -> np.ndarray:
                     p1[:, 1, None, None] - p0[:, 1, None, None]
                 ) * (px - p0[:, 0, None, None])
                 inside &= e * sg >= 0
-            mask[py[inside], px[inside]] = True
+            on = np.broadcast_to(layer[idx, None, None], inside.shape)
+            mask[on[inside], py[inside], px[inside]] = True
     return mask
 
 
 def silhouette(obj: SceneObject, camera: Camera) -> np.ndarray:
     """The object's full (amodal) silhouette in the image, ignoring every other object."""
-    verts = obj.mesh.vertices @ _rot(obj).T + obj.position
-    uv, z = camera.project(verts)
-    tri_ok = (z[obj.mesh.faces] > camera.near).all(axis=1)  # drop triangles behind the camera
-    return rasterize_triangles(uv[obj.mesh.faces[tri_ok]], camera.height, camera.width)
+    return silhouettes([obj], camera)[0]
+
+
+def silhouettes(objects: list[SceneObject], camera: Camera) -> np.ndarray:
+    """(N, H, W) amodal silhouettes of ``objects``, rasterized in one pass."""
+    tris, layer = [np.zeros((0, 3, 2))], [np.zeros(0, dtype=np.int64)]
+    for k, obj in enumerate(objects):
+        verts = obj.mesh.vertices @ _rot(obj).T + obj.position
+        uv, z = camera.project(verts)
+        tri_ok = (z[obj.mesh.faces] > camera.near).all(axis=1)  # drop triangles behind the camera
+        tris.append(uv[obj.mesh.faces[tri_ok]])
+        layer.append(np.full(len(tris[-1]), k, dtype=np.int64))
+    return rasterize_layers(
+        np.concatenate(tris), np.concatenate(layer), len(objects), camera.height, camera.width
+    )
 
 
 def _possibly_occluded(scene: Scene) -> list[bool]:
@@ -110,47 +135,62 @@ def _rot(obj: SceneObject) -> np.ndarray:
     return obj.object_to_world()[:3, :3]
 
 
+@lru_cache(maxsize=8)
+def _pixel_offsets(height: int, width: int, cx: float, cy: float) -> tuple[np.ndarray, ...]:
+    ys, xs = np.mgrid[0:height, 0:width]
+    out = (xs - cx, ys - cy)
+    for a in out:
+        a.flags.writeable = False  # shared between calls
+    return out
+
+
 def normals_from_depth(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Camera-frame unit normals from a depth map, facing the camera; zeros where depth is 0.
 
     At each pixel the one-sided difference with the smaller depth jump is used, so normals
     at occlusion boundaries come from the pixel's own surface rather than across the edge.
+    The points are kept planar (3, H, W): numpy's strided (H, W, 3) cross product cost more
+    than the rest together.
     """
     h, w = depth.shape
     z = depth.astype(np.float64)
-    ys, xs = np.mgrid[0:h, 0:w]
-    pts = np.stack([(xs - K[0, 2]) * z / K[0, 0], (ys - K[1, 2]) * z / K[1, 1], z], axis=-1)
+    dx, dy = _pixel_offsets(h, w, float(K[0, 2]), float(K[1, 2]))
+    p = np.empty((3, h, w))
+    np.divide(dx * z, K[0, 0], out=p[0])
+    np.divide(dy * z, K[1, 1], out=p[1])
+    p[2] = z
     valid = z > 0
-
-    def side_diff(axis: int) -> np.ndarray:
-        fwd = np.zeros_like(pts)
-        bwd = np.zeros_like(pts)
-        if axis == 1:
-            fwd[:, :-1] = pts[:, 1:] - pts[:, :-1]
-            bwd[:, 1:] = pts[:, 1:] - pts[:, :-1]
-            vf = np.zeros_like(valid)
-            vb = np.zeros_like(valid)
-            vf[:, :-1] = valid[:, 1:] & valid[:, :-1]
-            vb[:, 1:] = vf[:, :-1]
-        else:
-            fwd[:-1] = pts[1:] - pts[:-1]
-            bwd[1:] = pts[1:] - pts[:-1]
-            vf = np.zeros_like(valid)
-            vb = np.zeros_like(valid)
-            vf[:-1] = valid[1:] & valid[:-1]
-            vb[1:] = vf[:-1]
-        jf = np.where(vf, np.abs(fwd[..., 2]), np.inf)
-        jb = np.where(vb, np.abs(bwd[..., 2]), np.inf)
-        return np.where((jf <= jb)[..., None], fwd, bwd)
-
-    du, dv = side_diff(1), side_diff(0)
-    n = np.cross(du, dv)
-    norm = np.linalg.norm(n, axis=-1, keepdims=True)
-    n = np.divide(n, norm, out=np.zeros_like(n), where=norm > 0)
-    flip = np.einsum("hwc,hwc->hw", n, pts) > 0
+    du = _one_sided_difference(p, valid)
+    dv = _one_sided_difference(p.transpose(0, 2, 1), valid.T).transpose(0, 2, 1)
+    n = np.empty_like(p)
+    n[0] = du[1] * dv[2] - du[2] * dv[1]
+    n[1] = du[2] * dv[0] - du[0] * dv[2]
+    n[2] = du[0] * dv[1] - du[1] * dv[0]
+    norm = np.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
+    np.divide(n, norm, out=n, where=norm > 0)
+    n[:, ~(norm > 0)] = 0
+    n = np.ascontiguousarray(np.moveaxis(n, 0, -1))
+    # face the camera (einsum on (H, W, 3), as always: a normal at right angles to its ray
+    # gets its sign from this sum's rounding)
+    flip = np.einsum("hwc,hwc->hw", n, np.ascontiguousarray(np.moveaxis(p, 0, -1))) > 0
     n[flip] *= -1
     n[~valid] = 0
     return n.astype(np.float32)
+
+
+def _one_sided_difference(p: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per pixel of planar points ``p`` (3, H, W): the forward or the backward difference along
+    the last axis, whichever has the smaller depth jump between valid pixels (forward on a
+    tie; forward, or zero at the far edge, where neither side is valid)."""
+    out = np.zeros_like(p)
+    if p.shape[-1] < 2:
+        return out
+    d = p[..., 1:] - p[..., :-1]
+    jump = np.where(valid[:, 1:] & valid[:, :-1], np.abs(d[2]), np.inf)
+    out[..., 0] = d[..., 0]
+    out[..., 1:-1] = np.where(jump[:, 1:] <= jump[:, :-1], d[..., 1:], d[..., :-1])
+    out[..., -1] = np.where(np.isfinite(jump[:, -1]), d[..., -1], 0.0)
+    return out
 
 
 def mask_box(mask: np.ndarray) -> list[float] | None:
@@ -228,10 +268,12 @@ def compute_labels(scene: Scene, result: RenderResult, keep_amodal: bool = False
     if keep_amodal:
         labels.amodal = {}
     could_be_hidden = _possibly_occluded(scene)
-    for obj, occludable in zip(scene.objects, could_be_hidden, strict=True):
+    # an object nothing can cover is its own silhouette: only the others are rasterized
+    hideable = [obj for obj, h in zip(scene.objects, could_be_hidden, strict=True) if h]
+    drawn = dict(zip((o.instance_id for o in hideable), silhouettes(hideable, cam), strict=True))
+    for obj in scene.objects:
         visible_mask = instance == obj.instance_id
-        # an object nothing can cover is its own silhouette: skip the rasterisation
-        amodal = silhouette(obj, cam) if occludable else visible_mask
+        amodal = drawn.get(obj.instance_id, visible_mask)
         if labels.amodal is not None:
             labels.amodal[obj.instance_id] = amodal | visible_mask
         vis = int(counts[obj.instance_id])
