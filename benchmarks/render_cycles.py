@@ -23,10 +23,8 @@ and primitives); the output says which. Run briefly and niced::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _bare_bpy import run as run_bare
+from _machine import machine_line
 
 TABLETOP: dict[str, Any] = {
     "count": 64,
@@ -173,123 +175,6 @@ def time_backend(
     return times, post, cpu
 
 
-# --------------------------------------------------------------------------- bare bpy script
-def bare_bpy(scenes: list[Any], samples: int, threads: int, out: Path) -> list[tuple[float, float]]:
-    """What a user would hand-write: build the scene with bpy, render RGB to PNG. No labels.
-
-    Returns (wall, CPU) seconds per sample."""
-    import math
-
-    import bpy
-    from mathutils import Matrix
-
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    sc = bpy.context.scene
-    sc.render.engine = "CYCLES"
-    sc.cycles.device = "CPU"
-    sc.cycles.samples = samples
-    sc.cycles.use_denoising = False
-    sc.cycles.filter_width = 0.01
-    sc.render.threads_mode = "FIXED" if threads else "AUTO"
-    if threads:
-        sc.render.threads = threads
-    sc.render.image_settings.file_format = "PNG"
-    sc.render.dither_intensity = 0.0
-    sc.view_settings.view_transform = "Standard"
-    cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
-    sc.collection.objects.link(cam)
-    sc.camera = cam
-    sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
-    sc.collection.objects.link(sun)
-    world = bpy.data.worlds.new("w")
-    sc.world = world
-
-    def material(m: Any) -> Any:
-        mat = bpy.data.materials.new("m")
-        bsdf = mat.node_tree.nodes["Principled BSDF"]
-        lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in m.color]
-        bsdf.inputs["Base Color"].default_value = (*lin, 1.0)  # same albedo as synthcv
-        bsdf.inputs["Roughness"].default_value = m.roughness
-        if m.texture:
-            tex = mat.node_tree.nodes.new("ShaderNodeTexImage")
-            tex.image = bpy.data.images.load(m.texture, check_existing=True)
-            mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
-        return mat
-
-    def add(name: str, v: np.ndarray, f: np.ndarray, uv: Any, m: Any, mw: np.ndarray) -> None:
-        me = bpy.data.meshes.new(name)
-        me.vertices.add(len(v))
-        me.vertices.foreach_set("co", v.astype(np.float32).ravel())
-        me.loops.add(3 * len(f))
-        me.loops.foreach_set("vertex_index", f.astype(np.int32).ravel())
-        me.polygons.add(len(f))
-        me.polygons.foreach_set("loop_start", np.arange(0, 3 * len(f), 3, dtype=np.int32))
-        if uv is not None:
-            me.uv_layers.new().data.foreach_set("uv", uv[f.ravel()].astype(np.float32).ravel())
-        me.update(calc_edges=True)
-        me.materials.append(material(m))
-        ob = bpy.data.objects.new(name, me)
-        ob.matrix_world = Matrix(mw.tolist())
-        sc.collection.objects.link(ob)
-
-    times = []
-    for k, scene in enumerate([scenes[0], *scenes]):  # first one is a warm-up
-        t0, c0 = time.perf_counter(), time.process_time()
-        for coll in (bpy.data.objects, bpy.data.meshes, bpy.data.materials):
-            for idb in [x for x in coll if x.name not in ("cam", "sun")]:
-                coll.remove(idb)
-        c = scene.camera
-        sc.render.resolution_x, sc.render.resolution_y = c.width, c.height
-        sc.cycles.seed = scene.seed % 2_147_483_647
-        cam.data.sensor_fit = "HORIZONTAL"
-        cam.data.lens = c.K[0, 0] * cam.data.sensor_width / c.width
-        cam.data.shift_x = ((c.width - 1) / 2 - c.K[0, 2]) / c.width
-        cam.data.shift_y = (c.K[1, 2] - (c.height - 1) / 2) / c.width
-        cam.matrix_world = Matrix(
-            (np.linalg.inv(c.world_to_camera) @ np.diag([1.0, -1, -1, 1])).tolist()
-        )
-        d = np.asarray(scene.sun.direction, float)
-        sun.rotation_euler = (0.0, math.acos(d[2]), math.atan2(d[1], d[0]))
-        sun.data.energy = 0.7 * scene.sun.intensity * math.pi
-        bg = world.node_tree.nodes["Background"]
-        bg.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)  # same light as synthcv
-        bg.inputs["Strength"].default_value = scene.ambient
-        g = scene.ground
-        if g.enabled:
-            s = g.size / 2
-            gv = np.array(
-                [[-s, -s, g.height], [s, -s, g.height], [s, s, g.height], [-s, s, g.height]]
-            )
-            guv = np.array([[0, 0], [g.size, 0], [g.size, g.size], [0, g.size]], float)
-            add("ground", gv, np.array([[0, 1, 2], [0, 2, 3]]), guv, g.material, np.eye(4))
-        for o in scene.objects:
-            add(
-                f"o{o.instance_id}",
-                o.mesh.vertices,
-                o.mesh.faces,
-                o.mesh.uv,
-                o.material,
-                o.object_to_world(),
-            )
-        sc.render.filepath = str(out / f"bare-{scene.index:06d}.png")
-        bpy.ops.render.render(write_still=True)
-        if k:
-            times.append((time.perf_counter() - t0, time.process_time() - c0))
-    return times
-
-
-def _bare_main(argv: list[str]) -> None:
-    path, samples, threads, out = argv[0], int(argv[1]), int(argv[2]), Path(argv[3])
-    with open(path, "rb") as fh:
-        scenes = pickle.load(fh)
-    # Blender's progress chatter goes to fd 1; keep our JSON on a private copy of stdout
-    real = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    times = bare_bpy(scenes, samples, threads, out)
-    os.write(real, (json.dumps(times) + "\n").encode())
-
-
 def rate(times: list[float]) -> str:
     return f"{1 / np.mean(times):7.3f} samples/s ({1000 * np.mean(times):7.1f} ms/sample)"
 
@@ -307,6 +192,8 @@ def main() -> None:
     if scenes is None:
         scenes = hand_scenes(args.n, args.size)
         source = "hand-built tabletop scenes (spec pipeline not importable)"
+    print(f"command: python {' '.join(sys.argv)}")
+    print(machine_line())
     print(f"{len(scenes)} scenes at {args.size}², {args.samples} samples, threads={args.threads}")
     print(f"scenes from: {source}")
 
@@ -318,14 +205,14 @@ def main() -> None:
         out = Path(tmp)
         pk = out / "scenes.pkl"
         pk.write_bytes(pickle.dumps(scenes))
-        bare_cmd = [sys.executable, __file__, "--bare", str(pk), str(args.samples)]
-        bare_cmd += [str(args.threads), str(out)]
+        # the bare script renders with the same samples, no denoising, the same pixel filter
+        bare = {"samples": args.samples, "use_denoising": False, "filter_width": 0.01}
         # bare before and after ours, so drifting load on a shared machine hits both alike
-        bare_pairs = _run_bare(bare_cmd)
+        bare_pairs = run_bare(pk, out, bare, args.threads)
         r = CyclesRenderer(samples=args.samples, threads=args.threads)
         ours, post, ours_cpu = time_backend(r, scenes, out, "synthcv cycles")
         r.close()
-        bare_pairs += _run_bare(bare_cmd)
+        bare_pairs += run_bare(pk, out, bare, args.threads)
         tiny = TinyRenderer()
         tiny_t, _, _ = time_backend(tiny, scenes, out, "tiny")
         tiny.close()
@@ -349,7 +236,10 @@ def main() -> None:
     print(f"bare bpy script, RGB only   : {rate(bare)}")
     print(f"tiny backend, all outputs   : {rate(tiny_t)}")
     ratio = np.mean(ours) / np.mean(bare)
-    print(f"ratio synthcv / bare = {ratio:.3f} (overhead {100 * (ratio - 1):+.1f}%; target <= 15%)")
+    print(
+        f"ratio synthcv / bare = {ratio:.3f} (overhead {100 * (ratio - 1):+.1f}%; "
+        "target <= 10%, issue #21)"
+    )
     cpu_ratio = np.mean(ours_cpu) / np.mean(bare_cpu)
     print(
         f"CPU seconds/sample (all threads): synthcv {np.mean(ours_cpu):.2f}, bare "
@@ -363,15 +253,5 @@ def main() -> None:
     )
 
 
-def _run_bare(cmd: list[str]) -> list[tuple[float, float]]:
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"bare bpy script failed:\n{proc.stderr[-2000:]}")
-    return [tuple(t) for t in json.loads(proc.stdout.strip().splitlines()[-1])]
-
-
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--bare":
-        _bare_main(sys.argv[2:])
-    else:
-        main()
+    main()

@@ -193,6 +193,10 @@ def _blender_version() -> str:
     return f"blender-{version('bpy')}"
 
 
+#: Pixel filter widths below this (px) keep every sample near the pixel centre.
+CENTRE_FILTER = 0.5
+
+
 class CyclesRenderer:
     """Renders Scenes with Cycles on the CPU; one instance per worker process.
 
@@ -269,6 +273,12 @@ class CyclesRenderer:
         cy.device = "CPU"
         cy.samples = self.samples
         cy.use_denoising = self.denoise
+        # OpenImageDenoise's guides (albedo, normal) are noise-free when every sample goes
+        # through the pixel centre: prefiltering them only blurs texture and edges. Measured
+        # on benchmarks/cycles_quality.py's scenes (128², 16 samples): +6.3 dB on tabletops,
+        # +1.3 dB under HDRIs against the "Accurate" prefilter, and faster. Wider filters
+        # jitter the guides: there Blender's prefilter stays.
+        cy.denoising_prefilter = "NONE" if self.filter_width < CENTRE_FILTER else "ACCURATE"
         cy.use_animated_seed = False
         cy.pixel_filter_type = "BLACKMAN_HARRIS"
         cy.filter_width = self.filter_width
