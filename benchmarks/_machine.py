@@ -30,3 +30,11 @@ def machine_line() -> str:
         except PackageNotFoundError:
             parts.append(f"{pkg} absent")
     return ", ".join(parts)
+
+
+def announce() -> None:
+    """Print the exact command and the machine, first thing in a benchmark's output."""
+    import sys
+
+    print(f"command: python {' '.join(sys.argv)}", flush=True)
+    print(machine_line(), flush=True)

@@ -35,6 +35,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import announce
+
 ROWS = ["real", "real-small", "synthetic", "synthetic→real-small", "real-small+synthetic"]
 ALIASES = {"synthetic->real-small": "synthetic→real-small"}
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="score on the validation split only (for tuning: the test scenes stay unseen)",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    announce()
+    return args
 
 
 def prepare(args: argparse.Namespace) -> dict[str, Path]:

@@ -43,6 +43,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import announce
+
 ROWS = [
     "real-6300",
     "real-100",
@@ -125,7 +128,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="evaluate on the validation part only (for tuning: the test digits stay unseen)",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    announce()
+    return args
 
 
 def prepare_procedural(args: argparse.Namespace) -> Path | None:

@@ -23,6 +23,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import announce
+
 
 def drift(kind: str, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
     """One realistic change of a batch of real digits."""
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--permutations", type=int, default=100)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/drift_detection"))
     args = p.parse_args(argv)
+    announce()
 
     from synthcv.monitor import detect_drift
     from synthcv.realdata import load_mnist8000, validation_part

@@ -27,6 +27,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import announce
+
 DRIFTS = [
     "darker / low contrast",
     "blur",
@@ -117,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--undrifted", type=int, default=50, help="batches for the false-alarm rate")
     args = p.parse_args(argv)
+    announce()
     os.environ.pop("SYNTHCV_TRACKING", None)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out.resolve()

@@ -20,8 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import announce
 
 ANCHOR = "Gated PixelCNN: 0.81 bits/dim on 8-bit MNIST (trained on 60,000 images)"
 
@@ -114,6 +118,7 @@ def main() -> None:
     )
     ap.add_argument("--split-seed", type=int, default=0)
     args = ap.parse_args()
+    announce()
 
     import torch
     from rich.console import Console

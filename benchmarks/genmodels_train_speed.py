@@ -12,7 +12,12 @@ elsewhere expect it to be slower.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import announce
 
 
 def main() -> None:
@@ -32,6 +37,7 @@ def main() -> None:
         " as it does in training (0 = every batch full)",
     )
     args = ap.parse_args()
+    announce()
 
     import torch
 

@@ -32,6 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import announce
+
 RECIPES = {
     "A": {"lr": 5e-4, "distill": 0.0},
     "B": {"lr": 2e-4, "distill": 0.0},
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--recipes", default=",".join(RECIPES))
     p.add_argument("--drifts", default=";".join(DRIFTS), help="';'-separated drift names")
     args = p.parse_args(argv)
+    announce()
     spec = importlib.util.spec_from_file_location(
         "drift_loop", Path(__file__).with_name("drift_loop.py")
     )

@@ -37,6 +37,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import announce
+
 os.environ.setdefault("SYNTHCV_TRACKING", "0")
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,7 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--data", type=Path, default=Path("out/bench/people"))
     p.add_argument("--out", type=Path, default=Path("out/bench/people_results"))
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    announce()
+    return args
 
 
 def _spec(path: Path, backend: str, args: argparse.Namespace, **over: Any) -> Any:

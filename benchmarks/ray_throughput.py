@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import announce
+
 os.environ.setdefault("SYNTHCV_TRACKING", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--count", type=int, default=96)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
+    announce()
 
     import ray
 

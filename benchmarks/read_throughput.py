@@ -26,6 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import announce
+
 os.environ.setdefault("SYNTHCV_TRACKING", "0")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--data", type=Path, default=Path("out/bench/read_tabletop"))
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    announce()
+    return args
 
 
 def _labels(objects: list[dict[str, Any]]) -> tuple[list[list[float]], list[int]]:

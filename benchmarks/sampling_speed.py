@@ -13,8 +13,12 @@ speed does not depend on the weights).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import announce
 
 
 def main() -> None:
@@ -30,6 +34,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    announce()
 
     import torch
     from rich.console import Console

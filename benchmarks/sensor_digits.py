@@ -42,6 +42,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import announce
+
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "examples" / "digits_lowlight.yaml"
 STEPS_PER_EPOCH = 110  # as digits_tstr: ≈ one pass over 7,000 images at batch 64
@@ -82,7 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--validation-only", action="store_true", help="never read the test digits")
     p.add_argument("--skip-classify", action="store_true")
     p.add_argument("--skip-denoise", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    announce()
+    return args
 
 
 def deployment_camera(images: np.ndarray, camera: dict[str, Any], seed: int) -> np.ndarray:

@@ -20,6 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import announce
+
 os.environ.setdefault("SYNTHCV_TRACKING", "0")
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +33,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--clip-length", type=int, default=24)
     args = ap.parse_args()
+    announce()
 
     import numpy as np
 

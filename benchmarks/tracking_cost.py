@@ -24,6 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import announce
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -32,7 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--spec", type=Path, default=REPO / "examples" / "digits.yaml")
     p.add_argument("--count", type=int, default=16)
     p.add_argument("--repeats", type=int, default=5)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    announce()
+    return args
 
 
 def _generate(spec: Path, out: Path, count: int, track: bool, cwd: Path) -> float:
