@@ -94,6 +94,15 @@ def write_with_atomic(path: str | os.PathLike[str], write: Callable[[Path], Any]
         write(tmp)
 
 
+def link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """``dst`` as a hard link to ``src`` (no copy of an image an export repeats), or a copy
+    where the filesystem cannot link (another device, no hard links)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 def publish_dir(tmp: Path, final: Path) -> bool:
     """Rename a completed directory into place; False if another process already did.
 

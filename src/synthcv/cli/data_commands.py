@@ -12,7 +12,7 @@ import typer
 
 from synthcv.cli import errors
 
-EXPORT_FORMATS = ("coco", "webdataset", "yolo", "hf")
+EXPORT_FORMATS = ("coco", "webdataset", "yolo", "hf", "bop")
 
 
 def inspect(
@@ -123,16 +123,16 @@ def export(
         ...,
         "--format",
         "-f",
-        help="Export format: coco (a JSON file), webdataset (tar shards), yolo or hf (Hugging "
-        "Face parquet).",
+        help="Export format: coco (a JSON file), webdataset (tar shards), yolo, hf (Hugging "
+        "Face parquet) or bop (6D object pose: models, poses, masks).",
     ),
     out: Path | None = typer.Option(
         None,
         "--out",
         "-o",
         help="Where to write: for coco the JSON file (default DIR/coco/annotations.json), for "
-        "webdataset, yolo and hf a new or empty directory (default DIR/webdataset, DIR/yolo, "
-        "DIR/hf).",
+        "webdataset, yolo, hf and bop a new or empty directory (default DIR/webdataset, "
+        "DIR/yolo, DIR/hf, DIR/bop).",
     ),
     shard_size: int = typer.Option(
         1000, "--shard-size", min=1, help="Webdataset and hf: samples per shard."
@@ -141,9 +141,9 @@ def export(
         "detect", "--yolo-task", help="Yolo: which labels, detect, segment or pose."
     ),
 ) -> None:
-    """Export a dataset: COCO instances + keypoints, WebDataset tar shards for streaming, or
-    the YOLO layout (Ultralytics: detect, segment or pose labels), or a Hugging Face parquet
-    dataset that datasets.load_dataset(OUT) reads."""
+    """Export a dataset: COCO instances + keypoints, WebDataset tar shards for streaming, the
+    YOLO layout (Ultralytics: detect, segment or pose labels), a Hugging Face parquet dataset
+    that datasets.load_dataset(OUT) reads, or BOP (object models, 6D poses, masks)."""
     kind = fmt.lower()
     if kind not in EXPORT_FORMATS:
         raise typer.BadParameter(
@@ -168,6 +168,10 @@ def export(
         from synthcv.tools.hf import export_hf
 
         path = export_hf(ds, out, shard_size=shard_size)
+    elif kind == "bop":
+        from synthcv.tools.bop import export_bop
+
+        path = export_bop(ds, out, progress=True)
     else:
         from synthcv.tools.yolo import export_yolo
 

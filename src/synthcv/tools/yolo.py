@@ -19,24 +19,16 @@ label, :mod:`synthcv.targets`), coordinates normalised by the image size:
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from synthcv.fileio import atomic_dir, write_text_atomic
+from synthcv.fileio import atomic_dir, link_or_copy, write_text_atomic
 from synthcv.format import Dataset, open_dataset
 from synthcv.format.codecs import read_png
 
 YOLO_TASKS = ("detect", "segment", "pose")
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
 
 
 def outline(mask: np.ndarray) -> np.ndarray:
@@ -155,7 +147,7 @@ def export_yolo(
             key = f"{int(ds.samples.column('sample_index')[j].as_py()):08d}"
             w = int(ds.samples.column("width")[j].as_py())
             h = int(ds.samples.column("height")[j].as_py())
-            _link_or_copy(rgb, tmp / "images" / f"{key}.png")
+            link_or_copy(rgb, tmp / "images" / f"{key}.png")
             lines = _lines(ds, j, task, k_max, w, h)
             write_text_atomic(tmp / "labels" / f"{key}.txt", "".join(f"{s}\n" for s in lines))
         write_text_atomic(tmp / "data.yaml", _data_yaml(ds, final, task, k_max))
