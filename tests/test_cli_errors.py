@@ -128,7 +128,7 @@ CASES = [
      ["ds_noshard/shards/shard-000001/000002.instance.png: no such file"], None),
     ("export --out dir", ["export", "ds", "-f", "coco", "--out", "adir"], 2,
      ["Invalid value for '--out'", "adir is a directory"], None),
-    ("export --format", ["export", "ds", "-f", "bop"], 2,
+    ("export --format", ["export", "ds", "-f", "pascal"], 2,
      ["Invalid value for '--format'", "'bop'", "coco"], None),
     ("preview corrupt image", ["preview", "ds_corrupt", "--out", "p1.png"], 2,
      ["ds_corrupt/shards/shard-000000/000000.rgb.png: not a readable PNG image"], None),

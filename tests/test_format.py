@@ -374,3 +374,33 @@ def test_format_md_column_types_match_the_files(tmp_path):
                 assert got in allowed, f"{table}.{col}: FORMAT.md says {doc}, file has {got}"
                 checked.add(f"{table}.{col}")
     assert {"samples.width", "samples.sweep.step", "objects.instance_id", "objects.bbox"} <= checked
+
+
+def test_a_reordered_spec_does_not_resume_another_orders_dataset(tmp_path):
+    """The spec hash sorts keys, but class order gives the class ids: the same classes in
+    another order are another dataset, refused in the directory of the first; a resume
+    record from before the class list was recorded still resumes."""
+    from synthcv.format.layout import RUN_FILE
+    from synthcv.pipeline import generate
+    from synthcv.pipeline.runner import GenerationError
+
+    small = {
+        "count": 2,
+        "image": {"width": 32, "height": 24},
+        "objects": {
+            "count": 2,
+            "classes": {
+                "duck": {"asset": {"pybullet": "duck"}},
+                "cube": {"asset": {"primitive": "cube", "size": 0.06}},
+            },
+        },
+    }
+    classes = small["objects"]["classes"]
+    swapped = {**small, "objects": {**small["objects"], "classes": dict(reversed(classes.items()))}}
+    generate(small, tmp_path / "a", workers=1, progress=False)
+    with pytest.raises(GenerationError, match=r"another run \(classes \['duck', 'cube'\]\)"):
+        generate(swapped, tmp_path / "a", workers=1, progress=False)
+    record = json.loads((tmp_path / "a" / RUN_FILE).read_text())
+    del record["classes"]  # as an older synthcv wrote it
+    (tmp_path / "a" / RUN_FILE).write_text(json.dumps(record))
+    generate(small, tmp_path / "a", workers=1, progress=False)  # complete: accepted

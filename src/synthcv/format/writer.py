@@ -110,8 +110,11 @@ def claim_output(root: Path, run: dict[str, Any], overwrite: bool = False) -> Cl
         run_file = root / layout.RUN_FILE
         if run_file.exists():
             previous = json.loads(run_file.read_text())
-            if previous != run:
-                described = ", ".join(f"{k} {str(v)[:12]}" for k, v in sorted(previous.items()))
+            # a record written before a key was added is compared on the keys it has
+            if previous != {k: v for k, v in run.items() if k in previous}:
+                described = ", ".join(
+                    f"{k} {str(v)[:40]}" for k, v in sorted(previous.items()) if run.get(k) != v
+                )
                 raise OutputError(
                     f"{root} holds a dataset of another run ({described}); use another --out or "
                     "--overwrite"

@@ -221,7 +221,14 @@ def generate(
     spec_hash = spec.spec_hash
     total = spec.total_count
     num_shards = -(-total // spec.outputs.shard_size)
-    run = {"spec_hash": spec_hash, "count": spec.count, "shard_size": spec.outputs.shard_size}
+    run = {
+        "spec_hash": spec_hash,
+        "count": spec.count,
+        "shard_size": spec.outputs.shard_size,
+        # the spec hash sorts keys, but the classes' order gives their ids (and the draws):
+        # a reordered spec must not resume, or extend, a dataset of the other order
+        "classes": spec.class_names,
+    }
     try:
         claim = claim_output(out, run, overwrite)
     except OutputError as exc:
