@@ -148,3 +148,13 @@ def test_cli_export_bop_and_a_clip_is_a_scene(tmp_path):
     # into a directory that is not empty: refused, nothing half-written
     res = CliRunner().invoke(app, ["export", str(tmp_path / "clips"), "--format", "bop"], env=env)
     assert res.exit_code == 2 and "not an empty directory" in res.output
+
+
+def test_a_distorted_lens_is_refused(tmp_path):
+    from synthcv.tools.bop import export_bop
+
+    spec = {**SPEC, "count": 1, "sensor": {"distortion": {"k1": -0.1}}}
+    generate(spec, tmp_path / "lens", workers=1, progress=False)
+    with pytest.raises(ValueError, match=r"sensor\.distortion: BOP's cameras are pinhole"):
+        export_bop(tmp_path / "lens")
+    assert not (tmp_path / "lens" / "bop").exists()

@@ -63,6 +63,11 @@ def export_bop(
         raise ValueError(
             f"{ds.root}: the spec in manifest.json cannot rebuild the object models: {e}"
         ) from None
+    if spec.sensor is not None and spec.sensor.distortion is not None:
+        raise ValueError(
+            f"{ds.root}: sensor.distortion: BOP's cameras are pinhole (cam_K only), and this "
+            "dataset's images went through a lens distortion"
+        )
     if ds.manifest.get("scene_hash") not in (None, spec.scene_hash):
         raise ValueError(
             f"{ds.root}: the spec in manifest.json no longer gives this dataset's scenes (scene "
