@@ -22,7 +22,6 @@ must match), and the amodal masks rasterized from them with the recorded poses.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from synthcv.fileio import atomic_dir, link_or_copy, sha256_chunks
+from synthcv.fileio import atomic_dir, link_or_copy, sha256_chunks, write_json_atomic
 from synthcv.format import Dataset, open_dataset
 from synthcv.format.codecs import read_depth, read_png, write_png
 from synthcv.scene import quat_to_matrix
@@ -89,7 +88,7 @@ def export_bop(
             files["gt"][str(im_id)] = gt
             files["info"][str(im_id)] = info
             if camera_json is None:
-                camera_json = _camera_json(ds, j)
+                camera_json = _camera_json(ds, j, cam["cam_K"])
         for chunk, files in chunks.items():
             folder = tmp / "train_pbr" / f"{chunk:06d}"
             for name, key in (
@@ -97,9 +96,9 @@ def export_bop(
                 ("scene_gt.json", "gt"),
                 ("scene_gt_info.json", "info"),
             ):
-                _write_json(folder / name, files[key])
+                write_json_atomic(folder / name, files[key])
         models.write(tmp / "models")
-        _write_json(tmp / "camera.json", camera_json or {})
+        write_json_atomic(tmp / "camera.json", camera_json or {})
     return final
 
 
@@ -260,8 +259,8 @@ class _Models:
                 "size_z": float(hi[2] - lo[2]),
             }
             about[str(obj_id)] = extra
-        _write_json(folder / "models_info.json", info)
-        _write_json(folder / "synthcv_models.json", about)
+        write_json_atomic(folder / "models_info.json", info)
+        write_json_atomic(folder / "synthcv_models.json", about)
 
 
 def _in_class_order(raw: dict[str, Any], classes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -276,8 +275,8 @@ def _in_class_order(raw: dict[str, Any], classes: list[dict[str, Any]]) -> dict[
     return {**raw, "objects": {**objects, "classes": {n: by_name[n] for n in order}}}
 
 
-def _camera_json(ds: Dataset, j: int) -> dict[str, Any]:
-    K = np.asarray(ds.samples.column("K")[j].as_py(), dtype=np.float64).reshape(3, 3)
+def _camera_json(ds: Dataset, j: int, cam_K: list[float]) -> dict[str, Any]:
+    K = np.asarray(cam_K).reshape(3, 3)
     return {
         "cx": float(K[0, 2]),
         "cy": float(K[1, 2]),
@@ -296,8 +295,3 @@ def _depth_scale(depth: np.ndarray | None) -> float:
         if far_mm / scale <= 65535:
             return scale
     raise ValueError(f"depth up to {far_mm / 1000:.0f} m does not fit a 16-bit BOP depth image")
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1) + "\n")
