@@ -86,6 +86,7 @@ def ws(tmp_path_factory) -> Path:
     (root / "bad.yaml").write_text("{not: yaml: [\n")
     (root / "scalar.yaml").write_text("3\n")
     (root / "mapping.yaml").write_text("a: 1\n")
+    (root / "twice.yaml").write_text("name: a\nseeds: [0]\nname: b\n")
     (root / "ops_unknown.yaml").write_text("- {op: blur, sigmaa: 1}\n")
     np.savez(root / "empty.npz", x=np.zeros(3))
     np.savez(root / "zero.npz", images=np.zeros((0, 8, 8), np.uint8))
@@ -173,7 +174,7 @@ CASES = [
      "--no-track"], 2, ["ops_unknown.yaml: ops[0] (blur): unknown parameters ['sigmaa']"],
      "a14"),
     ("augment --config missing", ["augment", "ds", "-o", "a15", "-c", "nosuch.yaml",
-     "--no-track"], 2, ["nosuch.yaml: no such file or directory"], "a15"),
+     "--no-track"], 2, ["nosuch.yaml: not found"], "a15"),
     ("augment corrupt image", ["augment", "ds_corrupt", "-o", "a16", "--op", "blur",
      "--no-track"], 2, ["ds_corrupt/shards/shard-000000/000000.rgb.png: not a readable PNG"],
      "a16"),
@@ -184,6 +185,11 @@ CASES = [
      ["experiment config not found: nosuch.yaml"], None),
     ("experiment config not YAML", ["experiment", "run", "bad.yaml", "--no-track"], 2,
      ["error: bad.yaml: 1 problem(s)", "not valid YAML"], None),
+    ("experiment config key twice", ["experiment", "run", "twice.yaml", "--no-track"], 2,
+     ["error: twice.yaml: 1 problem(s)", "name: got this key twice in one mapping (lines 1 and "
+      "3)"], None),
+    ("augment --config key twice", ["augment", "ds", "-o", "a18", "-c", "twice.yaml",
+     "--no-track"], 2, ["twice.yaml: name: got this key twice"], "a18"),
     ("experiment invalid config", ["experiment", "run", "mapping.yaml", "--no-track"], 2,
      ["error: mapping.yaml:", "a: unknown key 'a'", "name: missing"], None),
     ("experiment --seeds", ["experiment", "run", "exp.yaml", "--seeds", "a,b", "--no-track",

@@ -227,5 +227,11 @@ def test_cli_rejects_bad_configs_and_untracked_runs(tmp_path):
     )
     res = run(app, ["loop", str(good), "--current", "c.npz"])
     assert res.exit_code == 2 and "tracking must be on" in res.output
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(good.read_text() + "out: p\n")
+    res = run(app, ["loop", str(twice)])
+    assert res.exit_code == 2 and "out: got this key twice in one mapping (lines 1 and 5)" in (
+        res.output
+    )
     res = run(app, ["loop", str(tmp_path / "none.yaml")])
     assert res.exit_code == 2 and "none.yaml" in res.output

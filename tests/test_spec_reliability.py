@@ -452,6 +452,23 @@ def test_safeyaml_limits():
     assert check_shape(json.loads(json.dumps(BASE))) == []
 
 
+def test_a_key_given_twice_is_an_error_naming_it_and_both_lines(tmp_path):
+    """PyYAML keeps the last of two equal keys silently: a second ``camera:`` block would
+    quietly replace the first. Each duplicate is named with its path and both lines."""
+    text = CUBE + "camera: {distance: 1.0}\nlights: {ambient: 0.3}\ncamera: {distance: 2.0}\n"
+    (line,) = _problems(_write(tmp_path, text))
+    assert (
+        line == "camera: got this key twice in one mapping (lines 2 and 4), expected each key once"
+    )
+    nested = "camera:\n  distance: 1.0\n  elevation: 30\n  distance: 2.0\n" + CUBE
+    assert _problems(nested) == [
+        "camera.distance: got this key twice in one mapping (lines 2 and 4), expected each key once"
+    ]
+    # a merge key may be overridden by an explicit key (YAML's own rule), and 1 is not "1"
+    assert load_yaml("b: &b {u: 1, v: 2}\nc:\n  <<: *b\n  u: 3\n")["c"] == {"u": 3, "v": 2}
+    assert load_yaml("1: a\n'1': b\n") == {1: "a", "1": "b"}
+
+
 def test_example_specs_keep_their_resolved_json_and_scene_hashes():
     """Adding ranges and the safe loader changed no valid spec: pinned scene hashes."""
     pins = {

@@ -6,7 +6,8 @@ bomb (ten lines whose anchors expand to billions of nodes), nesting a thousand l
 impossible date or bytes that are not UTF-8 all end in a traceback or eat the machine. Here
 every such input is a :class:`YAMLProblem` naming where it was found (keys and indices, as
 ``objects.count.randint[1]``) and what was expected; nothing larger than the limits below is
-ever built.
+ever built. A key given twice in one mapping is a problem too: PyYAML keeps the last one
+silently, so a second ``camera:`` block would quietly replace the first.
 
 :func:`check_shape` applies the same limits to data that did not come from YAML (a dict handed
 to ``load_spec``), so every caller of a config loader gets the same guarantees.
@@ -35,6 +36,7 @@ __all__ = [
     "YAMLProblem",
     "check_shape",
     "load_yaml",
+    "load_yaml_file",
     "read_text",
 ]
 
@@ -119,6 +121,7 @@ class _BoundedLoader(yaml.SafeLoader):
         elif isinstance(node, yaml.SequenceNode):
             size = 1 + sum(self._size.get(id(c), 1) for c in node.value)
         else:
+            self._check_unique_keys(node, where)
             size = 1 + sum(
                 self._size.get(id(k), 1) + self._size.get(id(v), 1) for k, v in node.value
             )
@@ -129,6 +132,24 @@ class _BoundedLoader(yaml.SafeLoader):
                 "(an alias bomb?)",
             )
         self._size[id(node)] = size
+
+    @staticmethod
+    def _check_unique_keys(node: Any, where: tuple[str | int, ...]) -> None:
+        """YAML 1.2 requires unique keys; PyYAML keeps the last silently. Merge keys (``<<``)
+        may be overridden by explicit ones and are left to PyYAML."""
+        first_line: dict[tuple[str, str], int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            ident = (key.tag, key.value)
+            line = key.start_mark.line + 1
+            if ident in first_line:
+                raise YAMLProblem(
+                    (*where, _segment(key)),
+                    f"got this key twice in one mapping (lines {first_line[ident]} and {line}), "
+                    "expected each key once",
+                )
+            first_line[ident] = line
 
 
 def load_yaml(text: str) -> Any:
@@ -146,6 +167,13 @@ def load_yaml(text: str) -> Any:
         raise YAMLProblem((), f"cannot construct a value: {type(exc).__name__}: {exc}") from None
     finally:
         loader.dispose()
+
+
+def load_yaml_file(path: str | os.PathLike[str], max_bytes: int = MAX_BYTES) -> Any:
+    """:func:`read_text` then :func:`load_yaml`: a config file within the limits. Raises
+    :class:`YAMLProblem` (unreadable file or a limit; the caller names the file) or
+    ``yaml.YAMLError`` (syntax)."""
+    return load_yaml(read_text(path, max_bytes))
 
 
 def read_text(path: str | os.PathLike[str], max_bytes: int = MAX_BYTES) -> str:

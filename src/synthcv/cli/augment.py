@@ -63,10 +63,13 @@ def read_config(path: Path, seed: int) -> tuple[list[dict[str, Any]], int]:
     import yaml
 
     from synthcv.augment.ops import build_op
+    from synthcv.safeyaml import YAMLProblem, load_yaml_file
 
     with errors.blame("--config", f"{path}: "):
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = load_yaml_file(path)
+        except YAMLProblem as exc:  # an unreadable file has no location inside it
+            raise ValueError(str(exc) if exc.loc else exc.detail) from None
         except yaml.YAMLError as exc:
             raise ValueError(f"not valid YAML: {exc}") from None
         if isinstance(raw, dict):

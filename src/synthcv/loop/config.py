@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from synthcv.fileio import sha256_text
+from synthcv.safeyaml import YAMLProblem, load_yaml_file
 from synthcv.validation import ConfigError, format_validation_error, short_value
 
 
@@ -104,8 +105,10 @@ def load_loop_config(path: str | Path, overrides: dict[str, Any] | None = None) 
     if not p.is_file():
         raise FileNotFoundError(f"loop config not found: {p}")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raw = load_yaml_file(p)
+    except YAMLProblem as exc:
+        raise ConfigError([str(exc)], str(p)) from None
+    except yaml.YAMLError as exc:
         raise ConfigError([f"not valid YAML: {exc}"], str(p)) from None
     if not isinstance(raw, dict):
         raise ConfigError([f"(top level): got {short_value(raw)}, expected a mapping"], str(p))

@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 from scipy import stats
 
+from synthcv.safeyaml import YAMLProblem, load_yaml
 from synthcv.validation import ConfigError, short_value
 
 #: |Spearman rho| below which a probe curve is "not monotone": the rule is skipped.
@@ -49,7 +50,9 @@ def load_mapping(path: str | Path | None = None) -> dict[str, Rule]:
             raise FileNotFoundError(f"mapping file not found: {p}")
         text, where = p.read_text(encoding="utf-8"), str(p)
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
+    except YAMLProblem as exc:
+        raise ConfigError([str(exc)], where) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"not valid YAML: {exc}"], where) from None
     if not isinstance(raw, dict):

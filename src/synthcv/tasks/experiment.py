@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from synthcv.fileio import write_text_atomic
+from synthcv.safeyaml import YAMLProblem, load_yaml_file
 from synthcv.tasks.data import ArraySet, SourceSpec
 from synthcv.tasks.stats import fmt_ci, mean_ci
 from synthcv.validation import ConfigError, FieldProblem, format_validation_error, short_value
@@ -244,7 +245,9 @@ def load_config(source: str | Path | dict[str, Any]) -> ExperimentConfig:
             raise FileNotFoundError(f"experiment config not found: {p}")
         # Data paths stay relative to the working directory (where `synthcv generate` wrote).
         try:
-            raw = yaml.safe_load(p.read_text())
+            raw = load_yaml_file(p)
+        except YAMLProblem as exc:
+            raise ConfigError([str(exc)], where) from None
         except yaml.YAMLError as exc:
             raise ConfigError([f"not valid YAML: {exc}"], where) from None
     else:
