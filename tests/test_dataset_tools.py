@@ -520,6 +520,12 @@ def test_hf_export_loads_offline_with_typed_features_and_exact_images(
         assert row["objects"]["bbox"] == [pytest.approx(o["bbox"]) for o in objs]
         assert row["camera.elevation"] == item["factors"]["camera.elevation"]
         assert row["ground.texture"] == item["factors"]["ground.texture"]
+        # the camera as matrices, so labels can be lifted back into the scene
+        np.testing.assert_array_equal(np.array(row["K"]), np.reshape(item["factors"]["K"], (3, 3)))
+        np.testing.assert_array_equal(
+            np.array(row["world_to_camera"]), np.reshape(item["factors"]["world_to_camera"], (4, 4))
+        )
+    assert "distortion" not in loaded.features  # no lens in this spec
 
 
 def _yolo_rows(path: Path) -> list[list[float]]:

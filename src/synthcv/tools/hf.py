@@ -7,7 +7,10 @@ back as mode ``F``) holding the dataset's own file bytes (no re-encode), ``sampl
 ``objects`` (the non-distractor objects with a visible box, as a COCO-like struct of lists:
 ``bbox`` [x, y, w, h] of the visible part, ``category`` a ``ClassLabel`` of the class names,
 ``instance_id``, ``status``, ``visibility``, ``area`` visible pixels, ``keypoints`` flat x, y,
-v), and every scalar factor column of ``samples.parquet`` under its spec path. The card
+v), the camera (``K`` 3×3 intrinsics in pixels, ``world_to_camera`` 4×4 in OpenCV's camera
+frame and, for specs with a lens, ``distortion`` [k1, k2, p1, p2]: what a 3D or pose user
+needs to lift labels back into the scene), and every scalar factor column of
+``samples.parquet`` under its spec path. The card
 (``README.md``) carries ``configs:`` pointing at ``data/train-TAG-*.parquet`` and the feature
 types, as the Hub's parquet datasets do. Written through ``datasets`` itself
 (``Dataset.from_generator`` and ``to_parquet``) into a temporary directory that becomes ``out``
@@ -33,6 +36,8 @@ DEFAULT_SHARD_SIZE = 1000
 #: Column name per modality (``image`` is the RGB, as Hub datasets name it).
 COLUMN = {m: ("image" if m == "rgb" else m) for m in MODALITIES}
 _NOT_FACTORS = {"sample_index", "seed", *PATH_COLUMNS}
+#: The camera's list columns of ``samples.parquet`` (row-major there) and their matrix shapes.
+CAMERA = {"K": (3, 3), "world_to_camera": (4, 4), "distortion": (4,)}
 
 
 def _value_type(t: pa.DataType) -> str | None:
@@ -45,6 +50,18 @@ def _value_type(t: pa.DataType) -> str | None:
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return "string"
     return None
+
+
+def _camera_columns(ds: Dataset) -> tuple[str, ...]:
+    return tuple(c for c in CAMERA if c in ds.samples.column_names)
+
+
+def _matrix(flat: list[float] | None, shape: tuple[int, ...]) -> Any:
+    if flat is None:
+        return None
+    values = [float(v) for v in flat]
+    return values if len(shape) == 1 else [values[r * shape[1] : (r + 1) * shape[1]]
+                                           for r in range(shape[0])]  # fmt: skip
 
 
 def _features(ds: Dataset, modalities: list[str], factors: dict[str, str]) -> Any:
@@ -66,6 +83,10 @@ def _features(ds: Dataset, modalities: list[str], factors: dict[str, str]) -> An
         "area": List(Value("int64")),
         "keypoints": List(List(Value("float32"))),
     }
+    for c in _camera_columns(ds):
+        shape = CAMERA[c]
+        row = List(Value("float64"), length=shape[-1])
+        spec[c] = row if len(shape) == 1 else List(row, length=shape[0])
     spec.update({name: Value(kind) for name, kind in factors.items()})
     return Features(spec)
 
@@ -95,6 +116,8 @@ def _rows(ds: Dataset, modalities: tuple[str, ...], factors: dict[str, str]) -> 
             "area": [int(o.get("visible_pixels") or 0) for o in objects],
             "keypoints": [[float(v) for v in (o.get("keypoints") or [])] for o in objects],
         }
+        for c in _camera_columns(ds):
+            row[c] = _matrix(facts.get(c), CAMERA[c])
         row.update({name: facts.get(name) for name in factors})
         yield row
 
@@ -130,8 +153,10 @@ def _card(ds: Dataset, features: Any, shards: int) -> str:
         f"{len(ds)} samples in {shards} parquet shards. Every image is the dataset's own file; "
         "`objects.bbox` is [x, y, w, h] of the visible part in pixels, `objects.category` the "
         "class (0-based), `objects.keypoints` flat (x, y, v) with v = 2 visible, 1 labelled but "
-        "occluded, 0 not labelled; the other columns are the realized scene factors under "
-        "their spec paths. `depth` is float32 metres (0 = no surface).\n"
+        "occluded, 0 not labelled; `K` the 3×3 intrinsics in pixels, `world_to_camera` the 4×4 "
+        "pose in OpenCV's camera frame (x right, y down, z forward), `distortion` (when the "
+        "spec has a lens) OpenCV's [k1, k2, p1, p2]; the other columns are the realized scene "
+        "factors under their spec paths. `depth` is float32 metres (0 = no surface).\n"
     )
     return "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + body
 
