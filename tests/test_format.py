@@ -4,6 +4,7 @@ the one shard writer (published whole or not at all), atomic writes, and resumab
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -404,3 +405,50 @@ def test_a_reordered_spec_does_not_resume_another_orders_dataset(tmp_path):
     del record["classes"]  # as an older synthcv wrote it
     (tmp_path / "a" / RUN_FILE).write_text(json.dumps(record))
     generate(small, tmp_path / "a", workers=1, progress=False)  # complete: accepted
+
+
+def test_every_images_npz_reader_names_the_same_problems(tmp_path):
+    """One reader behind generated samples, production batches, training data and the real
+    digits: a bad file is a ValueError naming the file and what is wrong, never a traceback
+    from numpy, and a pickled array is never loaded."""
+    from synthcv.fileio import read_images_npz
+    from synthcv.genmodels.data import load_images
+    from synthcv.monitor.sources import load_npz
+    from synthcv.tasks.data import load_samples_npz
+
+    images = np.zeros((3, 4, 4), np.uint8)
+    good = tmp_path / "good.npz"
+    np.savez(good, images=images, labels=np.array([0.0, 1.0, 2.0]))  # whole floats are fine
+    got, labels = read_images_npz(good, labels_required=True)
+    assert got.shape == (3, 4, 4) and labels.dtype == np.int64 and labels.tolist() == [0, 1, 2]
+    unlabelled = tmp_path / "unlabelled.npz"
+    np.savez(unlabelled, images=images)
+    assert read_images_npz(unlabelled, labels_required=False)[1] is None
+    cases = {
+        "junk.npz": (None, "not a readable .npz"),
+        "array.npz": (None, "a single array"),
+        "pickled.npz": (None, "not a readable .npz"),
+        "half.npz": (None, "labels of float64 (3,), expected whole numbers"),
+        "short.npz": (None, "3 images but labels of int64 (2,)"),
+        "floaty.npz": (None, "images must be uint8"),
+    }
+    (tmp_path / "junk.npz").write_bytes(b"not an archive")
+    with open(tmp_path / "array.npz", "wb") as f:
+        np.save(f, images)
+    np.savez(tmp_path / "pickled.npz", images=np.array([{"x": 1}], dtype=object), labels=[0])
+    np.savez(tmp_path / "half.npz", images=images, labels=np.array([0.5, 1, 2]))
+    np.savez(tmp_path / "short.npz", images=images, labels=np.array([0, 1]))
+    np.savez(tmp_path / "floaty.npz", images=images.astype(np.float32), labels=np.arange(3))
+    for name, (_, needle) in cases.items():
+        path = tmp_path / name
+        for load in (
+            lambda p: read_images_npz(p, labels_required=False),
+            load_samples_npz,
+            lambda p: load_npz(p),
+            lambda p: load_images(p),
+        ):
+            with pytest.raises(ValueError, match=re.escape(needle)) as info:
+                load(path)
+            assert str(path) in str(info.value)
+    with pytest.raises(ValueError, match="no 'labels' array"):
+        load_samples_npz(unlabelled)

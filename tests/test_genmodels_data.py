@@ -83,7 +83,7 @@ def test_mnist8000_path_resolution_and_errors(tmp_path, monkeypatch):
     assert repo / ".." / "shared" / "data" / "mnist" / "mnist-real-8000.npz" in cands
     bad = tmp_path / "bad.npz"
     np.savez(bad, pixels=np.zeros(3))
-    with pytest.raises(ValueError, match="missing keys"):
+    with pytest.raises(ValueError, match="no 'images' array"):
         load_mnist8000("all", bad)
     with pytest.raises(ValueError, match="split must be"):
         load_mnist8000("valid", fake)

@@ -143,7 +143,7 @@ def test_samples_npz_source_and_n_subset(tmp_path) -> None:
     with pytest.raises(ValueError, match="n=100 but only 40"):
         load_source({"kind": "samples", "path": str(p), "n": 100})
     np.savez(tmp_path / "bad.npz", images=np.zeros((2, 4, 4), np.uint8))
-    with pytest.raises(ValueError, match="missing arrays"):
+    with pytest.raises(ValueError, match="no 'labels' array"):
         load_source({"kind": "samples", "path": str(tmp_path / "bad.npz")})
 
 

@@ -94,6 +94,51 @@ def write_with_atomic(path: str | os.PathLike[str], write: Callable[[Path], Any]
         write(tmp)
 
 
+def read_images_npz(
+    path: str | os.PathLike[str], *, labels_required: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``images`` (uint8 (N, H, W[, C])) and ``labels`` (int64 (N,), or None when absent and
+    not required) of an ``.npz``: the one reader behind every images-and-labels file
+    (generated samples, production batches, training data, the real digits), so each names
+    the same problems in the same words. Pickled arrays are refused (never run code from a
+    data file)."""
+    import zipfile
+
+    p = Path(path)
+    try:
+        d = np.load(p, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise ValueError(f"{p}: not a readable .npz ({exc})") from None
+    if not isinstance(d, np.lib.npyio.NpzFile):
+        raise ValueError(f"{p}: a single array, expected an .npz holding 'images'")
+    with d:
+        if "images" not in d.files:
+            raise ValueError(f"{p}: no 'images' array (has {d.files})")
+        if labels_required and "labels" not in d.files:
+            raise ValueError(f"{p}: no 'labels' array (has {d.files})")
+        try:
+            images = np.asarray(d["images"])
+            labels = np.asarray(d["labels"]) if "labels" in d.files else None
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+            raise ValueError(f"{p}: not a readable .npz ({exc})") from None
+    if images.dtype != np.uint8 or images.ndim not in (3, 4):
+        raise ValueError(f"{p}: images must be uint8 (N,H,W[,C]), got {images.dtype} "
+                         f"{images.shape}")  # fmt: skip
+    if labels is not None:
+        whole = np.issubdtype(labels.dtype, np.integer) or (
+            np.issubdtype(labels.dtype, np.floating) and bool(np.all(np.mod(labels, 1) == 0))
+        )
+        if labels.shape != (len(images),) or not whole:
+            raise ValueError(
+                f"{p}: {len(images)} images but labels of {labels.dtype} {labels.shape}, "
+                f"expected whole numbers of shape ({len(images)},)"
+            )
+        labels = labels.astype(np.int64)
+    return images, labels
+
+
 def link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
     """``dst`` as a hard link to ``src`` (no copy of an image an export repeats), or a copy
     where the filesystem cannot link (another device, no hard links)."""

@@ -12,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 
+from synthcv.fileio import read_images_npz
+
 MNIST_ENV_VAR = "SYNTHCV_MNIST"
 MNIST_RELATIVE = Path("..") / "shared" / "data" / "mnist" / "mnist-real-8000.npz"
 MNIST_TRAIN_COUNT = 7000
@@ -83,13 +85,9 @@ def load_mnist8000(
     if split not in ("train", "test", "all"):
         raise ValueError(f"load_mnist8000: split must be 'train', 'test' or 'all', got {split!r}")
     file = find_mnist8000(path)
-    with np.load(file) as data:
-        missing = {"images", "labels"} - set(data.files)
-        if missing:
-            raise ValueError(f"{file}: missing keys {sorted(missing)} (has {data.files})")
-        images = np.asarray(data["images"])
-        labels = np.asarray(data["labels"]).astype(np.int64)
-    if images.ndim != 3 or images.dtype != np.uint8 or len(images) != len(labels):
+    images, labels = read_images_npz(file, labels_required=True)
+    assert labels is not None
+    if images.ndim != 3:
         raise ValueError(
             f"{file}: expected images uint8 (N,28,28) and labels (N,), got "
             f"{images.dtype} {images.shape} and {labels.shape}"

@@ -71,19 +71,13 @@ def _to_nchw(images: np.ndarray, where: str) -> np.ndarray:
 
 
 def _load_npz(path: Path, split: str) -> ImageData:
-    with np.load(path) as z:
-        if "images" not in z.files:
-            raise ValueError(f"{path}: no 'images' array (has {z.files})")
-        images = np.asarray(z["images"])
-        labels = np.asarray(z["labels"]).astype(np.int64) if "labels" in z.files else None
+    from synthcv.fileio import read_images_npz
+
+    images, labels = read_images_npz(path, labels_required=False)
     if len(images) == 0:
         raise ValueError(f"{path}: 'images' holds no images")
-    if images.dtype != np.uint8:
-        raise ValueError(f"{path}: images must be uint8, got {images.dtype}")
     if labels is None:
         labels = np.full(len(images), -1, np.int64)
-    if labels.shape != (len(images),):
-        raise ValueError(f"{path}: labels shape {labels.shape} != ({len(images)},)")
     sl = _holdout(len(images), split)
     ncls = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
     return ImageData(_to_nchw(images, str(path))[sl], labels[sl], ncls, str(path))

@@ -135,20 +135,12 @@ def _files_digest(root: Path, files: list[Path]) -> str:
 def load_npz(path: Path, n: int | None = None, seed: int = 0) -> MonitorSet:
     """``images`` (uint8 (N,H,W[,C])) and, optionally, ``labels`` (-1: unlabelled): a
     production batch may arrive with labels for only a sample of it, or none."""
+    from synthcv.fileio import read_images_npz
     from synthcv.format import content_digest
 
     if not path.is_file():
         raise FileNotFoundError(f"samples file not found: {path}")
-    with np.load(path) as d:
-        if "images" not in d.files:
-            raise ValueError(f"{path}: no 'images' array (has {d.files})")
-        images = np.asarray(d["images"])
-        labels = np.asarray(d["labels"]).astype(np.int64) if "labels" in d.files else None
-    if images.dtype != np.uint8 or images.ndim not in (3, 4):
-        raise ValueError(f"{path}: images must be uint8 (N,H,W[,C]), got {images.dtype} "
-                         f"{images.shape}")  # fmt: skip
-    if labels is not None and labels.shape != (len(images),):
-        raise ValueError(f"{path}: {len(images)} images but labels of shape {labels.shape}")
+    images, labels = read_images_npz(path, labels_required=False)
     idx = _subset(len(images), n, seed)
     return MonitorSet(
         name=path.stem,

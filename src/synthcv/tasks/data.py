@@ -245,26 +245,20 @@ def _scalar_type(t: Any) -> bool:
 
 def load_samples_npz(path: str | Path) -> ArraySet:
     """A generated-samples file (``synthcv genmodel sample --out x.npz``): images + labels."""
+    from synthcv.fileio import read_images_npz
     from synthcv.format import content_digest
 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"samples file not found: {p}")
-    with np.load(p) as d:
-        missing = {"images", "labels"} - set(d.files)
-        if missing:
-            raise ValueError(f"{p}: missing arrays {sorted(missing)} (has {d.files})")
-        images, labels = np.asarray(d["images"]), np.asarray(d["labels"])
-    if images.dtype != np.uint8 or images.ndim not in (3, 4):
-        raise ValueError(
-            f"{p}: images must be uint8 (N,H,W[,C]), got {images.dtype} {images.shape}"
-        )
+    images, labels = read_images_npz(p, labels_required=True)
+    assert labels is not None
     if labels.size and labels.min() < 0:
         raise ValueError(
             f"{p}: labels < 0 mark unconditional samples; a classifier needs class-conditional "
             "samples (train the generative model with --conditional)"
         )
-    return ArraySet(images, labels.astype(np.int64), name=p.stem, digest=content_digest(p))
+    return ArraySet(images, labels, name=p.stem, digest=content_digest(p))
 
 
 def load_source(spec: SourceSpec | dict[str, Any], seed: int = 0, name: str = "") -> ArraySet:
