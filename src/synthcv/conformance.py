@@ -53,7 +53,12 @@ from scipy import stats
 
 from synthcv.distributions import Distribution, parse_distribution
 from synthcv.format import open_dataset
-from synthcv.format.layout import MODALITIES, PATH_COLUMNS
+from synthcv.format.layout import (
+    OBJECT_ID_COLUMNS,
+    OBJECT_LABEL_COLUMNS,
+    SAMPLE_ID_COLUMNS,
+    SAMPLE_OUTCOME_COLUMNS,
+)
 
 #: Fewer realized values than this are not tested (a test would have almost no power).
 MIN_VALUES = 20
@@ -65,45 +70,9 @@ MONTE_CARLO_DRAWS = 20_000
 MAX_WRAPS = 1000
 
 #: samples.parquet columns that locate files or describe the rendering, not drawn factors.
-SAMPLE_COLUMNS = frozenset(
-    {
-        "sample_index",
-        *PATH_COLUMNS,
-        *MODALITIES,
-        "width",
-        "height",
-        "K",
-        "world_to_camera",
-        "distortion",
-        "seed",
-        "num_objects",
-        "num_visible",
-    }
-)
-#: objects.parquet columns that are labels (computed from geometry and pixels), not factors.
-LABEL_COLUMNS = frozenset(
-    {
-        "sample_index",
-        "instance_id",
-        "class_id",
-        "class_name",
-        "is_distractor",
-        "status",
-        "visible_pixels",
-        "unoccluded_pixels",
-        "visibility",
-        "bbox",
-        "bbox_amodal",
-        "keypoint_names",
-        "keypoints",
-        "position_cam",
-        "rotation_cam",
-        "box3d_cam",
-        "size",
-        "position_world",
-        "rotation_world",
-    }
-)
+SAMPLE_COLUMNS = SAMPLE_ID_COLUMNS | SAMPLE_OUTCOME_COLUMNS
+#: objects.parquet columns that are identifiers or labels, not factors.
+LABEL_COLUMNS = OBJECT_ID_COLUMNS | OBJECT_LABEL_COLUMNS
 #: Per-object attribute column → the path under its class (or ``distractors``) it is drawn at.
 OBJECT_FIELDS: dict[str, tuple[str, ...]] = {
     "scale": ("scale",),

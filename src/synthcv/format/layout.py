@@ -76,6 +76,38 @@ FLOW_OUTPUTS = ("flow", "flow_status", "flow_back", "flow_back_status")
 #: Columns of samples.parquet that locate files rather than describe the sample.
 PATH_COLUMNS = ("shard", *MODALITIES)
 
+# The roles of the table columns that are not drawn factors. Each reader picks the roles it
+# excludes: a task slices by everything but identifiers (image size and object counts are
+# useful slices), ``inspect`` also hides label columns, conformance tests drawn factors only.
+#: samples.parquet: identify the row or locate its files.
+SAMPLE_ID_COLUMNS = frozenset({"sample_index", "seed", *PATH_COLUMNS})
+#: samples.parquet: what rendering produced (image size, camera matrices, object counts).
+SAMPLE_OUTCOME_COLUMNS = frozenset(
+    {"width", "height", "K", "world_to_camera", "distortion", "num_objects", "num_visible"}
+)
+#: objects.parquet: identify the row.
+OBJECT_ID_COLUMNS = frozenset({"sample_index", "instance_id", "class_id", "is_distractor"})
+#: objects.parquet: labels computed from geometry and pixels.
+OBJECT_LABEL_COLUMNS = frozenset(
+    {
+        "class_name",
+        "status",
+        "visible_pixels",
+        "unoccluded_pixels",
+        "visibility",
+        "bbox",
+        "bbox_amodal",
+        "keypoint_names",
+        "keypoints",
+        "position_cam",
+        "rotation_cam",
+        "box3d_cam",
+        "size",
+        "position_world",
+        "rotation_world",
+    }
+)
+
 #: Factor columns renamed in format 2 (version 1 → version 2), applied when reading version 1.
 V1_FACTOR_RENAMES = {
     "light.elevation": "lights.sun.elevation",

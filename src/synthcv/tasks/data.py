@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthcv.format.layout import PATH_COLUMNS
+from synthcv.format.layout import OBJECT_ID_COLUMNS, SAMPLE_ID_COLUMNS
 from synthcv.targets import label_space_by_name, target_object
 from synthcv.tasks.domain import MatchDomain
 
@@ -119,9 +119,9 @@ class SourceSpec(BaseModel):
     augment_seed: int = 0
 
 
-_SKIP_OBJECT_COLUMNS = {"sample_index", "instance_id", "class_id", "is_distractor"}
+_SKIP_OBJECT_COLUMNS = OBJECT_ID_COLUMNS
 #: Identifiers and file paths of samples.parquet: not factors.
-_NOT_SAMPLE_FACTORS = {*PATH_COLUMNS, "seed", "sample_index"}
+_NOT_SAMPLE_FACTORS = SAMPLE_ID_COLUMNS
 
 
 def sample_factor_columns(ds: Any) -> list[str]:

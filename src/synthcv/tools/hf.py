@@ -30,12 +30,12 @@ import pyarrow as pa
 from synthcv.fileio import atomic_dir, write_text_atomic
 from synthcv.format import Dataset, open_dataset
 from synthcv.format.codecs import read_flow
-from synthcv.format.layout import FLOW_MODALITIES, MODALITIES, PATH_COLUMNS
+from synthcv.format.layout import FLOW_MODALITIES, MODALITIES, SAMPLE_ID_COLUMNS
 
 DEFAULT_SHARD_SIZE = 1000
 #: Column name per modality (``image`` is the RGB, as Hub datasets name it).
 COLUMN = {m: ("image" if m == "rgb" else m) for m in MODALITIES}
-_NOT_FACTORS = {"sample_index", "seed", *PATH_COLUMNS}
+_NOT_FACTORS = SAMPLE_ID_COLUMNS
 #: The camera's list columns of ``samples.parquet`` (row-major there) and their matrix shapes.
 CAMERA = {"K": (3, 3), "world_to_camera": (4, 4), "distortion": (4,)}
 

@@ -14,20 +14,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from synthcv.format import Dataset, open_dataset
-from synthcv.format.layout import MODALITIES, OPTIONAL_MODALITIES, PATH_COLUMNS
+from synthcv.format.layout import (
+    MODALITIES,
+    OBJECT_ID_COLUMNS,
+    OBJECT_LABEL_COLUMNS,
+    OPTIONAL_MODALITIES,
+    SAMPLE_ID_COLUMNS,
+)
 
-# Columns that identify rows or hold labels rather than realized factors.
-SAMPLE_NON_FACTORS = {"sample_index", "seed", *PATH_COLUMNS}
-OBJECT_NON_FACTORS = {
-    "sample_index",
-    "instance_id",
-    "class_id",
-    "class_name",
-    "is_distractor",
-    "status",
-    "visible_pixels",
-    "unoccluded_pixels",
-}
+# Columns that identify rows or hold labels rather than realized factors; an object's
+# visibility stays in view (how occluded the objects are is what a user checks first).
+SAMPLE_NON_FACTORS = SAMPLE_ID_COLUMNS
+OBJECT_NON_FACTORS = OBJECT_ID_COLUMNS | (OBJECT_LABEL_COLUMNS - {"visibility"})
 
 
 def _column_summary(col: pa.ChunkedArray) -> dict[str, Any] | None:
