@@ -8,7 +8,11 @@ from scipy.ndimage import binary_dilation
 
 torch = pytest.importorskip("torch")
 
-from synthcv.tasks.instance_warp import warp_instances  # noqa: E402
+from synthcv.tasks.instance_warp import (  # noqa: E402
+    flip_instances,
+    keypoint_flip_pairs,
+    warp_instances,
+)
 from synthcv.tasks.instances import Instances  # noqa: E402
 from synthcv.tasks.warps import Jitter  # noqa: E402
 
@@ -131,3 +135,57 @@ def test_instance_experiments_warp_only_when_jitter_is_set():
     assert stage(jitter={"shear": 15, "elastic": 1.5}).geometric == Jitter(shear=15, elastic=1.5)
     assert stage(jitter=False, photometric=False).geometric is None
     assert stage(photometric=False).photometric is None
+
+
+def test_flip_pairs_are_found_by_name_and_match_cocos():
+    from synthcv.people.keypoints import COCO_FLIP_PAIRS, COCO_KEYPOINTS
+
+    assert sorted(keypoint_flip_pairs(list(COCO_KEYPOINTS))) == sorted(COCO_FLIP_PAIRS)
+    assert keypoint_flip_pairs(["corner_0", "corner_1", "left_only"]) == []
+
+
+def test_a_flip_moves_every_label_with_the_pixels_and_swaps_left_and_right():
+    """Three keypoints on one object, each marked by a lit pixel of its own brightness:
+    after the mirror the pixel under each keypoint is the one its twin marked (left became
+    right), the box is the mask's tight box, and a second flip gives back every value."""
+    img = np.zeros((SIZE, SIZE), np.float32)
+    mask = np.zeros((1, SIZE, SIZE), bool)
+    mask[0, 8:40, 5:21] = True
+    img[mask[0]] = 0.2
+    kps = np.array([[[10.5, 12.5, 2], [18.5, 30.5, 2], [7.5, 20.5, 0]]], np.float32)
+    for k, (x, y, _) in enumerate(kps[0]):
+        img[int(y), int(x)] = 0.5 + 0.2 * k  # keypoint k's own marker
+    t = Instances(np.array([[5, 8, 16, 32]], np.float32), np.array([0]), mask, kps)
+    pairs = {0: keypoint_flip_pairs(["left_hand", "right_hand", "nose"])}
+    x = torch.from_numpy(img)[None, None]
+    gen = torch.Generator().manual_seed(0)
+    fx, (ft,) = flip_instances(x, [t], 1.0, pairs, gen)
+    flipped = fx[0, 0].numpy()
+    np.testing.assert_array_equal(flipped, img[:, ::-1])
+    np.testing.assert_array_equal(ft.masks[0], flipped > 0)  # the mask is the lit object
+    ys, xs = np.nonzero(flipped > 0)
+    assert ft.boxes.tolist() == [
+        [xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()]
+    ]
+    for k, twin in ((0, 1), (1, 0)):
+        x_k, y_k, v_k = ft.keypoints[0, k]
+        assert v_k == 2 and flipped[int(y_k), int(x_k)] == pytest.approx(0.5 + 0.2 * twin)
+    np.testing.assert_array_equal(ft.keypoints[0, 2], kps[0, 2])  # unlabelled: untouched
+    back_x, (back,) = flip_instances(fx, [ft], 1.0, pairs, gen)
+    np.testing.assert_array_equal(back_x.numpy(), x.numpy())
+    np.testing.assert_array_equal(back.boxes, t.boxes)
+    np.testing.assert_array_equal(back.keypoints, t.keypoints)
+    np.testing.assert_array_equal(back.masks, t.masks)
+    same_x, (same,) = flip_instances(x, [t], 0.0, pairs, gen)
+    assert same is t and same_x is x
+
+
+def test_flip_is_an_instance_task_option():
+    from synthcv.tasks.experiment import validate_config
+    from synthcv.validation import ConfigError
+
+    base = {"name": "c", "data": {"a": {"kind": "mnist", "split": "train"}}, "eval": ["a"]}
+    with pytest.raises(ConfigError, match=r"train.flip: is for instance tasks"):
+        validate_config({**base, "train": {"sources": {"a": 1.0}, "flip": 0.5}})
+    with pytest.raises(ConfigError, match=r"train.flip"):
+        validate_config({**base, "tasks": ["detection"], "train": {"sources": {"a": 1}, "flip": 2}})

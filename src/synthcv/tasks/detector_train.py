@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from synthcv.tasks.detector import DenseDetector
 from synthcv.tasks.detector_targets import TargetConfig, collate, decode, encode
-from synthcv.tasks.instance_warp import warp_instances
+from synthcv.tasks.instance_warp import flip_instances, keypoint_flip_pairs, warp_instances
 from synthcv.tasks.instances import Instances, InstanceSet, Predictions
 from synthcv.tasks.loop import Schedule, StepResult, run_epochs
 from synthcv.tasks.warps import Jitter
@@ -86,6 +86,7 @@ class DetFitConfig:
     steps_per_epoch: int | None = None
     photometric: Photometric | None = Photometric()
     geometric: Jitter | None = None  # warps moving boxes, masks and keypoints with the pixels
+    flip: float = 0.0  # probability of a left-right mirror (keypoints swap left/right twins)
     loss_weights: tuple[tuple[str, float], ...] = ()
 
 
@@ -239,12 +240,18 @@ def fit(
             cache[id(s)] = letterbox(s, size, channels)
         boxed.append(cache[id(s)])
     tcfg = target_config(model)
+    flip_pairs = {
+        c: keypoint_flip_pairs(model.keypoint_names.get(name, []))
+        for c, name in enumerate(model.categories)
+    }
     sizes = [len(s) for s in sources]
     weights = {**DEFAULT_WEIGHTS, **dict(cfg.loss_weights)}
 
     def step(batch: list[tuple[int, int]]) -> StepResult:
         x = torch.stack([boxed[src].images[idx] for src, idx in batch]).float() / 255.0
         targets = [boxed[src].targets[idx] for src, idx in batch]
+        if cfg.flip > 0:
+            x, targets = flip_instances(x, targets, cfg.flip, flip_pairs, gen)
         if cfg.geometric is not None:
             x, targets = warp_instances(x, targets, cfg.geometric, gen)
         tg = [encode(t, size, size, tcfg) for t in targets]

@@ -72,6 +72,7 @@ class StageSpec(_Strict):
     weight_decay: float = Field(1e-4, ge=0)
     steps_per_epoch: int | None = Field(None, ge=1)
     jitter: bool | JitterSpec = True  # classification: on unless false; instances: off unless set
+    flip: float = Field(0.0, ge=0, le=1)  # instance tasks: left-right mirror probability
     photometric: bool | PhotometricSpec = True  # instance tasks
     replay: ReplaySpec | None = None
 
@@ -202,6 +203,10 @@ class ExperimentConfig(_Strict):
                 if st is not None and "photometric" in st.model_fields_set:
                     raise FieldProblem(
                         f"{where}.photometric", "is for instance tasks; classification has jitter"
+                    )
+                if st is not None and st.flip:
+                    raise FieldProblem(
+                        f"{where}.flip", "is for instance tasks (a mirrored digit is no digit)"
                     )
             for name, src in self.data.items():
                 for field in ("images", "annotations", "label_map"):

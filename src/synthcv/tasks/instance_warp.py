@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from synthcv.tasks.instances import Instances
 from synthcv.tasks.warps import Jitter, sampling_grid
 
-__all__ = ["warp_instances"]
+__all__ = ["flip_instances", "keypoint_flip_pairs", "warp_instances"]
 
 
 def warp_instances(
@@ -147,3 +147,53 @@ def _mask_boxes(masks: np.ndarray) -> np.ndarray:
         if len(xs):
             boxes[i] = [xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()]
     return boxes
+
+
+def keypoint_flip_pairs(names: list[str]) -> list[tuple[int, int]]:
+    """Index pairs (0-based) of keypoints a horizontal flip exchanges, found by name: every
+    name with ``left`` whose ``right`` twin exists (``left_eye`` ↔ ``right_eye``: COCO's
+    persons). Keypoints without such a twin keep their index."""
+    index = {n: i for i, n in enumerate(names)}
+    pairs = []
+    for n, i in index.items():
+        twin = n.replace("left", "right") if "left" in n else None
+        if twin is not None and twin in index:
+            pairs.append((i, index[twin]))
+    return pairs
+
+
+def flip_instances(
+    x: torch.Tensor,
+    targets: list[Instances],
+    p: float,
+    flip_pairs: dict[int, list[tuple[int, int]]],
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, list[Instances]]:
+    """Mirror each image of a batch (N, C, H, W) left-right with probability ``p``, with its
+    labels: boxes and masks mirror, labelled keypoints mirror and exchange their left/right
+    twins (``flip_pairs``: category index → pairs), so a left wrist stays a left wrist. The
+    standard pose augmentation; it doubles the views of a small set without a warp's
+    resampling. Only for categories that are mirror-symmetric up to those pairs (a person,
+    not a box whose corners are numbered in its own frame)."""
+    n, _, _, w = x.shape
+    chosen = torch.rand(n, generator=gen) < p
+    if not bool(chosen.any()):
+        return x, targets
+    x = torch.where(chosen[:, None, None, None], x.flip(-1), x)
+    out = list(targets)
+    for i in torch.nonzero(chosen).flatten().tolist():
+        t = targets[i]
+        boxes = t.boxes.copy()
+        boxes[:, 0] = w - t.boxes[:, 0] - t.boxes[:, 2]
+        kps = None
+        if t.keypoints is not None:
+            kps = t.keypoints.copy()
+            labelled = kps[..., 2] > 0
+            kps[..., 0] = np.where(labelled, w - kps[..., 0], kps[..., 0])
+            for j, label in enumerate(t.labels.tolist()):
+                for a, b in flip_pairs.get(int(label), []):
+                    if b < kps.shape[1]:
+                        kps[j, [a, b]] = kps[j, [b, a]]
+        masks = None if t.masks is None else t.masks[:, :, ::-1].copy()
+        out[i] = Instances(boxes, t.labels, masks, kps, t.factors)
+    return x, out

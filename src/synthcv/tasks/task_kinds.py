@@ -265,6 +265,7 @@ class InstanceTasks:
             steps_per_epoch=stage.steps_per_epoch,
             photometric=_options(stage.photometric, Photometric),
             geometric=_options(jitter, Jitter),
+            flip=stage.flip,
         )
 
     def _predict(self, model: Any, data: Any) -> list[Any]:
