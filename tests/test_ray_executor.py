@@ -177,17 +177,18 @@ def test_a_killed_driver_resumes_to_the_same_bytes(local_ray, tmp_path):
         f"on_empty='allow', executor='ray', ray_address={address!r})"
     )
     env = {**os.environ, "SYNTHCV_TRACKING": "0", "RAY_AUTH_MODE": "disabled"}
-    driver = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
+    log = tmp_path / "driver.log"  # a file, not a pipe: a full pipe would stall the driver
+    with open(log, "wb") as err:
+        driver = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=err)
     shards = out / "shards"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and driver.poll() is None:
         if shards.is_dir() and any(p.name.startswith("shard-") for p in shards.iterdir()):
             break
         time.sleep(0.05)
-    assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
+    assert driver.poll() is None, log.read_text()[-2000:]
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=30)
-    driver.stderr.close()
     assert not (out / "manifest.json").exists()  # it died before finishing
     generate(spec, out, progress=False, on_empty="allow", executor="ray")
     from synthcv.format import open_dataset
