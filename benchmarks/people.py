@@ -147,48 +147,16 @@ def _render_sets(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def _keypoint_diagnostics(model_path: Path, data: Path) -> dict[str, float]:
-    """Mean OKS of the best-scoring prediction per true person, the share of persons fitted
-    better left-right exchanged, and the mean OKS of the true keypoints snapped to stride-4
-    cell centres (what the heatmap grid alone would cost)."""
-    import numpy as np
+    """people_keypoint_diagnosis's figures (mean OKS, left-right swaps, the grid's own OKS) of
+    the checkpoint at ``model_path`` on the dataset at ``data``."""
+    from people_keypoint_diagnosis import keypoint_diagnostics
 
-    from synthcv.oks import COCO_PERSON_SIGMAS
-    from synthcv.people.keypoints import COCO_FLIP_PAIRS
     from synthcv.tasks.coco_data import load_synthcv
     from synthcv.tasks.detector_io import load_checkpoint
-    from synthcv.tasks.detector_train import predict
 
-    model = load_checkpoint(model_path)
-    test = load_synthcv(data, label_map={"box": None})
-    preds = predict(model, test)
-    k2 = (2 * np.asarray(COCO_PERSON_SIGMAS)) ** 2
-    swap = list(range(17))
-    for a, b in COCO_FLIP_PAIRS:
-        swap[a], swap[b] = b, a
-
-    def oks(pk: np.ndarray, gk: np.ndarray, area: float) -> float:
-        vis = gk[:, 2] > 0
-        d2 = ((pk[:, :2] - gk[:, :2]) ** 2).sum(1)
-        return float(np.exp(-d2 / (2 * area * k2))[vis].mean())
-
-    model_oks, swapped, grid_oks = [], [], []
-    for t, p in zip(test.targets, preds, strict=True):
-        for i in range(len(t)):
-            gk, area = t.keypoints[i], float(t.masks[i].sum())
-            if not (gk[:, 2] > 0).any() or area == 0:
-                continue
-            cell = gk.copy()
-            cell[:, :2] = (np.floor(gk[:, :2] / model.stride) + 0.5) * model.stride
-            grid_oks.append(oks(cell, gk, area))
-            if len(p):
-                pk = p.keypoints[int(np.argmax(p.scores))]
-                model_oks.append(oks(pk, gk, area))
-                swapped.append(oks(pk[swap], gk, area) > model_oks[-1])
-    return {
-        "mean_oks": float(np.mean(model_oks)) if model_oks else float("nan"),
-        "lr_swapped": float(np.mean(swapped)) if swapped else float("nan"),
-        "grid_oks": float(np.mean(grid_oks)) if grid_oks else float("nan"),
-    }
+    return keypoint_diagnostics(
+        load_checkpoint(model_path), load_synthcv(data, label_map={"box": None})
+    )
 
 
 def gap(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
