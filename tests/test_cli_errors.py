@@ -426,3 +426,28 @@ def test_augment_help_shows_the_seed_formula():
     res = _invoke("augment", "--help")
     assert res.exit_code == 0
     assert "Generator([seed, i])" in _words(res.output)
+
+
+def test_an_unguarded_script_with_spawned_workers_is_told_about_the_main_guard(tmp_path):
+    """Spawned workers (Cycles') re-import the calling script: a generate() call at its top
+    level runs again inside every worker, which dies. The error says what to change."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import dataclasses\n"
+        "from synthcv import render\n"
+        "from synthcv.pipeline import generate\n"
+        "from synthcv.spec import load_spec\n"
+        "tiny = render.backends()['tiny']\n"
+        "render.backends()['tiny'] = dataclasses.replace(tiny, fork_safe=False)  # as Cycles\n"
+        f"spec = load_spec({TINY_SPEC + 'outputs: {shard_size: 2}'!r}).with_count(8)\n"
+        f"generate(spec, {str(tmp_path / 'out')!r}, workers=2, progress=False)\n"
+    )
+    env = {**os.environ, "SYNTHCV_TRACKING": "0"}
+    res = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert res.returncode != 0
+    assert 'must do so under `if __name__ == "__main__":`' in res.stderr

@@ -388,10 +388,18 @@ def _run_pool(
                 for f in finished:
                     shard_done(f.result())  # re-raises a worker's error here
         except BrokenProcessPool as exc:
+            # spawned workers re-import the caller's script: an unguarded generate() call in it
+            # runs again inside every worker, which dies (Python's rule for spawn)
+            hint = (
+                ""
+                if fork
+                else "; a script that calls generate() must do so under "
+                '`if __name__ == "__main__":`, since this backend\'s workers re-import it'
+            )
             raise GenerationError(
                 f"a worker process died while rendering {label} (a crash inside the renderer "
                 f"or out of memory); finished shards are kept — run the same command again to "
-                f"resume"
+                f"resume{hint}"
             ) from exc
         except KeyboardInterrupt:
             # stop now: a shard in progress is discarded, never half-published (the futures
