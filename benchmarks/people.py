@@ -68,6 +68,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--flip", type=float, default=0.0, help="gap: left-right mirror probability (train.flip)"
     )
+    p.add_argument(
+        "--trained-on",
+        default="tiny,cycles",
+        help="gap: which renderers' models to train or score (comma-separated)",
+    )
+    for backend in ("tiny", "cycles"):
+        p.add_argument(
+            f"--checkpoint-{backend}",
+            type=Path,
+            default=None,
+            help=f"gap: score this {backend}-trained model.pt instead of training one (no "
+            f"{backend} training scenes rendered; its validation figure is its own run's)",
+        )
     p.add_argument("--workers", type=int, default=2, help="gap: render workers")
     p.add_argument(
         "--spec",
@@ -132,6 +145,9 @@ def _render_sets(args: argparse.Namespace) -> dict[str, Path]:
     for backend in ("tiny", "cycles"):
         for split, count, seed in (("train", args.train, 21), ("test", args.test, 22)):
             key = f"{backend}_{split}"
+            trained = backend in args.trained_on.split(",")
+            if split == "train" and (not trained or getattr(args, f"checkpoint_{backend}")):
+                continue  # no model to train on these scenes
             path = args.data / key
             paths[key] = path
             spec = _spec(spec_path, backend, args, seed=seed).with_count(count)
@@ -159,13 +175,40 @@ def _keypoint_diagnostics(model_path: Path, data: Path) -> dict[str, float]:
     )
 
 
+def _score_checkpoint(model_path: Path, paths: dict[str, Path]) -> dict[str, Any]:
+    """A given model's COCO figures and diagnostics on both test sets (``val`` left blank:
+    its validation figure belongs to the run that trained it)."""
+    from synthcv.tasks.coco_data import load_synthcv
+    from synthcv.tasks.detector_io import load_checkpoint
+    from synthcv.tasks.detector_train import evaluate
+
+    print(f"[score] {model_path} (given, not trained here)", flush=True)
+    model = load_checkpoint(model_path)
+    out: dict[str, Any] = {"val": {"kp_AP": float("nan"), "kp_AP50": float("nan")}}
+    for split in ("tiny_test", "cycles_test"):
+        r = evaluate(model, load_synthcv(paths[split], label_map={"box": None}))
+        out[split] = {
+            "kp_AP": r["keypoints.AP"],
+            "kp_AP50": r["keypoints.AP50"],
+            "bbox_AP": r["bbox.AP"],
+            **_keypoint_diagnostics(model_path, paths[split]),
+        }
+    out["checkpoint"] = str(model_path)
+    return out
+
+
 def gap(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     from synthcv.tasks.experiment import run_experiment
 
     paths = _render_sets(args)
     epochs = 5
     results: dict[str, Any] = {}
-    for train_on in ("tiny", "cycles"):
+    directions = [b for b in ("tiny", "cycles") if b in args.trained_on.split(",")]
+    for train_on in directions:
+        given = getattr(args, f"checkpoint_{train_on}")
+        if given is not None:
+            results[train_on] = _score_checkpoint(given, paths)
+            continue
 
         def src(key: str, part: str | None = None) -> dict[str, Any]:
             s: dict[str, Any] = {"kind": "dataset", "path": str(paths[key])}
@@ -224,6 +267,8 @@ def gap(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         "|---|---|---|---|---|---|---|",
     ]
     for train_on, other in (("tiny", "cycles"), ("cycles", "tiny")):
+        if train_on not in results:
+            continue
         r = results[train_on]
         own, cross = m(r[f"{train_on}_test"]["kp_AP"]), m(r[f"{other}_test"]["kp_AP"])
         lines.append(
@@ -238,7 +283,7 @@ def gap(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         "exchanged | OKS of the truth snapped to the stride-4 grid |",
         "|---|---|---|---|---|---|",
     ]
-    for train_on in ("tiny", "cycles"):
+    for train_on in directions:
         for split in ("tiny_test", "cycles_test"):
             d = results[train_on][split]
             lines.append(
