@@ -69,6 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--flip", type=float, default=0.0, help="gap: left-right mirror probability (train.flip)"
     )
     p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=200,
+        help="gap: resamples of the test scenes for the gap's 95%% interval (0: none)",
+    )
+    p.add_argument(
         "--trained-on",
         default="tiny,cycles",
         help="gap: which renderers' models to train or score (comma-separated)",
@@ -175,6 +181,46 @@ def _keypoint_diagnostics(model_path: Path, data: Path) -> dict[str, float]:
     )
 
 
+def _gap_interval(model_path: Path, paths: dict[str, Path], resamples: int) -> dict[str, Any]:
+    """95% percentile intervals of one model's (tiny − Cycles) keypoint AP, AP50 and box AP,
+    resampling the test scenes with replacement and pairing each scene's two renders (the
+    same scenes, so scene difficulty cancels)."""
+    import numpy as np
+
+    from synthcv.tasks.coco_data import load_synthcv
+    from synthcv.tasks.detector_io import load_checkpoint
+    from synthcv.tasks.detector_train import evaluate, predict
+    from synthcv.tasks.instances import InstanceSet
+
+    model = load_checkpoint(model_path)
+    sets = {
+        b: load_synthcv(paths[f"{b}_test"], label_map={"box": None}) for b in ("tiny", "cycles")
+    }
+    preds = {b: predict(model, d) for b, d in sets.items()}
+    n = len(sets["tiny"])
+    assert n == len(sets["cycles"]), "the two test sets hold different scene counts"
+    rng = np.random.default_rng(0)
+    keys = ("keypoints.AP", "keypoints.AP50", "bbox.AP")
+    diffs: dict[str, list[float]] = {k: [] for k in keys}
+    for _ in range(resamples):
+        pick = rng.integers(0, n, n)
+        scores = {}
+        for b, d in sets.items():
+            sub = InstanceSet(
+                [d.images[i] for i in pick],
+                [d.targets[i] for i in pick],
+                d.categories,
+                image_ids=np.arange(n),
+                keypoint_names=d.keypoint_names,
+            )
+            scores[b] = evaluate(model, sub, [preds[b][i] for i in pick])
+        for k in keys:
+            diffs[k].append(scores["tiny"][k] - scores["cycles"][k])
+    return {
+        k: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for k, v in diffs.items()
+    }
+
+
 def _score_checkpoint(model_path: Path, paths: dict[str, Path]) -> dict[str, Any]:
     """A given model's COCO figures and diagnostics on both test sets (``val`` left blank:
     its validation figure belongs to the run that trained it)."""
@@ -258,6 +304,13 @@ def gap(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         for split in ("tiny_test", "cycles_test"):
             results[train_on][split].update(_keypoint_diagnostics(model, paths[split]))
 
+    for train_on in directions if args.bootstrap else ():
+        model = getattr(args, f"checkpoint_{train_on}") or (
+            args.out / f"train_{train_on}" / "model.pt"
+        )
+        print(f"[bootstrap] {train_on}-trained model: {args.bootstrap} resamples", flush=True)
+        results[train_on]["gap_interval"] = _gap_interval(model, paths, args.bootstrap)
+
     def m(v: Any) -> float:
         return float(v["mean"]) if isinstance(v, dict) else float(v)
 
@@ -277,6 +330,13 @@ def gap(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             f"{(own - cross) * 100:+.1f} | {m(r['tiny_test']['bbox_AP']) * 100:.1f} | "
             f"{m(r['cycles_test']['bbox_AP']) * 100:.1f} |"
         )
+    for train_on in directions:
+        iv = results[train_on].get("gap_interval")
+        if iv:
+            lines.append(
+                f"\n{train_on}-trained, tiny − Cycles, 95% paired bootstrap over test scenes: "
+                + ", ".join(f"{k} [{lo * 100:+.1f}, {hi * 100:+.1f}]" for k, (lo, hi) in iv.items())
+            )
     lines += [
         "",
         "| trained on | test set | kp AP50 | mean OKS | persons fitted better left-right "
