@@ -316,3 +316,36 @@ def test_a_synthcv_dataset_is_read_as_rendered_with_objects(tmp_path):
     assert len(s.instances()) == 12
     half = load_monitor_source(str(tmp_path / "ds"), n=6)
     assert len(half) == 6 and len(half.objects["object_count"]) == 6
+
+
+def test_a_dataset_subset_feeds_images_objects_and_instances_from_the_same_samples(tmp_path):
+    """With --n, the image features, the object features and the instance view come from one
+    subset, even when some samples show no object (those are not classification samples, so
+    a subset drawn over all samples would pick other ones)."""
+    from synthcv.format import open_dataset
+    from synthcv.pipeline import generate
+    from synthcv.spec import load_spec
+    from synthcv.targets import target_object
+
+    spec = load_spec(
+        "image: {width: 32, height: 32}\nobjects:\n  count: {randint: [0, 2]}\n"
+        "  classes: {cube: {asset: {primitive: cube, size: 0.08}}}\n"
+        "outputs: {normals: false, depth: false}\n"
+    ).with_count(16)
+    out = tmp_path / "ds"
+    generate(spec, out, progress=False, on_empty="allow")
+    ds = open_dataset(out)
+    counts = {}
+    for i in range(len(ds)):
+        objs = ds.objects_of(i)
+        if target_object(objs) is not None:
+            counts[i] = sum(
+                1 for o in objs if not o["is_distractor"] and (o["visible_pixels"] or 0) > 0
+            )
+    assert 0 < len(counts) < len(ds)  # some samples are empty: the case that went wrong
+    s = load_monitor_source(str(out), n=6, seed=3)
+    assert len(s.images) == 6 and len(s.objects["object_count"]) == 6
+    rgb = {i: ds[i]["rgb"] for i in counts}
+    matched = [next(i for i in counts if np.array_equal(rgb[i], im)) for im in s.images]
+    assert s.objects["object_count"].tolist() == [counts[i] for i in matched]
+    assert s.instance_loader().image_ids.tolist() == matched

@@ -193,24 +193,30 @@ def load_coco_set(annotations: Path, n: int | None = None, seed: int = 0) -> Mon
 
 def load_dataset_set(path: Path, n: int | None = None, seed: int = 0) -> MonitorSet:
     """A synthcv dataset as rendered (no re-framing), each image labelled by its target object,
-    with its factors and its objects' boxes."""
+    with its factors and its objects' boxes. With ``n``, one seeded subset of the samples that
+    have a target object feeds the images, the object features and the instance view alike."""
     from synthcv.format import open_dataset
+    from synthcv.targets import target_object
     from synthcv.tasks.data import load_synthcv_dataset
 
     data = load_synthcv_dataset(path, match=None, progress=False)
+    ds = open_dataset(path)
+    sample_ids = np.asarray(ds.samples.column("sample_index").to_numpy())
+    # the samples load_synthcv_dataset keeps, in its order: those with a target object
+    kept = np.array([i for i in range(len(ds)) if target_object(ds.objects_of(i)) is not None])
+    if len(kept) != len(data):
+        raise RuntimeError(f"{path}: {len(data)} labelled samples but {len(kept)} with a target")
     idx = _subset(len(data), n, seed)
     data = data.take(idx)
-    ds = open_dataset(path)
+    chosen = sample_ids[kept[idx]]
     objects = ds.objects
     keep = np.asarray(objects.column("visible_pixels").to_numpy()) > 0
     keep &= ~np.asarray(objects.column("is_distractor").to_numpy(zero_copy_only=False), bool)
     sample_of = np.asarray(objects.column("sample_index").to_numpy())[keep]
     boxes = np.array(objects.column("bbox").to_pylist(), dtype=np.float64).reshape(-1, 4)[keep]
     classes = np.asarray(objects.column("class_name").to_pylist(), dtype=object)[keep]
-    sample_ids = np.asarray(ds.samples.column("sample_index").to_numpy())
     widths = np.asarray(ds.samples.column("width").to_numpy())
     heights = np.asarray(ds.samples.column("height").to_numpy())
-    chosen = sample_ids[_subset(len(sample_ids), n, seed)]
     pos = {int(s): i for i, s in enumerate(sample_ids)}
     per_image = [boxes[sample_of == s] for s in chosen]
     sizes = [(int(heights[pos[int(s)]]), int(widths[pos[int(s)]])) for s in chosen]
@@ -219,7 +225,8 @@ def load_dataset_set(path: Path, n: int | None = None, seed: int = 0) -> Monitor
         from synthcv.tasks.coco_data import load_synthcv
 
         full = load_synthcv(path)
-        return full.take(_subset(len(full), n, seed))
+        at = {int(s): j for j, s in enumerate(full.image_ids)}
+        return full.take(np.array([at[int(s)] for s in chosen], dtype=np.int64))
 
     return MonitorSet(
         instance_loader=instances,
@@ -229,7 +236,9 @@ def load_dataset_set(path: Path, n: int | None = None, seed: int = 0) -> Monitor
         factors=data.factors,
         digest=data.digest,
         objects=_object_features(per_image, sizes),
-        object_classes=classes[np.isin(sample_of, chosen)].astype(str),
+        object_classes=np.concatenate([classes[sample_of == s] for s in chosen]).astype(str)
+        if len(chosen)
+        else None,
     )
 
 
