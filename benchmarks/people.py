@@ -26,7 +26,8 @@ Examples::
     ./run python benchmarks/people.py throughput
     ./run python benchmarks/people.py gap --train 800 --test 200 --steps 1500
     ./run python benchmarks/people.py gap --spec benchmarks/people_keypoints_near.yaml \
-        --train 2400 --flip 0.5 --data out/bench/people_near2 --out out/bench/people_near2_results
+        --train 5334 --steps 4500 --trained-on cycles --data out/bench/people_near \
+        --out out/bench/people_near_cycles4500
     ./run python benchmarks/people.py gap --spec benchmarks/people_keypoints_near.yaml \
         --data out/bench/people_near --out out/bench/people_near_results
     ./run python benchmarks/people.py all
@@ -35,6 +36,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -168,17 +170,23 @@ def _render_sets(args: argparse.Namespace) -> dict[str, Path]:
     return paths
 
 
+@functools.cache
+def _test_set(path: Path) -> Any:
+    """A test dataset as an InstanceSet, loaded once per run (scoring, diagnostics and the
+    bootstrap all read it)."""
+    from synthcv.tasks.coco_data import load_synthcv
+
+    return load_synthcv(path, label_map={"box": None})
+
+
 def _keypoint_diagnostics(model_path: Path, data: Path) -> dict[str, float]:
     """people_keypoint_diagnosis's figures (mean OKS, left-right swaps, the grid's own OKS) of
     the checkpoint at ``model_path`` on the dataset at ``data``."""
     from people_keypoint_diagnosis import keypoint_diagnostics
 
-    from synthcv.tasks.coco_data import load_synthcv
     from synthcv.tasks.detector_io import load_checkpoint
 
-    return keypoint_diagnostics(
-        load_checkpoint(model_path), load_synthcv(data, label_map={"box": None})
-    )
+    return keypoint_diagnostics(load_checkpoint(model_path), _test_set(data))
 
 
 def _gap_interval(model_path: Path, paths: dict[str, Path], resamples: int) -> dict[str, Any]:
@@ -187,15 +195,12 @@ def _gap_interval(model_path: Path, paths: dict[str, Path], resamples: int) -> d
     same scenes, so scene difficulty cancels)."""
     import numpy as np
 
-    from synthcv.tasks.coco_data import load_synthcv
     from synthcv.tasks.detector_io import load_checkpoint
     from synthcv.tasks.detector_train import evaluate, predict
     from synthcv.tasks.instances import InstanceSet
 
     model = load_checkpoint(model_path)
-    sets = {
-        b: load_synthcv(paths[f"{b}_test"], label_map={"box": None}) for b in ("tiny", "cycles")
-    }
+    sets = {b: _test_set(paths[f"{b}_test"]) for b in ("tiny", "cycles")}
     preds = {b: predict(model, d) for b, d in sets.items()}
     n = len(sets["tiny"])
     assert n == len(sets["cycles"]), "the two test sets hold different scene counts"
@@ -224,7 +229,8 @@ def _gap_interval(model_path: Path, paths: dict[str, Path], resamples: int) -> d
 def _score_checkpoint(model_path: Path, paths: dict[str, Path]) -> dict[str, Any]:
     """A given model's COCO figures and diagnostics on both test sets (``val`` left blank:
     its validation figure belongs to the run that trained it)."""
-    from synthcv.tasks.coco_data import load_synthcv
+    from people_keypoint_diagnosis import keypoint_diagnostics
+
     from synthcv.tasks.detector_io import load_checkpoint
     from synthcv.tasks.detector_train import evaluate
 
@@ -232,12 +238,13 @@ def _score_checkpoint(model_path: Path, paths: dict[str, Path]) -> dict[str, Any
     model = load_checkpoint(model_path)
     out: dict[str, Any] = {"val": {"kp_AP": float("nan"), "kp_AP50": float("nan")}}
     for split in ("tiny_test", "cycles_test"):
-        r = evaluate(model, load_synthcv(paths[split], label_map={"box": None}))
+        data = _test_set(paths[split])
+        r = evaluate(model, data, full=True)
         out[split] = {
             "kp_AP": r["keypoints.AP"],
             "kp_AP50": r["keypoints.AP50"],
             "bbox_AP": r["bbox.AP"],
-            **_keypoint_diagnostics(model_path, paths[split]),
+            **keypoint_diagnostics(model, data, r["predictions"]),
         }
     out["checkpoint"] = str(model_path)
     return out

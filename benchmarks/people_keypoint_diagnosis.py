@@ -103,7 +103,7 @@ def _train(train: Any, steps: int, flip: float, checkpoint: Path) -> Any:
     return model
 
 
-def keypoint_diagnostics(model: Any, data: Any) -> dict[str, float]:
+def keypoint_diagnostics(model: Any, data: Any, preds: list[Any] | None = None) -> dict[str, float]:
     """Mean OKS of the best-scoring prediction per true person, the share of persons fitted
     better left-right exchanged, and the mean OKS of the true keypoints snapped to the
     centres of the model's stride cells (what the heatmap grid alone costs)."""
@@ -113,7 +113,7 @@ def keypoint_diagnostics(model: Any, data: Any) -> dict[str, float]:
     from synthcv.people.keypoints import COCO_FLIP_PAIRS
     from synthcv.tasks.detector_train import predict
 
-    preds = predict(model, data)
+    preds = predict(model, data) if preds is None else preds
     k2 = (2 * np.asarray(COCO_PERSON_SIGMAS)) ** 2
     swap = list(range(17))
     for a, b in COCO_FLIP_PAIRS:
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             keypoint_names=train.keypoint_names,
         )
         own = evaluate(model, fit_part)
-        v = evaluate(model, val)
+        v = evaluate(model, val, full=True)  # its predictions feed the diagnostics too
         rows.append(
             {
                 "size": size,
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 "val_kp_AP": v["keypoints.AP"],
                 "val_kp_AP50": v["keypoints.AP50"],
                 "val_bbox_AP": v["bbox.AP"],
-                **keypoint_diagnostics(model, val),
+                **keypoint_diagnostics(model, val, v["predictions"]),
             }
         )
         print(json.dumps(rows[-1]), flush=True)
