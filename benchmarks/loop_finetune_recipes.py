@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     spec.loader.exec_module(dl)  # type: ignore[union-attr]
 
     from synthcv.loop.config import load_loop_config
-    from synthcv.loop.cycle import _finetune, _load
+    from synthcv.loop.model_kinds import Classification
     from synthcv.tasks.classifier_io import load_classifier
 
     t_start = time.perf_counter()
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = load_loop_config(f"loop-{slug}.yaml")
         augment = json.loads((work / "regions.json").read_text())["augment"]
         seed = int(work.name[:8], 16) % 1_000_000
-        targeted = _load(work / "targeted", cfg, augment, seed)
+        targeted = Classification().load_rendered(work / "targeted", cfg, augment, seed)
         batch = np.load(f"batch-{slug}.npz")
         rng = np.random.default_rng(dl.DRIFTS.index(kind))  # replay drift_loop.py's draws
         sel = rng.permutation(len(dec_x))[: len(batch["labels"])]
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
             r = RECIPES[name]
             c = cfg.model_copy(update={"finetune": cfg.finetune.model_copy(update=r)})
             t0 = time.perf_counter()
-            model = _finetune(c, champion, targeted)
+            model = Classification().finetune(c, champion, targeted)
             row = {
                 "drift": kind,
                 "recipe": name,

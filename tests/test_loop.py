@@ -78,6 +78,30 @@ def test_the_default_mapping_loads_and_bad_ones_are_named(tmp_path):
     text = str(info.value)
     assert "sharpness.augment" in text and "tint: not a monitored feature" in text
     assert "noise: expected exactly one of" in text and "contrast.probe" in text
+    detection = load_mapping(kind="detector")
+    assert next(iter(detection)) == "object_size"  # probed first: size moves sharpness too
+    assert detection["object_size"].paths == ["objects.defaults.scale"]
+    assert "foreground_extent" not in detection and detection["class_mix"].classes
+
+
+def test_the_example_loop_configs_validate_and_metrics_fit_the_kind(tmp_path):
+    from synthcv.loop.config import load_loop_config
+    from synthcv.loop.model_kinds import kind_of
+    from synthcv.tasks.detector import DenseDetector
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "loop"
+    assert load_loop_config(root / "digits.yaml").gate.metric is None
+    scenes = load_loop_config(root / "digit_scenes.yaml")
+    assert scenes.gate.metric == "AP50"
+    det = DenseDetector(2, width=4, categories=["a", "b"], input_size=32)
+    assert kind_of(det, scenes).metric == "AP50"
+    with pytest.raises(ValueError, match="gated on accuracy"):
+        kind_of(nn.Linear(2, 2), scenes)
+    ap = scenes.model_copy(update={"gate": scenes.gate.model_copy(update={"metric": "AP"})})
+    assert kind_of(det, ap).metric == "AP"
+    acc = scenes.model_copy(update={"gate": scenes.gate.model_copy(update={"metric": "accuracy"})})
+    with pytest.raises(ValueError, match="AP50 or AP"):
+        kind_of(det, acc)
 
 
 def test_probe_curves_are_inverted_at_the_current_quantiles():
@@ -143,7 +167,8 @@ def test_the_gate_weighs_the_drifted_gain_against_the_broad_loss(tmp_path):
 def test_the_loop_gates_promotes_and_never_redoes_a_batch(tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
-    from synthcv.loop import cycle, run_loop
+    from synthcv.loop import run_loop
+    from synthcv.loop.model_kinds import Classification
     from synthcv.tasks.classifier_io import save_classifier
     from synthcv.tasks.model import SmallCNN
 
@@ -169,7 +194,7 @@ def test_the_loop_gates_promotes_and_never_redoes_a_batch(tmp_path, monkeypatch)
         "synthcv.tasks.classifier_io.load_classifier", lambda ref: (champion, "oracle")
     )
     forgets = Oracle(dark1, ty[:60])  # right on the batch, wrong on the broad set
-    monkeypatch.setattr(cycle, "_finetune", lambda cfg, champ, targeted: forgets)
+    monkeypatch.setattr(Classification, "finetune", lambda self, cfg, champ, targeted: forgets)
     lines: list[str] = []
     first = run_loop(cfg.model_copy(update={"current": str(tmp_path / "b1.npz")}), lines.append)
     assert first["outcome"] == "refused" and "broad set" in first["summary"]
@@ -193,7 +218,7 @@ def test_the_loop_gates_promotes_and_never_redoes_a_batch(tmp_path, monkeypatch)
     assert "already processed" in lines[-1]
     # a candidate that gains on the batch and keeps the broad set is promoted
     better = Oracle(np.concatenate([vx, dark2]), np.concatenate([vy, ty[60:120]]))
-    monkeypatch.setattr(cycle, "_finetune", lambda cfg, champ, targeted: better)
+    monkeypatch.setattr(Classification, "finetune", lambda self, cfg, champ, targeted: better)
     second = run_loop(cfg.model_copy(update={"current": str(tmp_path / "b2.npz")}), lines.append)
     assert second["outcome"] == "promoted" and second["candidate_version"] == "3"
     assert str(client.get_model_version_by_alias("digits", "champion").version) == "3"
@@ -235,3 +260,118 @@ def test_cli_rejects_bad_configs_and_untracked_runs(tmp_path):
     )
     res = run(app, ["loop", str(tmp_path / "none.yaml")])
     assert res.exit_code == 2 and "none.yaml" in res.output
+
+
+DIGIT_SCENES = Path(__file__).resolve().parents[1] / "examples" / "digit_scenes.yaml"
+
+
+def test_a_detector_champion_goes_round_the_loop(tmp_path, monkeypatch):
+    """A detector trained on small digits meets a batch of larger ones: the loop names
+    object_size, maps it to objects.defaults.scale above the champion's range, renders, fine-
+    tunes with replay, gates on box AP50, registers the candidate, and never redoes the batch."""
+    from mlflow import MlflowClient
+
+    from synthcv.loop import run_loop
+    from synthcv.loop.model_kinds import Detection
+    from synthcv.pipeline.runner import generate
+    from synthcv.tasks.coco_data import load_synthcv
+    from synthcv.tasks.detector import DenseDetector
+    from synthcv.tasks.detector_io import save_checkpoint
+    from synthcv.tasks.detector_train import DetFitConfig, fit
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("SYNTHCV_TRACKING", "1")
+    spec = tmp_path / "small.yaml"
+    spec.write_text(
+        f"extends: {DIGIT_SCENES}\n"
+        "image: {width: 64, height: 64, channels: 1, supersample: 1}\n"
+        "objects: {count: {randint: [1, 3]}}\n"
+    )
+    base = yaml.safe_load(spec.read_text())
+    for name, count, seed, over in (
+        ("ref", 48, 1, {}),
+        ("broad", 24, 2, {}),
+        ("big", 24, 3, {"objects": {"defaults": {"scale": {"uniform": [1.7, 2.0]}}}}),
+    ):
+        data = {**base, "seed": seed}
+        if over:
+            data["objects"] = {**data["objects"], **over["objects"]}
+        generate(data, tmp_path / name, count=count, progress=False)
+    ref = load_synthcv(tmp_path / "ref")
+    torch.manual_seed(0)
+    det = DenseDetector(10, width=8, in_channels=1, categories=[str(i) for i in range(10)],
+                        input_size=64)  # fmt: skip
+    fit(det, [ref], None, DetFitConfig(epochs=1, batch_size=8, steps_per_epoch=6), seed=0)
+    save_checkpoint(det.eval(), tmp_path / "boot.pt")
+    cfg = LoopConfig.model_validate(
+        {
+            "name": "det-loop",
+            "out": str(tmp_path / "loop"),
+            "champion": {"registry_name": "scenes", "spec": str(spec), "bootstrap": "boot.pt"},
+            "reference": "ref",
+            "monitor": {"n": None, "permutations": 19},
+            "targeted": {"count": 16, "probe_count": 8},
+            "finetune": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 4},
+            "gate": {"broad": "broad", "tolerance": 100},  # the loop, not the 8-step model
+            "current": "big",
+        }
+    )
+    lines: list[str] = []
+    first = run_loop(cfg, lines.append)
+    assert "object_size" in first["drifted_features"]
+    size = next(r for r in first["regions"] if r["feature"] == "object_size")
+    assert size["target"] == "objects.defaults.scale" and size["range"][0] > 1.35  # above
+    overlay = yaml.safe_load(
+        (Path(cfg.out) / "batches" / first["key"] / "overlay.yaml").read_text()
+    )
+    lo, hi = overlay["objects"]["defaults"]["scale"]["uniform"]
+    assert (lo, hi) == pytest.approx(size["range"], abs=1e-6)
+    verdict = first["gate"]
+    assert verdict["metric"] == "AP50" and "labelled objects" in verdict["drifted_accuracy"]["how"]
+    for part in ("drifted_accuracy", "broad_accuracy"):
+        assert 0.0 <= verdict[part]["champion"] <= 1.0 and 0.0 <= verdict[part]["candidate"] <= 1
+    assert first["outcome"] in ("promoted", "refused") and first["candidate_version"] == "2"
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    v2 = client.get_model_version("scenes", "2")
+    assert v2.tags["synthcv.parent_version"] == "1"
+    alias = str(client.get_model_version_by_alias("scenes", "champion").version)
+    assert alias == ("2" if first["outcome"] == "promoted" else "1")
+    again = run_loop(cfg, lines.append)
+    assert again["already_done"] and len(client.search_model_versions("name = 'scenes'")) == 2
+    # a candidate that is the champion gains nothing: refused, whatever its AP
+    from synthcv.loop.cycle import gate
+    from synthcv.monitor.sources import load_monitor_source
+
+    same = gate(cfg, det, det, load_monitor_source("big"), load_monitor_source("broad"))
+    assert not same["passed"] and "no gain" in same["reasons"][0]
+    bare = MonitorSet("bare.npz", np.zeros((2, 8, 8), np.uint8))
+    assert "no labelled objects" in Detection().cannot_gate(bare)
+
+
+def test_a_detector_batch_heavy_in_one_class_reweights_the_spec_classes(tmp_path):
+    """The labelled objects' class mix drifts (mostly 3s): the overlay's class weights follow
+    the batch's shares by class name, add-one smoothed, and nothing is probed."""
+    from synthcv.loop.model_kinds import Detection
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (60, 16, 16), dtype=np.uint8)
+    ref_cls = np.array([str(i % 10) for i in range(300)])
+    cur_cls = np.array(["3"] * 240 + [str(i % 10) for i in range(60)])
+    report = detect_drift(
+        images,
+        images,
+        reference_object_classes=ref_cls,
+        current_object_classes=cur_cls,
+    )
+    assert {f.feature for f in report.drifted_features} == {"object_class_mix"}
+    cfg = _cfg(tmp_path, champion={"registry_name": "s", "spec": str(DIGIT_SCENES)})
+    current = MonitorSet("cur", images, object_classes=cur_cls)
+    overlay, augment, regions = plan_targeted(
+        report, cfg, current, None, tmp_path / "w", lambda s: None, seed=1, kind=Detection()
+    )
+    weights = {k: v["weight"] for k, v in overlay["objects"]["classes"].items()}
+    assert weights["3"] == pytest.approx((246 + 1) / (300 + 10), abs=1e-6)
+    assert weights["0"] == pytest.approx((6 + 1) / 310, abs=1e-6) and augment == []
+    assert regions[0]["note"] == "from the current batch's labelled objects"
+    assert not (tmp_path / "w" / "probes").exists()

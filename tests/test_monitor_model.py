@@ -18,6 +18,7 @@ from synthcv.monitor.model_checks import (
     Outputs,
     calibration,
     estimated_accuracy,
+    fit_confidence_calibration,
     model_section,
     run_classifier,
 )
@@ -59,6 +60,16 @@ def test_cbpe_estimate_tracks_accuracy_without_labels():
     est = estimated_accuracy(ref_c, ref_ok, cur_c)
     assert est == pytest.approx(cur_ok.mean(), abs=0.03)
     assert abs(est - cur_c.mean()) > 0.1  # raw confidence would overstate it
+
+
+def test_tied_confidences_map_to_their_pooled_accuracy():
+    """A saturated softmax ties many samples at one confidence: that confidence's estimate is
+    their accuracy (3 right of 8 at 1.0), whatever order the ties came in."""
+    conf = np.array([0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5])
+    for ok in ([0, 1, 1, 1, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 1, 1, 1, 0]):
+        calibrated = fit_confidence_calibration(conf, np.array(ok, bool))
+        assert calibrated(np.array([1.0]))[0] == pytest.approx(3 / 8)
+        assert estimated_accuracy(conf, np.array(ok, bool), np.ones(5)) == pytest.approx(3 / 8)
 
 
 def test_prediction_drift_and_model_section():
@@ -265,6 +276,14 @@ def test_a_detector_adds_prediction_drift_and_coco_ap(tmp_path, monkeypatch):
     section = report.model
     assert section["kind"] == "detector" and 0 < section["reference"]["AP50"] <= 1
     assert section["reference"]["objects"] == sum(len(t) for t in ref.instances().targets)
+    # every blob is a "cat" at 0.9, but half the objects are dogs: precision well below the
+    # claimed 0.9, one score bin, so D-ECE is the gap and the estimate the reference's precision
+    ref_precision = section["reference"]["precision"]["precision"]
+    assert 0.2 < ref_precision < 0.8
+    for key in ("reference", "current"):
+        got = section[key]["precision"]["precision"]
+        assert section[f"{key}_calibration"]["ece"] == pytest.approx(0.9 - got)
+    assert section["estimated_current_precision"] == pytest.approx(ref_precision)
     if not app.registered_commands:
         _register()
     run = CliRunner(env={"COLUMNS": "300", "SYNTHCV_TRACKING": "0"}).invoke
@@ -286,6 +305,7 @@ def test_a_detector_adds_prediction_drift_and_coco_ap(tmp_path, monkeypatch):
     assert (
         "## Detector: function blobs_monitor:predict" in (tmp_path / "rep" / "drift.md").read_text()
     )
+    assert 'alt="reliability"' in (tmp_path / "rep" / "drift.html").read_text()
     np.savez(tmp_path / "plain.npz", images=np.zeros((4, 8, 8), np.uint8))
     res = run(
         app,
@@ -349,3 +369,78 @@ def test_a_dataset_subset_feeds_images_objects_and_instances_from_the_same_sampl
     matched = [next(i for i in counts if np.array_equal(rgb[i], im)) for im in s.images]
     assert s.objects["object_count"].tolist() == [counts[i] for i in matched]
     assert s.instance_loader().image_ids.tolist() == matched
+
+
+def test_detection_outcomes_match_as_cocoeval_does():
+    """A duplicate of a matched object and a detection of the wrong class are false positives;
+    the higher-scoring duplicate takes the object."""
+    from synthcv.tasks.evaluation import detection_outcomes
+    from synthcv.tasks.instances import Instances, InstanceSet, Predictions
+
+    gt = InstanceSet(
+        [np.zeros((40, 40, 3), np.uint8)],
+        [Instances(np.array([[0, 0, 10, 10], [20, 20, 10, 10]]), np.array([0, 1]))],
+        ["cat", "dog"],
+    )
+    preds = [
+        Predictions(
+            np.array([[0, 0, 10, 10], [1, 0, 10, 10], [20, 20, 10, 10], [30, 0, 5, 5]]),
+            np.array([0.6, 0.9, 0.8, 0.7]),
+            np.array([0, 0, 0, 1]),  # the third says "cat" where a dog is; the fourth: nothing
+        )
+    ]
+    scores, tp = detection_outcomes(gt, preds, iou=0.5)
+    got = {round(float(s), 2): bool(t) for s, t in zip(scores, tp, strict=True)}
+    assert got == {0.9: True, 0.6: False, 0.8: False, 0.7: False}
+    with pytest.raises(ValueError, match="2 predictions for 1 images"):
+        detection_outcomes(gt, preds * 2)
+
+
+def _overconfident(n: int, seed: int, right: float):
+    """Every object found once at score 0.9, plus one false alarm per image at 0.9 with
+    probability (1 - right) / right per object: precision ``right`` at a claimed 0.9."""
+    from synthcv.tasks.instances import Instances, InstanceSet, Predictions
+
+    rng = np.random.default_rng(seed)
+    images, targets, preds = [], [], []
+    for _ in range(n):
+        box = np.array([[rng.uniform(0, 40), rng.uniform(0, 40), 16, 16]])
+        targets.append(Instances(box, np.array([0])))
+        images.append(np.zeros((64, 64, 3), np.uint8))
+        boxes, scores = [box[0]], [0.9]
+        if rng.random() < (1 - right) / right:
+            boxes.append([60, 60, 3, 3])  # nowhere near the object
+            scores.append(0.9)
+        preds.append(Predictions(np.array(boxes), np.array(scores), np.zeros(len(boxes))))
+    return InstanceSet(images, targets, ["cat"]), preds
+
+
+def test_an_overconfident_detector_has_the_d_ece_it_was_built_with():
+    """Half its 0.9-scored detections are false alarms: precision 0.5, D-ECE 0.4; the label-free
+    estimate for a batch that behaves the same (calibrated on the reference's labels) says 0.5,
+    not the 0.9 the scores claim."""
+    from synthcv.monitor.model_checks import detector_section
+    from synthcv.monitor.report import _model_lines, _reliability_png
+
+    ref, ref_p = _overconfident(400, 0, right=0.5)
+    cur, cur_p = _overconfident(300, 1, right=0.5)
+    m = detector_section("overconfident", ["bbox"], ref, cur, ref_p, cur_p)
+    prec = m["reference"]["precision"]
+    assert prec["n"] == sum(len(p) for p in ref_p)
+    assert abs(prec["precision"] - 0.5) < 0.05 and prec["lo"] < prec["precision"] < prec["hi"]
+    assert abs(m["reference_calibration"]["ece"] - (0.9 - prec["precision"])) < 1e-6
+    assert abs(m["current_calibration"]["ece"] - 0.4) < 0.06
+    assert abs(m["estimated_current_precision"] - prec["precision"]) < 1e-6
+    # unlabelled, the batch still gets the estimate; the measured row is left empty
+    from synthcv.tasks.instances import Instances
+
+    blind = type(cur)(cur.images, [Instances.empty(64, 64) for _ in cur.images], ["cat"])
+    m2 = detector_section("overconfident", ["bbox"], ref, blind, ref_p, cur_p)
+    assert "current" not in m2 and "current_calibration" not in m2
+    assert abs(m2["estimated_current_precision"] - prec["precision"]) < 1e-6
+    lines = "\n".join(_model_lines(m2))
+    assert (
+        "precision (estimated, CBPE-style)" in lines
+        and "The estimate is not a measurement" in lines
+    )
+    assert _reliability_png(m)  # a diagram of score against precision renders

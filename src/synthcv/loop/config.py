@@ -23,7 +23,8 @@ class _Strict(BaseModel):
 class ChampionSpec(_Strict):
     #: the MLflow registered model; its alias ``champion`` is the model in service
     registry_name: str = Field(min_length=1, max_length=200)
-    #: a classifier file registered as version 1 when the registry has no champion yet
+    #: a classifier file, or a detector checkpoint (an instance experiment's model.pt or its
+    #: directory), registered as version 1 when the registry has no champion yet
     bootstrap: str | None = None
     #: the spec the champion's synthetic data came from: the base of every targeted overlay
     spec: str
@@ -63,9 +64,11 @@ class FinetuneSpec(_Strict):
 class GateSpec(_Strict):
     #: the broad labelled test set the candidate must not get worse on
     broad: str
-    #: the most the candidate may lose on ``broad``, in accuracy points
+    #: what is compared: a classifier's accuracy; a detector's COCO box AP50 (default) or AP
+    metric: Literal["accuracy", "AP50", "AP"] | None = None
+    #: the most the candidate may lose on ``broad``, in points of the metric
     tolerance: float = Field(0.5, ge=0)
-    #: the least it must gain on the drifted batch, in accuracy points
+    #: the least it must gain on the drifted batch, in points of the metric
     min_gain: float = Field(0.0, ge=0)
 
 

@@ -10,7 +10,6 @@ record, and a second run on the same batch only prints it.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Callable
@@ -24,8 +23,8 @@ from synthcv import tracking
 from synthcv.fileio import sha256_text, write_text_atomic
 from synthcv.loop.config import LoopConfig
 from synthcv.loop.mapping import Region, Rule, invert_curve, load_mapping, merge, nested
+from synthcv.loop.model_kinds import Classification, ModelKind, kind_of, load_bootstrap
 from synthcv.monitor.drift import DriftReport
-from synthcv.monitor.features import image_features
 from synthcv.monitor.sources import MonitorSet, load_monitor_source
 
 Say = Callable[[str], None]
@@ -48,13 +47,6 @@ def _render(spec: dict[str, Any], out: Path, count: int, workers: int = 1) -> Pa
     return out
 
 
-def _load(path: Path, cfg: LoopConfig, augment: list[dict[str, Any]] | None = None, seed: int = 0):
-    from synthcv.tasks.data import MatchDomain, load_synthcv_dataset
-
-    match = MatchDomain() if cfg.targeted.match_domain == "mnist" else None
-    return load_synthcv_dataset(path, match, augment, augment_seed=seed, progress=False)
-
-
 def _base_spec(cfg: LoopConfig, seed: int) -> dict[str, Any]:
     return {"extends": str(Path(cfg.champion.spec).resolve()), "seed": seed}
 
@@ -67,9 +59,11 @@ def probe_rule(
     say: Say,
     overlay: dict[str, Any],
     augment: list[dict[str, Any]],
+    kind: ModelKind,
 ) -> Region:
     """Render ``probe_count`` images per probe value on top of ``overlay`` and ``augment`` (what
-    earlier rules chose), measure the feature's median at each, and invert the curve at the
+    earlier rules chose), measure the feature's median at each (on the images as the model
+    reads them; an object feature on their labelled objects), and invert the curve at the
     current batch's central quantiles. A value the spec refuses is left out, and said."""
     q = cfg.targeted.quantile
     cur = (float(np.quantile(current_values, q)), float(np.quantile(current_values, 1 - q)))
@@ -85,17 +79,22 @@ def probe_rule(
                     stage_dir / f"{rule.feature}-{i}",
                     cfg.targeted.probe_count,
                 )
-                data = _load(out, cfg, augment)
+                data = kind.load_rendered(out, cfg, augment)
             else:
                 out = _render(
                     merge(overlay, {"seed": 7919}), stage_dir / "base", cfg.targeted.probe_count
                 )
-                data = _load(out, cfg, [*augment, {"op": rule.augment, rule.param: [v, v]}])
+                op = {"op": rule.augment, rule.param: [v, v]}
+                data = kind.load_rendered(out, cfg, [*augment, op])
         except ValueError as exc:  # the spec refuses this value (a stroke that erases a glyph)
             refused.append(f"{v:g} ({str(exc).splitlines()[-1].strip(' -')})")
             continue
+        measured = kind.feature(data, rule.feature)
+        if not len(measured):
+            refused.append(f"{v:g} (no visible object to measure)")
+            continue
         values.append(v)
-        medians.append(float(np.median(image_features(data.images)[rule.feature])))
+        medians.append(float(np.median(measured)))
     target = "+".join(rule.paths) or f"augment.{rule.augment}.{rule.param}"
     if len(values) < 3:
         region = Region(
@@ -119,19 +118,52 @@ def probe_rule(
     return region
 
 
-def class_weights(cfg: LoopConfig, shares: dict[int, float]) -> dict[str, Any]:
-    """``objects.classes.<name>.weight`` = the current share of that class (add-one smoothed,
-    so no class vanishes from the targeted set)."""
+def class_weights(cfg: LoopConfig, shares: dict[str, float]) -> dict[str, Any]:
+    """``objects.classes.<name>.weight`` = the current share of that class (by name; a class
+    the batch lacks keeps the smoothed share its caller gave it, or 0)."""
+    from synthcv.spec import load_spec
+
+    names = list(load_spec(cfg.champion.spec).objects.classes)
+    return {"objects": {"classes": {n: {"weight": round(shares.get(n, 0.0), 6)} for n in names}}}
+
+
+def _smoothed_shares(names: list[str], observed: list[str]) -> dict[str, float]:
+    """Each class's share of ``observed`` (add-one smoothed, so no class vanishes from the
+    targeted set)."""
+    counts = {n: 1.0 for n in names}
+    for o in observed:
+        if o in counts:
+            counts[o] += 1.0
+    total = sum(counts.values())
+    return {n: c / total for n, c in counts.items()}
+
+
+def _class_mix(
+    cfg: LoopConfig, current: MonitorSet, predicted: np.ndarray | None, drifted: set[str]
+) -> tuple[dict[str, float], str] | None:
+    """The batch's class shares by spec class name, and where they came from; None when the
+    class mix did not drift or nothing tells it. Image labels (a classifier's batch) or object
+    classes (a detector's) when the batch has them — a model that now predicts otherwise is
+    not a new class prior — else the champion's predicted classes as their stand-in."""
     from synthcv.spec import load_spec
 
     names = list(load_spec(cfg.champion.spec).objects.classes)
     digits = all(n.lstrip("-").isdigit() for n in names)
-    label_of = {n: (int(n) if digits else i) for i, n in enumerate(names)}
-    return {
-        "objects": {
-            "classes": {n: {"weight": round(shares.get(label_of[n], 0.0), 6)} for n in names}
-        }
-    }
+    if current.object_classes is not None and "object_class_mix" in drifted:
+        observed = [str(c) for c in current.object_classes]
+        return _smoothed_shares(names, observed), "labelled objects"
+    if current.labels is not None:
+        observed, src, trigger = current.labels, "labels", "class_mix"
+    elif predicted is not None:
+        observed, src, trigger = predicted, "the champion's predictions", "predicted_class_mix"
+    else:
+        return None
+    if trigger not in drifted:
+        return None
+    lab = [int(v) for v in np.asarray(observed) if v >= 0]
+    # a digit class's label is its number; any other class's, its place in the spec
+    as_names = [str(v) for v in lab] if digits else [names[v] for v in lab if v < len(names)]
+    return _smoothed_shares(names, as_names), src
 
 
 def plan_targeted(
@@ -142,28 +174,23 @@ def plan_targeted(
     work: Path,
     say: Say,
     seed: int,
+    kind: ModelKind | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    """(spec overlay, augment ops, regions) for the drifted features that have a rule."""
-    rules = load_mapping(cfg.mapping)
+    """(spec overlay, augment ops, regions) for the drifted features that have a rule; probes
+    are read as ``kind``'s model reads data (default: a classifier's)."""
+    kind = kind or Classification()
+    rules = load_mapping(cfg.mapping, kind.name)
     drifted = {f.feature for f in report.drifted_features}
     overlay = _base_spec(cfg, seed)
     augment: list[dict[str, Any]] = []
     regions: list[dict[str, Any]] = []
     for feat, rule in rules.items():
         if rule.classes:
-            # the labels' mix when the batch has labels (a model that now predicts otherwise
-            # is not a new class prior), else the champion's predictions as its stand-in
-            labelled = current.labels is not None
-            labels = current.labels if labelled else predicted
-            trigger = "class_mix" if labelled else "predicted_class_mix"
-            if labels is None or trigger not in drifted:
+            mix = _class_mix(cfg, current, predicted, drifted)
+            if mix is None:
                 continue
-            lab = np.asarray(labels)[np.asarray(labels) >= 0]
-            k = max(int(lab.max()) + 1, 2)
-            counts = np.bincount(lab, minlength=k).astype(float) + 1.0
-            shares = {i: float(c / counts.sum()) for i, c in enumerate(counts)}
+            shares, src = mix
             overlay = merge(overlay, class_weights(cfg, shares))
-            src = "labels" if current.labels is not None else "the champion's predictions"
             regions.append(
                 {
                     "feature": "class_mix",
@@ -177,7 +204,7 @@ def plan_targeted(
         if feat not in drifted or feat not in report.values:
             continue
         region = probe_rule(
-            rule, cfg, report.values[feat][1], work / "probes", say, overlay, augment
+            rule, cfg, report.values[feat][1], work / "probes", say, overlay, augment, kind
         )
         regions.append(region.to_dict())
         if region.range is None:
@@ -201,44 +228,37 @@ def plan_targeted(
 # -- the pass -------------------------------------------------------------------------------
 
 
-def _accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> float:
-    from synthcv.tasks.data import ArraySet
-    from synthcv.tasks.train import evaluate
-
-    return float(evaluate(model, ArraySet(images, labels))["acc"])
-
-
-def _labelled(s: MonitorSet) -> tuple[np.ndarray, np.ndarray] | None:
-    if s.labels is None or not s.same_size:
-        return None
-    sel = np.asarray(s.labels) >= 0
-    return (np.asarray(s.images)[sel], np.asarray(s.labels)[sel]) if sel.any() else None
-
-
 def gate(
-    cfg: LoopConfig, champion: Any, candidate: Any, current: MonitorSet, broad: MonitorSet
+    cfg: LoopConfig,
+    champion: Any,
+    candidate: Any,
+    current: MonitorSet,
+    broad: MonitorSet,
+    kind: ModelKind | None = None,
 ) -> dict[str, Any]:
     """Promote only if the candidate gains on the drifted batch (measured on its labelled
-    sample, else estimated) and loses at most ``tolerance`` points on the broad set."""
-    from synthcv.monitor.model_checks import estimated_accuracy, run_classifier
-
-    b = _labelled(broad)
-    if b is None:
-        raise ValueError(f"gate.broad {cfg.gate.broad}: needs labelled images of one size")
-    broad_champ, broad_cand = _accuracy(champion, *b), _accuracy(candidate, *b)
-    cur = _labelled(current)
-    if cur is not None:
-        how = f"measured on the batch's {len(cur[1])} labelled images"
-        drift_champ, drift_cand = _accuracy(champion, *cur), _accuracy(candidate, *cur)
+    sample, else estimated where the kind can) and loses at most ``tolerance`` points on the
+    broad set. The ``*_accuracy`` records hold the kind's metric (``metric``: a detector's
+    AP50 or AP)."""
+    kind = kind or kind_of(champion, cfg)
+    broad_champ = kind.score(champion, broad)
+    if broad_champ is None:
+        raise ValueError(
+            f"gate.broad {cfg.gate.broad}: needs labelled "
+            + ("objects" if kind.name == "detector" else "images of one size")
+        )
+    broad_cand = kind.score(candidate, broad)
+    assert broad_cand is not None
+    drift_champ = kind.score(champion, current)
+    if drift_champ is not None:
+        drift_cand = kind.score(candidate, current)
+        assert drift_cand is not None
+        labelled = "objects" if kind.name == "detector" else "images"
+        how = f"measured on the batch's labelled {labelled}"
     else:
         how = "estimated (CBPE-style, calibrated on gate.broad): the batch has no labels"
-
-        def est(m: Any) -> float:
-            ref = run_classifier(m, b[0])
-            now = run_classifier(m, current.images)
-            return estimated_accuracy(ref.confidence, ref.predicted == b[1], now.confidence)
-
-        drift_champ, drift_cand = est(champion), est(candidate)
+        drift_champ = kind.estimate(champion, broad, current)
+        drift_cand = kind.estimate(candidate, broad, current)
     gain = 100 * (drift_cand - drift_champ)
     loss = 100 * (broad_champ - broad_cand)
     reasons = []
@@ -253,12 +273,13 @@ def gate(
     return {
         "passed": not reasons,
         "reasons": reasons,
+        "metric": kind.metric,
         "drifted_accuracy": {"champion": drift_champ, "candidate": drift_cand, "how": how},
         "broad_accuracy": {
             "champion": broad_champ,
             "candidate": broad_cand,
             "set": cfg.gate.broad,
-            "n": len(b[1]),
+            "n": len(broad),
         },
     }
 
@@ -304,14 +325,6 @@ def run_loop(cfg: LoopConfig, say: Say = print) -> dict[str, Any]:
     return decision
 
 
-def _example(cfg: LoopConfig, model: Any) -> np.ndarray:
-    """Two reference images as the model takes them: MLflow records the signature from them."""
-    from synthcv.tasks.train import to_tensor
-
-    images = load_monitor_source(cfg.reference, 2, 0, cfg.mnist).images
-    return to_tensor(np.asarray(images), getattr(model, "in_channels", 1)).numpy()
-
-
 def _champion(cfg: LoopConfig, log: Any, say: Say) -> tracking.Champion:
     champ = tracking.current_champion(cfg.champion.registry_name)
     if champ is not None:
@@ -321,11 +334,10 @@ def _champion(cfg: LoopConfig, log: Any, say: Say) -> tracking.Champion:
             f"champion: the registry has no {cfg.champion.registry_name!r}@champion and "
             "champion.bootstrap names no model to start from"
         )
-    from synthcv.tasks.classifier_io import load_classifier
-
-    model, describe = load_classifier(cfg.champion.bootstrap)
+    model, describe = load_bootstrap(cfg.champion.bootstrap)
+    example = kind_of(model, cfg).example(cfg, model)
     version = tracking.register_model_version(
-        model, cfg.champion.registry_name, {"synthcv.bootstrap": describe}, _example(cfg, model)
+        model, cfg.champion.registry_name, {"synthcv.bootstrap": describe}, example
     )
     tracking.set_champion(cfg.champion.registry_name, version)
     say(f"registered {describe} as {cfg.champion.registry_name} v{version} (champion)")
@@ -340,7 +352,8 @@ def _pass(
     from synthcv.tracking import tracked_run
 
     champ = _champion(cfg, log, say)
-    log.set_tags({"synthcv.parent_version": champ.version})
+    kind = kind_of(champ.model, cfg)
+    log.set_tags({"synthcv.parent_version": champ.version, "synthcv.model_kind": kind.name})
     decision: dict[str, Any] = {"batch": cfg.current, "key": key, "champion_version": champ.version}
     if (
         tracking.find_model_version(cfg.champion.registry_name, "synthcv.batch", key)
@@ -360,7 +373,7 @@ def _pass(
     report = monitor_sets(
         reference,
         sample,
-        model=champ.model,
+        model=kind.monitored(champ.model, champ.uri),
         model_name=champ.uri,
         alpha=cfg.monitor.alpha,
         permutations=cfg.monitor.permutations,
@@ -378,16 +391,23 @@ def _pass(
     if not report.drifted:
         decision.update(outcome="no-drift", summary="nothing drifted; the champion stays")
         return decision
+    broad = load_monitor_source(cfg.gate.broad, None, 0, cfg.mnist)
+    unfit = kind.cannot_gate(current)
+    if unfit:
+        decision.update(outcome="needs-labels", summary=f"drift found, but {unfit}")
+        return decision
     say(f"drift in {', '.join(decision['drifted_features'])}; mapping to the spec")
     # 2. the targeted region, as a spec overlay on the champion's spec
     from synthcv.monitor.model_checks import run_classifier
 
-    # the class-mix rule needs the champion's predictions only when the batch has no labels
+    # the class-mix rule needs a classifier's predictions only when the batch has no labels
     predicted = (
-        None if sample.labels is not None else run_classifier(champ.model, sample.images).predicted
+        run_classifier(champ.model, sample.images).predicted
+        if sample.labels is None and kind.name == "classifier"
+        else None
     )
     seed = int(key[:8], 16) % 1_000_000
-    overlay, augment, regions = plan_targeted(report, cfg, sample, predicted, work, say, seed)
+    overlay, augment, regions = plan_targeted(report, cfg, sample, predicted, work, say, seed, kind)
     write_text_atomic(work / "overlay.yaml", yaml.safe_dump(overlay, sort_keys=False))
     write_text_atomic(
         work / "regions.json",
@@ -409,7 +429,7 @@ def _pass(
         experiment=cfg.name,
     ) as glog:
         targeted_dir = _render(overlay, work / "targeted", cfg.targeted.count, cfg.targeted.workers)
-        targeted = _load(targeted_dir, cfg, augment, seed)
+        targeted = kind.load_rendered(targeted_dir, cfg, augment, seed)
         glog.log_artifact(work / "overlay.yaml")
         glog.log_artifact(work / "regions.json")
         glog.set_tags({"synthcv.output": targeted.digest})
@@ -418,18 +438,13 @@ def _pass(
         "replay"
     )
     candidate_path = work / "candidate.pt"
-    from synthcv.tasks.classifier_io import load_classifier, save_classifier
-    from synthcv.tasks.model import SmallCNN
-
     if candidate_path.is_file():  # an interrupted pass resumes after its fine-tune
-        candidate = load_classifier(str(candidate_path))[0]
+        candidate = kind.load(candidate_path)
     else:
-        candidate = _finetune(cfg, champ.model, targeted)
-        if isinstance(candidate, SmallCNN):
-            save_classifier(candidate, candidate_path)
+        candidate = kind.finetune(cfg, champ.model, targeted)
+        kind.save(candidate, candidate_path)
     # 4. gate, and register the candidate either way (lineage), promoting only on a pass
-    broad = load_monitor_source(cfg.gate.broad, None, 0, cfg.mnist)
-    verdict = gate(cfg, champ.model, candidate, current, broad)
+    verdict = gate(cfg, champ.model, candidate, current, broad, kind)
     with tracked_run(
         "loop-candidate",
         {"finetune": cfg.finetune.model_dump(), "gate": cfg.gate.model_dump()},
@@ -446,7 +461,7 @@ def _pass(
         version = tracking.find_model_version(cfg.champion.registry_name, "synthcv.batch", key)
         if version is None:
             version = tracking.register_model_version(
-                candidate, cfg.champion.registry_name, tags, _example(cfg, candidate)
+                candidate, cfg.champion.registry_name, tags, kind.example(cfg, candidate)
             )
         clog.log_metrics(
             {
@@ -474,29 +489,3 @@ def _pass(
             + f" ({figures})",
         )
     return decision
-
-
-def _finetune(cfg: LoopConfig, champion: Any, targeted: Any) -> Any:
-    """A copy of the champion trained on replay + targeted batches (``cfg.finetune``); with
-    ``distill`` > 0 the champion also teaches it what it knew (Learning without Forgetting)."""
-    from synthcv.tasks.compare import load_compare_source
-    from synthcv.tasks.train import FitConfig, fit
-
-    broad = load_compare_source(cfg.reference, None, 0, cfg.mnist)
-    model = copy.deepcopy(champion)
-    f = cfg.finetune
-    sources = [broad, targeted] if f.replay > 0 else [targeted]
-    ratios = [f.replay, 1 - f.replay] if f.replay > 0 else None
-    per_batch = max(1, round(f.batch_size * (1 - f.replay)))
-    steps = f.steps_per_epoch or max(1, len(targeted) // per_batch)
-    fit_cfg = FitConfig(
-        epochs=f.epochs,
-        batch_size=f.batch_size,
-        lr=f.lr,
-        steps_per_epoch=steps,
-        distill=f.distill,
-        distill_temperature=f.temperature,
-        distill_sources=(0,),  # the champion speaks for its training data, not the drift
-    )
-    fit(model, sources, ratios, fit_cfg, f.seed, teacher=champion if f.distill > 0 else None)
-    return model.eval()

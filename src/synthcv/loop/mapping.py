@@ -39,11 +39,17 @@ class Rule:
     single: bool = False
 
 
-def load_mapping(path: str | Path | None = None) -> dict[str, Rule]:
-    """The mapping file (default: the bundled one), checked: every problem names its line."""
+#: the bundled mapping for each kind of champion (module synthcv.loop.model_kinds)
+DEFAULT_MAPPINGS = {"classifier": "mapping.yaml", "detector": "mapping_detection.yaml"}
+
+
+def load_mapping(path: str | Path | None = None, kind: str = "classifier") -> dict[str, Rule]:
+    """The mapping file (default: the one bundled for ``kind``), checked: every problem names
+    its line."""
     if path is None:
-        text = resources.files("synthcv.loop").joinpath("mapping.yaml").read_text("utf-8")
-        where = "synthcv/loop/mapping.yaml"
+        name = DEFAULT_MAPPINGS[kind]
+        text = resources.files("synthcv.loop").joinpath(name).read_text("utf-8")
+        where = f"synthcv/loop/{name}"
     else:
         p = Path(path)
         if not p.is_file():
@@ -59,8 +65,9 @@ def load_mapping(path: str | Path | None = None) -> dict[str, Rule]:
         raise ConfigError([f"(top level): got {short_value(raw)}, expected a mapping"], where)
     from synthcv.augment.ops import OPS
     from synthcv.monitor.features import COLOUR_FEATURES, FEATURES
+    from synthcv.monitor.sources import OBJECT_FEATURES
 
-    known = {*FEATURES, *COLOUR_FEATURES, "class_mix"}
+    known = {*FEATURES, *COLOUR_FEATURES, *OBJECT_FEATURES, "class_mix"}
     rules, problems = {}, []
     for feat, r in raw.items():
         if feat not in known:

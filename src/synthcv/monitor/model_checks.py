@@ -1,5 +1,5 @@
-"""What a classifier's outputs say about a batch: prediction drift, calibration, accuracy by
-slice, and a label-free accuracy estimate.
+"""What a model's outputs say about a batch: prediction drift, calibration, accuracy by slice,
+and a label-free estimate of how well it does.
 
 - **Prediction drift**: the predicted class mix and the confidence (top probability) are tested
   like any other feature (same tests, same Holm correction), so a model that starts answering
@@ -14,6 +14,16 @@ slice, and a label-free accuracy estimate.
   same way on both sets (no concept shift), so it is reported as an *estimate*, beside the
   measured figure whenever labels exist. Calibrate on data the model did not train on: on its
   training set every confidence looks earned.
+
+A detector's outputs get the same treatment, per detection instead of per image: its counts,
+scores, sizes and predicted classes are drift rows; COCO AP / AP50 on each labelled set; the
+**precision** of the detections it makes (score >= ``DETECTION_SCORE``; a true positive matches
+an object of its class at IoU >= ``CALIBRATION_IOU``, greedily by score as COCOeval matches);
+**detection calibration** — D-ECE (Küppers et al. 2020), the ECE above with "correct" read as
+"true positive", so a score of 0.8 should be right 80 % of the time; and a label-free
+**precision estimate** for the batch, CBPE-style from the reference's labelled detections. It
+estimates precision only: the objects a detector misses leave no score behind, so recall (and
+with it AP) has no label-free estimate here.
 """
 
 from __future__ import annotations
@@ -95,10 +105,15 @@ def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BIN
 
 
 def fit_confidence_calibration(confidence: np.ndarray, correct: np.ndarray):
-    """P(correct | confidence) by isotonic regression (non-decreasing), as a function."""
-    order = np.argsort(confidence, kind="stable")
-    x = np.asarray(confidence, dtype=np.float64)[order]
-    y = isotonic_regression(np.asarray(correct, dtype=np.float64)[order]).x
+    """P(correct | confidence) by isotonic regression (non-decreasing), as a function. Equal
+    confidences are pooled first (their mean, weighted by their count): a saturated softmax or
+    a detector's fixed score ties thousands of samples, and one confidence must map to one
+    value, not to whichever of the tied fits interpolation lands on."""
+    x, inverse, counts = np.unique(
+        np.asarray(confidence, dtype=np.float64), return_inverse=True, return_counts=True
+    )
+    means = np.bincount(inverse, weights=np.asarray(correct, dtype=np.float64)) / counts
+    y = isotonic_regression(means, weights=counts.astype(np.float64)).x
 
     def calibrated(c: np.ndarray) -> np.ndarray:
         return np.interp(np.asarray(c, dtype=np.float64), x, y)
@@ -116,10 +131,15 @@ def estimated_accuracy(
     return float(calibrated(current_confidence).mean())
 
 
-def accuracy_summary(correct: np.ndarray) -> dict[str, float]:
-    k, n = int(np.sum(correct)), len(correct)
+def _rate(hits: np.ndarray, name: str) -> dict[str, float]:
+    k, n = int(np.sum(hits)), len(hits)
     lo, hi = wilson(k, n) if n else (float("nan"), float("nan"))
-    return {"acc": k / n if n else float("nan"), "n": n, "lo": lo, "hi": hi}
+    return {name: k / n if n else float("nan"), "n": n, "lo": lo, "hi": hi}
+
+
+def accuracy_summary(correct: np.ndarray) -> dict[str, float]:
+    """The share of images classified right, with its Wilson interval."""
+    return _rate(correct, "acc")
 
 
 def model_section(
@@ -173,8 +193,11 @@ def _correct(outputs: Outputs, labels: np.ndarray | None) -> tuple[np.ndarray, n
 
 # -- detectors ----------------------------------------------------------------------------
 
-#: a detection counts as "made" at this score (counts, sizes and classes are taken above it)
+#: a detection counts as "made" at this score (counts, sizes, classes and calibration are taken
+#: above it; Küppers et al. 2020 measure detection calibration above the same 0.3)
 DETECTION_SCORE = 0.3
+#: a detection is a true positive when it matches an unmatched object of its class at this IoU
+CALIBRATION_IOU = 0.5
 
 
 def detector_tests(
@@ -244,10 +267,14 @@ def detector_section(
     ref_preds: list[Any],
     cur_preds: list[Any],
 ) -> dict[str, Any]:
-    """COCO AP / AP50 of the detector on each set that has labelled objects."""
-    from synthcv.tasks.evaluation import coco_evaluate
+    """COCO AP / AP50 of the detector on each set that has labelled objects; the precision of
+    its detections (score >= ``DETECTION_SCORE``, true positive at IoU ``CALIBRATION_IOU``), its
+    detection calibration (D-ECE, reliability bins) and, from the reference's labels, a
+    label-free estimate of the current batch's precision (module docstring)."""
+    from synthcv.tasks.evaluation import coco_evaluate, detection_outcomes
 
     out: dict[str, Any] = {"model": describe, "kind": "detector"}
+    outcomes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for key, data, preds in (("reference", reference, ref_preds), ("current", current, cur_preds)):
         n_obj = sum(len(t) for t in data.targets)
         made = [p.scores >= DETECTION_SCORE for p in preds]
@@ -262,4 +289,26 @@ def detector_section(
             "images": len(data),
             "objects": n_obj,
         }
+        scores, tp = detection_outcomes(data, preds, iou=CALIBRATION_IOU)
+        keep = scores >= DETECTION_SCORE
+        outcomes[key] = (scores[keep], tp[keep])
+        if keep.any():
+            out[key]["precision"] = precision_summary(tp[keep])
+            out[f"{key}_calibration"] = calibration(scores[keep], tp[keep])
+    if "reference" in outcomes and len(outcomes["reference"][0]):
+        cur_scores = np.concatenate([p.scores for p in cur_preds] or [np.zeros(0)])
+        cur_scores = cur_scores[cur_scores >= DETECTION_SCORE]
+        if len(cur_scores):
+            out["estimated_current_precision"] = estimated_accuracy(
+                *outcomes["reference"], cur_scores
+            )
+            out["estimate_method"] = (
+                "CBPE-style: mean of P(true positive | score), isotonic fit on the reference's "
+                f"labelled detections (IoU {CALIBRATION_IOU:g}, score >= {DETECTION_SCORE:g})"
+            )
     return out
+
+
+def precision_summary(true_positive: np.ndarray) -> dict[str, float]:
+    """The share of detections that are true positives, with its Wilson interval."""
+    return _rate(true_positive, "precision")

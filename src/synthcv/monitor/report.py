@@ -77,8 +77,13 @@ def _detector_lines(m: dict[str, Any]) -> list[str]:
         ("labelled objects", str(ref.get("objects", "—")), str(cur.get("objects", "—"))),
         ("detections per image", _num(m.get("reference_detections_per_image")),
          _num(m.get("current_detections_per_image"))),
+        ("precision (measured)", _pct(ref.get("precision", {}).get("precision")),
+         _pct(cur.get("precision", {}).get("precision"))),
+        ("precision (estimated, CBPE-style)", "—", _pct(m.get("estimated_current_precision"))),
+        ("D-ECE", _num(m.get("reference_calibration", {}).get("ece")),
+         _num(m.get("current_calibration", {}).get("ece"))),
     ]  # fmt: skip
-    return [
+    lines = [
         "",
         f"## Detector: {m['model']}",
         "",
@@ -86,6 +91,9 @@ def _detector_lines(m: dict[str, Any]) -> list[str]:
         "|---|---|---|",
         *(f"| {a} | {b} | {c} |" for a, b, c in rows),
     ]
+    if m.get("estimate_method"):
+        lines += ["", f"The estimate is not a measurement: {m['estimate_method']}."]
+    return lines
 
 
 def _model_lines(m: dict[str, Any]) -> list[str]:
@@ -175,21 +183,24 @@ def _histogram_png(name: str, ref: np.ndarray, cur: np.ndarray) -> str:
 
 
 def _reliability_png(m: dict[str, Any]) -> str:
-    """Reliability diagram: accuracy against confidence per bin, for each labelled set."""
+    """Reliability diagram: accuracy against confidence per bin (a detector: precision against
+    score), for each labelled set."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    detector = m.get("kind") == "detector"  # per detection: precision against score
     fig, ax = plt.subplots(figsize=(3.4, 3.0), dpi=90)
     ax.plot([0, 1], [0, 1], color="#999", lw=0.8, label="calibrated")
     for key, name in (("reference_calibration", "reference"), ("current_calibration", "current")):
         if key in m:
             bins = [b for b in m[key]["bins"] if b["n"]]
+            ece = f"{'D-' if detector else ''}ECE {m[key]['ece']:.3f}"
             ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-",
-                    ms=3, label=f"{name} (ECE {m[key]['ece']:.3f})")  # fmt: skip
-    ax.set_xlabel("confidence", fontsize=8)
-    ax.set_ylabel("accuracy", fontsize=8)
+                    ms=3, label=f"{name} ({ece})")  # fmt: skip
+    ax.set_xlabel("score" if detector else "confidence", fontsize=8)
+    ax.set_ylabel("precision (IoU 0.5)" if detector else "accuracy", fontsize=8)
     ax.set_title("reliability", fontsize=9)
     return _png(fig, ax)
 

@@ -155,10 +155,14 @@ def report_metrics(report: DriftReport) -> dict[str, float]:
         for name in ("acc", "AP", "AP50"):  # a classifier's accuracy, a detector's COCO AP
             if md.get(key, {}).get(name) is not None:
                 m[f"model.{key}.{name}"] = md[key][name]
+        if md.get(key, {}).get("precision") is not None:  # a detector's
+            m[f"model.{key}.precision"] = md[key]["precision"]["precision"]
         if f"{key}_calibration" in md:
             m[f"model.{key}.ece"] = md[f"{key}_calibration"]["ece"]
     if "estimated_current_accuracy" in md:
         m["model.current.acc_estimated"] = md["estimated_current_accuracy"]
+    if "estimated_current_precision" in md:
+        m["model.current.precision_estimated"] = md["estimated_current_precision"]
     return {k: float(v) for k, v in m.items() if v is not None and np.isfinite(v)}
 
 

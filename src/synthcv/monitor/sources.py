@@ -150,9 +150,7 @@ def load_npz(path: Path, n: int | None = None, seed: int = 0) -> MonitorSet:
     )
 
 
-def _object_features(
-    boxes: list[np.ndarray], sizes: list[tuple[int, int]]
-) -> dict[str, np.ndarray]:
+def object_features(boxes: list[np.ndarray], sizes: list[tuple[int, int]]) -> dict[str, np.ndarray]:
     """boxes: per image (M,4) xywh; sizes: per image (height, width)."""
     count = np.array([len(b) for b in boxes], dtype=np.float64)
     rows = [
@@ -184,7 +182,7 @@ def load_coco_set(annotations: Path, n: int | None = None, seed: int = 0) -> Mon
         images=_stack_if_same(images),
         factors={k: v[idx] for k, v in data.factors.items()},
         digest=data.digest,
-        objects=_object_features([t.boxes for t in targets], [im.shape[:2] for im in images]),
+        objects=object_features([t.boxes for t in targets], [im.shape[:2] for im in images]),
         object_classes=np.concatenate([names[t.labels] for t in targets]).astype(str)
         if targets
         else None,
@@ -235,7 +233,7 @@ def load_dataset_set(path: Path, n: int | None = None, seed: int = 0) -> Monitor
         labels=data.labels,
         factors=data.factors,
         digest=data.digest,
-        objects=_object_features(per_image, sizes),
+        objects=object_features(per_image, sizes),
         object_classes=np.concatenate([classes[sample_of == s] for s in chosen]).astype(str)
         if len(chosen)
         else None,

@@ -52,12 +52,12 @@ def load_model(ref: str, score_threshold: float = 0.05) -> AuditModel:
         ckpt = p / "model.pt"
         if not ckpt.is_file():
             raise FileNotFoundError(f"{p}: no model.pt (is it a synthcv experiment output?)")
-        return _from_detector(_load_checkpoint(ckpt), f"checkpoint {ckpt}", score_threshold)
+        return from_detector(_load_checkpoint(ckpt), f"checkpoint {ckpt}", score_threshold)
     if p.is_file():
         from synthcv.tasks.detector_io import CHECKPOINT_KIND
 
         if _is_checkpoint(p, CHECKPOINT_KIND):
-            return _from_detector(_load_checkpoint(p), f"checkpoint {p}", score_threshold)
+            return from_detector(_load_checkpoint(p), f"checkpoint {p}", score_threshold)
         return _from_torchscript(p, score_threshold)
     if ref.startswith(("runs:/", "models:/", "mlflow-artifacts:", "file:")):
         return _from_mlflow(ref, score_threshold)
@@ -88,7 +88,8 @@ def _load_checkpoint(p: Path) -> Any:
     return load_checkpoint(p)
 
 
-def _from_detector(model: Any, describe: str, score_threshold: float) -> AuditModel:
+def from_detector(model: Any, describe: str, score_threshold: float = 0.05) -> AuditModel:
+    """A synthcv detector (a :class:`DenseDetector` in memory) as an :class:`AuditModel`."""
     from synthcv.tasks.detector_train import iou_types, predict
 
     def run(data: InstanceSet) -> list[Predictions]:
@@ -107,7 +108,7 @@ def _from_mlflow(uri: str, score_threshold: float) -> AuditModel:
             f"{uri}: an MLflow model of type {type(model).__name__}; audit reads synthcv "
             "detectors from MLflow (wrap anything else as module:function)"
         )
-    return _from_detector(model.eval(), f"MLflow model {uri}", score_threshold)
+    return from_detector(model.eval(), f"MLflow model {uri}", score_threshold)
 
 
 def _from_torchscript(p: Path, score_threshold: float) -> AuditModel:

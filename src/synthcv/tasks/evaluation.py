@@ -423,6 +423,21 @@ def _match(
     return np.concatenate(scores), np.concatenate(labels), np.concatenate(tps), gt_score
 
 
+def detection_outcomes(
+    gt: InstanceSet, preds: Sequence[Predictions], iou: float = 0.5, max_dets: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every kept detection's (score, is-true-positive) over a set, matched as COCOeval matches
+    at one IoU: what a detector's calibration (precision against confidence) is measured on."""
+    if len(preds) != len(gt):
+        raise ValueError(f"detection_outcomes: {len(preds)} predictions for {len(gt)} images")
+    matches = [
+        _match(t.boxes, t.labels, p, iou, max_dets) for t, p in zip(gt.targets, preds, strict=True)
+    ]
+    if not matches:
+        return np.zeros(0), np.zeros(0, bool)
+    return np.concatenate([m[0] for m in matches]), np.concatenate([m[2] for m in matches])
+
+
 class _APAccumulator:
     """AP at one IoU from per-image matches, for any weighting of the images: a bootstrap
     resample is a weight (its multiplicity) per image, and a weighted sum of the detections

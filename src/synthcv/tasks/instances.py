@@ -131,6 +131,24 @@ class InstanceSet:
             factors={k: v[idx] for k, v in self.factors.items()},
         )
 
+    def aligned_to(self, categories: Sequence[str]) -> InstanceSet:
+        """The set with class indexes into ``categories`` (a model's classes), matched by name;
+        a class ``categories`` lacks is an error naming it (rename or drop it with a
+        ``label_map``)."""
+        names = list(categories)
+        if list(self.categories) == names:
+            return self
+        pos = {c: i for i, c in enumerate(names)}
+        missing = [c for c in self.categories if c not in pos]
+        if missing:
+            raise ValueError(
+                f"source {self.name!r} has classes {missing} the model does not know "
+                f"({names}); rename or drop them with label_map"
+            )
+        remap = np.array([pos[c] for c in self.categories], np.int64)
+        targets = [replace(t, labels=remap[t.labels]) for t in self.targets]
+        return replace(self, targets=targets, categories=names)
+
     def class_counts(self) -> dict[str, int]:
         counts = dict.fromkeys(self.categories, 0)
         for t in self.targets:

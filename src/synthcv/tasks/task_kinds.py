@@ -10,7 +10,6 @@ results by factor, and writes its plots and predictions.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -205,18 +204,7 @@ class InstanceTasks:
     def _align(self, data: Any) -> Any:
         """``data`` with class indexes into the model's categories (by name)."""
         assert self.categories is not None
-        if list(data.categories) == self.categories:
-            return data
-        pos = {c: i for i, c in enumerate(self.categories)}
-        missing = [c for c in data.categories if c not in pos]
-        if missing:
-            raise ValueError(
-                f"source {data.name!r} has classes {missing} the model does not know "
-                f"({self.categories}); rename or drop them with label_map"
-            )
-        remap = np.array([pos[c] for c in data.categories], np.int64)
-        targets = [replace(t, labels=remap[t.labels]) for t in data.targets]
-        return replace(data, targets=targets, categories=list(self.categories))
+        return data.aligned_to(self.categories)
 
     def build_model(self, seed: int, sources: list[Any]) -> Any:
         import torch
