@@ -98,11 +98,14 @@ def test_a_swept_factor_is_recorded_under_its_spec_path():
 
 
 def _digest(scene: Scene) -> str:
-    """Everything the sampler decided, except mesh vertices (built by the asset library)."""
+    """Everything the sampler decided, except mesh vertices (built by the asset library).
+    Floats are rounded to 1e-10 first: numpy's sin/cos take another code path on CPUs with
+    AVX-512 (SVML) and differ there in the last bit, which is not a change of the sampler."""
     h = hashlib.sha256()
 
     def arr(a):
-        h.update(np.ascontiguousarray(np.asarray(a, dtype=np.float64)).tobytes())
+        rounded = np.round(np.asarray(a, dtype=np.float64), 10) + 0.0  # + 0.0: no -0.0
+        h.update(np.ascontiguousarray(rounded).tobytes())
 
     arr(scene.camera.K)
     arr(scene.camera.world_to_camera)
@@ -134,11 +137,13 @@ def _example(name: str) -> Spec:
 
 # Pinned from the code before the sampler was split by stream (and from the samples.parquet and
 # objects.parquet it wrote for `synthcv generate examples/<name>.yaml --count 6`): the split
-# must leave every draw where it was.
+# must leave every draw where it was. The digests were re-taken on 2026-12-01 when _digest began
+# rounding floats (the old tabletop pin failed on an AMD machine without AVX-512 while every
+# factor, object and position pinned here still matched, at this and earlier commits).
 PINNED = {
     ("tabletop", 5): {
         "seed": 8867263602760853188,
-        "digest": "049a0e2c223b0f576b016adb2fbdfaa4b2b304b064ab771b6d12445a95b3e2f0",
+        "digest": "558a6e6492179c6fc125e615b666a2a610d4c5726b0450dd0cd03a180490d434",
         "factors": {
             "camera.distance": 0.635910755677888,
             "camera.look_at.x": 0.010376150968819909,
@@ -164,7 +169,7 @@ PINNED = {
     # weights ({hand: 2.0, ...}) do not sum to 1, so its scene hash changed then, on purpose.
     ("digits_hand", 3): {
         "seed": 7376306774015809828,
-        "digest": "6f6fdd019d7668534767c77afa9843e3a640daed9f58e1ea6c6fb2f8c6f9d789",
+        "digest": "bb49a334703fc1c9f46c3f2765636b0d5d9102877f1c35b3a6c6ef23faa544ea",
         "factors": {
             "camera.distance": 0.2880736169734727,
             "camera.look_at.x": -0.0005475484318524004,
