@@ -391,11 +391,12 @@ def _pass(
     if not report.drifted:
         decision.update(outcome="no-drift", summary="nothing drifted; the champion stays")
         return decision
-    broad = load_monitor_source(cfg.gate.broad, None, 0, cfg.mnist)
     unfit = kind.cannot_gate(current)
     if unfit:
         decision.update(outcome="needs-labels", summary=f"drift found, but {unfit}")
         return decision
+    # loaded before any rendering, so a bad gate.broad fails before the expensive part
+    broad = load_monitor_source(cfg.gate.broad, None, 0, cfg.mnist)
     say(f"drift in {', '.join(decision['drifted_features'])}; mapping to the spec")
     # 2. the targeted region, as a spec overlay on the champion's spec
     from synthcv.monitor.model_checks import run_classifier
