@@ -26,6 +26,12 @@ def run(
         "--track/--no-track",
         help="Log the run to MLflow (default: on, unless SYNTHCV_TRACKING=0).",
     ),
+    resume: bool = typer.Option(
+        True,
+        "--resume/--no-resume",
+        help="Continue from the checkpoints an interrupted run of the same config and data "
+        "left in --out (results as if uninterrupted); --no-resume starts over.",
+    ),
 ) -> None:
     """Run CONFIG over its seeds; prints mean ± 95% interval per metric."""
     from synthcv.tasks.experiment import load_config, run_experiment, with_overrides
@@ -44,7 +50,10 @@ def run(
     if epochs is not None:
         with errors.blame("--epochs"):
             cfg = with_overrides(cfg, epochs=epochs)
-    result = run_experiment(cfg, out=out, tracking=track)
+    result = run_experiment(cfg, out=out, tracking=track, resume=resume)
+    if result["resumed"]:
+        stages = ", ".join(p.rstrip("/") for p in result["resumed"])
+        typer.echo(f"resumed from checkpoints: {stages}", err=True)
     typer.echo(result["table"])
     if result.get("run_id"):
         typer.echo(f"MLflow run: {result['run_id']}")

@@ -22,7 +22,7 @@ from synthcv.tasks.detector import DenseDetector
 from synthcv.tasks.detector_targets import TargetConfig, collate, decode, encode
 from synthcv.tasks.instance_warp import flip_instances, keypoint_flip_pairs, warp_instances
 from synthcv.tasks.instances import Instances, InstanceSet, Predictions
-from synthcv.tasks.loop import Schedule, StepResult, run_epochs
+from synthcv.tasks.loop import Checkpoint, Schedule, StepResult, run_epochs
 from synthcv.tasks.warps import Jitter
 
 
@@ -227,9 +227,11 @@ def fit(
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = False,
     prepared: dict[int, Letterboxed] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place; one metrics dict per epoch (train losses + COCO metrics of
-    every eval set as ``NAME.bbox.AP50`` etc.), epoch 0 included when evaluating."""
+    every eval set as ``NAME.bbox.AP50`` etc.), epoch 0 included when evaluating. With
+    ``checkpoint`` the stage resumes from and saves to that file (:mod:`synthcv.tasks.loop`)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     size, channels = model.input_size, model.in_channels
@@ -289,6 +291,8 @@ def fit(
         on_epoch,
         progress,
         "training detector",
+        generators=[gen],
+        checkpoint=checkpoint,
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -298,12 +299,17 @@ class Runner:
         out: Path,
         progress: bool = True,
         cache: dict[str, Any] | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         from synthcv.tasks.task_kinds import Classification, InstanceTasks
 
         self.cfg = cfg
         self.out = Path(out)
         self.progress = progress
+        #: what every stage checkpoint under ``out/checkpoints`` must carry (None: none written)
+        self.fingerprint = fingerprint
+        #: the stages (by metric prefix) that started from a saved checkpoint
+        self.resumed: list[str] = []
         # Full loads keyed by what determines them (not by name), shareable across configs.
         self._cache: dict[str, Any] = {} if cache is None else cache
         self._full: dict[str, Any] = {}
@@ -369,7 +375,25 @@ class Runner:
         def on_epoch(epoch: int, m: dict[str, float]) -> None:
             log.log_metrics({f"{prefix}{k}": v for k, v in m.items()}, step=epoch)
 
-        return self.kind.fit(model, srcs, ratios, st, seed, evals, on_epoch, self.progress)
+        ckpt = self._checkpoint(prefix)
+        if ckpt is not None and ckpt.path.is_file():
+            self.resumed.append(prefix)
+        return self.kind.fit(
+            model, srcs, ratios, st, seed, evals, on_epoch, self.progress, checkpoint=ckpt
+        )
+
+    def _checkpoint(self, prefix: str) -> Any:
+        """The stage named by its metric prefix (``s0/``, ``s1/pretrain/``, ``n100/s0/``) keeps
+        its state in ``checkpoints/s1-pretrain.pt``."""
+        from synthcv.fileio import sha256_text
+        from synthcv.tasks.loop import Checkpoint
+
+        if self.fingerprint is None:
+            return None
+        stem = prefix.strip("/").replace("/", "-")
+        path = self.out / CHECKPOINT_DIR / f"{stem}.pt"
+        fingerprint = sha256_text(f"{self.fingerprint}|{prefix}")
+        return Checkpoint(path, fingerprint, CHECKPOINT_INTERVAL_S)
 
     def _finals(self, model: Any, name: str, data: Any, prefix: str = "") -> dict[str, float]:
         return {
@@ -583,6 +607,56 @@ def input_records(runner: Runner) -> dict[str, Any]:
     return records
 
 
+#: under an experiment's output directory: one resumable state file per training stage
+CHECKPOINT_DIR = "checkpoints"
+#: a stage saves at every epoch's end and, within an epoch, at most this often
+CHECKPOINT_INTERVAL_S = 60.0
+#: what a config may change and still resume: these fields do not touch any stage's training
+#: (seeds are per stage: a seed added to the list trains alone, the others are restored)
+_NOT_FINGERPRINTED = {"name", "seeds", "slices", "log_model", "threads"}
+
+
+def run_fingerprint(cfg: ExperimentConfig, records: dict[str, Any]) -> str:
+    """What every stage checkpoint of this run must match: the config's training fields and
+    the content hash of every input, so a changed recipe or changed data never resumes."""
+    from synthcv.fileio import sha256_text
+
+    fields = cfg.model_dump(mode="json", exclude=_NOT_FINGERPRINTED)
+    inputs = {name: r.digest for name, r in sorted(records.items())}
+    return sha256_text(json.dumps({"config": fields, "inputs": inputs}, sort_keys=True))
+
+
+def _prepare_checkpoints(out_dir: Path, fingerprint: str, resume: bool) -> bool:
+    """Keep ``out_dir/checkpoints`` when resuming a run of the same fingerprint, else clear it
+    (a fresh run, or checkpoints of another config or other data); True when kept. Only our
+    own files are ever deleted: a ``checkpoints`` folder without our marker is refused."""
+    from synthcv.fileio import write_json_atomic
+
+    ck = out_dir / CHECKPOINT_DIR
+    marker = ck / "run.json"
+    if ck.exists() and not marker.is_file() and any(ck.iterdir()):
+        raise ValueError(
+            f"{ck}: exists but holds no synthcv experiment checkpoints (no run.json); "
+            "choose another --out"
+        )
+    keep = False
+    if resume and marker.is_file():
+        try:
+            keep = json.loads(marker.read_text()).get("fingerprint") == fingerprint
+        except (OSError, ValueError):
+            keep = False
+        if not keep:
+            print(
+                f"note: {ck} holds checkpoints of another config or other data; starting over",
+                file=sys.stderr,
+            )
+    if not keep:
+        for stale in ck.glob("*.pt"):
+            stale.unlink()
+    write_json_atomic(marker, {"fingerprint": fingerprint})
+    return keep and any(ck.glob("*.pt"))
+
+
 def run_experiment(
     config: str | Path | dict[str, Any] | ExperimentConfig,
     out: str | Path | None = None,
@@ -591,11 +665,17 @@ def run_experiment(
     tracking_root: str | Path | None = None,
     cache: dict[str, ArraySet] | None = None,
     experiment: str | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Run a config end to end (tracked unless disabled) and return its results dict.
 
     Sources are loaded before the MLflow run opens so the run's lineage lists every input's
-    content hash from the start.
+    content hash from the start. Every training stage saves its state under
+    ``OUT/checkpoints/`` (:mod:`synthcv.tasks.loop`); with ``resume`` a run of the same
+    config and data picks up where an interrupted one stopped, with the results an
+    uninterrupted run would have given (``result["resumed"]`` lists the stages restored),
+    and a new tracking run records everything again, tagged ``synthcv.resumed``. Without
+    ``resume`` the checkpoints of an earlier run in ``out`` are cleared first.
     """
     from synthcv.tracking import track_experiment
 
@@ -604,15 +684,21 @@ def run_experiment(
     runner = Runner(cfg, out_dir, progress, cache)
     for n in sorted(runner.used_sources()):
         runner.source(n, cfg.seeds[0])
+    records = input_records(runner)
+    runner.fingerprint = run_fingerprint(cfg, records)
+    resuming = _prepare_checkpoints(out_dir, runner.fingerprint, resume)
     with track_experiment(
         cfg.name,
         cfg.recipe,
         cfg.model_dump(mode="json"),
-        input_records(runner),
+        records,
         enabled=tracking,
         root=tracking_root,
         experiment=experiment,
     ) as log:
+        if resuming:
+            log.set_tags({"synthcv.resumed": "true"})
         result = runner.run(log)
         result["run_id"] = log.run_id
+    result["resumed"] = runner.resumed
     return result

@@ -35,6 +35,7 @@ class TaskKind(Protocol):
         evals: dict[str, Any],
         on_epoch: Any,
         progress: bool,
+        checkpoint: Any = None,
     ) -> list[dict]: ...
     def evaluate(self, model: Any, data: Any) -> dict[str, float]: ...
     def final_metrics(self, model: Any, data: Any) -> dict[str, float]: ...
@@ -81,7 +82,7 @@ class Classification:
         m = self.cfg.model
         return build_model(self._num_classes(), m.channels, width=m.width, dropout=m.dropout)
 
-    def fit(self, model, srcs, ratios, stage, seed, evals, on_epoch, progress):
+    def fit(self, model, srcs, ratios, stage, seed, evals, on_epoch, progress, checkpoint=None):
         from synthcv.tasks.train import FitConfig, fit
         from synthcv.tasks.warps import Jitter
 
@@ -93,7 +94,7 @@ class Classification:
             steps_per_epoch=stage.steps_per_epoch,
             jitter=_options(stage.jitter, Jitter),
         )
-        return fit(model, srcs, ratios, cfg, seed, evals, on_epoch, progress)
+        return fit(model, srcs, ratios, cfg, seed, evals, on_epoch, progress, checkpoint=checkpoint)
 
     def evaluate(self, model: Any, data: Any) -> dict[str, float]:
         from synthcv.tasks.train import evaluate
@@ -229,13 +230,13 @@ class InstanceTasks:
             input_size=m.input_size,
         )
 
-    def fit(self, model, srcs, ratios, stage, seed, evals, on_epoch, progress):
+    def fit(self, model, srcs, ratios, stage, seed, evals, on_epoch, progress, checkpoint=None):
         from synthcv.tasks.detector_train import fit
 
         cfg = self.fit_config(stage)
         aligned = [self._align(s) for s in srcs]
         ev = {n: self._align(e) for n, e in evals.items()}
-        return fit(model, aligned, ratios, cfg, seed, ev, on_epoch, progress)
+        return fit(model, aligned, ratios, cfg, seed, ev, on_epoch, progress, checkpoint=checkpoint)
 
     @staticmethod
     def fit_config(stage: Any) -> Any:

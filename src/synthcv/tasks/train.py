@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthcv.tasks.data import ArraySet
-from synthcv.tasks.loop import Schedule, StepResult, run_epochs
+from synthcv.tasks.loop import Checkpoint, Schedule, StepResult, run_epochs
 from synthcv.tasks.warps import Jitter
 
 
@@ -89,6 +89,7 @@ def fit(
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = False,
     teacher: nn.Module | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place; returns one metrics dict per epoch (train loss + evals).
 
@@ -172,4 +173,6 @@ def fit(
         evaluate_sets if eval_sets else None,
         on_epoch,
         progress,
+        generators=[gen],
+        checkpoint=checkpoint,
     )
