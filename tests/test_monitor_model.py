@@ -444,3 +444,29 @@ def test_an_overconfident_detector_has_the_d_ece_it_was_built_with():
         and "The estimate is not a measurement" in lines
     )
     assert _reliability_png(m)  # a diagram of score against precision renders
+
+
+def test_a_synthcv_subset_decodes_only_its_own_images(tmp_path, monkeypatch):
+    from conftest_dataset_fixture import write_fixture_dataset
+    from synthcv.format import codecs
+    from synthcv.tasks.data import load_synthcv_dataset
+
+    ds = write_fixture_dataset(tmp_path / "ds", count=3, shard_size=2)
+    full = load_synthcv_dataset(ds, match=None, progress=False)
+    assert len(full) == 3
+    reads = []
+    real = codecs.read_png
+
+    def counted(path, *args, **kwargs):
+        reads.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(codecs, "read_png", counted)
+    sub = load_monitor_source(str(ds), n=2, seed=1)
+    assert len(sub) == 2 and len(reads) == 2 * 2  # rgb + instance of the chosen two only
+    idx = np.sort(np.random.default_rng(1).permutation(3)[:2])
+    assert np.array_equal(sub.images, full.images[idx])
+    assert np.array_equal(sub.labels, full.labels[idx])
+    assert {k: list(v) for k, v in sub.factors.items()} == {
+        k: list(v[idx]) for k, v in full.factors.items()
+    }

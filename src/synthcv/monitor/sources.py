@@ -197,21 +197,25 @@ def load_dataset_set(path: Path, n: int | None = None, seed: int = 0) -> Monitor
     from synthcv.targets import target_object
     from synthcv.tasks.data import load_synthcv_dataset
 
-    data = load_synthcv_dataset(path, match=None, progress=False)
     ds = open_dataset(path)
     sample_ids = np.asarray(ds.samples.column("sample_index").to_numpy())
-    # the samples load_synthcv_dataset keeps, in its order: those with a target object
-    kept = np.array([i for i in range(len(ds)) if target_object(ds.objects_of(i)) is not None])
-    if len(kept) != len(data):
-        raise RuntimeError(f"{path}: {len(data)} labelled samples but {len(kept)} with a target")
-    idx = _subset(len(data), n, seed)
-    data = data.take(idx)
+    # the samples load_synthcv_dataset keeps: those with a target object; only the chosen
+    # subset's images are decoded
+    kept = np.array(
+        [i for i in range(len(ds)) if target_object(ds.objects_of(i)) is not None], dtype=np.int64
+    )
+    if not len(kept):
+        raise ValueError(f"{path}: no sample has a visible labelled object")
+    idx = _subset(len(kept), n, seed)
+    data = load_synthcv_dataset(path, match=None, progress=False, positions=kept[idx])
     chosen = sample_ids[kept[idx]]
     objects = ds.objects
     keep = np.asarray(objects.column("visible_pixels").to_numpy()) > 0
     keep &= ~np.asarray(objects.column("is_distractor").to_numpy(zero_copy_only=False), bool)
     sample_of = np.asarray(objects.column("sample_index").to_numpy())[keep]
-    boxes = np.array(objects.column("bbox").to_pylist(), dtype=np.float64).reshape(-1, 4)[keep]
+    # a hidden object's bbox is null (FORMAT.md): read the boxes of the visible ones only
+    visible_boxes = [b for b, k in zip(objects.column("bbox").to_pylist(), keep, strict=True) if k]
+    boxes = np.array(visible_boxes, dtype=np.float64).reshape(-1, 4)
     classes = np.asarray(objects.column("class_name").to_pylist(), dtype=object)[keep]
     widths = np.asarray(ds.samples.column("width").to_numpy())
     heights = np.asarray(ds.samples.column("height").to_numpy())

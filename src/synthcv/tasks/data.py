@@ -18,6 +18,7 @@ Source specs (YAML or dict)::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -150,6 +151,7 @@ def load_synthcv_dataset(
     augment_seed: int = 0,
     progress: bool = True,
     modality: str = "rgb",
+    positions: Sequence[int] | None = None,
 ) -> ArraySet:
     """A synthcv dataset directory as an ArraySet for classification.
 
@@ -159,7 +161,9 @@ def load_synthcv_dataset(
     full labelled sample *before* framing, ``copies`` times per sample with independent draws.
     ``modality="clean"`` reads the image before the sensor (datasets with ``outputs.pairs``).
     Factors: every scalar samples.parquet column plus the target object's scalar attributes
-    (prefixed ``object.`` when a sample column has the same name).
+    (prefixed ``object.`` when a sample column has the same name). ``positions`` (rows of
+    samples.parquet, in the order wanted) reads only those samples' images: a subset of a
+    large dataset costs its own size, not the dataset's.
     """
     from synthcv.augment.ops import build_pipeline
     from synthcv.format import content_digest, open_dataset
@@ -172,8 +176,8 @@ def load_synthcv_dataset(
     images, labels, rows = [], [], []
     sample_cols = sample_factor_columns(ds)
     sample_ids = ds.samples.column("sample_index").to_numpy()
-    it: Any = range(len(ds))
-    if progress and len(ds) > 200:
+    it: Any = range(len(ds)) if positions is None else [int(i) for i in positions]
+    if progress and len(it) > 200:
         from rich.progress import track
 
         it = track(it, description=f"loading {Path(path).name}", transient=True)
