@@ -228,3 +228,31 @@ def test_a_checkpoints_folder_that_is_not_ours_is_refused_and_left_alone(tmp_pat
     with pytest.raises(ValueError, match=r"checkpoints: exists but holds no synthcv experiment"):
         run_experiment(cfg, out=tmp_path / "run", tracking=False, progress=False)
     assert theirs.read_bytes() == b"someone else's"
+
+
+def test_a_finished_stage_restores_its_weights_and_history_numpy_figures_included(
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    ckpt = loop.Checkpoint(tmp_path / "s0.pt", "f" * 64)
+    sched = loop.Schedule(epochs=2, steps=3, batch_size=2, lr=0.05, weight_decay=0.0)
+
+    def step(batch):
+        x = torch.tensor([[float(i), 1.0] for _, i in batch])
+        return (model(x) - 1).pow(2).mean(), {"loss": 0.0}, len(batch)
+
+    def evaluate():
+        return {"fit": np.float64(model.weight.detach().sum())}  # as COCOeval hands them over
+
+    first = loop.run_epochs(model, [5], [1.0], sched, 0, step, evaluate, checkpoint=ckpt)
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    fresh = torch.nn.Linear(2, 1)
+    seen = []
+    again = loop.run_epochs(
+        fresh, [5], [1.0], sched, 0, step, evaluate, lambda e, m: seen.append(e), checkpoint=ckpt
+    )
+    assert again == first and seen == [0, 1, 2]
+    assert _same_weights(fresh.state_dict(), trained)

@@ -83,7 +83,10 @@ def _save(
         "step": at.step,
         "sums": dict(at.sums or {}),
         "seen": at.seen,
-        "history": history,
+        # numpy scalars (COCOeval's figures) as Python numbers: a weights-only load takes those
+        "history": [
+            {k: v.item() if hasattr(v, "item") else v for k, v in h.items()} for h in history
+        ],
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
@@ -103,7 +106,8 @@ def read_checkpoint(ckpt: Checkpoint) -> dict[str, Any] | None:
         payload = torch.load(ckpt.path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a truncated or foreign file
         raise ValueError(
-            f"{ckpt.path}: not a readable stage checkpoint ({exc}); {_START_OVER}"
+            f"{ckpt.path}: not a readable stage checkpoint "
+            f"({(str(exc).splitlines() or [type(exc).__name__])[0]}); {_START_OVER}"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{ckpt.path}: not a synthcv stage checkpoint; {_START_OVER}")
