@@ -91,7 +91,9 @@ def test_without_resume_or_with_another_config_the_run_starts_over(
     assert (out / "checkpoints" / "s0.pt").is_file()
 
     saves.clear()
+    (out / "checkpoints" / ".s0.pt.abc123.tmp").write_bytes(b"a save cut by a kill")
     again = run_experiment(cfg, out=out, tracking=False, progress=False, resume=True)
+    assert not list((out / "checkpoints").glob(".*.tmp"))
     assert again["resumed"] == ["s0/"] and saves == []  # finished: restored, not retrained
 
     saves.clear()

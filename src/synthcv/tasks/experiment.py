@@ -650,6 +650,8 @@ def _prepare_checkpoints(out_dir: Path, fingerprint: str, resume: bool) -> bool:
                 f"note: {ck} holds checkpoints of another config or other data; starting over",
                 file=sys.stderr,
             )
+    for half_written in ck.glob(".*.tmp"):  # a save cut by a kill (fileio.atomic_path)
+        half_written.unlink()
     if not keep:
         for stale in ck.glob("*.pt"):
             stale.unlink()
