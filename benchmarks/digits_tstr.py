@@ -12,7 +12,8 @@ with ``--validation-only`` (the test digits are not even evaluated) and report t
     pixelcnn                       class-conditional PixelCNN samples only
     procedural+pixelcnn            both synthetic sources, 50/50 per batch
     procedural→real-100            pre-train on procedural, fine-tune on real-100
-    real-100+synthetic             real-100 mixed 50/50 per batch with synthetic
+    real-100+synthetic             real-100 mixed with synthetic, ``--synthetic-share`` of every
+                                   batch synthetic (default 0.5)
     procedural+3D-aug              procedural with label-aware augmentations (and its control)
 
 Targets (issue #16): synthetic-only ≥ 97.0% (the value of 100 real labels); 100 real +
@@ -120,6 +121,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(keys: shift, rotate, scale, shear, elastic, elastic_sigma; default: shift 2 px, "
         "rotate 10°, scale 0.1)",
     )
+    p.add_argument(
+        "--synthetic-share",
+        type=float,
+        default=0.5,
+        help="share of every batch drawn from synthetic in the real-100+synthetic row (split "
+        "evenly between procedural and PixelCNN when both are given; choose it with "
+        "--validation-only)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/digits_tstr"))
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
@@ -129,6 +138,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="evaluate on the validation part only (for tuning: the test digits stay unseen)",
     )
     args = p.parse_args(argv)
+    if not 0.0 < args.synthetic_share < 1.0:
+        p.error(f"--synthetic-share must lie strictly between 0 and 1, got {args.synthetic_share}")
     announce()
     return args
 
@@ -243,9 +254,10 @@ def row_config(
             "reference": "real_val",
         }
     elif row == "real-100+synthetic":
-        sources = {"real100": 0.5, "procedural": 0.5}
+        share = args.synthetic_share
+        sources = {"real100": 1.0 - share, "procedural": share}
         if pix is not None:
-            sources = {"real100": 0.5, "procedural": 0.25, "pixelcnn": 0.25}
+            sources = {"real100": 1.0 - share, "procedural": share / 2, "pixelcnn": share / 2}
     elif row == "procedural-intensity":
         sources = {"procedural_int": 1.0}
     elif row == "procedural-intensity+3D-aug":
@@ -350,7 +362,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         seeds = ", ".join(f"{v * 100:.2f}" for v in r["per_seed"] or [])
         shown = fmt_ci(acc) if acc else "— (validation only)"
-        lines.append(f"| {r['row']} | {shown} | {seeds} | {fmt_ci(r['val_acc'])} | {mark} |")
+        label = r["row"]
+        if label == "real-100+synthetic":
+            label += f" ({args.synthetic_share:g} synthetic)"
+        lines.append(f"| {label} | {shown} | {seeds} | {fmt_ci(r['val_acc'])} | {mark} |")
     table = "\n".join(lines)
     meta = {
         "argv": sys.argv[1:] if argv is None else argv,
