@@ -77,6 +77,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of every batch drawn from synthetic in the real-small+synthetic row "
         "(choose it on --validation-only runs)",
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue interrupted rows from their checkpoints (a resumed row's seconds cover "
+        "only the rest and are marked)",
+    )
     p.add_argument("--track", action="store_true", help="log every run to MLflow")
     p.add_argument(
         "--validation-only",
@@ -224,12 +230,16 @@ def main(argv: list[str] | None = None) -> int:
             tracking=args.track,
             cache=cache,
             experiment="digit_scenes_detection",
+            resume=args.resume,
         )
         prefix = "finetune/" if cfg.get("recipe") == "finetune" else ""
         label = row
         if row == "real-small+synthetic":
             label = f"{row} ({args.synthetic_share:g} synthetic)"
-        entry: dict[str, Any] = {"row": row, "label": label, "seconds": round(time.time() - t0, 1)}
+        seconds: Any = round(time.time() - t0, 1)
+        if res["resumed"]:
+            seconds = f"{seconds} (resumed)"
+        entry: dict[str, Any] = {"row": row, "label": label, "seconds": seconds}
         for split in ("real_val", "real_test"):
             for metric in ("bbox.AP", "bbox.AP50", "segm.AP"):
                 key = f"{prefix}{split}/{metric}"

@@ -133,6 +133,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/digits_tstr"))
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue interrupted rows from their checkpoints (a resumed row's seconds cover "
+        "only the rest)",
+    )
+    p.add_argument(
         "--validation-only",
         action="store_true",
         help="evaluate on the validation part only (for tuning: the test digits stay unseen)",
@@ -327,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             tracking=not args.no_track,
             cache=cache,
             experiment="digits_tstr",
+            resume=args.resume,
         )
         prefix = "finetune/" if cfg["recipe"] == "finetune" else ""
         val = res["summary"][f"{prefix}real_val"]
@@ -340,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                 "val_per_seed": res["per_seed"][f"{prefix}real_val"],
                 "seconds": round(time.time() - t0, 1),
                 "run_id": res.get("run_id"),
+                "resumed": res["resumed"],
             }
         )
         shown = f"test {fmt_ci(test)} %, " if test else ""

@@ -98,6 +98,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--data", type=Path, default=Path("out/bench/people"))
     p.add_argument("--out", type=Path, default=Path("out/bench/people_results"))
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue interrupted training runs from their checkpoints (their seconds then "
+        "cover only the rest)",
+    )
     args = p.parse_args(argv)
     announce()
     return args
@@ -296,7 +302,9 @@ def gap(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         }
         t0 = time.time()
         print(f"[train] on {train_on} ({args.steps} steps of {args.batch})", flush=True)
-        res = run_experiment(cfg, out=args.out / f"train_{train_on}", tracking=False)
+        res = run_experiment(
+            cfg, out=args.out / f"train_{train_on}", tracking=False, resume=args.resume
+        )
         s = res["summary"]
         results[train_on] = {
             split: {
@@ -307,6 +315,7 @@ def gap(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             for split in ("val", "tiny_test", "cycles_test")
         }
         results[train_on]["seconds"] = round(time.time() - t0, 1)
+        results[train_on]["resumed"] = res["resumed"]
         model = args.out / f"train_{train_on}" / "model.pt"
         for split in ("tiny_test", "cycles_test"):
             results[train_on][split].update(_keypoint_diagnostics(model, paths[split]))
