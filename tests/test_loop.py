@@ -194,7 +194,9 @@ def test_the_loop_gates_promotes_and_never_redoes_a_batch(tmp_path, monkeypatch)
         "synthcv.tasks.classifier_io.load_classifier", lambda ref: (champion, "oracle")
     )
     forgets = Oracle(dark1, ty[:60])  # right on the batch, wrong on the broad set
-    monkeypatch.setattr(Classification, "finetune", lambda self, cfg, champ, targeted: forgets)
+    monkeypatch.setattr(
+        Classification, "finetune", lambda self, cfg, champ, targeted, checkpoint=None: forgets
+    )
     lines: list[str] = []
     first = run_loop(cfg.model_copy(update={"current": str(tmp_path / "b1.npz")}), lines.append)
     assert first["outcome"] == "refused" and "broad set" in first["summary"]
@@ -218,7 +220,9 @@ def test_the_loop_gates_promotes_and_never_redoes_a_batch(tmp_path, monkeypatch)
     assert "already processed" in lines[-1]
     # a candidate that gains on the batch and keeps the broad set is promoted
     better = Oracle(np.concatenate([vx, dark2]), np.concatenate([vy, ty[60:120]]))
-    monkeypatch.setattr(Classification, "finetune", lambda self, cfg, champ, targeted: better)
+    monkeypatch.setattr(
+        Classification, "finetune", lambda self, cfg, champ, targeted, checkpoint=None: better
+    )
     second = run_loop(cfg.model_copy(update={"current": str(tmp_path / "b2.npz")}), lines.append)
     assert second["outcome"] == "promoted" and second["candidate_version"] == "3"
     assert str(client.get_model_version_by_alias("digits", "champion").version) == "3"
@@ -318,7 +322,31 @@ def test_a_detector_champion_goes_round_the_loop(tmp_path, monkeypatch):
         }
     )
     lines: list[str] = []
+    # cut the first pass after the fine-tune's first step: the re-run resumes there
+    from synthcv.loop import cycle
+    from synthcv.tasks import loop as train_loop
+
+    class Cut(Exception):
+        pass
+
+    saves: list[int] = []
+    real_save = train_loop._save
+
+    def save_then_cut(*args, **kwargs):
+        real_save(*args, **kwargs)
+        saves.append(1)
+        if len(saves) == 1:
+            raise Cut
+
+    monkeypatch.setattr(train_loop, "_save", save_then_cut)
+    monkeypatch.setattr(cycle, "FINETUNE_CHECKPOINT_INTERVAL_S", 0.0)
+    with pytest.raises(Cut):
+        run_loop(cfg, lines.append)
+    (work,) = (Path(cfg.out) / "batches").iterdir()
+    assert (work / cycle.FINETUNE_CHECKPOINT).is_file() and not (work / "candidate.pt").exists()
     first = run_loop(cfg, lines.append)
+    assert len(saves) == 2  # resumed: only the second step ran, saved at the epoch end
+    assert (work / "candidate.pt").is_file() and not (work / cycle.FINETUNE_CHECKPOINT).exists()
     assert "object_size" in first["drifted_features"]
     size = next(r for r in first["regions"] if r["feature"] == "object_size")
     assert size["target"] == "objects.defaults.scale" and size["range"][0] > 1.35  # above

@@ -34,6 +34,21 @@ def batch_key(cfg: LoopConfig, current: MonitorSet) -> str:
     return sha256_text(f"{current.digest}:{cfg.digest()}")[:16]
 
 
+#: in a batch's work directory while its fine-tune runs (removed once candidate.pt exists)
+FINETUNE_CHECKPOINT = "finetune-checkpoint.pt"
+#: the fine-tune saves at every epoch's end and, within an epoch, at most this often
+FINETUNE_CHECKPOINT_INTERVAL_S = 60.0
+
+
+def finetune_checkpoint(work: Path, champion_version: Any, targeted_digest: str) -> Any:
+    """The fine-tune's resumable state: the work directory already belongs to one batch and
+    config; the fingerprint adds the champion and the targeted set it trains from."""
+    from synthcv.tasks.loop import Checkpoint
+
+    fingerprint = sha256_text(f"{work.name}|{champion_version}|{targeted_digest}")
+    return Checkpoint(work / FINETUNE_CHECKPOINT, fingerprint, FINETUNE_CHECKPOINT_INTERVAL_S)
+
+
 # -- probes and the overlay ----------------------------------------------------------------
 
 
@@ -441,9 +456,15 @@ def _pass(
     candidate_path = work / "candidate.pt"
     if candidate_path.is_file():  # an interrupted pass resumes after its fine-tune
         candidate = kind.load(candidate_path)
-    else:
-        candidate = kind.finetune(cfg, champ.model, targeted)
+    else:  # and an interrupted fine-tune at its last saved step
+        candidate = kind.finetune(
+            cfg,
+            champ.model,
+            targeted,
+            checkpoint=finetune_checkpoint(work, champ.version, targeted.digest),
+        )
         kind.save(candidate, candidate_path)
+        (work / FINETUNE_CHECKPOINT).unlink(missing_ok=True)  # candidate.pt supersedes it
     # 4. gate, and register the candidate either way (lineage), promoting only on a pass
     verdict = gate(cfg, champ.model, candidate, current, broad, kind)
     with tracked_run(

@@ -29,7 +29,9 @@ class ModelKind(Protocol):
         self, path: Path, cfg: LoopConfig, augment: list[dict[str, Any]], seed: int = 0
     ) -> Any: ...
     def feature(self, data: Any, name: str) -> np.ndarray: ...
-    def finetune(self, cfg: LoopConfig, champion: Any, targeted: Any) -> Any: ...
+    def finetune(
+        self, cfg: LoopConfig, champion: Any, targeted: Any, checkpoint: Any = None
+    ) -> Any: ...
     def score(self, model: Any, data: MonitorSet) -> float | None: ...
     def estimate(self, model: Any, broad: MonitorSet, current: MonitorSet) -> float: ...
     def cannot_gate(self, current: MonitorSet) -> str | None: ...
@@ -98,10 +100,13 @@ class Classification:
 
         return image_features(data.images)[name]
 
-    def finetune(self, cfg: LoopConfig, champion: Any, targeted: Any) -> Any:
+    def finetune(
+        self, cfg: LoopConfig, champion: Any, targeted: Any, checkpoint: Any = None
+    ) -> Any:
         """A copy of the champion trained on replay + targeted batches (``cfg.finetune``);
         with ``distill`` > 0 the champion also teaches it what it knew (Learning without
-        Forgetting)."""
+        Forgetting). ``checkpoint`` (:class:`synthcv.tasks.loop.Checkpoint`) makes the
+        fine-tune resumable."""
         from synthcv.tasks.compare import load_compare_source
         from synthcv.tasks.train import FitConfig, fit
 
@@ -118,7 +123,8 @@ class Classification:
             distill_temperature=f.temperature,
             distill_sources=(0,),  # the champion speaks for its training data, not the drift
         )
-        fit(model, sources, ratios, fit_cfg, f.seed, teacher=champion if f.distill > 0 else None)
+        teacher = champion if f.distill > 0 else None
+        fit(model, sources, ratios, fit_cfg, f.seed, teacher=teacher, checkpoint=checkpoint)
         return model.eval()
 
     def score(self, model: Any, data: MonitorSet) -> float | None:
@@ -210,9 +216,12 @@ class Detection:
             return object_features([t.boxes for t in data.targets], sizes).get(name, np.zeros(0))
         return image_features(data.images)[name]
 
-    def finetune(self, cfg: LoopConfig, champion: Any, targeted: Any) -> Any:
+    def finetune(
+        self, cfg: LoopConfig, champion: Any, targeted: Any, checkpoint: Any = None
+    ) -> Any:
         """A copy of the champion trained on replay (the reference set) + the targeted set,
-        with the photometric jitter an instance experiment trains with."""
+        with the photometric jitter an instance experiment trains with; resumable with
+        ``checkpoint``."""
         from synthcv.tasks.detector_train import DetFitConfig, fit
 
         f = cfg.finetune
@@ -225,7 +234,7 @@ class Detection:
         fit_cfg = DetFitConfig(
             epochs=f.epochs, batch_size=f.batch_size, lr=f.lr, steps_per_epoch=steps
         )
-        fit(model, sources, ratios, fit_cfg, f.seed)
+        fit(model, sources, ratios, fit_cfg, f.seed, checkpoint=checkpoint)
         return model.eval()
 
     def score(self, model: Any, data: MonitorSet) -> float | None:
