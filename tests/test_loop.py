@@ -335,7 +335,7 @@ def test_a_detector_champion_goes_round_the_loop(tmp_path, monkeypatch):
     def save_then_cut(*args, **kwargs):
         real_save(*args, **kwargs)
         saves.append(1)
-        if len(saves) == 1:
+        if len(saves) <= 2:
             raise Cut
 
     monkeypatch.setattr(train_loop, "_save", save_then_cut)
@@ -343,10 +343,15 @@ def test_a_detector_champion_goes_round_the_loop(tmp_path, monkeypatch):
     with pytest.raises(Cut):
         run_loop(cfg, lines.append)
     (work,) = (Path(cfg.out) / "batches").iterdir()
-    assert (work / cycle.FINETUNE_CHECKPOINT).is_file() and not (work / "candidate.pt").exists()
+    state = work / cycle.FINETUNE_CHECKPOINT
+    assert state.is_file() and not (work / "candidate.pt").exists()
+    state.write_bytes(b"damaged")  # not this pass's: the fine-tune starts over, cut again
+    with pytest.raises(Cut):
+        run_loop(cfg, lines.append)
+    assert "does not match this pass; fine-tuning from the start" in lines[-1]
     first = run_loop(cfg, lines.append)
-    assert len(saves) == 2  # resumed: only the second step ran, saved at the epoch end
-    assert (work / "candidate.pt").is_file() and not (work / cycle.FINETUNE_CHECKPOINT).exists()
+    assert len(saves) == 3  # resumed: only the second step ran, saved at the epoch end
+    assert (work / "candidate.pt").is_file() and not state.exists()
     assert "object_size" in first["drifted_features"]
     size = next(r for r in first["regions"] if r["feature"] == "object_size")
     assert size["target"] == "objects.defaults.scale" and size["range"][0] > 1.35  # above

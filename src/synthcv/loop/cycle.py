@@ -457,12 +457,15 @@ def _pass(
     if candidate_path.is_file():  # an interrupted pass resumes after its fine-tune
         candidate = kind.load(candidate_path)
     else:  # and an interrupted fine-tune at its last saved step
-        candidate = kind.finetune(
-            cfg,
-            champ.model,
-            targeted,
-            checkpoint=finetune_checkpoint(work, champ.version, targeted.digest),
-        )
+        from synthcv.tasks.loop import read_checkpoint
+
+        ckpt = finetune_checkpoint(work, champ.version, targeted.digest)
+        try:
+            read_checkpoint(ckpt)
+        except ValueError:  # another champion's or targeted set's, or damaged: not ours to use
+            say("the saved fine-tune state does not match this pass; fine-tuning from the start")
+            ckpt.path.unlink()
+        candidate = kind.finetune(cfg, champ.model, targeted, checkpoint=ckpt)
         kind.save(candidate, candidate_path)
         (work / FINETUNE_CHECKPOINT).unlink(missing_ok=True)  # candidate.pt supersedes it
     # 4. gate, and register the candidate either way (lineage), promoting only on a pass
