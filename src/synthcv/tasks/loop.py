@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ class _Progress:
 
     epoch: int = 1
     step: int = 0
-    sums: dict[str, float] | None = None
+    sums: dict[str, float] = field(default_factory=dict)
     seen: int = 0
 
 
@@ -81,7 +81,7 @@ def _save(
         "fingerprint": ckpt.fingerprint,
         "epoch": at.epoch,
         "step": at.step,
-        "sums": dict(at.sums or {}),
+        "sums": dict(at.sums),
         "seen": at.seen,
         # numpy scalars (COCOeval's figures) as Python numbers: a weights-only load takes those
         "history": [
@@ -195,8 +195,6 @@ def run_epochs(
             sampler = MixtureBatchSampler(
                 sizes, ratios, schedule.batch_size, schedule.steps, seed * 1000 + at.epoch
             )
-            sums = at.sums if at.sums is not None else {}
-            at.sums = sums
             for i, batch in enumerate(sampler):
                 if i < at.step:
                     continue  # taken before the checkpoint; the sampler is a function of its seed
@@ -208,7 +206,7 @@ def run_epochs(
                 opt.step()
                 sched.step()
                 for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + v * n
+                    at.sums[k] = at.sums.get(k, 0.0) + v * n
                 at.seen += n
                 at.step = i + 1
                 if prog is not None:
@@ -220,7 +218,7 @@ def run_epochs(
                 ):
                     save()
                     last_save = time.monotonic()
-            log_epoch(at.epoch, {f"train.{k}": v / max(at.seen, 1) for k, v in sums.items()})
+            log_epoch(at.epoch, {f"train.{k}": v / max(at.seen, 1) for k, v in at.sums.items()})
             at = _Progress(at.epoch + 1)
             save()
             last_save = time.monotonic()
