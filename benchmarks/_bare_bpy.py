@@ -8,13 +8,19 @@ fresh Blender::
 
 ``SETTINGS_JSON`` holds ``scene.cycles`` attributes to set over Blender's factory defaults
 (``{}`` keeps them all: 4,096 adaptive samples, OpenImageDenoise). Always set, so that both
-scripts draw the same picture: the CPU device, the "Standard" view transform and no dither.
+scripts draw the same picture: the CPU device, the "Standard" view transform and no dither;
+and the scene as synthcv describes it — meshes shaded smooth with edges sharper than 30° kept
+sharp (``Mesh.set_sharp_from_angle``, what a user writes for "shade auto smooth" without its
+modifier), image textures scaled by the material's ``texture_scale`` and tinted by its colour,
+its metallic. ``--flat`` keeps Blender's defaults for new meshes instead (flat facets, the
+texture as-is): the baseline before 2026-12-01, which drew a different picture.
 Prints one JSON line: ``[[wall, cpu], ...]`` seconds per scene after a warm-up render; the
 PNGs are ``OUT_DIR/bare-NNNNNN.png``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -28,7 +34,7 @@ import numpy as np
 
 
 def bare_bpy(
-    scenes: list[Any], out: Path, settings: dict[str, Any], threads: int
+    scenes: list[Any], out: Path, settings: dict[str, Any], threads: int, flat: bool = False
 ) -> list[tuple[float, float]]:
     """Render ``scenes`` the plain way; (wall, CPU) seconds per scene."""
     import bpy
@@ -67,10 +73,25 @@ def bare_bpy(
         lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in m.color]
         bsdf.inputs["Base Color"].default_value = (*lin, 1.0)  # same albedo as synthcv
         bsdf.inputs["Roughness"].default_value = m.roughness
+        if not flat:
+            bsdf.inputs["Metallic"].default_value = m.metallic
         if m.texture:
-            tex = mat.node_tree.nodes.new("ShaderNodeTexImage")
+            nodes, links = mat.node_tree.nodes, mat.node_tree.links
+            tex = nodes.new("ShaderNodeTexImage")
             tex.image = bpy.data.images.load(m.texture, check_existing=True)
-            mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+            if flat:
+                links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+                return mat
+            mapping = nodes.new("ShaderNodeMapping")
+            mapping.inputs["Scale"].default_value = (m.texture_scale, m.texture_scale, 1.0)
+            links.new(nodes.new("ShaderNodeTexCoord").outputs["UV"], mapping.inputs["Vector"])
+            links.new(mapping.outputs["Vector"], tex.inputs["Vector"])
+            tint = nodes.new("ShaderNodeMix")
+            tint.data_type, tint.blend_type = "RGBA", "MULTIPLY"
+            tint.inputs["Factor"].default_value = 1.0
+            tint.inputs["A"].default_value = (*lin, 1.0)
+            links.new(tex.outputs["Color"], tint.inputs["B"])
+            links.new(tint.outputs["Result"], bsdf.inputs["Base Color"])
         return mat
 
     def add(name: str, v: np.ndarray, f: np.ndarray, uv: Any, m: Any, mw: np.ndarray) -> None:
@@ -84,6 +105,9 @@ def bare_bpy(
         if uv is not None:
             me.uv_layers.new().data.foreach_set("uv", uv[f.ravel()].astype(np.float32).ravel())
         me.update(calc_edges=True)
+        if not flat:
+            me.shade_smooth()
+            me.set_sharp_from_angle(angle=math.radians(30.0))
         me.materials.append(material(m))
         ob = bpy.data.objects.new(name, me)
         ob.matrix_world = Matrix(mw.tolist())
@@ -125,7 +149,10 @@ def bare_bpy(
                 [[-s, -s, g.height], [s, -s, g.height], [s, s, g.height], [-s, s, g.height]]
             )
             guv = np.array([[0, 0], [g.size, 0], [g.size, g.size], [0, g.size]], float)
-            add("ground", gv, np.array([[0, 1, 2], [0, 2, 3]]), guv, g.material, np.eye(4))
+            gm = g.material  # as synthcv draws it, a ground texture replaces the colour
+            if gm.texture and not flat:
+                gm = dataclasses.replace(gm, color=(1.0, 1.0, 1.0))
+            add("ground", gv, np.array([[0, 1, 2], [0, 2, 3]]), guv, gm, np.eye(4))
         for o in scene.objects:
             add(
                 f"o{o.instance_id}",
@@ -142,12 +169,15 @@ def bare_bpy(
     return times
 
 
-def run(scenes_pickle: Path, out: Path, settings: dict[str, Any], threads: int) -> list[Any]:
+def run(
+    scenes_pickle: Path, out: Path, settings: dict[str, Any], threads: int, flat: bool = False
+) -> list[Any]:
     """Run the script in a fresh process; (wall, CPU) seconds per scene."""
     import subprocess
 
     cmd = [sys.executable, __file__, str(scenes_pickle), str(out), json.dumps(settings)]
-    proc = subprocess.run([*cmd, str(threads)], capture_output=True, text=True, check=False)
+    cmd += [str(threads), *(["--flat"] if flat else [])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"bare bpy script failed:\n{proc.stderr[-2000:]}")
     return [tuple(t) for t in json.loads(proc.stdout.strip().splitlines()[-1])]
@@ -161,5 +191,6 @@ if __name__ == "__main__":
     real = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
-    result = bare_bpy(loaded, Path(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4]))
+    flat = sys.argv[5:] == ["--flat"]
+    result = bare_bpy(loaded, Path(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4]), flat)
     os.write(real, (json.dumps(result) + "\n").encode())

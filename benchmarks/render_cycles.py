@@ -8,7 +8,9 @@ filter, seed, threads, CPU):
   TIFF, instance/semantic PNG, normals PNG) — what ``synthcv generate`` does per sample;
 - ``bare bpy``: a hand-written script (separate process, so both get a fresh Blender) that builds
   the same objects, sun, world and camera and renders RGB only to a PNG — what a user would
-  otherwise write, with no labels at all;
+  otherwise write, with no labels at all. It draws the same picture (smooth shading with sharp
+  edges, scaled and tinted textures: PSNR against synthcv's RGB is printed); ``--flat`` also
+  times the earlier baseline, Blender's flat defaults, which drew a different picture;
 - ``tiny``: the PyBullet TinyRenderer backend + the same labels and files;
 - ``synthcv.generate``: the whole pipeline (sampling, physics, render, labels, shards,
   manifest) with one worker, renderer start-up included, for both backends.
@@ -175,6 +177,20 @@ def time_backend(
     return times, post, cpu
 
 
+def picture_psnr(scenes: list[Any], bare_dir: Path, ours_dir: Path) -> float:
+    """Mean PSNR (dB, 8-bit) of the bare script's PNGs against synthcv's RGB: are they the
+    same picture? (Both render with the same seed, so only noise differs when they are.)"""
+    from PIL import Image
+
+    values = []
+    for sc in scenes:
+        a = np.asarray(Image.open(bare_dir / f"bare-{sc.index:06d}.png").convert("RGB"), float)
+        b = np.asarray(Image.open(ours_dir / f"{sc.index:06d}.rgb.png").convert("RGB"), float)
+        mse = max(float(np.mean((a - b) ** 2)), 1e-10)
+        values.append(10 * np.log10(255.0**2 / mse))
+    return float(np.mean(values))
+
+
 def rate(times: list[float]) -> str:
     return f"{1 / np.mean(times):7.3f} samples/s ({1000 * np.mean(times):7.1f} ms/sample)"
 
@@ -185,6 +201,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--threads", type=int, default=0, help="Cycles threads (0 = all cores)")
+    ap.add_argument(
+        "--flat", action="store_true", help="also time the bare script with flat defaults"
+    )
     args = ap.parse_args()
 
     scenes = spec_scenes(args.n, args.size)
@@ -205,6 +224,7 @@ def main() -> None:
         out = Path(tmp)
         pk = out / "scenes.pkl"
         pk.write_bytes(pickle.dumps(scenes))
+        (out / "flat").mkdir()
         # the bare script renders with the same samples, no denoising, the same pixel filter
         bare = {"samples": args.samples, "use_denoising": False, "filter_width": 0.01}
         # bare before and after ours, so drifting load on a shared machine hits both alike
@@ -213,6 +233,9 @@ def main() -> None:
         ours, post, ours_cpu = time_backend(r, scenes, out, "synthcv cycles")
         r.close()
         bare_pairs += run_bare(pk, out, bare, args.threads)
+        same = picture_psnr(scenes, out, out)
+        flat_pairs = run_bare(pk, out / "flat", bare, args.threads, flat=True) if args.flat else []
+        flat_psnr = picture_psnr(scenes, out / "flat", out) if args.flat else 0.0
         tiny = TinyRenderer()
         tiny_t, _, _ = time_backend(tiny, scenes, out, "tiny")
         tiny.close()
@@ -234,6 +257,14 @@ def main() -> None:
     bare, bare_cpu = [w for w, _ in bare_pairs], [c for _, c in bare_pairs]
     print(f"synthcv cycles, all outputs : {rate(ours)}")
     print(f"bare bpy script, RGB only   : {rate(bare)}")
+    print(f"  same picture: PSNR bare vs synthcv RGB {same:.1f} dB (mean over scenes)")
+    if flat_pairs:
+        flat = [w for w, _ in flat_pairs]
+        print(
+            f"bare, flat defaults         : {rate(flat)}  (the baseline before 2026-12-01: "
+            f"synthcv / it = {np.mean(ours) / np.mean(flat):.3f}; another picture, PSNR against "
+            f"synthcv's RGB {flat_psnr:.1f} dB)"
+        )
     print(f"tiny backend, all outputs   : {rate(tiny_t)}")
     ratio = np.mean(ours) / np.mean(bare)
     print(
