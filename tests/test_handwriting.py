@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import trimesh
@@ -78,6 +80,44 @@ def test_wobble_bends_printed_fonts_too_and_keeps_them_solid():
         assert _solid(mesh).is_watertight
 
 
+def test_aspect_sets_how_wide_the_writing_is():
+    # the plain "0" is an ellipse 0.72 wide and 1 tall drawn with a round pen: aspect scales
+    # the skeleton, so the ink's width is 0.72 * aspect + pen and its height stays 1 + pen
+    for aspect in (0.8, 1.0, 1.25):
+        g = glyph_outline("0", "hand", height=1.0, style=0, aspect=aspect)
+        x0, _, x1, _ = g.bounds
+        assert (x1 - x0) * (1 + PEN_WIDTH) == pytest.approx(0.72 * aspect + PEN_WIDTH, rel=0.02)
+    # with a wobble it replaces the width draw only: the same style bends the same way
+    a = glyph_outline("8", "hand", style=7, wobble=0.15, aspect=1.0)
+    b = glyph_outline("8", "hand", style=7, wobble=0.15, aspect=1.2)
+    ratio = (b.bounds[2] - b.bounds[0]) / (a.bounds[2] - a.bounds[0])
+    assert 1.1 < ratio < 1.25
+    # a printed font's outline is scaled before slant and pen: exactly aspect x its width
+    plain = glyph_outline("4", "DejaVuSans", height=1.0)
+    narrow = glyph_outline("4", "DejaVuSans", height=1.0, aspect=0.7)
+    width = lambda g: g.bounds[2] - g.bounds[0]  # noqa: E731
+    assert width(narrow) == pytest.approx(0.7 * width(plain), rel=1e-3)
+    assert narrow.area == pytest.approx(0.7 * plain.area, rel=1e-3)
+    m = build_mesh({"glyph": "4", "font": "cmti10", "aspect": 0.7, "shear": 20})
+    assert _solid(m).is_watertight
+
+
+def test_aspect_is_recorded_and_tested_against_its_spec(tmp_path):
+    from synthcv.conformance import check_conformance
+
+    spec = synthcv.load_spec(
+        Path(__file__).resolve().parents[1] / "examples" / "digits_hand.yaml",
+        overrides={"objects": {"defaults": {"asset": {"aspect": {"uniform": [0.8, 1.2]}}}}},
+    )
+    synthcv.generate(spec, tmp_path / "d", count=40, progress=False)
+    ds = synthcv.open_dataset(tmp_path / "d")
+    values = [ds[i]["objects"][0]["glyph.aspect"] for i in range(len(ds))]
+    assert all(0.8 <= v <= 1.2 for v in values) and np.std(values) > 0.05
+    rows = check_conformance(tmp_path / "d").rows
+    row = next(r for r in rows if r.factor == "glyph.aspect")
+    assert row.spec_path.endswith("asset.aspect") and not row.flagged
+
+
 @pytest.mark.parametrize(
     ("asset", "pattern"),
     [
@@ -85,6 +125,7 @@ def test_wobble_bends_printed_fonts_too_and_keeps_them_solid():
         ({"glyph": "7", "font": "hand", "wobble": 0.5}, r"wobble got 0.5, expected a fraction"),
         ({"glyph": "7", "style": -1}, r"style got -1, expected an integer >= 0"),
         ({"glyph": "7", "style": 1.5}, r"style got 1.5"),
+        ({"glyph": "7", "font": "hand", "aspect": 5}, r"aspect got 5.0, expected a width factor"),
     ],
 )
 def test_bad_hand_assets_are_explained(asset, pattern):

@@ -88,11 +88,15 @@ OBJECT_FIELDS: dict[str, tuple[str, ...]] = {
     "glyph.stroke": ("asset", "stroke"),
     "glyph.shear": ("asset", "shear"),
     "glyph.wobble": ("asset", "wobble"),
+    "glyph.aspect": ("asset", "aspect"),
 }
 #: Per-object factors that shape an object's footprint: placement with ``max_overlap`` keeps
 #: only objects that found room, so the kept ones are selected on these.
 FOOTPRINT_FIELDS = frozenset(
-    {"scale", "glyph.text", "glyph.font", "glyph.stroke", "glyph.shear", "glyph.wobble"}
+    {
+        *("scale", "glyph.text", "glyph.font", "glyph.stroke", "glyph.shear", "glyph.wobble"),
+        "glyph.aspect",
+    }
 )
 #: Scene factors recorded after rounding the draw (``max(0, round(x))``).
 ROUNDED = frozenset({"objects.count", "distractors.count", "sensor.jpeg_quality"})

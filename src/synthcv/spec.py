@@ -544,11 +544,14 @@ class AssetSpec(StrictModel):
     wobble: num(0, 0.3) | None = None  # glyph: smooth random bend, fraction of the glyph height
     # glyph: seed of the bend and of the hand font's way of writing
     style: num(0, 2**32 - 1) | None = None
+    aspect: num(0.3, 3) | None = None  # glyph: width against height, 1 = as drawn
     keypoints: dict[str, tuple[Coord, Coord, Coord]] | None = None
     phase: Fraction | None = None  # person: where in the clip
     build: num(0.7, 1.5) | None = None  # type: ignore[valid-type]  # person: girth
 
-    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset({"person", "phase", "build"})
+    HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset(
+        {"person", "phase", "build", "aspect"}
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> AssetSpec:

@@ -43,7 +43,7 @@ from synthcv.scene import Mesh
 DEFAULT_FONT = "DejaVuSans"
 GLYPH_KEYS = (
     *("glyph", "font", "height", "depth", "fit"),
-    *("stroke", "shear", "wobble", "style", "keypoints"),
+    *("stroke", "shear", "wobble", "style", "aspect", "keypoints"),
 )
 FIT_MODES = ("ink", "em")
 # Never listed: a placeholder font that draws a box with the code range for every character.
@@ -277,6 +277,7 @@ def glyph_outline(
     shear: float = 0.0,
     wobble: float = 0.0,
     style: int = 0,
+    aspect: float | None = None,
 ) -> Any:
     """The glyph's filled 2D region (shapely, metres), centred on its ink bounding box.
 
@@ -290,6 +291,11 @@ def glyph_outline(
     ``font="hand"`` draws digits with a round pen along stroke skeletons (see
     :mod:`synthcv.assets.handwriting`): ``style`` picks one of a few ways of writing the digit
     and seeds its perturbation, ``wobble`` sets how far strokes wander.
+
+    ``aspect`` scales the glyph's width against its height before ``stroke`` and ``shear``
+    (1: as the font or template draws it): how wide a writer writes, a trait of its own
+    rather than a side effect of ``wobble``. The hand scales its skeleton, so the pen stays
+    round; a printed font scales its outline.
     """
     from shapely import affinity
 
@@ -303,6 +309,10 @@ def glyph_outline(
         raise AssetError(f"{where}: height got {height!r}, expected a positive number")
     if not (isinstance(wobble, int | float) and 0 <= wobble <= 0.3):
         raise AssetError(f"{where}: wobble got {wobble!r}, expected a fraction in [0, 0.3]")
+    if aspect is not None and not (
+        isinstance(aspect, int | float) and math.isfinite(aspect) and 0.3 <= aspect <= 3.0
+    ):
+        raise AssetError(f"{where}: aspect got {aspect!r}, expected a width factor in [0.3, 3]")
     if isinstance(style, float) and style.is_integer():
         style = int(style)
     if not (isinstance(style, int | np.integer) and not isinstance(style, bool) and style >= 0):
@@ -312,9 +322,12 @@ def glyph_outline(
             raise AssetError(
                 f"{where}: the hand font writes only the digits {''.join(TEMPLATES)}, not {ch!r}"
             )
-        geom = _clean(hand_outline(ch, int(style), float(wobble)))
+        hand_aspect = None if aspect is None else float(aspect)
+        geom = _clean(hand_outline(ch, int(style), float(wobble), aspect=hand_aspect))
     else:
         geom = _font_outline(ch, font, where, float(wobble), int(style))
+        if aspect is not None and aspect != 1:
+            geom = _clean(affinity.scale(geom, float(aspect), 1.0, origin=(0, 0)))
     if stroke or shear:
         y0, y1 = geom.bounds[1], geom.bounds[3]
         geom = _restyle(geom, stroke * (y1 - y0), shear, where)
@@ -515,6 +528,7 @@ def build_glyph(asset: Mapping[str, Any]) -> Mesh:
         shear=float(asset.get("shear", 0.0)),
         wobble=float(asset.get("wobble", 0.0)),
         style=asset.get("style", 0),
+        aspect=None if asset.get("aspect") is None else float(asset["aspect"]),
     )
     verts, faces, uvs = [], [], []
     offset = 0
@@ -537,7 +551,7 @@ def glyph_factors(asset: Mapping[str, Any], mesh: Mesh) -> dict[str, Any]:
         "glyph.text": str(asset["glyph"]),
         "glyph.font": str(asset.get("font", DEFAULT_FONT)),
     }
-    for k in ("stroke", "shear", "wobble"):
+    for k in ("stroke", "shear", "wobble", "aspect"):
         if k in asset:
             out[f"glyph.{k}"] = float(asset[k])
     if is_hand_font(out["glyph.font"]):

@@ -308,11 +308,16 @@ def smooth_field(
     return apply
 
 
-def hand_outline(char: str, style: int, wobble: float, pen: float = PEN_WIDTH) -> Any:
+def hand_outline(
+    char: str, style: int, wobble: float, pen: float = PEN_WIDTH, aspect: float | None = None
+) -> Any:
     """Filled region (shapely, ink about 1 unit tall) of digit ``char`` in handwriting ``style``.
 
     ``style`` picks the template (:func:`hand_variant`) and seeds the perturbation;
-    ``wobble`` scales it (0: the template exactly). ``pen`` is the pen diameter.
+    ``wobble`` scales it (0: the template exactly). ``pen`` is the pen diameter. ``aspect``
+    sets how wide the writing is against the template (the skeleton is scaled, so the pen
+    stays round); without it the width varies with ``wobble`` (log-normal, sigma 2·wobble),
+    which lets a large wobble write digits wider or narrower than people do.
     """
     from shapely.geometry import LineString, MultiLineString
 
@@ -338,6 +343,8 @@ def hand_outline(char: str, style: int, wobble: float, pen: float = PEN_WIDTH) -
             pts.append(curve if not pts else curve[1:])
         lines.append(np.vstack(pts))
     width = math.exp(rng.normal(0.0, 2.0 * wobble))  # wider or narrower writing
+    if aspect is not None:  # drawn all the same, so the bend below stays the style's own
+        width = aspect
     bend = smooth_field(rng, 1.5 * wobble)
     lines = [bend(line * [width, 1.0]) for line in lines]
     skeleton = MultiLineString([LineString(line) for line in lines])
