@@ -16,6 +16,11 @@ samples file per variant under ``--out`` (``NAME.npz``: images, labels):
     keep_hand      ... only the hand font's outliers removed
     keep_printed   ... only the printed fonts' outliers removed
     aspwidthkeep   aspkeep, then stroke-width outliers too (ink / skeleton length, same range)
+    pen            (with ``--pen``) the spec re-rendered with a pen that has dynamics: the
+                   template's spline is the path the writer intends, the pen a damped spring
+                   chasing a target that runs along it (natural frequency 8-20 per unit of
+                   path, damping 0.5-0.9, per stroke), so corners round off and curves are cut
+                   short as in fast writing; a prototype patched into the hand, not a setting
 
 Then, per variant, validation only (the test digits stay unseen)::
 
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -87,11 +93,48 @@ def stroke_widths(images: np.ndarray) -> np.ndarray:
     return np.array([i.sum() / max(int(skeletonize(i > 0.5).sum()), 1) for i in x])
 
 
+def dynamic_pen(omega: tuple[float, float], zeta: tuple[float, float]) -> Any:
+    """A replacement for the hand's spline: the pen, a damped spring, chases a target moving
+    at unit speed along the spline; each stroke draws its frequency and damping from a seed
+    made of its points (so a glyph is the same every time it is built)."""
+    import zlib
+
+    from synthcv.assets import handwriting
+
+    spline = handwriting._catmull_rom
+
+    def trajectory(points: np.ndarray) -> np.ndarray:
+        path = spline(points)
+        arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])
+        if arc[-1] <= 1e-9:
+            return path
+        rng = np.random.default_rng(zlib.crc32(np.round(points, 6).tobytes()))
+        w, z = rng.uniform(*omega), rng.uniform(*zeta)
+        dt = 0.2 / w
+        n = int(np.ceil(arc[-1] / dt)) + 1
+        s = np.minimum(np.arange(n) * dt, arc[-1])
+        target = np.c_[np.interp(s, arc, path[:, 0]), np.interp(s, arc, path[:, 1])]
+        pos = path[0].copy()
+        vel = (path[1] - path[0]) / max(arc[1], 1e-9)
+        out = [pos.copy()]
+        for i in range(1, n + int(1.0 / (z * w * dt))):  # then it comes to rest
+            vel = vel + (w * w * (target[min(i, n - 1)] - pos) - 2 * z * w * vel) * dt
+            pos = pos + vel * dt
+            out.append(pos.copy())
+            if i >= n - 1 and np.linalg.norm(vel) < 0.05:
+                break
+        return np.asarray(out)
+
+    return trajectory
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--procedural", type=Path, required=True, help="synthcv digits dataset")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--mnist", default=None, help="mnist-real-8000.npz path")
+    p.add_argument("--pen", metavar="SPEC", help="also render SPEC with the dynamic pen")
+    p.add_argument("--pen-count", type=int, default=10000)
     args = p.parse_args(argv)
     announce()
     from synthcv.realdata import load_mnist8000, validation_part
@@ -133,6 +176,15 @@ def main(argv: list[str] | None = None) -> None:
     w = stroke_widths(kept_x)
     ok = (w >= np.percentile(real_w, 2.5)) & (w <= np.percentile(real_w, 97.5))
     save("aspwidthkeep", kept_x[ok], kept_y[ok])
+    if args.pen:  # the tiny backend forks its workers: they inherit the patched hand
+        import synthcv
+        from synthcv.assets import handwriting
+
+        handwriting._catmull_rom = dynamic_pen((8.0, 20.0), (0.5, 0.9))
+        rendered = args.out / "pen_dataset"
+        synthcv.generate(args.pen, rendered, count=args.pen_count, workers=2, progress=False)
+        pen = load_synthcv_dataset(rendered, progress=False)
+        save("pen", pen.images, pen.labels)
     print(
         f"real training part: ink aspect median {np.median(real_a):.2f}, stroke width median "
         f"{np.median(real_w):.2f} px; procedural: {np.median(synth_a):.2f}, "

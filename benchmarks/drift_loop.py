@@ -119,6 +119,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--targeted", type=int, default=2000)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--undrifted", type=int, default=50, help="batches for the false-alarm rate")
+    p.add_argument(
+        "--interpolate",
+        type=float,
+        default=1.0,
+        help="finetune.interpolate (WiSE-FT share of the fine-tuned weights; 1: off)",
+    )
     args = p.parse_args(argv)
     announce()
     os.environ.pop("SYNTHCV_TRACKING", None)
@@ -166,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
                     "current": f"batch-{slug}.npz",
                     "monitor": {"n": 500, "permutations": 200},
                     "targeted": {"count": args.targeted, "probe_count": 48},
-                    "finetune": {"epochs": args.epochs},
+                    "finetune": {"epochs": args.epochs, "interpolate": args.interpolate},
                     "gate": {"broad": "mnist:val", "tolerance": 0.5},
                 }
             )

@@ -9,6 +9,8 @@ fine-tunes the champion once per recipe and drift:
                                                  champion's soft answers on the replayed
                                                  training digits, not on the drifted ones)
     D  lr 2e-4, 80 % replay + distillation 1.0
+    E  A, then WiSE-FT: the candidate's weights halfway back to the champion's (Wortsman et
+       al. 2022; 0.5 is their choice when no data can set it)
 
 The choice is made on the decision half only, by a rule fixed before running: the recipe with
 the largest mean gain on the drifted batches among those whose mean loss on the undrifted
@@ -40,6 +42,7 @@ RECIPES = {
     "B": {"lr": 2e-4, "distill": 0.0},
     "C": {"lr": 5e-4, "distill": 1.0},
     "D": {"lr": 2e-4, "distill": 1.0},
+    "E": {"lr": 5e-4, "distill": 0.0, "interpolate": 0.5},
 }
 DRIFTS = ["darker / low contrast", "blur", "heavier strokes", "thinner strokes", "rotation"]
 

@@ -408,3 +408,39 @@ def test_a_detector_batch_heavy_in_one_class_reweights_the_spec_classes(tmp_path
     assert weights["0"] == pytest.approx((6 + 1) / 310, abs=1e-6) and augment == []
     assert regions[0]["note"] == "from the current batch's labelled objects"
     assert not (tmp_path / "w" / "probes").exists()
+
+
+@needs_mnist
+def test_wise_ft_moves_the_candidate_between_champion_and_fine_tune(tmp_path):
+    from synthcv.loop.model_kinds import Classification, interpolate_weights
+    from synthcv.tasks.data import ArraySet
+    from synthcv.tasks.model import SmallCNN
+
+    torch.manual_seed(0)
+    champion = SmallCNN(10, 1, width=4).eval()
+    tx, ty = load_mnist8000("test")
+    targeted = ArraySet(tx[:32], ty[:32], name="targeted")
+
+    def tuned(share: float):
+        cfg = _cfg(
+            tmp_path,
+            finetune={"epochs": 1, "steps_per_epoch": 3, "batch_size": 8, "interpolate": share},
+        )
+        return Classification().finetune(cfg, champion, targeted)
+
+    full, half = tuned(1.0), tuned(0.5)
+    c, f, h = champion.state_dict(), full.state_dict(), half.state_dict()
+    moved = [k for k in c if c[k].is_floating_point() and not torch.equal(c[k], f[k])]
+    assert any("running_mean" in k for k in moved) and len(moved) > len(c) // 2
+    for k in c:  # the same fine-tune (same seed), then halfway back to the champion
+        if c[k].is_floating_point():
+            assert torch.allclose(h[k], (c[k] + f[k]) / 2, atol=1e-6), k
+        else:  # BatchNorm's step counters are the fine-tune's
+            assert torch.equal(h[k], f[k]), k
+    assert interpolate_weights(champion, full, 1.0) is full  # 1: untouched
+    # the default keeps batch keys computed before the field existed; another share is new work
+    default, wise = _cfg(tmp_path), _cfg(tmp_path, finetune={"interpolate": 0.5})
+    dump = default.model_dump(exclude={"current", "out"})
+    del dump["finetune"]["interpolate"]
+    old_digest = hashlib.sha256(json.dumps(dump, sort_keys=True, default=str).encode()).hexdigest()
+    assert default.digest() == old_digest and wise.digest() != old_digest

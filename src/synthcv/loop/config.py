@@ -58,6 +58,9 @@ class FinetuneSpec(_Strict):
     #: without Forgetting); 0: off
     distill: float = Field(0.0, ge=0)
     temperature: float = Field(2.0, gt=0)
+    #: WiSE-FT (Wortsman et al. 2022): the candidate's weights are this share of the fine-tuned
+    #: ones plus the rest of the champion's; 1: the fine-tuned weights as they are
+    interpolate: float = Field(1.0, gt=0, le=1)
     seed: int = 0
 
 
@@ -99,6 +102,8 @@ class LoopConfig(_Strict):
         """What decides a batch's outcome, bar the batch itself: a re-run with the same digest
         and batch is the same work."""
         d = self.model_dump(exclude={"current", "out"})
+        if d["finetune"]["interpolate"] == 1.0:  # added later: its default keeps old keys
+            del d["finetune"]["interpolate"]
         return sha256_text(json.dumps(d, sort_keys=True, default=str))
 
 

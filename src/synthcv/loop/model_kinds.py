@@ -125,7 +125,7 @@ class Classification:
         )
         teacher = champion if f.distill > 0 else None
         fit(model, sources, ratios, fit_cfg, f.seed, teacher=teacher, checkpoint=checkpoint)
-        return model.eval()
+        return interpolate_weights(champion, model, f.interpolate).eval()
 
     def score(self, model: Any, data: MonitorSet) -> float | None:
         """Accuracy on the labelled images (-1: unlabelled), None when none are."""
@@ -235,7 +235,7 @@ class Detection:
             epochs=f.epochs, batch_size=f.batch_size, lr=f.lr, steps_per_epoch=steps
         )
         fit(model, sources, ratios, fit_cfg, f.seed, checkpoint=checkpoint)
-        return model.eval()
+        return interpolate_weights(champion, model, f.interpolate).eval()
 
     def score(self, model: Any, data: MonitorSet) -> float | None:
         """COCO box AP50 (or AP: ``self.metric``) on a set with labelled objects; None when it
@@ -278,6 +278,26 @@ class Detection:
         from synthcv.tasks.detector_io import load_checkpoint
 
         return load_checkpoint(path)
+
+
+def interpolate_weights(champion: Any, finetuned: Any, share: float) -> Any:
+    """WiSE-FT (Wortsman et al., "Robust fine-tuning of zero-shot models", 2022): ``finetuned``
+    with every float weight and buffer moved to ``share`` × its value + (1 − share) × the
+    champion's, in place. The paper finds such a blend keeps most of what the fine-tune gained
+    on the new data while losing less of what the champion knew than the fine-tuned end does.
+    BatchNorm statistics are interpolated like the weights; counters keep the fine-tuned
+    values. ``share`` 1 returns it untouched."""
+    if share >= 1.0:
+        return finetuned
+    import torch
+
+    old = champion.state_dict()
+    mixed = {
+        k: torch.lerp(old[k].to(v.dtype), v, share) if v.is_floating_point() else v
+        for k, v in finetuned.state_dict().items()
+    }
+    finetuned.load_state_dict(mixed)
+    return finetuned
 
 
 def _replay_plan(
