@@ -93,10 +93,8 @@ OBJECT_FIELDS: dict[str, tuple[str, ...]] = {
 #: Per-object factors that shape an object's footprint: placement with ``max_overlap`` keeps
 #: only objects that found room, so the kept ones are selected on these.
 FOOTPRINT_FIELDS = frozenset(
-    {
-        *("scale", "glyph.text", "glyph.font", "glyph.stroke", "glyph.shear", "glyph.wobble"),
-        "glyph.aspect",
-    }
+    {"scale", "glyph.text", "glyph.font"}
+    | {f"glyph.{k}" for k in ("stroke", "shear", "wobble", "aspect")}
 )
 #: Scene factors recorded after rounding the draw (``max(0, round(x))``).
 ROUNDED = frozenset({"objects.count", "distractors.count", "sensor.jpeg_quality"})
