@@ -66,6 +66,13 @@ def test_an_interrupt_at_any_call_leaves_no_ghost_in_the_next_render(monkeypatch
     r.close()
 
 
+def _sigint_as_a_terminal_gives_it() -> None:
+    """A test run started in the background by a non-interactive shell (as CI runners start
+    jobs) inherits SIGINT ignored, exec keeps it ignored, and Python then installs no
+    KeyboardInterrupt handler: the child must get SIGINT's default, as a terminal's job has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _generate(spec: Path, out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [
@@ -84,6 +91,7 @@ def _generate(spec: Path, out: Path, *extra: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, like a terminal's foreground job
+        preexec_fn=_sigint_as_a_terminal_gives_it,
     )
 
 
