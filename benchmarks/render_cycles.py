@@ -38,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _bare_bpy import run as run_bare
 from _machine import machine_line
+from environment_cycles import psnr
 
 TABLETOP: dict[str, Any] = {
     "count": 64,
@@ -182,13 +183,20 @@ def picture_psnr(scenes: list[Any], bare_dir: Path, ours_dir: Path) -> float:
     same picture? (Both render with the same seed, so only noise differs when they are.)"""
     from PIL import Image
 
-    values = []
-    for sc in scenes:
-        a = np.asarray(Image.open(bare_dir / f"bare-{sc.index:06d}.png").convert("RGB"), float)
-        b = np.asarray(Image.open(ours_dir / f"{sc.index:06d}.rgb.png").convert("RGB"), float)
-        mse = max(float(np.mean((a - b) ** 2)), 1e-10)
-        values.append(10 * np.log10(255.0**2 / mse))
-    return float(np.mean(values))
+    def rgb(path: Path) -> np.ndarray:
+        return np.asarray(Image.open(path).convert("RGB"))
+
+    return float(
+        np.mean(
+            [
+                psnr(
+                    rgb(bare_dir / f"bare-{sc.index:06d}.png"),
+                    rgb(ours_dir / f"{sc.index:06d}.rgb.png"),
+                )
+                for sc in scenes
+            ]
+        )
+    )
 
 
 def rate(times: list[float]) -> str:

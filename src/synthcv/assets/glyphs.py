@@ -313,6 +313,7 @@ def glyph_outline(
         isinstance(aspect, int | float) and math.isfinite(aspect) and 0.3 <= aspect <= 3.0
     ):
         raise AssetError(f"{where}: aspect got {aspect!r}, expected a width factor in [0.3, 3]")
+    aspect = None if aspect is None else float(aspect)
     if isinstance(style, float) and style.is_integer():
         style = int(style)
     if not (isinstance(style, int | np.integer) and not isinstance(style, bool) and style >= 0):
@@ -322,12 +323,11 @@ def glyph_outline(
             raise AssetError(
                 f"{where}: the hand font writes only the digits {''.join(TEMPLATES)}, not {ch!r}"
             )
-        hand_aspect = None if aspect is None else float(aspect)
-        geom = _clean(hand_outline(ch, int(style), float(wobble), aspect=hand_aspect))
+        geom = _clean(hand_outline(ch, int(style), float(wobble), aspect=aspect))
     else:
         geom = _font_outline(ch, font, where, float(wobble), int(style))
         if aspect is not None and aspect != 1:
-            geom = _clean(affinity.scale(geom, float(aspect), 1.0, origin=(0, 0)))
+            geom = _clean(affinity.scale(geom, aspect, 1.0, origin=(0, 0)))
     if stroke or shear:
         y0, y1 = geom.bounds[1], geom.bounds[3]
         geom = _restyle(geom, stroke * (y1 - y0), shear, where)
