@@ -390,6 +390,29 @@ def test_a_ctrl_c_inside_a_pydantic_serializer_is_an_interrupt(ws, monkeypatch):
     assert "interrupted" in res.output and "Traceback" not in res.output
 
 
+def test_a_ctrl_c_while_a_class_is_built_is_an_interrupt(ws, monkeypatch):
+    """CPython 3.11 wraps what a class attribute's __set_name__ raises in a RuntimeError whose
+    cause is the KeyboardInterrupt (seen when a Ctrl-C lands in a dataclass being defined
+    during a lazy import): it still exits 130, not 1 ('unexpected RuntimeError')."""
+    from synthcv.tools import inspect as inspect_tool
+
+    class Interrupting:
+        def __set_name__(self, owner, name):
+            raise KeyboardInterrupt
+
+    def defining(ds, verify=True):
+        return type("Late", (), {"field": Interrupting()})
+
+    monkeypatch.setattr(inspect_tool, "summarize", defining)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        res = _invoke("inspect", ws / "ds")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert res.exit_code == 130, res.output
+    assert "interrupted" in res.output and "Traceback" not in res.output
+
+
 def test_subprocess_prints_no_traceback_unless_debug(tmp_path):
     env = {**os.environ, "SYNTHCV_TRACKING": "0", "COLUMNS": "200"}
     env.pop("SYNTHCV_DEBUG", None)

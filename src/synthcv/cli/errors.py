@@ -141,12 +141,25 @@ def report(exc: BaseException) -> NoReturn:
 
 
 def _interrupted(exc: BaseException) -> bool:
-    """A Ctrl-C that pydantic-core turned into an error: it wraps whatever a Python serializer
-    callback raises (``Error calling function `_omit_unset_new_fields`: KeyboardInterrupt``),
-    so an interrupt landing while a spec is dumped would otherwise read as bad input."""
-    return _is(exc, "pydantic_core", "PydanticSerializationError") and str(exc).rstrip(
-        ": \n"
-    ).endswith("KeyboardInterrupt")
+    """A Ctrl-C that Python or a library turned into an error, which would otherwise read as
+    bad input or a crash:
+
+    - pydantic-core wraps whatever a Python serializer callback raises (``Error calling
+      function `_omit_unset_new_fields`: KeyboardInterrupt``) while a spec is dumped;
+    - CPython 3.11 wraps an exception raised while a class is built (``Error calling
+      __set_name__ on 'Field' instance ...``, its cause the KeyboardInterrupt) when the
+      interrupt lands in a dataclass definition during a lazy import.
+    """
+    if _is(exc, "pydantic_core", "PydanticSerializationError") and str(exc).rstrip(": \n").endswith(
+        "KeyboardInterrupt"
+    ):
+        return True
+    cause, depth = exc.__cause__, 0
+    while cause is not None and depth < 16:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        cause, depth = cause.__cause__, depth + 1
+    return False
 
 
 def _handled(ctx: typer.Context, run: Any) -> Any:

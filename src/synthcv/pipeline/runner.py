@@ -23,6 +23,7 @@ import numpy as np
 from synthcv.format import codecs, layout
 from synthcv.format.writer import OutputError, claim_output, unfinished_shards, write_manifest
 from synthcv.pipeline import profile
+from synthcv.pipeline.interrupts import DeferredInterrupt
 from synthcv.pipeline.shard import ON_EMPTY, GenerationError, render_shard, shard_range
 from synthcv.render import Renderer, get_backend
 from synthcv.spec import Spec, SpecError, load_spec
@@ -358,16 +359,21 @@ def _run_pool(
     ctx = mp.get_context("fork" if fork else "spawn")
     queue = ctx.Queue()
     spec_json = spec.resolved()
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(todo)),
-        mp_context=ctx,
-        initializer=_worker_init,
-        initargs=(queue,),
-    ) as pool:
+    # a Ctrl-C is acted on only in the polling loop below: raised anywhere else (inside
+    # concurrent.futures.wait, holding the futures' locks) it deadlocks the pool's shutdown
+    with (
+        DeferredInterrupt() as interrupt,
+        ProcessPoolExecutor(
+            max_workers=min(workers, len(todo)),
+            mp_context=ctx,
+            initializer=_worker_init,
+            initargs=(queue,),
+        ) as pool,
+    ):
         threads = max(1, (os.cpu_count() or 1) // workers)
         # Workers are created during the submissions: block SIGINT meanwhile, so a Ctrl-C can
         # never reach a worker before it ignores the signal (children inherit the mask, across
-        # exec too); the driver receives a pending interrupt as soon as the mask is restored.
+        # exec too); the driver notes a pending interrupt as soon as the mask is restored.
         futures: set[Any] = set()
         try:
             mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -382,7 +388,9 @@ def _run_pool(
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             pending = futures
             while pending:
+                interrupt.check()
                 finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                interrupt.check()
                 while not queue.empty():
                     bar.advance(task, queue.get_nowait())
                 for f in finished:
