@@ -256,10 +256,20 @@ def test_generate_cli_reports_empty_samples_and_can_fail_on_them(tmp_path):
     assert r.returncode == 0 and "warning" not in r.stderr
 
 
-def test_a_deferred_interrupt_is_raised_where_the_driver_checks_and_restores_the_handler():
+@pytest.fixture
+def sigint_as_a_terminal_gives_it():
+    """Python's own KeyboardInterrupt handler for the test, whatever the runner inherited (a
+    CI job started in the background has SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_deferred_interrupt_is_raised_where_the_driver_checks_and_restores_the_handler(
+    sigint_as_a_terminal_gives_it,
+):
     from synthcv.pipeline.interrupts import DeferredInterrupt
 
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     with pytest.raises(KeyboardInterrupt), DeferredInterrupt() as interrupt:
         os.kill(os.getpid(), signal.SIGINT)
         for _ in range(1000):  # the handler runs here, and must not raise here
