@@ -10,7 +10,14 @@ import trimesh
 
 import synthcv
 from synthcv.assets import AssetError, build_mesh, glyph_outline
-from synthcv.assets.handwriting import PEN_WIDTH, TEMPLATES, hand_variant, hand_variants
+from synthcv.assets.handwriting import (
+    PEN_WIDTH,
+    REPERTOIRES,
+    TEMPLATES,
+    hand_outline,
+    hand_variant,
+    hand_variants,
+)
 
 
 def _solid(mesh) -> trimesh.Trimesh:
@@ -18,12 +25,14 @@ def _solid(mesh) -> trimesh.Trimesh:
 
 
 @pytest.mark.parametrize("char", list("0123456789"))
-def test_every_hand_template_builds_a_closed_solid_of_the_asked_height(char):
-    assert hand_variants(char) >= 2  # more than one way of writing every digit
+@pytest.mark.parametrize("repertoire", sorted(REPERTOIRES))
+def test_every_hand_template_builds_a_closed_solid_of_the_asked_height(char, repertoire):
+    assert hand_variants(char, repertoire) >= 2  # more than one way of writing every digit
     for style in range(12):  # every template (weights sum to at most 8) and a few repeats
         for wobble in (0.0, 0.1):
             asset = {"glyph": char, "font": "hand", "height": 0.1, "depth": 0.01}
-            mesh = build_mesh({**asset, "style": style, "wobble": wobble, "stroke": 0.02})
+            asset = {**asset, "style": style, "wobble": wobble, "stroke": 0.02}
+            mesh = build_mesh({**asset, "repertoire": repertoire})
             s = _solid(mesh)
             assert s.is_watertight and s.volume > 0, (char, style, wobble)
             assert mesh.extents[1] == pytest.approx(0.1, rel=1e-9)
@@ -118,6 +127,71 @@ def test_aspect_is_recorded_and_tested_against_its_spec(tmp_path):
     assert row.spec_path.endswith("asset.aspect") and not row.flagged
 
 
+#: Ink areas of the original hand's 4s, 6s and 8s (styles 0-5, wobble 0.1), measured before
+#: repertoire 2 existed: a spec that does not ask for it must keep drawing these digits.
+REPERTOIRE_1_AREAS = {
+    "4": [0.264599, 0.304755, 0.244899, 0.274432, 0.251089, 0.265681],
+    "6": [0.275885, 0.244981, 0.309178, 0.294397, 0.268569, 0.24875],
+    "8": [0.323875, 0.417001, 0.355711, 0.398181, 0.409594, 0.400726],
+}
+
+
+def test_the_original_repertoire_still_draws_the_same_digits():
+    for char, areas in REPERTOIRE_1_AREAS.items():
+        got = [hand_outline(char, style, 0.1).area for style in range(6)]
+        assert got == pytest.approx(areas, abs=2e-6), char
+        explicit = [hand_outline(char, s, 0.1, repertoire=1).area for s in range(6)]
+        assert explicit == got
+
+
+def test_repertoire_2_adds_ways_of_writing_4_6_and_8_and_nothing_else():
+    for char in "0123456789":
+        n1, n2 = hand_variants(char, 1), hand_variants(char, 2)
+        assert n2 == len(TEMPLATES[char])
+        if char in "468":
+            assert n2 == n1 + 2
+            # every template is drawn, the new ones included, as style runs
+            assert {hand_variant(char, s, 2) for s in range(20)} == set(range(n2))
+            new = [s for s in range(20) if hand_variant(char, s, 2) >= n1]
+            assert new and all(
+                not hand_outline(char, s, 0.0, repertoire=2).equals(
+                    hand_outline(char, s, 0.0, repertoire=1)
+                )
+                for s in new
+            )
+        else:
+            assert n2 == n1
+            for s in range(8):
+                assert hand_outline(char, s, 0.1, repertoire=2).equals(hand_outline(char, s, 0.1))
+    with pytest.raises(ValueError, match=r"repertoire 3 is not one of \[1, 2\]"):
+        hand_variants("4", 3)
+
+
+def test_repertoire_is_recorded_and_validated_in_a_spec(tmp_path):
+    from synthcv.spec import SpecError
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    hand_only = synthcv.load_spec(
+        examples / "digits_hand.yaml",
+        overrides={"objects": {"defaults": {"asset": {"font": "hand"}}}},
+    )
+    two = synthcv.load_spec(
+        examples / "digits_hand.yaml",
+        overrides={"objects": {"defaults": {"asset": {"font": "hand", "repertoire": 2}}}},
+    )
+    assert two.spec_hash != hand_only.spec_hash  # a new repertoire, a new dataset
+    synthcv.generate(two, tmp_path / "d", count=24, progress=False)
+    ds = synthcv.open_dataset(tmp_path / "d")
+    rows = [ds[i]["objects"][0] for i in range(len(ds))]
+    assert all(r["glyph.repertoire"] == 2 for r in rows)
+    assert all(0 <= r["glyph.variant"] < hand_variants(r["glyph.text"], 2) for r in rows)
+    with pytest.raises(SpecError, match=r"asset\.repertoire: got 3, expected a number in \[1, 2\]"):
+        synthcv.load_spec(
+            examples / "digits_hand.yaml",
+            overrides={"objects": {"defaults": {"asset": {"repertoire": 3}}}},
+        )
+
+
 @pytest.mark.parametrize(
     ("asset", "pattern"),
     [
@@ -126,6 +200,7 @@ def test_aspect_is_recorded_and_tested_against_its_spec(tmp_path):
         ({"glyph": "7", "style": -1}, r"style got -1, expected an integer >= 0"),
         ({"glyph": "7", "style": 1.5}, r"style got 1.5"),
         ({"glyph": "7", "font": "hand", "aspect": 5}, r"aspect got 5.0, expected a width factor"),
+        ({"glyph": "7", "font": "hand", "repertoire": 1.5}, r"repertoire got 1.5, expected one"),
     ],
 )
 def test_bad_hand_assets_are_explained(asset, pattern):

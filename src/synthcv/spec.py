@@ -545,12 +545,13 @@ class AssetSpec(StrictModel):
     # glyph: seed of the bend and of the hand font's way of writing
     style: num(0, 2**32 - 1) | None = None
     aspect: num(0.3, 3) | None = None  # glyph: width against height, 1 = as drawn
+    repertoire: num(1, 2) | None = None  # glyph, hand font: which set of ways of writing
     keypoints: dict[str, tuple[Coord, Coord, Coord]] | None = None
     phase: Fraction | None = None  # person: where in the clip
     build: num(0.7, 1.5) | None = None  # type: ignore[valid-type]  # person: girth
 
     HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset(
-        {"person", "phase", "build", "aspect"}
+        {"person", "phase", "build", "aspect", "repertoire"}
     )
 
     @model_validator(mode="after")

@@ -29,7 +29,9 @@ from synthcv.assets._common import (
     positive,
 )
 from synthcv.assets.handwriting import (
+    DEFAULT_REPERTOIRE,
     HAND_FONT,
+    REPERTOIRES,
     TEMPLATES,
     hand_outline,
     hand_variant,
@@ -43,7 +45,7 @@ from synthcv.scene import Mesh
 DEFAULT_FONT = "DejaVuSans"
 GLYPH_KEYS = (
     *("glyph", "font", "height", "depth", "fit"),
-    *("stroke", "shear", "wobble", "style", "aspect", "keypoints"),
+    *("stroke", "shear", "wobble", "style", "aspect", "repertoire", "keypoints"),
 )
 FIT_MODES = ("ink", "em")
 # Never listed: a placeholder font that draws a box with the code range for every character.
@@ -278,6 +280,7 @@ def glyph_outline(
     wobble: float = 0.0,
     style: int = 0,
     aspect: float | None = None,
+    repertoire: int = DEFAULT_REPERTOIRE,
 ) -> Any:
     """The glyph's filled 2D region (shapely, metres), centred on its ink bounding box.
 
@@ -296,6 +299,10 @@ def glyph_outline(
     (1: as the font or template draws it): how wide a writer writes, a trait of its own
     rather than a side effect of ``wobble``. The hand scales its skeleton, so the pen stays
     round; a printed font scales its outline.
+
+    ``repertoire`` (hand only) is the set of ways of writing ``style`` picks from: 1, the
+    original hand, or 2, which adds open 4s, two 6s and two 8s (``REPERTOIRES``); printed
+    fonts ignore it, so one spec may choose between the hand and fonts.
     """
     from shapely import affinity
 
@@ -318,12 +325,20 @@ def glyph_outline(
         style = int(style)
     if not (isinstance(style, int | np.integer) and not isinstance(style, bool) and style >= 0):
         raise AssetError(f"{where}: style got {style!r}, expected an integer >= 0")
+    if isinstance(repertoire, float) and repertoire.is_integer():
+        repertoire = int(repertoire)
+    if repertoire not in REPERTOIRES or isinstance(repertoire, bool):
+        raise AssetError(
+            f"{where}: repertoire got {repertoire!r}, expected one of {sorted(REPERTOIRES)}"
+        )
     if hand:
         if not hand_variants(ch):
             raise AssetError(
                 f"{where}: the hand font writes only the digits {''.join(TEMPLATES)}, not {ch!r}"
             )
-        geom = _clean(hand_outline(ch, int(style), float(wobble), aspect=aspect))
+        geom = _clean(
+            hand_outline(ch, int(style), float(wobble), aspect=aspect, repertoire=repertoire)
+        )
     else:
         geom = _font_outline(ch, font, where, float(wobble), int(style))
         if aspect is not None and aspect != 1:
@@ -529,6 +544,7 @@ def build_glyph(asset: Mapping[str, Any]) -> Mesh:
         wobble=float(asset.get("wobble", 0.0)),
         style=asset.get("style", 0),
         aspect=None if asset.get("aspect") is None else float(asset["aspect"]),
+        repertoire=asset.get("repertoire", DEFAULT_REPERTOIRE),
     )
     verts, faces, uvs = [], [], []
     offset = 0
@@ -554,8 +570,13 @@ def glyph_factors(asset: Mapping[str, Any], mesh: Mesh) -> dict[str, Any]:
     for k in ("stroke", "shear", "wobble", "aspect"):
         if k in asset:
             out[f"glyph.{k}"] = float(asset[k])
+    if "repertoire" in asset:
+        out["glyph.repertoire"] = int(asset["repertoire"])
     if is_hand_font(out["glyph.font"]):
-        out["glyph.variant"] = hand_variant(str(asset["glyph"]), int(asset.get("style", 0)))
+        repertoire = int(asset.get("repertoire", DEFAULT_REPERTOIRE))
+        out["glyph.variant"] = hand_variant(
+            str(asset["glyph"]), int(asset.get("style", 0)), repertoire
+        )
     return out
 
 

@@ -130,6 +130,14 @@ TEMPLATES: dict[str, list[list[Stroke]]] = {
             [[(0.3, 1.0), (0.0, 0.36)], [(0.0, 0.36), (0.66, 0.36)]],
             [[(0.52, 0.7), (0.5, 0.0)]],
         ],
+        [  # the rounded open 4: the left stroke curls into the bar; the stem rises above it
+            [[(0.06, 0.92), (0.03, 0.62), (0.1, 0.44), (0.3, 0.4), (0.68, 0.45)]],
+            [[(0.52, 1.0), (0.5, 0.5), (0.47, 0.0)]],
+        ],
+        [  # the open 4 with a short left stroke and a tall stem crossing the bar
+            [[(0.08, 0.86), (0.04, 0.44)], [(0.04, 0.44), (0.7, 0.47)]],
+            [[(0.5, 1.0), (0.46, 0.0)]],
+        ],
     ],
     "5": [
         [
@@ -176,6 +184,37 @@ TEMPLATES: dict[str, list[list[Stroke]]] = {
                 ]
             ]
         ],
+        [  # a large round bottom loop under a curved ascender, the tail ending inside it
+            [
+                [
+                    (0.6, 0.98),
+                    (0.32, 0.82),
+                    (0.12, 0.56),
+                    (0.06, 0.28),
+                    (0.2, 0.04),
+                    (0.46, 0.02),
+                    (0.62, 0.2),
+                    (0.54, 0.46),
+                    (0.3, 0.54),
+                    (0.14, 0.4),
+                ]
+            ]
+        ],
+        [  # the b-like 6: a nearly straight ascender, the loop hanging off its foot
+            [
+                [
+                    (0.22, 1.0),
+                    (0.13, 0.62),
+                    (0.1, 0.26),
+                    (0.24, 0.02),
+                    (0.5, 0.04),
+                    (0.6, 0.24),
+                    (0.5, 0.44),
+                    (0.27, 0.45),
+                    (0.12, 0.3),
+                ]
+            ]
+        ],
     ],
     "7": [
         [[[(0.0, 1.0), (0.64, 1.0)], [(0.64, 1.0), (0.24, 0.0)]]],
@@ -202,6 +241,41 @@ TEMPLATES: dict[str, list[list[Stroke]]] = {
             ]
         ],
         [[_ellipse(0.3, 0.76, 0.2, 0.24, 270, 365)], [_ellipse(0.3, 0.26, 0.27, 0.26, 90, 365)]],
+        [  # one stroke, a small upper loop: the strokes cross well above the middle
+            [
+                [
+                    (0.5, 0.9),
+                    (0.3, 1.0),
+                    (0.12, 0.9),
+                    (0.16, 0.72),
+                    (0.44, 0.54),
+                    (0.58, 0.28),
+                    (0.44, 0.02),
+                    (0.16, 0.03),
+                    (0.08, 0.22),
+                    (0.28, 0.46),
+                    (0.52, 0.74),
+                    (0.5, 0.9),
+                ]
+            ]
+        ],
+        [  # the open-topped 8: an S, then a straight return that overshoots the start
+            [
+                [
+                    (0.56, 0.9),
+                    (0.34, 1.0),
+                    (0.12, 0.9),
+                    (0.14, 0.7),
+                    (0.44, 0.5),
+                    (0.58, 0.28),
+                    (0.42, 0.03),
+                    (0.14, 0.05),
+                    (0.1, 0.24),
+                    (0.34, 0.5),
+                    (0.64, 0.98),
+                ]
+            ]
+        ],
     ],
     "9": [
         [
@@ -246,15 +320,33 @@ def is_hand_font(font: object) -> bool:
 # Most write a looped "2" (the descender curls over itself before the base).
 TEMPLATE_WEIGHTS: dict[str, list[int]] = {"1": [4, 1, 1], "2": [2, 3, 1, 2], "7": [3, 2, 1, 1]}
 
+#: The hand's repertoires: which templates a digit may be written with. Repertoire 1 is the
+#: original hand, kept as it was so that a spec draws the same digits it always drew; 2 adds
+#: the ways of writing a 4, 6 and 8 that real *training* digits use and no digit of repertoire
+#: 1 resembled (open 4s with a tall stem, a large-looped and a b-like 6, an 8 with a small top
+#: loop and an open-topped 8). Per repertoire: how many of a digit's templates it uses (all
+#: when the digit is not listed). New templates are only ever appended, in a new repertoire.
+REPERTOIRES: dict[int, dict[str, int]] = {1: {"4": 3, "6": 2, "8": 2}, 2: {}}
+DEFAULT_REPERTOIRE = 1
 
-def hand_variants(char: str) -> int:
-    """How many stroke templates the built-in hand has for ``char`` (0 if none)."""
-    return len(TEMPLATES.get(char, []))
+
+def _check_repertoire(repertoire: int) -> int:
+    if repertoire not in REPERTOIRES:
+        raise ValueError(f"repertoire {repertoire!r} is not one of {sorted(REPERTOIRES)}")
+    return repertoire
 
 
-def hand_variant(char: str, style: int) -> int:
+def hand_variants(char: str, repertoire: int = DEFAULT_REPERTOIRE) -> int:
+    """How many stroke templates the built-in hand has for ``char`` in ``repertoire`` (0 if
+    none)."""
+    every = len(TEMPLATES.get(char, []))
+    return min(every, REPERTOIRES[_check_repertoire(repertoire)].get(char, every))
+
+
+def hand_variant(char: str, style: int, repertoire: int = DEFAULT_REPERTOIRE) -> int:
     """The template that ``style`` writes ``char`` with (weighted by ``TEMPLATE_WEIGHTS``)."""
-    weights = TEMPLATE_WEIGHTS.get(char, [1] * hand_variants(char))
+    n = hand_variants(char, repertoire)
+    weights = TEMPLATE_WEIGHTS.get(char, [1] * n)[:n]
     slot = int(style) % sum(weights)
     return int(np.searchsorted(np.cumsum(weights), slot, side="right"))
 
@@ -309,7 +401,12 @@ def smooth_field(
 
 
 def hand_outline(
-    char: str, style: int, wobble: float, pen: float = PEN_WIDTH, aspect: float | None = None
+    char: str,
+    style: int,
+    wobble: float,
+    pen: float = PEN_WIDTH,
+    aspect: float | None = None,
+    repertoire: int = DEFAULT_REPERTOIRE,
 ) -> Any:
     """Filled region (shapely, ink about 1 unit tall) of digit ``char`` in handwriting ``style``.
 
@@ -317,11 +414,12 @@ def hand_outline(
     ``wobble`` scales it (0: the template exactly). ``pen`` is the pen diameter. ``aspect``
     sets how wide the writing is against the template (the skeleton is scaled, so the pen
     stays round); without it the width varies with ``wobble`` (log-normal, sigma 2·wobble),
-    which lets a large wobble write digits wider or narrower than people do.
+    which lets a large wobble write digits wider or narrower than people do. ``repertoire``
+    is the set of templates ``style`` picks from (:data:`REPERTOIRES`).
     """
     from shapely.geometry import LineString, MultiLineString
 
-    template = TEMPLATES[char][hand_variant(char, style)]
+    template = TEMPLATES[char][hand_variant(char, style, repertoire)]
     rng = np.random.default_rng([0x5EED, int(style)])
     # Control points move with a shorter-wave field (loops grow, bars tilt) plus a little
     # independent noise; a shared joint moves with both of its pieces.
