@@ -10,6 +10,7 @@ a checkpoint file, an experiment output directory holding ``model.pt``, a bare s
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +52,12 @@ def _from_state(state: dict[str, Any]) -> Any:
     return model.eval()
 
 
-def load_classifier(ref: str) -> tuple[Any, str]:
+def load_classifier(ref: str | os.PathLike[str]) -> tuple[Any, str]:
     """(model in eval mode on the CPU, a description) for any form in the module docstring.
     A missing file raises FileNotFoundError, a file of another kind ValueError."""
     import torch
 
+    ref = os.fspath(ref)
     if ref.startswith(("runs:/", "models:/")):
         from synthcv.tracking import load_logged_torch_model
 
