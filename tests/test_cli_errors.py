@@ -379,6 +379,11 @@ def test_a_ctrl_c_inside_a_pydantic_serializer_is_an_interrupt(ws, monkeypatch):
         return Dumped().model_dump()
 
     monkeypatch.setattr(inspect_tool, "summarize", dumping)
+    _assert_inspect_is_interrupted(ws)
+
+
+def _assert_inspect_is_interrupted(ws) -> None:
+    """``synthcv inspect`` (its summary patched to raise) exits 130 as an interrupt."""
     # the interrupt path ignores a second Ctrl-C while it exits; in this (pytest) process that
     # must not outlive the test: subprocesses would inherit SIGINT ignored and never stop
     previous = signal.getsignal(signal.SIGINT)
@@ -404,13 +409,7 @@ def test_a_ctrl_c_while_a_class_is_built_is_an_interrupt(ws, monkeypatch):
         return type("Late", (), {"field": Interrupting()})
 
     monkeypatch.setattr(inspect_tool, "summarize", defining)
-    previous = signal.getsignal(signal.SIGINT)
-    try:
-        res = _invoke("inspect", ws / "ds")
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    assert res.exit_code == 130, res.output
-    assert "interrupted" in res.output and "Traceback" not in res.output
+    _assert_inspect_is_interrupted(ws)
 
 
 def test_subprocess_prints_no_traceback_unless_debug(tmp_path):
