@@ -125,6 +125,12 @@ def main(argv: list[str] | None = None) -> None:
         default=1.0,
         help="finetune.interpolate (WiSE-FT share of the fine-tuned weights; 1: off)",
     )
+    p.add_argument(
+        "--recalibrate-bn",
+        type=int,
+        default=0,
+        help="finetune.recalibrate_bn (batches to re-measure BatchNorm on after blending; 0: off)",
+    )
     args = p.parse_args(argv)
     announce()
     os.environ.pop("SYNTHCV_TRACKING", None)
@@ -172,7 +178,11 @@ def main(argv: list[str] | None = None) -> None:
                     "current": f"batch-{slug}.npz",
                     "monitor": {"n": 500, "permutations": 200},
                     "targeted": {"count": args.targeted, "probe_count": 48},
-                    "finetune": {"epochs": args.epochs, "interpolate": args.interpolate},
+                    "finetune": {
+                        "epochs": args.epochs,
+                        "interpolate": args.interpolate,
+                        "recalibrate_bn": args.recalibrate_bn,
+                    },
                     "gate": {"broad": "mnist:val", "tolerance": 0.5},
                 }
             )

@@ -411,6 +411,53 @@ def test_a_detector_batch_heavy_in_one_class_reweights_the_spec_classes(tmp_path
 
 
 @needs_mnist
+def test_batchnorm_recalibration_sets_the_statistics_of_the_mix_and_nothing_else(tmp_path):
+    """After blending, every BatchNorm layer's running mean is re-measured on the fine-tune's
+    own mix: for the first layer, exactly the mean of the first convolution's output over the
+    drawn images; weights are untouched; the digest keeps old keys at the default 0."""
+    from synthcv.loop.model_kinds import Classification, Detection, recalibrate_batchnorm
+    from synthcv.tasks.data import ArraySet
+    from synthcv.tasks.model import SmallCNN
+    from synthcv.tasks.train import to_tensor
+
+    torch.manual_seed(0)
+    model = SmallCNN(10, 1, width=4).eval()
+    tx, ty = load_mnist8000("test")
+    a, b = ArraySet(tx[:40], ty[:40], name="a"), ArraySet(tx[40:70], ty[40:70], name="b")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    recalibrate_batchnorm(model, [a, b], [0.75, 0.25], batch_size=8, batches=5, seed=3)
+    rng = np.random.default_rng([3, 0xB4])
+    drawn = []
+    for _ in range(5):
+        drawn += [a.images[rng.integers(0, len(a), size=6)], b.images[rng.integers(0, 30, size=2)]]
+    with torch.no_grad():
+        conv = model.features[0][0](to_tensor(np.concatenate(drawn), 1) - 0.5)
+    bn = model.features[0][1]
+    assert torch.allclose(bn.running_mean, conv.mean((0, 2, 3)), atol=1e-5)
+    assert bn.momentum == 0.1 and not bn.training  # restored
+    after = model.state_dict()
+    for k, v in before.items():
+        if "running_" in k:
+            assert not torch.equal(v, after[k]), k
+        elif "num_batches" not in k:
+            assert torch.equal(v, after[k]), k  # weights untouched
+    cfg = _cfg(tmp_path, finetune={"recalibrate_bn": 20})
+    assert cfg.digest() != _cfg(tmp_path).digest()
+    # wired into the fine-tune: the blended candidate's statistics are re-measured
+    tune = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "interpolate": 0.5}
+    plain = Classification().finetune(_cfg(tmp_path, finetune=tune), model, a)
+    fixed = Classification().finetune(
+        _cfg(tmp_path, finetune={**tune, "recalibrate_bn": 3}), model, a
+    )
+    assert not fixed.training
+    p, f = plain.state_dict(), fixed.state_dict()
+    assert not torch.equal(p["features.0.1.running_mean"], f["features.0.1.running_mean"])
+    assert torch.equal(p["features.0.0.weight"], f["features.0.0.weight"])
+    # a detector says it cannot, before any work
+    with pytest.raises(ValueError, match="recalibrate_bn: for classifiers only"):
+        Detection().finetune(cfg, None, None)
+
+
 def test_wise_ft_moves_the_candidate_between_champion_and_fine_tune(tmp_path):
     from synthcv.loop.model_kinds import Classification, interpolate_weights
     from synthcv.tasks.data import ArraySet
@@ -441,6 +488,6 @@ def test_wise_ft_moves_the_candidate_between_champion_and_fine_tune(tmp_path):
     # the default keeps batch keys computed before the field existed; another share is new work
     default, wise = _cfg(tmp_path), _cfg(tmp_path, finetune={"interpolate": 0.5})
     dump = default.model_dump(exclude={"current", "out"})
-    del dump["finetune"]["interpolate"]
+    del dump["finetune"]["interpolate"], dump["finetune"]["recalibrate_bn"]
     old_digest = hashlib.sha256(json.dumps(dump, sort_keys=True, default=str).encode()).hexdigest()
     assert default.digest() == old_digest and wise.digest() != old_digest

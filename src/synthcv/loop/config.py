@@ -61,6 +61,9 @@ class FinetuneSpec(_Strict):
     #: WiSE-FT (Wortsman et al. 2022): the candidate's weights are this share of the fine-tuned
     #: ones plus the rest of the champion's; 1: the fine-tuned weights as they are
     interpolate: float = Field(1.0, gt=0, le=1)
+    #: after ``interpolate``, re-estimate BatchNorm's running statistics on this many batches
+    #: of the fine-tune's own replay + targeted mix (classifiers; 0: the blended statistics)
+    recalibrate_bn: int = Field(0, ge=0)
     seed: int = 0
 
 
@@ -102,8 +105,9 @@ class LoopConfig(_Strict):
         """What decides a batch's outcome, bar the batch itself: a re-run with the same digest
         and batch is the same work."""
         d = self.model_dump(exclude={"current", "out"})
-        if d["finetune"]["interpolate"] == 1.0:  # added later: its default keeps old keys
-            del d["finetune"]["interpolate"]
+        for key, default in (("interpolate", 1.0), ("recalibrate_bn", 0)):
+            if d["finetune"][key] == default:  # added later: their defaults keep old keys
+                del d["finetune"][key]
         return sha256_text(json.dumps(d, sort_keys=True, default=str))
 
 

@@ -125,7 +125,10 @@ class Classification:
         )
         teacher = champion if f.distill > 0 else None
         fit(model, sources, ratios, fit_cfg, f.seed, teacher=teacher, checkpoint=checkpoint)
-        return interpolate_weights(champion, model, f.interpolate).eval()
+        model = interpolate_weights(champion, model, f.interpolate)
+        if f.recalibrate_bn:
+            recalibrate_batchnorm(model, sources, ratios, f.batch_size, f.recalibrate_bn, f.seed)
+        return model.eval()
 
     def score(self, model: Any, data: MonitorSet) -> float | None:
         """Accuracy on the labelled images (-1: unlabelled), None when none are."""
@@ -227,6 +230,8 @@ class Detection:
         f = cfg.finetune
         if f.distill > 0:
             raise ValueError("finetune.distill: distillation is for classifiers; set it to 0")
+        if f.recalibrate_bn:
+            raise ValueError("finetune.recalibrate_bn: for classifiers only; set it to 0")
         reference = _aligned(load_monitor_source(cfg.reference, None, 0, cfg.mnist), champion)
         targeted = _aligned(targeted, champion)
         model = copy.deepcopy(champion).train()
@@ -298,6 +303,51 @@ def interpolate_weights(champion: Any, finetuned: Any, share: float) -> Any:
     }
     finetuned.load_state_dict(mixed)
     return finetuned
+
+
+def recalibrate_batchnorm(
+    model: Any,
+    sources: list[Any],
+    ratios: list[float] | None,
+    batch_size: int,
+    batches: int,
+    seed: int,
+) -> Any:
+    """Re-estimate every BatchNorm layer's running mean and variance, in place, as the plain
+    average over ``batches`` batches drawn from ``sources`` in ``ratios`` (the fine-tune's own
+    mix). Blending two networks' weights (``interpolate``) blends their statistics too, but the
+    blended network's activations are not the blend of theirs (Jordan et al., "REPAIR", 2023,
+    measure the collapse); recomputing them is the usual repair. Nothing else changes."""
+    import torch
+
+    from synthcv.tasks.train import to_tensor
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return model
+    rng = np.random.default_rng([seed, 0xB4])
+    shares = ratios or [1.0 / len(sources)] * len(sources)
+    counts = [max(1, round(batch_size * r)) for r in shares]
+    channels = getattr(model, "in_channels", 1)
+    model.eval()
+    saved = {m: m.momentum for m in norms}
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+        m.train()
+    try:
+        with torch.no_grad():
+            for _ in range(batches):
+                parts = [
+                    src.images[rng.integers(0, len(src), size=k)]
+                    for src, k in zip(sources, counts, strict=True)
+                ]
+                model(to_tensor(np.concatenate(parts), channels))
+    finally:
+        for m in norms:
+            m.momentum = saved[m]
+        model.eval()
+    return model
 
 
 def _replay_plan(
