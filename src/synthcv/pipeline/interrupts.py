@@ -1,50 +1,75 @@
-"""Ctrl-C while worker processes run: noted by a signal handler, acted on at a safe point.
+"""Ctrl-C during ``generate``: never lost, never raised where it deadlocks the worker pool.
 
 Python's default SIGINT handler raises KeyboardInterrupt wherever the main thread happens to
-be, including inside ``concurrent.futures.wait`` while it holds the futures' locks (its
-``_AcquireFutures`` loop). The pool's manager thread then blocks forever on a lock the main
-thread will never release, while the main thread waits for the manager thread to shut down:
-the run hangs and never reports the interrupt. Deferring the interrupt to the driver's own
-polling loop, which holds no library lock, makes a Ctrl-C stop the run every time.
+be. Two places make that wrong:
+
+- Python *swallows* an exception raised inside a weakref callback, a ``__del__`` or the
+  garbage collector (it prints "Exception ignored in ..." and carries on): an interrupt that
+  lands in one (seen in importlib's module-lock callback during a lazy import) is lost, and
+  the run completes as if nobody had pressed Ctrl-C;
+- inside ``concurrent.futures.wait`` while it holds the futures' locks (its
+  ``_AcquireFutures`` loop): the pool's manager thread then blocks forever on a lock the main
+  thread will never release, while the main thread waits for the manager thread to shut
+  down, and the run hangs without a word.
+
+:class:`InterruptGuard` handles SIGINT for the run: it raises at once, as the default handler
+does, and also remembers, so :meth:`~InterruptGuard.check` (between shards, before the
+manifest) ends a run whose interrupt was swallowed. Within :meth:`~InterruptGuard.deferred`
+(the pool's polling loop) it only remembers, and the loop raises at a point that holds no
+library lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType, TracebackType
 
 
-class DeferredInterrupt:
-    """Within the block, a SIGINT sets :attr:`requested` instead of raising; the code polls
-    :meth:`check`, which raises KeyboardInterrupt. On leaving the block the previous handler
-    is restored, and an interrupt noted but not yet acted on is raised then.
+class InterruptGuard:
+    """Handle SIGINT for a block: raise KeyboardInterrupt at once and remember it (or, inside
+    :meth:`deferred`, only remember it). On leaving the block the previous handler is
+    restored, and an interrupt remembered but not yet acted on is raised then.
 
     Outside the main thread, or when SIGINT is ignored or handled by someone else's handler
-    (an embedding application), it changes nothing: their behaviour is theirs to keep.
+    (an embedding application), it installs nothing: their behaviour is theirs to keep; the
+    flag then never sets, and :meth:`check` never raises.
     """
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: signal.Handlers | object | None = None
+        self._deferring = 0
+        self._previous: object = None
         self._installed = False
 
-    def _note(self, signum: int, frame: FrameType | None) -> None:
-        # only set a flag: a handler runs between any two bytecodes of the main thread, so it
-        # must take no lock (threading.Event.set would, and could deadlock on its own lock)
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        # a handler runs between any two bytecodes of the main thread: set a flag, take no lock
         self.requested = True
+        if not self._deferring:
+            raise KeyboardInterrupt
 
     def check(self) -> None:
         """Raise KeyboardInterrupt if a Ctrl-C arrived since the block began."""
         if self.requested:
             raise KeyboardInterrupt
 
-    def __enter__(self) -> DeferredInterrupt:
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[InterruptGuard]:
+        """Within: a Ctrl-C only sets the flag; the code polls :meth:`check`."""
+        self._deferring += 1
+        try:
+            yield self
+        finally:
+            self._deferring -= 1
+
+    def __enter__(self) -> InterruptGuard:
         if threading.current_thread() is threading.main_thread():
             current = signal.getsignal(signal.SIGINT)
             if current is signal.default_int_handler:
                 self._previous = current
-                signal.signal(signal.SIGINT, self._note)
+                signal.signal(signal.SIGINT, self._on_sigint)
                 self._installed = True
         return self
 

@@ -23,7 +23,7 @@ import numpy as np
 from synthcv.format import codecs, layout
 from synthcv.format.writer import OutputError, claim_output, unfinished_shards, write_manifest
 from synthcv.pipeline import profile
-from synthcv.pipeline.interrupts import DeferredInterrupt
+from synthcv.pipeline.interrupts import InterruptGuard
 from synthcv.pipeline.shard import ON_EMPTY, GenerationError, render_shard, shard_range
 from synthcv.render import Renderer, get_backend
 from synthcv.spec import Spec, SpecError, load_spec
@@ -230,56 +230,64 @@ def generate(
         # a reordered spec must not resume, or extend, a dataset of the other order
         "classes": spec.class_names,
     }
-    try:
-        claim = claim_output(out, run, overwrite)
-    except OutputError as exc:
-        raise GenerationError(str(exc)) from None
-    with claim:
-        if claim.complete:
-            return json.loads((out / layout.MANIFEST).read_text())
-        todo = unfinished_shards(out, num_shards)
-        done = total - sum(b - a for a, b in (shard_range(spec, k) for k in todo))
-        with _progress(progress) as bar:
-            task = bar.add_task(str(out), total=total, completed=done)
-            times: dict[str, float] = {}
+    # Ctrl-C raises at once, as usual, and is also remembered: an interrupt that lands where
+    # Python swallows exceptions (a weakref callback of importlib's module locks, a __del__)
+    # still ends the run as interrupted instead of being lost
+    with InterruptGuard() as guard:
+        try:
+            claim = claim_output(out, run, overwrite)
+        except OutputError as exc:
+            raise GenerationError(str(exc)) from None
+        with claim:
+            if claim.complete:
+                return json.loads((out / layout.MANIFEST).read_text())
+            todo = unfinished_shards(out, num_shards)
+            done = total - sum(b - a for a, b in (shard_range(spec, k) for k in todo))
+            with _progress(progress) as bar:
+                task = bar.add_task(str(out), total=total, completed=done)
+                times: dict[str, float] = {}
 
-            def shard_done(result: tuple[int, dict[str, float]]) -> None:
-                profile.merge(times, result[1])
+                def shard_done(result: tuple[int, dict[str, float]]) -> None:
+                    profile.merge(times, result[1])
 
-            if executor == "ray" and todo:
-                from synthcv.pipeline.ray_executor import run_on_ray
+                if executor == "ray" and todo:
+                    from synthcv.pipeline.ray_executor import run_on_ray
 
-                def advance(result: tuple[int, dict[str, float]]) -> None:
-                    bar.advance(task, result[0])
-                    shard_done(result)
+                    def advance(result: tuple[int, dict[str, float]]) -> None:
+                        bar.advance(task, result[0])
+                        shard_done(result)
 
-                run_on_ray(
-                    _worker_shard,
-                    spec,
-                    spec_hash,
-                    label,
-                    todo,
-                    out,
-                    advance,
-                    on_empty,
-                    address=ray_address,
-                    num_cpus_per_task=num_cpus_per_task,
-                )
-            elif workers <= 1 or len(todo) <= 1:
-                renderer = worker_renderer(spec)
-                tick = lambda: bar.advance(task)  # noqa: E731
-                codecs.load_table_support()
-                profile.take()
-                for k in todo:
-                    render_shard(spec, spec_hash, label, k, out, renderer, tick, on_empty)
-                profile.merge(times, profile.take())
-            else:
-                _run_pool(
-                    spec, spec_hash, label, todo, out, workers, bar, task, on_empty, shard_done
-                )
-        if profile_into is not None:
-            profile.merge(profile_into, times)
-        manifest = write_manifest(out, manifest_fields(spec, spec_hash), num_shards)
+                    run_on_ray(
+                        _worker_shard,
+                        spec,
+                        spec_hash,
+                        label,
+                        todo,
+                        out,
+                        advance,
+                        on_empty,
+                        address=ray_address,
+                        num_cpus_per_task=num_cpus_per_task,
+                    )
+                elif workers <= 1 or len(todo) <= 1:
+                    renderer = worker_renderer(spec)
+                    tick = lambda: bar.advance(task)  # noqa: E731
+                    codecs.load_table_support()
+                    profile.take()
+                    for k in todo:
+                        guard.check()
+                        render_shard(spec, spec_hash, label, k, out, renderer, tick, on_empty)
+                    profile.merge(times, profile.take())
+                else:
+                    _run_pool(
+                        *(spec, spec_hash, label, todo, out, workers, bar, task, on_empty),
+                        shard_done,
+                        guard,
+                    )
+            if profile_into is not None:
+                profile.merge(profile_into, times)
+            guard.check()  # an interrupt Python swallowed on the way: no manifest, exit as one
+            manifest = write_manifest(out, manifest_fields(spec, spec_hash), num_shards)
     if on_empty == "warn":
         _warn_empty(out, label)
     return manifest
@@ -349,6 +357,7 @@ def _run_pool(
     task: Any,
     on_empty: str,
     shard_done: Callable[[Any], None],
+    guard: InterruptGuard,
 ) -> None:
     backend = get_backend(spec.renderer.backend)
     # fork-safe backends: fork, so workers start in milliseconds with the parent's warm mesh
@@ -362,7 +371,7 @@ def _run_pool(
     # a Ctrl-C is acted on only in the polling loop below: raised anywhere else (inside
     # concurrent.futures.wait, holding the futures' locks) it deadlocks the pool's shutdown
     with (
-        DeferredInterrupt() as interrupt,
+        guard.deferred() as interrupt,
         ProcessPoolExecutor(
             max_workers=min(workers, len(todo)),
             mp_context=ctx,
