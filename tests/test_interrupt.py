@@ -74,18 +74,13 @@ def _sigint_as_a_terminal_gives_it() -> None:
 
 
 def _generate(spec: Path, out: Path, *extra: str) -> subprocess.Popen:
+    return _popen(["-m", "synthcv", "generate", str(spec), "--out", str(out), *extra])
+
+
+def _popen(args: list[str]) -> subprocess.Popen:
+    """``python ARGS --no-track`` in a process group of its own, as a terminal runs a job."""
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "synthcv",
-            "generate",
-            str(spec),
-            "--out",
-            str(out),
-            *extra,
-            "--no-track",
-        ],
+        [sys.executable, *args, "--no-track"],
         env={**os.environ, "SYNTHCV_TRACKING": "0"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -198,16 +193,7 @@ main()
 def test_ctrl_c_while_the_driver_holds_a_futures_lock_still_stops_the_run(tmp_path, reference):
     path, ref = reference
     out = tmp_path / "out"
-    cmd = [sys.executable, "-c", _SIGINT_INSIDE_WAIT, str(path), "--out", str(out)]
-    proc = subprocess.Popen(
-        [*cmd, "--workers", "2", "--no-track"],
-        env={**os.environ, "SYNTHCV_TRACKING": "0"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=_sigint_as_a_terminal_gives_it,
-    )
+    proc = _popen(["-c", _SIGINT_INSIDE_WAIT, str(path), "--out", str(out), "--workers", "2"])
     err = _stopped(proc)
     assert proc.returncode == 130 and "Traceback" not in err, err
     _assert_resumes_to_the_reference(err, path, out, ref, "2")
@@ -244,15 +230,7 @@ main()
 def test_an_interrupt_python_swallows_still_stops_the_run(tmp_path, reference):
     path, ref = reference
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SIGINT_SWALLOWED, str(path), "--out", str(out), "--no-track"],
-        env={**os.environ, "SYNTHCV_TRACKING": "0"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=_sigint_as_a_terminal_gives_it,
-    )
+    proc = _popen(["-c", _SIGINT_SWALLOWED, str(path), "--out", str(out)])
     err = _stopped(proc)
     assert proc.returncode == 130, err
     assert "Exception ignored" in err  # Python did drop it
