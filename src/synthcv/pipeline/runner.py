@@ -270,17 +270,20 @@ def generate(
                         num_cpus_per_task=num_cpus_per_task,
                     )
                 elif workers <= 1 or len(todo) <= 1:
-                    renderer = worker_renderer(spec)
                     tick = lambda: bar.advance(task)  # noqa: E731
-                    codecs.load_table_support()
-                    profile.take()
-                    for k in todo:
-                        guard.check()
-                        render_shard(spec, spec_hash, label, k, out, renderer, tick, on_empty)
+                    _run_inline(spec, spec_hash, label, todo, out, tick, on_empty, guard)
                     profile.merge(times, profile.take())
                 else:
                     _run_pool(
-                        *(spec, spec_hash, label, todo, out, workers, bar, task, on_empty),
+                        spec,
+                        spec_hash,
+                        label,
+                        todo,
+                        out,
+                        workers,
+                        bar,
+                        task,
+                        on_empty,
                         shard_done,
                         guard,
                     )
@@ -344,6 +347,26 @@ def _progress(enabled: bool) -> Any:
         TimeRemainingColumn(),
     ]
     return Progress(*columns, disable=not enabled, transient=False)
+
+
+def _run_inline(
+    spec: Spec,
+    spec_hash: str,
+    label: str,
+    todo: list[int],
+    out: Path,
+    tick: Callable[[], None],
+    on_empty: str,
+    guard: InterruptGuard,
+) -> None:
+    """Render the shards in this process, one after another (one worker, or one shard left);
+    the stage times accumulate in :mod:`synthcv.pipeline.profile` from a fresh start."""
+    renderer = worker_renderer(spec)
+    codecs.load_table_support()
+    profile.take()
+    for k in todo:
+        guard.check()
+        render_shard(spec, spec_hash, label, k, out, renderer, tick, on_empty)
 
 
 def _run_pool(
