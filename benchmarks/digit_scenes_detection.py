@@ -60,6 +60,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--real-scenes", type=int, default=2000)
     p.add_argument("--test-scenes", type=int, default=500)
     p.add_argument("--synthetic", type=int, default=2000, help="synthetic scenes to render")
+    p.add_argument(
+        "--spec",
+        type=Path,
+        default=REPO / "examples" / "digit_scenes.yaml",
+        help="the synthetic scenes' spec (rendered once into DATA/synthetic; use another --data "
+        "for another spec)",
+    )
     p.add_argument("--mnist", type=Path, default=None, help="mnist-real-8000.npz")
     p.add_argument("--workers", type=int, default=2, help="render workers")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -118,13 +125,20 @@ def prepare(args: argparse.Namespace) -> dict[str, Path]:
             compose_digit_scenes(
                 paths[key], split, count, seed=seed, n_source=n_source, mnist_path=args.mnist
             )
-    if not (paths["synthetic"] / "manifest.json").is_file():
-        from synthcv.pipeline import generate
-        from synthcv.spec import load_spec
+    from synthcv.spec import load_spec
 
-        print(f"[data] rendering {args.synthetic} synthetic scenes → {paths['synthetic']}")
-        spec = load_spec(REPO / "examples" / "digit_scenes.yaml").with_count(args.synthetic)
+    spec = load_spec(args.spec).with_count(args.synthetic)
+    manifest = paths["synthetic"] / "manifest.json"
+    if not manifest.is_file():
+        from synthcv.pipeline import generate
+
+        print(f"[data] rendering {args.synthetic} scenes of {args.spec} → {manifest.parent}")
         generate(spec, paths["synthetic"], workers=args.workers)
+    elif json.loads(manifest.read_text())["spec_hash"] != spec.spec_hash:
+        sys.exit(
+            f"error: {manifest.parent} was rendered from another spec than {args.spec} "
+            f"(--synthetic {args.synthetic}); give this spec its own --data"
+        )
     return paths
 
 

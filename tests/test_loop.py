@@ -102,6 +102,20 @@ def test_the_example_loop_configs_validate_and_metrics_fit_the_kind(tmp_path):
     acc = scenes.model_copy(update={"gate": scenes.gate.model_copy(update={"metric": "accuracy"})})
     with pytest.raises(ValueError, match="AP50 or AP"):
         kind_of(det, acc)
+    # what a detector cannot do is refused as soon as the champion is loaded
+    for field, value, says in (
+        ("recalibrate_bn", 20, "recalibrate_bn: for classifiers only"),
+        ("distill", 1.0, "distillation is for classifiers"),
+    ):
+        tune = scenes.finetune.model_copy(update={field: value})
+        with pytest.raises(ValueError, match=says):
+            kind_of(det, scenes.model_copy(update={"finetune": tune}))
+        assert (
+            kind_of(
+                nn.Linear(2, 2), scenes.model_copy(update={"finetune": tune, "gate": acc.gate})
+            ).name
+            == "classifier"
+        )
 
 
 def test_probe_curves_are_inverted_at_the_current_quantiles():
@@ -415,7 +429,7 @@ def test_batchnorm_recalibration_sets_the_statistics_of_the_mix_and_nothing_else
     """After blending, every BatchNorm layer's running mean is re-measured on the fine-tune's
     own mix: for the first layer, exactly the mean of the first convolution's output over the
     drawn images; weights are untouched; the digest keeps old keys at the default 0."""
-    from synthcv.loop.model_kinds import Classification, Detection, recalibrate_batchnorm
+    from synthcv.loop.model_kinds import Classification, recalibrate_batchnorm
     from synthcv.tasks.data import ArraySet
     from synthcv.tasks.model import SmallCNN
     from synthcv.tasks.train import to_tensor
@@ -453,9 +467,6 @@ def test_batchnorm_recalibration_sets_the_statistics_of_the_mix_and_nothing_else
     p, f = plain.state_dict(), fixed.state_dict()
     assert not torch.equal(p["features.0.1.running_mean"], f["features.0.1.running_mean"])
     assert torch.equal(p["features.0.0.weight"], f["features.0.0.weight"])
-    # a detector says it cannot, before any work
-    with pytest.raises(ValueError, match="recalibrate_bn: for classifiers only"):
-        Detection().finetune(cfg, None, None)
 
 
 def test_wise_ft_moves_the_candidate_between_champion_and_fine_tune(tmp_path):

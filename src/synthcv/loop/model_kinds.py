@@ -40,10 +40,16 @@ class ModelKind(Protocol):
 
 
 def kind_of(model: Any, cfg: LoopConfig) -> ModelKind:
-    """The kind for a loaded model: a synthcv detector, else a classifier."""
+    """The kind for a loaded model: a synthcv detector, else a classifier. Settings the kind
+    cannot honour are refused here, as soon as the champion is loaded, not after the monitor
+    and the targeted renders."""
     from synthcv.tasks.detector import DenseDetector
 
     if isinstance(model, DenseDetector):
+        if cfg.finetune.distill > 0:
+            raise ValueError("finetune.distill: distillation is for classifiers; set it to 0")
+        if cfg.finetune.recalibrate_bn:
+            raise ValueError("finetune.recalibrate_bn: for classifiers only; set it to 0")
         return Detection(cfg.gate.metric or "AP50")
     if cfg.gate.metric not in (None, "accuracy"):
         raise ValueError(f"gate.metric {cfg.gate.metric}: a classifier is gated on accuracy")
@@ -228,10 +234,6 @@ class Detection:
         from synthcv.tasks.detector_train import DetFitConfig, fit
 
         f = cfg.finetune
-        if f.distill > 0:
-            raise ValueError("finetune.distill: distillation is for classifiers; set it to 0")
-        if f.recalibrate_bn:
-            raise ValueError("finetune.recalibrate_bn: for classifiers only; set it to 0")
         reference = _aligned(load_monitor_source(cfg.reference, None, 0, cfg.mnist), champion)
         targeted = _aligned(targeted, champion)
         model = copy.deepcopy(champion).train()
