@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
         "safeyaml",
         "oks",
         "motion",
+        "interrupts",
     },
     {
         "format",

@@ -311,7 +311,7 @@ class _SwallowsInterrupts:
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point
 def test_a_guard_raises_at_once_and_remembers_a_swallowed_interrupt(sigint_as_a_terminal_gives_it):
-    from synthcv.pipeline.interrupts import InterruptGuard
+    from synthcv.interrupts import InterruptGuard
 
     with pytest.raises(KeyboardInterrupt), InterruptGuard() as guard:
         _sigint_here()
@@ -332,7 +332,7 @@ def test_a_guard_raises_at_once_and_remembers_a_swallowed_interrupt(sigint_as_a_
 
 
 def test_inside_deferred_an_interrupt_waits_for_the_check(sigint_as_a_terminal_gives_it):
-    from synthcv.pipeline.interrupts import InterruptGuard
+    from synthcv.interrupts import InterruptGuard
 
     with pytest.raises(KeyboardInterrupt), InterruptGuard() as guard:
         with guard.deferred():
@@ -343,10 +343,104 @@ def test_inside_deferred_an_interrupt_waits_for_the_check(sigint_as_a_terminal_g
     assert reached
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point
+def test_nested_guards_share_one_handler_and_one_flag(sigint_as_a_terminal_gives_it):
+    """The command line's guard wraps every command and generate enters its own: the inner one
+    must defer and see what the outer handler caught, and leave the outer installed."""
+    from synthcv.interrupts import InterruptGuard, interruption_point
+
+    interruption_point()  # no guard: nothing to say
+    with InterruptGuard() as outer:
+        handler = signal.getsignal(signal.SIGINT)
+        with InterruptGuard() as inner:
+            assert signal.getsignal(signal.SIGINT) == handler  # one handler
+            with inner.deferred():
+                _sigint_here()  # the outer handler runs, and must defer for the inner block
+            assert inner.requested and outer.requested
+            with pytest.raises(KeyboardInterrupt):
+                interruption_point()
+            inner.requested = False
+        assert not outer.requested
+        assert signal.getsignal(signal.SIGINT) == handler  # the inner left it installed
+        _SwallowsInterrupts()
+        with pytest.raises(KeyboardInterrupt):
+            interruption_point()  # a loop's unit of work sees what Python swallowed
+        outer.requested = False
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point
+def test_a_training_loop_stops_at_the_next_step_after_a_swallowed_interrupt(
+    sigint_as_a_terminal_gives_it,
+):
+    import torch
+
+    from synthcv.interrupts import InterruptGuard
+    from synthcv.tasks import loop
+
+    model, taken = torch.nn.Linear(2, 2), []
+    sched = loop.Schedule(epochs=1, steps=6, batch_size=2, lr=0.01, weight_decay=0.0)
+
+    def step(batch):
+        taken.append(len(batch))
+        if len(taken) == 2:
+            _SwallowsInterrupts()  # Python drops the KeyboardInterrupt inside it
+        return model(torch.ones(len(batch), 2)).pow(2).mean(), {"loss": 0.0}, len(batch)
+
+    with pytest.raises(KeyboardInterrupt), InterruptGuard():
+        loop.run_epochs(model, [8], [1.0], sched, 0, step)
+    assert len(taken) == 2  # not the remaining four steps
+
+
+#: Runs ``synthcv augment`` with a SIGINT that Python swallows (it lands in a ``__del__``)
+#: while the second sample is augmented: the command must still stop as interrupted.
+_AUGMENT_SWALLOWED = """
+import os, signal, sys
+from synthcv.augment import dataset
+
+class Swallows:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+
+original, calls = dataset._augment_sample, []
+
+def augment_sample(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        Swallows()
+    return original(*args, **kwargs)
+
+dataset._augment_sample = augment_sample
+from synthcv.cli import main
+sys.argv = ["synthcv", "augment", *sys.argv[1:]]
+main()
+"""
+
+
+def test_any_command_stops_on_an_interrupt_python_swallows(tmp_path, reference):
+    """Not only generate: every command runs under the command line's guard, and augment's
+    sample loop is an interruption point, so the shard is never published."""
+    _, ref = reference
+    args = [str(ref), "--op", "noise:sigma=3", "--seed", "4"]
+    proc = _popen(["-c", _AUGMENT_SWALLOWED, *args, "--out", str(tmp_path / "cut")])
+    err = _stopped(proc)
+    assert proc.returncode == 130, err
+    assert "Exception ignored" in err  # Python did drop it
+    assert "interrupted: finished work is kept" in err
+    assert not (tmp_path / "cut" / "manifest.json").exists()
+    assert not list((tmp_path / "cut").glob("shards/shard-*"))  # the first shard was cut
+    for out in ("cut", "whole"):  # resumed, and uninterrupted: the same bytes
+        done = _popen(["-m", "synthcv", "augment", *args, "--out", str(tmp_path / out)])
+        assert done.wait(timeout=300) == 0, done.communicate()[1]
+    assert _tree(tmp_path / "cut") == _tree(tmp_path / "whole")
+
+
 def test_a_guard_leaves_an_ignored_sigint_and_other_threads_alone():
     import threading
 
-    from synthcv.pipeline.interrupts import InterruptGuard
+    from synthcv.interrupts import InterruptGuard
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

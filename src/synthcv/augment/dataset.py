@@ -32,6 +32,7 @@ from synthcv.format.writer import (
     unfinished_shards,
     write_manifest,
 )
+from synthcv.interrupts import interruption_point
 
 
 def augment_dataset(
@@ -79,6 +80,7 @@ def augment_dataset(
             "manifest_sha256": parent_sha,
         }
         fields["augment"] = {"ops": ops, "seed": seed}
+        interruption_point()  # never a manifest after an interrupt
         write_manifest(out, fields, len(shards))
     return out
 
@@ -106,6 +108,7 @@ def _augment_shard(
     with ShardWriter(out, k) as writer:
         realized = []
         for idx in table.column("sample_index").to_pylist():
+            interruption_point()  # a Ctrl-C Python swallowed stops here, the shard unpublished
             name, image, params = _augment_sample(parent, positions[int(idx)], pipeline, seed)
             writer.write(name, "rgb", image)
             realized.append(params)

@@ -163,9 +163,13 @@ def _interrupted(exc: BaseException) -> bool:
 
 
 def _handled(ctx: typer.Context, run: Any) -> Any:
+    from synthcv.interrupts import InterruptGuard
+
     try:
         try:
-            return run()
+            # a Ctrl-C Python swallows (a weakref callback, a __del__) still ends the command
+            with InterruptGuard():
+                return run()
         except Exception as exc:
             if _interrupted(exc):
                 raise KeyboardInterrupt from exc

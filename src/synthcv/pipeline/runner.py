@@ -22,8 +22,8 @@ import numpy as np
 
 from synthcv.format import codecs, layout
 from synthcv.format.writer import OutputError, claim_output, unfinished_shards, write_manifest
+from synthcv.interrupts import InterruptGuard
 from synthcv.pipeline import profile
-from synthcv.pipeline.interrupts import InterruptGuard
 from synthcv.pipeline.shard import ON_EMPTY, GenerationError, render_shard, shard_range
 from synthcv.render import Renderer, get_backend
 from synthcv.spec import Spec, SpecError, load_spec

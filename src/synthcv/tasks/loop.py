@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from synthcv.interrupts import interruption_point
 from synthcv.tasks.sampling import MixtureBatchSampler
 
 CHECKPOINT_FORMAT = "synthcv.stage-checkpoint/1"
@@ -198,6 +199,7 @@ def run_epochs(
             for i, batch in enumerate(sampler):
                 if i < at.step:
                     continue  # taken before the checkpoint; the sampler is a function of its seed
+                interruption_point()  # a Ctrl-C Python swallowed stops at the next step
                 loss, parts, n = step(batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -1,4 +1,4 @@
-"""Ctrl-C during ``generate``: never lost, never raised where it deadlocks the worker pool.
+"""Ctrl-C in any command: never lost, never raised where it deadlocks a worker pool.
 
 Python's default SIGINT handler raises KeyboardInterrupt wherever the main thread happens to
 be. Two places make that wrong:
@@ -17,6 +17,12 @@ does, and also remembers, so :meth:`~InterruptGuard.check` (between shards, befo
 manifest) ends a run whose interrupt was swallowed. Within :meth:`~InterruptGuard.deferred`
 (the pool's polling loop) it only remembers, and the loop raises at a point that holds no
 library lock.
+
+The command line runs every command inside one guard, so a swallowed Ctrl-C ends the command
+with exit 130 at the latest when it returns; long loops (generate's shards, augment's
+samples, a training loop's steps) call :func:`interruption_point` to stop at the next unit
+of work instead. A guard entered inside another shares the outer one's state: one handler,
+one flag.
 """
 
 from __future__ import annotations
@@ -39,14 +45,24 @@ class InterruptGuard:
     """
 
     def __init__(self) -> None:
-        self.requested = False
+        self._requested = False
         self._deferring = 0
         self._previous: object = None
         self._installed = False
+        self._root: InterruptGuard = self  # the installed guard this one shares, if nested
+
+    @property
+    def requested(self) -> bool:
+        """A Ctrl-C arrived (and was not yet acted on) since the outermost guard began."""
+        return self._root._requested
+
+    @requested.setter
+    def requested(self, value: bool) -> None:
+        self._root._requested = value
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
         # a handler runs between any two bytecodes of the main thread: set a flag, take no lock
-        self.requested = True
+        self._requested = True
         if not self._deferring:
             raise KeyboardInterrupt
 
@@ -58,16 +74,20 @@ class InterruptGuard:
     @contextlib.contextmanager
     def deferred(self) -> Iterator[InterruptGuard]:
         """Within: a Ctrl-C only sets the flag; the code polls :meth:`check`."""
-        self._deferring += 1
+        root = self._root
+        root._deferring += 1
         try:
             yield self
         finally:
-            self._deferring -= 1
+            root._deferring -= 1
 
     def __enter__(self) -> InterruptGuard:
         if threading.current_thread() is threading.main_thread():
             current = signal.getsignal(signal.SIGINT)
-            if current is signal.default_int_handler:
+            owner = _guard_of(current)
+            if owner is not None:
+                self._root = owner._root
+            elif current is signal.default_int_handler:
                 self._previous = current
                 signal.signal(signal.SIGINT, self._on_sigint)
                 self._installed = True
@@ -84,3 +104,17 @@ class InterruptGuard:
             self._installed = False
         if exc_type is None:
             self.check()
+
+
+def _guard_of(handler: object) -> InterruptGuard | None:
+    owner = getattr(handler, "__self__", None)
+    return owner if isinstance(owner, InterruptGuard) else None
+
+
+def interruption_point() -> None:
+    """Raise KeyboardInterrupt if a Ctrl-C arrived under the guard now handling SIGINT (one
+    Python may have swallowed); nothing when no guard is installed. Cheap: one call per unit
+    of work in a long loop."""
+    guard = _guard_of(signal.getsignal(signal.SIGINT))
+    if guard is not None:
+        guard.check()
