@@ -2,10 +2,12 @@
 
 Champion: a SmallCNN trained on the 6,300 real training-part digits (validation part held out),
 registered as version 1 of one registry per drift type, so every drift starts from the same
-champion. Production batches: 300 of the first 500 real test digits after one realistic change
+champion. Production batches: 300 of the pool's 500 real test digits (``--split``: the first
+500 in file order, or a fixed random half) after one realistic change
 (darker / low-contrast capture, blur, heavier or thinner strokes, rotation, a class-prior shift)
 or unchanged (the test digits are other writers: a natural drift of their own). The gate's broad
-set is the 700 validation digits; nothing is chosen on test figures. Held out, reported once per
+set is the 700 validation digits (``--gate-broad pool``: the pool's 500 undrifted digits); nothing
+is chosen on held-out figures. Held out, reported once per
 row: the other 500 test digits after the same change (accuracy before / after the loop, and the
 share of the drop recovered) and unchanged (the broad figure). False alarms: the loop's own
 monitor (the champion's embedding and predictions, 500 reference digits) on ``--undrifted``
@@ -88,18 +90,35 @@ def train_champion(path: Path, seed: int = 0) -> None:
     save_classifier(model, path)
 
 
-def digit_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The benchmark's fixed cut of the real digits: the validation part (the gate's broad set),
-    the first 500 test digits (the production pool) and the last 500 (held out, reported)."""
+SPLITS = ("file", "random")
+
+
+def digit_splits(split: str = "file") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The benchmark's fixed cut of the real digits: the validation part, the production pool
+    and the held-out half of the 1,000 test digits (reported, never decides).
+
+    ``file``: the pool is the first 500 test digits in file order, held out the last 500 (the
+    documented runs up to 2026-12-01). The two halves turned out to be different writer
+    populations: the champion errs on 0 and 4 of them, and fine-tuned candidates flipped 1 and
+    22 of their digits (``drift_loop_forgetting.py``). ``random``: a fixed random halving
+    (seed 0), so production and the held-out digits come from one population, as a deployed
+    model's test set and its traffic do.
+    """
     from synthcv.realdata import load_mnist8000, validation_part
 
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r}: one of {SPLITS}")
     tx, ty = load_mnist8000("train")
     val = validation_part(len(tx), "val", 0.1)
     test_x, test_y = load_mnist8000("test")
+    order = np.arange(len(test_x))
+    if split == "random":
+        order = np.random.default_rng(0).permutation(len(test_x))
+    pool, held = np.sort(order[:500]), np.sort(order[500:])
     return {
         "val": (tx[val], ty[val]),
-        "pool": (test_x[:500], test_y[:500]),
-        "held": (test_x[500:], test_y[500:]),
+        "pool": (test_x[pool], test_y[pool]),
+        "held": (test_x[held], test_y[held]),
     }
 
 
@@ -131,6 +150,20 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="finetune.recalibrate_bn (batches to re-measure BatchNorm on after blending; 0: off)",
     )
+    p.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="file",
+        help="how the test digits are halved into production pool and held-out (see "
+        "digit_splits; 'file' as the documented runs)",
+    )
+    p.add_argument(
+        "--gate-broad",
+        choices=("val", "pool"),
+        default="val",
+        help="the gate's broad set: the 700 validation digits (the training writers), or the "
+        "production pool's 500 undrifted digits (the population served)",
+    )
     args = p.parse_args(argv)
     announce()
     os.environ.pop("SYNTHCV_TRACKING", None)
@@ -148,8 +181,12 @@ def main(argv: list[str] | None = None) -> None:
     if not Path("champion.pt").is_file():
         train_champion(Path("champion.pt"))
     champion = load_classifier("champion.pt")[0]
-    splits = digit_splits()
+    splits = digit_splits(args.split)
     (vx, vy), (pool_x, pool_y), (held_x, held_y) = splits["val"], splits["pool"], splits["held"]
+    gate_broad = "mnist:val"
+    if args.gate_broad == "pool":
+        np.savez("broad-pool.npz", images=pool_x, labels=pool_y)
+        gate_broad = "broad-pool.npz"
     base_test = acc(champion, held_x, held_y)
     rows = []
     for kind in args.drifts.split(","):
@@ -183,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
                         "interpolate": args.interpolate,
                         "recalibrate_bn": args.recalibrate_bn,
                     },
-                    "gate": {"broad": "mnist:val", "tolerance": 0.5},
+                    "gate": {"broad": gate_broad, "tolerance": 0.5},
                 }
             )
         )
@@ -246,6 +283,8 @@ def main(argv: list[str] | None = None) -> None:
         "false_alarms": alarms,
         "undrifted_batches": args.undrifted,
         "false_alarm_rate": alarms / max(args.undrifted, 1),
+        "split": args.split,
+        "gate_broad": args.gate_broad,
         "seconds": round(time.perf_counter() - t_start, 1),
         "machine": f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
         f"torch threads {__import__('torch').get_num_threads()}",

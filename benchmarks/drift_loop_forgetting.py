@@ -4,8 +4,10 @@ Reads a `benchmarks/drift_loop.py` output (its champion and every batch's candid
 compares each candidate with the champion digit by digit on three unchanged real sets:
 
     val    the 700 validation digits of the training writers (the gate's broad set)
-    pool   the first 500 test digits, unchanged (the production writers the batches came from)
-    held   the last 500 test digits, unchanged (held out: the benchmark's broad figure)
+    pool   the production pool's 500 test digits, unchanged (the writers the batches came from)
+    held   the other 500 test digits, unchanged (held out: the benchmark's broad figure)
+
+(the halving is the drift_loop run's own ``--split``: file order or random)
 
 For each: accuracy of both, the digits the candidate lost and gained, and the exact McNemar
 p-value of that split (a paired test: the two models answer the same digits). The gate is
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -54,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     if not champion_path.is_file() or not candidates:
         raise SystemExit(f"error: {args.src} holds no champion.pt and candidates of drift_loop.py")
     champion = load_classifier(champion_path)[0]
-    splits = dl.digit_splits()
+    split = json.loads((args.src / "drift_loop.json").read_text()).get("split", "file")
+    splits = dl.digit_splits(split)
     print(
         "| candidate (drift) | set | champion % | candidate % | lost | gained | McNemar p |\n"
         "|---|---|---:|---:|---:|---:|---:|"

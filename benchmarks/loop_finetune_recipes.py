@@ -14,7 +14,8 @@ fine-tunes the champion once per recipe and drift:
 
 The choice is made on the decision half only, by a rule fixed before running: the recipe with
 the largest mean gain on the drifted batches among those whose mean loss on the undrifted
-decision half (the first 500 test digits: the production population the batches come from) is
+decision half (the production pool's 500 test digits, drift_loop.py's --split: the population
+the batches come from) is
 at most 0.5 points; if none, the one that loses least. The held-out half (the other 500 test
 digits, drifted and not) is printed for every recipe but decides nothing.
 
@@ -67,7 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     t_start = time.perf_counter()
     src = args.src.resolve()
     champion = load_classifier(str(src / "champion.pt"))[0]
-    splits = dl.digit_splits()
+    # the drift_loop run's own halving of the test digits (its batches came from its pool)
+    split = json.loads((args.src / "drift_loop.json").read_text()).get("split", "file")
+    splits = dl.digit_splits(split)
     (vx, vy), (dec_x, dec_y), (held_x, held_y) = splits["val"], splits["pool"], splits["held"]
     base = {
         "decision": dl.acc(champion, dec_x, dec_y),
