@@ -300,7 +300,8 @@ def markdown(r: dict) -> str:
 
     lines = [
         "| drift | outcome | batch acc before → candidate | held-out test before → after "
-        "(recovered) | broad test before → after | gate broad (val) | s |",
+        f"(recovered) | broad test before → after | gate broad ({r.get('gate_broad', 'val')}) "
+        "| s |",
         "|---|---|---|---|---|---|---|",
     ]
     for x in r["rows"]:
