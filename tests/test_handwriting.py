@@ -192,6 +192,61 @@ def test_repertoire_is_recorded_and_validated_in_a_spec(tmp_path):
         )
 
 
+def test_stroke_ends_overshoot_stop_short_and_hook_within_their_bounds():
+    """A straight stroke 1 unit long, many hands: its ends move along the stroke by at most
+    0.12 (short) / 0.1 (over) times the amount, a hook adds at most 0.1 away from the end at
+    a sharp angle, and all three happen; 0 changes nothing."""
+    from synthcv.assets.handwriting import stroke_ends
+
+    line = np.column_stack([np.zeros(9), np.linspace(1.0, 0.0, 9)])
+    assert np.array_equal(stroke_ends([line], np.random.default_rng(0), 0.0)[0], line)
+    longer = shorter = hooked = 0
+    for seed in range(400):
+        (out,) = stroke_ends([line], np.random.default_rng(seed), 1.0)
+        on_axis = np.abs(out[:, 0]) < 1e-9
+        body = out[on_axis]
+        top, bottom = body[:, 1].max(), body[:, 1].min()
+        assert 1.0 - 0.12 - 1e-9 <= top <= 1.1 + 1e-9 and -0.1 - 1e-9 <= bottom <= 0.12 + 1e-9
+        longer += top > 1.0 + 1e-6
+        shorter += top < 1.0 - 1e-6
+        off = out[~on_axis]
+        assert len(off) <= 2 and all(i in (0, len(out) - 1) for i in np.flatnonzero(~on_axis))
+        for i in np.flatnonzero(~on_axis):  # a hook: short, and bent away from the stroke
+            end = out[1] if i == 0 else out[-2]
+            assert np.linalg.norm(out[i] - end) <= 0.1 + 1e-9
+        hooked += len(off)
+    assert longer > 100 and shorter > 100
+    assert 0.4 * 400 < hooked < 0.6 * 400  # starts 35 %, ends 15 %
+
+
+def test_flourish_changes_only_the_ends_and_is_recorded(tmp_path):
+    from synthcv.spec import SpecError
+
+    for char in "0123456789":
+        for s in range(4):
+            plain = hand_outline(char, s, 0.1, repertoire=2)
+            assert hand_outline(char, s, 0.1, repertoire=2, flourish=0.0).equals(plain)
+            drawn = hand_outline(char, s, 0.1, repertoire=2, flourish=1.0)
+            assert drawn.equals(hand_outline(char, s, 0.1, repertoire=2, flourish=1.0))
+            # the same figure: most of the ink is shared, only the ends moved
+            assert drawn.intersection(plain).area > 0.7 * plain.area
+    assert any(
+        not hand_outline(c, s, 0.1, flourish=1.0).equals(hand_outline(c, s, 0.1))
+        for c in "17"
+        for s in range(4)
+    )
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    over = {"objects": {"defaults": {"asset": {"font": "hand", "flourish": {"uniform": [0, 1]}}}}}
+    spec = synthcv.load_spec(examples / "digits_hand.yaml", overrides=over)
+    synthcv.generate(spec, tmp_path / "d", count=12, progress=False)
+    ds = synthcv.open_dataset(tmp_path / "d")
+    values = [ds[i]["objects"][0]["glyph.flourish"] for i in range(len(ds))]
+    assert all(0 <= v <= 1 for v in values) and len(set(values)) > 1
+    bad = {"objects": {"defaults": {"asset": {"flourish": 5}}}}
+    with pytest.raises(SpecError, match=r"asset\.flourish: got 5, expected a number in \[0, 4\]"):
+        synthcv.load_spec(examples / "digits_hand.yaml", overrides=bad)
+
+
 @pytest.mark.parametrize(
     ("asset", "pattern"),
     [
@@ -201,6 +256,7 @@ def test_repertoire_is_recorded_and_validated_in_a_spec(tmp_path):
         ({"glyph": "7", "style": 1.5}, r"style got 1.5"),
         ({"glyph": "7", "font": "hand", "aspect": 5}, r"aspect got 5.0, expected a width factor"),
         ({"glyph": "7", "font": "hand", "repertoire": 1.5}, r"repertoire got 1.5, expected one"),
+        ({"glyph": "7", "font": "hand", "flourish": -1}, r"flourish got -1.0, expected a number"),
     ],
 )
 def test_bad_hand_assets_are_explained(asset, pattern):

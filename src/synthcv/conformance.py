@@ -90,12 +90,13 @@ OBJECT_FIELDS: dict[str, tuple[str, ...]] = {
     "glyph.wobble": ("asset", "wobble"),
     "glyph.aspect": ("asset", "aspect"),
     "glyph.repertoire": ("asset", "repertoire"),
+    "glyph.flourish": ("asset", "flourish"),
 }
 #: Per-object factors that shape an object's footprint: placement with ``max_overlap`` keeps
 #: only objects that found room, so the kept ones are selected on these.
 FOOTPRINT_FIELDS = frozenset(
     {"scale", "glyph.text", "glyph.font"}
-    | {f"glyph.{k}" for k in ("stroke", "shear", "wobble", "aspect", "repertoire")}
+    | {f"glyph.{k}" for k in ("stroke", "shear", "wobble", "aspect", "repertoire", "flourish")}
 )
 #: Scene factors recorded after rounding the draw (``max(0, round(x))``).
 ROUNDED = frozenset({"objects.count", "distractors.count", "sensor.jpeg_quality"})

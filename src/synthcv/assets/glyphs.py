@@ -45,7 +45,7 @@ from synthcv.scene import Mesh
 DEFAULT_FONT = "DejaVuSans"
 GLYPH_KEYS = (
     *("glyph", "font", "height", "depth", "fit"),
-    *("stroke", "shear", "wobble", "style", "aspect", "repertoire", "keypoints"),
+    *("stroke", "shear", "wobble", "style", "aspect", "repertoire", "flourish", "keypoints"),
 )
 FIT_MODES = ("ink", "em")
 # Never listed: a placeholder font that draws a box with the code range for every character.
@@ -281,6 +281,7 @@ def glyph_outline(
     style: int = 0,
     aspect: float | None = None,
     repertoire: int = DEFAULT_REPERTOIRE,
+    flourish: float = 0.0,
 ) -> Any:
     """The glyph's filled 2D region (shapely, metres), centred on its ink bounding box.
 
@@ -303,6 +304,10 @@ def glyph_outline(
     ``repertoire`` (hand only) is the set of ways of writing ``style`` picks from: 1, the
     original hand, or 2, which adds open 4s, two 6s and two 8s (``REPERTOIRES``); printed
     fonts ignore it, so one spec may choose between the hand and fonts.
+
+    ``flourish`` (hand only, 0..4) is how a hand starts and stops its strokes: ends that
+    overshoot or stop short (loops left open, bars past a stem) and the hook of the pen's
+    approach (:func:`~synthcv.assets.handwriting.stroke_ends`); 0 draws the skeleton's ends.
     """
     from shapely import affinity
 
@@ -321,6 +326,8 @@ def glyph_outline(
     ):
         raise AssetError(f"{where}: aspect got {aspect!r}, expected a width factor in [0.3, 3]")
     aspect = None if aspect is None else float(aspect)
+    if not (isinstance(flourish, int | float) and 0 <= flourish <= 4):
+        raise AssetError(f"{where}: flourish got {flourish!r}, expected a number in [0, 4]")
     if isinstance(style, float) and style.is_integer():
         style = int(style)
     if not (isinstance(style, int | np.integer) and not isinstance(style, bool) and style >= 0):
@@ -337,7 +344,14 @@ def glyph_outline(
                 f"{where}: the hand font writes only the digits {''.join(TEMPLATES)}, not {ch!r}"
             )
         geom = _clean(
-            hand_outline(ch, int(style), float(wobble), aspect=aspect, repertoire=repertoire)
+            hand_outline(
+                ch,
+                int(style),
+                float(wobble),
+                aspect=aspect,
+                repertoire=repertoire,
+                flourish=float(flourish),
+            )
         )
     else:
         geom = _font_outline(ch, font, where, float(wobble), int(style))
@@ -545,6 +559,7 @@ def build_glyph(asset: Mapping[str, Any]) -> Mesh:
         style=asset.get("style", 0),
         aspect=None if asset.get("aspect") is None else float(asset["aspect"]),
         repertoire=asset.get("repertoire", DEFAULT_REPERTOIRE),
+        flourish=float(asset.get("flourish", 0.0)),
     )
     verts, faces, uvs = [], [], []
     offset = 0
@@ -567,7 +582,7 @@ def glyph_factors(asset: Mapping[str, Any], mesh: Mesh) -> dict[str, Any]:
         "glyph.text": str(asset["glyph"]),
         "glyph.font": str(asset.get("font", DEFAULT_FONT)),
     }
-    for k in ("stroke", "shear", "wobble", "aspect"):
+    for k in ("stroke", "shear", "wobble", "aspect", "flourish"):
         if k in asset:
             out[f"glyph.{k}"] = float(asset[k])
     if "repertoire" in asset:

@@ -400,6 +400,58 @@ def smooth_field(
     return apply
 
 
+def _arc_lengths(line: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
+
+
+def _trim_start(line: np.ndarray, length: float) -> np.ndarray:
+    """``line`` without its first ``length`` of arc (interpolated where the cut falls)."""
+    s = _arc_lengths(line)
+    k = int(np.searchsorted(s, length, side="right"))
+    if k >= len(line):
+        return line[-2:]
+    t = (length - s[k - 1]) / max(s[k] - s[k - 1], 1e-12)
+    return np.vstack([line[k - 1] + t * (line[k] - line[k - 1]), line[k:]])
+
+
+def _tangent_out(line: np.ndarray) -> np.ndarray:
+    """Unit direction in which ``line`` leaves its first point, backwards (away from it),
+    from the chord to a point a little along it so a spline's last span does not dominate."""
+    s = _arc_lengths(line)
+    k = min(int(np.searchsorted(s, 0.08)), len(line) - 1)
+    d = line[0] - line[max(k, 1)]
+    return d / max(float(np.linalg.norm(d)), 1e-12)
+
+
+def stroke_ends(
+    lines: list[np.ndarray], rng: np.random.Generator, amount: float
+) -> list[np.ndarray]:
+    """How a hand starts and stops a stroke, scaled by ``amount`` (0: exactly the skeleton):
+    each end overshoots or stops short by up to ~0.1 of the ink height (loops left open or
+    crossing, bars running past a stem), and a stroke may start, less often end, with a hook
+    (the pen's approach: a flick at an angle). Lengths in units of the ink height."""
+    out = []
+    for line in lines:
+        total = float(_arc_lengths(line)[-1])
+        for _end in range(2):  # the start, then (reversed) the end
+            change = amount * float(rng.uniform(-0.12, 0.1))
+            hook = rng.random() < (0.35 if _end == 0 else 0.15) * min(amount, 1.0)
+            turn = np.radians(float(rng.uniform(100, 160)) * (1 if rng.random() < 0.5 else -1))
+            hook_len = amount * float(rng.uniform(0.04, 0.1))
+            if change < 0:
+                line = _trim_start(line, min(-change, 0.25 * total))
+            elif change > 0:
+                line = np.vstack([line[:1] + change * _tangent_out(line), line])
+            if hook:
+                d = _tangent_out(line)
+                c, s_ = math.cos(turn), math.sin(turn)
+                back = np.array([c * d[0] - s_ * d[1], s_ * d[0] + c * d[1]])
+                line = np.vstack([line[:1] - hook_len * back, line])
+            line = line[::-1]
+        out.append(line)
+    return out
+
+
 def hand_outline(
     char: str,
     style: int,
@@ -407,6 +459,7 @@ def hand_outline(
     pen: float = PEN_WIDTH,
     aspect: float | None = None,
     repertoire: int = DEFAULT_REPERTOIRE,
+    flourish: float = 0.0,
 ) -> Any:
     """Filled region (shapely, ink about 1 unit tall) of digit ``char`` in handwriting ``style``.
 
@@ -445,5 +498,7 @@ def hand_outline(
         width = aspect
     bend = smooth_field(rng, 1.5 * wobble)
     lines = [bend(line * [width, 1.0]) for line in lines]
+    if flourish > 0:  # a stream of its own: the digits without it stay exactly as they were
+        lines = stroke_ends(lines, np.random.default_rng([0xF10, int(style)]), flourish)
     skeleton = MultiLineString([LineString(line) for line in lines])
     return skeleton.buffer(pen / 2, quad_segs=6, cap_style="round", join_style="round")
