@@ -151,7 +151,14 @@ def draw(geom, shear_deg: float) -> np.ndarray:
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def render_set(n: int, templates: dict, rng: np.random.Generator, repertoire: int):
+def render_set(
+    n: int,
+    templates: dict,
+    rng: np.random.Generator,
+    repertoire: int,
+    flourish: float = 0.0,
+    fitted_pen: bool = True,
+):
     from synthcv.assets import handwriting as hw
 
     images, labels = np.zeros((n, 28, 28), np.uint8), np.zeros(n, np.int64)
@@ -161,9 +168,11 @@ def render_set(n: int, templates: dict, rng: np.random.Generator, repertoire: in
         wobble = float(rng.uniform(0.04, 0.2))  # examples/digits_mnist.yaml's range
         shear = float(np.clip(rng.normal(8, 12), -20, 35))  # digits_hand.yaml's slant
         pen = hw.PEN_WIDTH
-        if repertoire == FITTED_REPERTOIRE:
+        if repertoire == FITTED_REPERTOIRE and fitted_pen:
             pen = templates[str(c)][style % len(templates[str(c)])][1]
-        geom = hw.hand_outline(str(c), style, wobble, pen=pen, repertoire=repertoire)
+        geom = hw.hand_outline(
+            str(c), style, wobble, pen=pen, repertoire=repertoire, flourish=flourish
+        )
         images[i], labels[i] = draw(geom, shear), c
     return images, labels
 
@@ -175,6 +184,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--count", type=int, default=10000)
     p.add_argument("--repertoire", type=int, default=2, help="the hand's, for hand.npz")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--flourish", type=float, default=0.0, help="the hand's stroke-end dynamics (both sets)"
+    )
+    p.add_argument(
+        "--pen",
+        choices=("fitted", "hand"),
+        default="fitted",
+        help="pen width of the fitted set: each real digit's own (ink / skeleton), or the hand's",
+    )
     args = p.parse_args(argv)
     announce()
     from synthcv.assets import handwriting as hw
@@ -193,6 +211,11 @@ def main(argv: list[str] | None = None) -> None:
     print("fitted templates per class:", {c: len(v) for c, v in fitted.items()})
     # hand_outline draws TEMPLATES[char][variant]: the fitted ones go after the hand's own,
     # in a repertoire of their own that picks only them
+    # the hand's own repertoires keep their template counts: appending the fitted templates
+    # must not let a hand repertoire draw them (a repertoire that lists no count for a digit
+    # takes every template of TEMPLATES)
+    for rep in list(hw.REPERTOIRES):
+        hw.REPERTOIRES[rep] = {c: hw.hand_variants(c, rep) for c in hw.TEMPLATES}
     offsets = {}
     for c, ts in fitted.items():
         offsets[c] = len(hw.TEMPLATES[c])
@@ -208,7 +231,10 @@ def main(argv: list[str] | None = None) -> None:
     hw.hand_variant = fitted_variant
     args.out.mkdir(parents=True, exist_ok=True)
     for name, rep in (("fitted", FITTED_REPERTOIRE), ("hand", args.repertoire)):
-        images, labels = render_set(args.count, fitted, np.random.default_rng(args.seed + 1), rep)
+        rng = np.random.default_rng(args.seed + 1)
+        images, labels = render_set(
+            args.count, fitted, rng, rep, args.flourish, fitted_pen=args.pen == "fitted"
+        )
         np.savez_compressed(args.out / f"{name}.npz", images=images, labels=labels)
         print(f"wrote {args.out / name}.npz: {len(images)} digits")
     sheet = np.vstack(
