@@ -199,12 +199,13 @@ def test_ctrl_c_while_the_driver_holds_a_futures_lock_still_stops_the_run(tmp_pa
     _assert_resumes_to_the_reference(err, path, out, ref, "2")
 
 
-#: Runs ``synthcv generate --workers 1`` with a SIGINT that lands inside a ``__del__`` before
-#: the second shard (as one once landed in importlib's module-lock callback in CI): Python
-#: drops the KeyboardInterrupt there, and the run used to complete with exit 0.
-_SIGINT_SWALLOWED = """
+def _swallowed_on_second_call(module: str, function: str, command: str) -> str:
+    """A script running ``synthcv COMMAND ARGS...`` with a SIGINT that lands inside a
+    ``__del__`` on the second call of ``module.function`` (as one once landed in importlib's
+    module-lock callback in CI): Python drops the KeyboardInterrupt there."""
+    return f"""
 import os, signal, sys
-from synthcv.pipeline import runner
+import {module} as patched
 
 class Swallows:
     def __del__(self):
@@ -212,19 +213,24 @@ class Swallows:
         for _ in range(1000):
             pass
 
-original, calls = runner.render_shard, []
+original, calls = patched.{function}, []
 
-def render_shard(*args, **kwargs):
+def wrapped(*args, **kwargs):
     calls.append(1)
     if len(calls) == 2:
         Swallows()
     return original(*args, **kwargs)
 
-runner.render_shard = render_shard
+patched.{function} = wrapped
 from synthcv.cli import main
-sys.argv = ["synthcv", "generate", *sys.argv[1:]]
+sys.argv = ["synthcv", "{command}", *sys.argv[1:]]
 main()
 """
+
+
+#: ``synthcv generate --workers 1``, the interrupt dropped before the second shard: the run
+#: used to complete with exit 0.
+_SIGINT_SWALLOWED = _swallowed_on_second_call("synthcv.pipeline.runner", "render_shard", "generate")
 
 
 def test_an_interrupt_python_swallows_still_stops_the_run(tmp_path, reference):
@@ -392,31 +398,10 @@ def test_a_training_loop_stops_at_the_next_step_after_a_swallowed_interrupt(
     assert len(taken) == 2  # not the remaining four steps
 
 
-#: Runs ``synthcv augment`` with a SIGINT that Python swallows (it lands in a ``__del__``)
-#: while the second sample is augmented: the command must still stop as interrupted.
-_AUGMENT_SWALLOWED = """
-import os, signal, sys
-from synthcv.augment import dataset
-
-class Swallows:
-    def __del__(self):
-        os.kill(os.getpid(), signal.SIGINT)
-        for _ in range(1000):
-            pass
-
-original, calls = dataset._augment_sample, []
-
-def augment_sample(*args, **kwargs):
-    calls.append(1)
-    if len(calls) == 2:
-        Swallows()
-    return original(*args, **kwargs)
-
-dataset._augment_sample = augment_sample
-from synthcv.cli import main
-sys.argv = ["synthcv", "augment", *sys.argv[1:]]
-main()
-"""
+#: ``synthcv augment``, the interrupt dropped while the second sample is augmented.
+_AUGMENT_SWALLOWED = _swallowed_on_second_call(
+    "synthcv.augment.dataset", "_augment_sample", "augment"
+)
 
 
 def test_any_command_stops_on_an_interrupt_python_swallows(tmp_path, reference):
