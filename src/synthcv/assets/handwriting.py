@@ -433,19 +433,18 @@ def stroke_ends(
     out = []
     for line in lines:
         total = float(_arc_lengths(line)[-1])
-        for _end in range(2):  # the start, then (reversed) the end
+        for at_end in (False, True):  # the start, then (the line reversed) the end
             change = amount * float(rng.uniform(-0.12, 0.1))
-            hook = rng.random() < (0.35 if _end == 0 else 0.15) * min(amount, 1.0)
+            hook = rng.random() < (0.15 if at_end else 0.35) * min(amount, 1.0)
             turn = np.radians(float(rng.uniform(100, 160)) * (1 if rng.random() < 0.5 else -1))
             hook_len = amount * float(rng.uniform(0.04, 0.1))
             if change < 0:
                 line = _trim_start(line, min(-change, 0.25 * total))
             elif change > 0:
                 line = np.vstack([line[:1] + change * _tangent_out(line), line])
-            if hook:
-                d = _tangent_out(line)
-                c, s_ = math.cos(turn), math.sin(turn)
-                back = np.array([c * d[0] - s_ * d[1], s_ * d[0] + c * d[1]])
+            if hook:  # the outward tangent turned by ``turn``, then walked backwards
+                cos, sin = math.cos(turn), math.sin(turn)
+                back = np.array([[cos, -sin], [sin, cos]]) @ _tangent_out(line)
                 line = np.vstack([line[:1] - hook_len * back, line])
             line = line[::-1]
         out.append(line)
