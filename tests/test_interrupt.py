@@ -396,6 +396,36 @@ def test_a_training_loop_stops_at_the_next_step_after_a_swallowed_interrupt(
     with pytest.raises(KeyboardInterrupt), InterruptGuard():
         loop.run_epochs(model, [8], [1.0], sched, 0, step)
     assert len(taken) == 2  # not the remaining four steps
+    # called as a library, with no guard around it: the loop's own guard catches it
+    taken.clear()
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_epochs(model, [8], [1.0], sched, 0, step)
+    assert len(taken) == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point
+def test_augment_as_a_library_stops_on_a_swallowed_interrupt(
+    sigint_as_a_terminal_gives_it, tmp_path, reference, monkeypatch
+):
+    """No CLI around it: augment_dataset's own guard, and no manifest."""
+    from synthcv.augment import dataset
+
+    real, calls = dataset._augment_sample, []
+
+    def swallowing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            _SwallowsInterrupts()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dataset, "_augment_sample", swallowing)
+    _, ref = reference
+    with pytest.raises(KeyboardInterrupt):
+        dataset.augment_dataset(ref, tmp_path / "cut", [{"op": "noise", "sigma": 3}], seed=4)
+    assert len(calls) == 2
+    assert not (tmp_path / "cut" / "manifest.json").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 #: ``synthcv augment``, the interrupt dropped while the second sample is augmented.

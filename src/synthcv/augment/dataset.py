@@ -32,7 +32,7 @@ from synthcv.format.writer import (
     unfinished_shards,
     write_manifest,
 )
-from synthcv.interrupts import interruption_point
+from synthcv.interrupts import InterruptGuard, interruption_point
 
 
 def augment_dataset(
@@ -65,7 +65,8 @@ def augment_dataset(
     index = parent.samples.column("sample_index").to_pylist()
     positions = {int(v): j for j, v in enumerate(index)}  # sample index -> dataset position
     sizes = Counter(str(s) for s in parent.samples.column("shard").to_pylist())
-    with claim_output(out, run, overwrite):
+    # its own guard, so a library call (no CLI around it) does not lose a swallowed Ctrl-C either
+    with InterruptGuard(), claim_output(out, run, overwrite):
         todo = set(unfinished_shards(out, len(shards)))
         with _progress(progress, f"augmenting {src.name}", len(parent)) as advance:
             for k, shard_rel in enumerate(shards):

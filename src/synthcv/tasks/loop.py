@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from synthcv.interrupts import interruption_point
+from synthcv.interrupts import InterruptGuard, interruption_point
 from synthcv.tasks.sampling import MixtureBatchSampler
 
 CHECKPOINT_FORMAT = "synthcv.stage-checkpoint/1"
@@ -191,39 +191,41 @@ def run_epochs(
         task = prog.add_task(description, total=total, completed=done)
     last_save = time.monotonic()
     try:
-        while at.epoch <= schedule.epochs:
-            model.train()
-            sampler = MixtureBatchSampler(
-                sizes, ratios, schedule.batch_size, schedule.steps, seed * 1000 + at.epoch
-            )
-            for i, batch in enumerate(sampler):
-                if i < at.step:
-                    continue  # taken before the checkpoint; the sampler is a function of its seed
-                interruption_point()  # a Ctrl-C Python swallowed stops at the next step
-                loss, parts, n = step(batch)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if schedule.clip_grad is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), schedule.clip_grad)
-                opt.step()
-                sched.step()
-                for k, v in parts.items():
-                    at.sums[k] = at.sums.get(k, 0.0) + v * n
-                at.seen += n
-                at.step = i + 1
-                if prog is not None:
-                    prog.advance(task)
-                if (
-                    checkpoint is not None
-                    and at.step < schedule.steps
-                    and time.monotonic() - last_save >= checkpoint.interval_s
-                ):
-                    save()
-                    last_save = time.monotonic()
-            log_epoch(at.epoch, {f"train.{k}": v / max(at.seen, 1) for k, v in at.sums.items()})
-            at = _Progress(at.epoch + 1)
-            save()
-            last_save = time.monotonic()
+        # its own guard: a library call (no CLI around it) does not lose a swallowed Ctrl-C
+        with InterruptGuard():
+            while at.epoch <= schedule.epochs:
+                model.train()
+                sampler = MixtureBatchSampler(
+                    sizes, ratios, schedule.batch_size, schedule.steps, seed * 1000 + at.epoch
+                )
+                for i, batch in enumerate(sampler):
+                    if i < at.step:
+                        continue  # taken before the checkpoint (the sampler is seeded)
+                    interruption_point()  # a Ctrl-C Python swallowed stops at the next step
+                    loss, parts, n = step(batch)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if schedule.clip_grad is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), schedule.clip_grad)
+                    opt.step()
+                    sched.step()
+                    for k, v in parts.items():
+                        at.sums[k] = at.sums.get(k, 0.0) + v * n
+                    at.seen += n
+                    at.step = i + 1
+                    if prog is not None:
+                        prog.advance(task)
+                    if (
+                        checkpoint is not None
+                        and at.step < schedule.steps
+                        and time.monotonic() - last_save >= checkpoint.interval_s
+                    ):
+                        save()
+                        last_save = time.monotonic()
+                log_epoch(at.epoch, {f"train.{k}": v / max(at.seen, 1) for k, v in at.sums.items()})
+                at = _Progress(at.epoch + 1)
+                save()
+                last_save = time.monotonic()
     finally:
         if prog is not None:
             prog.stop()
