@@ -86,6 +86,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="render N digits from --spec into --procedural (or OUT/procedural)",
     )
+    p.add_argument(
+        "--procedural-second",
+        type=Path,
+        metavar="DIR",
+        help="a second generated set (e.g. benchmarks/digits_hand_plain.yaml rendered): every "
+        "procedural source is then half --procedural, half DIR, drawn per batch",
+    )
     p.add_argument("--spec", type=Path, default=Path("examples/digits_hand.yaml"))
     p.add_argument("--workers", type=int, default=1, help="generator worker processes")
     p.add_argument(
@@ -214,6 +221,8 @@ def row_config(
         }
     if pix is not None:
         data["pixelcnn"] = {"kind": "samples", "path": str(pix)}
+    if args.procedural_second is not None:
+        data["procedural_second"] = {"kind": "dataset", "path": str(args.procedural_second)}
     jitter: dict[str, float] | bool = True
     if args.jitter:
         jitter = {
@@ -270,6 +279,11 @@ def row_config(
         sources = {"procedural_aug": 1.0}
     else:
         raise ValueError(f"--rows: unknown row {row!r}; choose from {ROWS}")
+    if args.procedural_second is not None:  # two ways of drawing, half each
+        for part in (sources, extra.get("finetune", {}).get("sources", {})):
+            if "procedural" in part:
+                w = part.pop("procedural")
+                part.update({"procedural": w / 2, "procedural_second": w / 2})
     evals = ["real_val"] if args.validation_only else ["real_val", "real_test"]
     used = set(sources) | set(evals) | set(extra.get("finetune", {}).get("sources", {}))
     return {
@@ -381,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "steps_per_epoch": STEPS_PER_EPOCH,
         "procedural": str(proc) if proc else None,
+        "procedural_second": str(args.procedural_second) if args.procedural_second else None,
         "pixelcnn": str(pix) if pix else None,
     }
     tmp = args.out / ".results.json.tmp"

@@ -164,6 +164,13 @@ def main(argv: list[str] | None = None) -> None:
         help="the gate's broad set: the 700 validation digits (the training writers), or the "
         "production pool's 500 undrifted digits (the population served)",
     )
+    p.add_argument(
+        "--spread",
+        choices=("excess", "span"),
+        default="span",
+        help="targeted.spread: read each factor's range off the batch's whole spread ('span', "
+        "the loop's default) or off its spread beyond what one probe value shows ('excess')",
+    )
     args = p.parse_args(argv)
     announce()
     os.environ.pop("SYNTHCV_TRACKING", None)
@@ -214,7 +221,11 @@ def main(argv: list[str] | None = None) -> None:
                     "reference": "mnist:train-part",
                     "current": f"batch-{slug}.npz",
                     "monitor": {"n": 500, "permutations": 200},
-                    "targeted": {"count": args.targeted, "probe_count": 48},
+                    "targeted": {
+                        "count": args.targeted,
+                        "probe_count": 48,
+                        "spread": args.spread,
+                    },
                     "finetune": {
                         "epochs": args.epochs,
                         "interpolate": args.interpolate,
@@ -285,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         "false_alarm_rate": alarms / max(args.undrifted, 1),
         "split": args.split,
         "gate_broad": args.gate_broad,
+        "spread": args.spread,
         "seconds": round(time.perf_counter() - t_start, 1),
         "machine": f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
         f"torch threads {__import__('torch').get_num_threads()}",

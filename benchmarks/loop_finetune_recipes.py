@@ -53,6 +53,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--from", dest="src", type=Path, required=True, help="drift_loop.py --out")
     p.add_argument("--recipes", default=",".join(RECIPES))
     p.add_argument("--drifts", default=";".join(DRIFTS), help="';'-separated drift names")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="fine-tune each recipe with finetune.seed 0..N-1 (N > 1: how much one fine-tune's "
+        "figures move with its seed alone; written to finetune_recipes_seeds.json)",
+    )
     args = p.parse_args(argv)
     announce()
     spec = importlib.util.spec_from_file_location(
@@ -98,8 +105,8 @@ def main(argv: list[str] | None = None) -> None:
             "batch": dl.acc(champion, batch["images"], batch["labels"]),
             "held_drift": dl.acc(champion, hx, held_y),
         }
-        for name in args.recipes.split(","):
-            r = RECIPES[name]
+        for name, fseed in [(n, s) for n in args.recipes.split(",") for s in range(args.seeds)]:
+            r = RECIPES[name] if args.seeds == 1 else {**RECIPES[name], "seed": fseed}
             c = cfg.model_copy(update={"finetune": cfg.finetune.model_copy(update=r)})
             t0 = time.perf_counter()
             model = Classification().finetune(c, champion, targeted)
@@ -110,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
                 "batch_gain": dl.acc(model, batch["images"], batch["labels"]) - before["batch"],
                 "decision_loss": base["decision"] - dl.acc(model, dec_x, dec_y),
                 "val_loss": base["val"] - dl.acc(model, vx, vy),
+                "held_before": base["held"],
                 "held_drift_before": before["held_drift"],
                 "held_drift_after": dl.acc(model, hx, held_y),
                 "held_broad_loss": base["held"] - dl.acc(model, held_x, held_y),
@@ -127,8 +135,11 @@ def main(argv: list[str] | None = None) -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "command": " ".join([sys.executable, *sys.argv]),
     }
-    (src / "finetune_recipes.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "finetune_recipes.json" if args.seeds == 1 else "finetune_recipes_seeds.json"
+    (src / name).write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))
+    if args.seeds > 1:
+        print(seed_spread(rows))
 
 
 def choose(rows: list[dict]) -> str:
@@ -144,6 +155,35 @@ def choose(rows: list[dict]) -> str:
     if ok:
         return max(ok, key=lambda k: mean[k][0])
     return min(mean, key=lambda k: mean[k][1])
+
+
+def seed_spread(rows: list[dict]) -> str:
+    """Per recipe and drift: the held-out figures' mean, 95 % t-interval and range over the
+    fine-tune seeds (the same champion, targeted set and batches: only the seed moves)."""
+    from scipy import stats
+
+    def ci(v: list[float]) -> str:
+        a = 100 * np.asarray(v)
+        half = stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a))
+        return f"{a.mean():+.2f} ± {half:.2f} ({a.min():+.1f}…{a.max():+.1f})"
+
+    lines = [
+        "| recipe | drift | seeds | held-out drifted gain | recovered (mean) | "
+        "held-out broad change |",
+        "|---|---|---|---|---|---|",
+    ]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for x in rows:
+        groups.setdefault((x["recipe"], x["drift"]), []).append(x)
+    for (recipe, drift), g in groups.items():
+        gain = [x["held_drift_after"] - x["held_drift_before"] for x in g]
+        drop = g[0]["held_before"] - g[0]["held_drift_before"]  # what the drift cost
+        rec = np.mean(gain) / drop if drop > 0 else float("nan")  # nan: nothing to recover
+        lines.append(
+            f"| {recipe} | {drift} | {len(g)} | {ci(gain)} | {100 * rec:.0f} % | "
+            f"{ci([-x['held_broad_loss'] for x in g])} |"
+        )
+    return "\n".join(lines)
 
 
 def markdown(r: dict) -> str:

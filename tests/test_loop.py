@@ -18,7 +18,7 @@ from real_digits import needs_mnist
 from synthcv.loop import load_mapping
 from synthcv.loop.config import LoopConfig
 from synthcv.loop.cycle import gate, plan_targeted
-from synthcv.loop.mapping import invert_curve, nested
+from synthcv.loop.mapping import estimate_region, excess_interval, invert_curve, nested
 from synthcv.monitor.drift import detect_drift
 from synthcv.monitor.sources import MonitorSet
 from synthcv.realdata import load_mnist8000
@@ -128,6 +128,38 @@ def test_probe_curves_are_inverted_at_the_current_quantiles():
     flat = invert_curve("f", "p", [0, 1, 2, 3], [1.0, 3.0, 0.0, 2.0], (1.0, 2.0))
     assert flat.range is None and "rule skipped" in flat.note
     assert nested(["a.b", "a.c"], 1) == {"a": {"b": 1, "c": 1}}
+
+
+def test_the_spread_one_probe_value_shows_is_not_asked_of_the_factor():
+    # a batch as spread as the renders at one factor value is that value, not a range
+    (lo, hi), spread = excess_interval((15.0, 25.0), 20.0, [0, 10, 20, 30], [5] * 4, [5] * 4)
+    assert (lo, hi) == pytest.approx((20.0, 20.0)) and spread == pytest.approx((5.0, 5.0))
+    # renders with no spread of their own leave the batch's interval as it is
+    assert excess_interval((12.0, 31.0), 20.0, [0, 10, 20], [0] * 3, [0] * 3)[0] == (12.0, 31.0)
+    # each side separately: 10 = sqrt(8^2 + 6^2) below, 5 above as wide as the renders'
+    (lo, hi), _ = excess_interval((10.0, 25.0), 20.0, [0, 40], [6, 6], [5, 5])
+    assert (lo, hi) == pytest.approx((12.0, 20.0))
+
+
+def test_regions_are_uniform_ranges_over_the_excess_spread():
+    probe, medians = [0, 1, 2, 3, 4], [0.0, 10.0, 20.0, 30.0, 40.0]
+    r = estimate_region("f", "p", probe, medians, [5] * 5, [5] * 5, (10.0, 30.0), 20.0, 0.05)
+    # excess half-width sqrt(10^2 - 5^2) on each side -> factor 2 -+ 0.866, whose uniform
+    # range puts 5 % of its draws beyond each end
+    width = 2 * np.sqrt(75) / 10 / 0.9
+    assert r.range == pytest.approx((2 - width / 2, 2 + width / 2))
+    assert r.method == "excess" and r.to_dict()["excess_interval"] == pytest.approx(
+        [20 - np.sqrt(75), 20 + np.sqrt(75)]
+    )
+    # no excess: one probe spacing around the batch's factor value, never a bare point
+    point = estimate_region("f", "p", probe, medians, [5] * 5, [5] * 5, (15.0, 25.0), 20.0, 0.05)
+    assert point.range == pytest.approx((1.5, 2.5))
+    # a batch beyond every probe stays at the last probe, and says so
+    beyond = estimate_region("f", "p", probe, medians, [5] * 5, [5] * 5, (50.0, 70.0), 60.0, 0.05)
+    assert beyond.range == (4.0, 4.0) and "beyond the probed" in beyond.note
+    # the whole spread ("span") asks for more of the factor
+    span = invert_curve("f", "p", probe, medians, (10.0, 30.0))
+    assert span.range[1] - span.range[0] > r.range[1] - r.range[0]
 
 
 @needs_mnist

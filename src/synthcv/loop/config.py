@@ -41,6 +41,11 @@ class TargetedSpec(_Strict):
     probe_count: int = Field(64, ge=8)
     #: the share of the current batch the targeted region must cover: its [q, 1 - q] quantiles
     quantile: float = Field(0.05, ge=0, lt=0.5)
+    #: how a factor's range is read off the batch: "span" inverts the batch's whole central
+    #: interval; "excess" first takes out the spread the renders show at one probe value
+    #: (classes, fonts, writers): narrower ranges, not better candidates in the one benchmark
+    #: run that compared them (docs/monitoring.md)
+    spread: Literal["excess", "span"] = "span"
     workers: int = Field(1, ge=1)
     #: how rendered images reach the classifier: as rendered (a spec that frames its camera, as
     #: digits_mnist does) or re-framed to MNIST's 20-px box

@@ -22,7 +22,15 @@ import yaml
 from synthcv import tracking
 from synthcv.fileio import sha256_text, write_text_atomic
 from synthcv.loop.config import LoopConfig
-from synthcv.loop.mapping import Region, Rule, invert_curve, load_mapping, merge, nested
+from synthcv.loop.mapping import (
+    Region,
+    Rule,
+    estimate_region,
+    invert_curve,
+    load_mapping,
+    merge,
+    nested,
+)
 from synthcv.loop.model_kinds import Classification, ModelKind, kind_of, load_bootstrap
 from synthcv.monitor.drift import DriftReport
 from synthcv.monitor.sources import MonitorSet, load_monitor_source
@@ -79,12 +87,15 @@ def probe_rule(
     """Render ``probe_count`` images per probe value on top of ``overlay`` and ``augment`` (what
     earlier rules chose), measure the feature's median at each (on the images as the model
     reads them; an object feature on their labelled objects), and invert the curve at the
-    current batch's central quantiles. A value the spec refuses is left out, and said."""
+    current batch's central quantiles (with ``targeted.spread: excess``, less the spread one
+    probe value shows by itself: :func:`~synthcv.loop.mapping.estimate_region`). A value the
+    spec refuses is left out, and said."""
     q = cfg.targeted.quantile
     cur = (float(np.quantile(current_values, q)), float(np.quantile(current_values, 1 - q)))
+    centre = float(np.median(current_values))
     stage = sha256_text(json.dumps([overlay, augment], sort_keys=True))
     stage_dir = work / stage[:10]
-    values, medians, refused = [], [], []
+    values, medians, below, above, refused = [], [], [], [], []
     for i, v in enumerate(rule.probe):
         base = merge(overlay, {"seed": 7919})  # common random numbers: one curve, less noise
         try:
@@ -108,8 +119,11 @@ def probe_rule(
         if not len(measured):
             refused.append(f"{v:g} (no visible object to measure)")
             continue
+        lo_q, mid, hi_q = np.quantile(measured, [q, 0.5, 1 - q])
         values.append(v)
-        medians.append(float(np.median(measured)))
+        medians.append(float(mid))
+        below.append(float(mid - lo_q))
+        above.append(float(hi_q - mid))
     target = "+".join(rule.paths) or f"augment.{rule.augment}.{rule.param}"
     if len(values) < 3:
         region = Region(
@@ -120,6 +134,10 @@ def probe_rule(
             cur,
             None,
             "fewer than 3 probe values rendered; rule skipped",
+        )
+    elif cfg.targeted.spread == "excess":
+        region = estimate_region(
+            rule.feature, target, values, medians, below, above, cur, centre, q
         )
     else:
         region = invert_curve(rule.feature, target, values, medians, cur)

@@ -154,17 +154,32 @@ class Region:
     current: tuple[float, float]
     range: tuple[float, float] | None
     note: str = ""
+    #: how the range was read: "excess" (the within-probe spread removed) or "span"
+    method: str = "span"
+    #: the current batch's median, and the central interval left once the spread one probe
+    #: value shows by itself (at that median) is taken out ("excess" only)
+    current_median: float | None = None
+    excess: tuple[float, float] | None = None
+    probe_spread: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "feature": self.feature,
             "target": self.target,
             "probe": self.probe,
             "probe_medians": self.medians,
             "current_quantiles": list(self.current),
             "range": None if self.range is None else list(self.range),
+            "method": self.method,
             "note": self.note,
         }
+        if self.method == "excess":
+            out["current_median"] = self.current_median
+            out["excess_interval"] = None if self.excess is None else list(self.excess)
+            out["probe_spread_at_median"] = (
+                None if self.probe_spread is None else list(self.probe_spread)
+            )
+        return out
 
 
 def invert_curve(
@@ -197,3 +212,69 @@ def invert_curve(
                 f"{yy[0]:.4g}..{yy[-1]:.4g}; range clipped to the probes")  # fmt: skip
     lo, hi = float(min(ends)), float(max(ends))
     return Region(feature, target, list(x), list(y), current, (lo, hi), note)
+
+
+def excess_interval(
+    current: tuple[float, float],
+    median: float,
+    medians: list[float],
+    below: list[float],
+    above: list[float],
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The current central interval ``current`` (around ``median``) less the spread that one
+    probe value shows by itself, and that spread.
+
+    At a single probe value the feature still varies (classes, fonts, writers, poses the spec
+    keeps random), so a batch's spread is that within-probe spread plus the spread of the
+    factor. Reading the factor's range off the batch's whole spread (``span``) asks for far
+    more of the factor than the batch shows: the bundled test digits' ink angle spans -10..55
+    degrees, which is also what digits at one fixed yaw span. Each side's half-width is taken
+    as the root of the difference of squares (independent parts add in variance), the
+    within-probe half-widths ``below``/``above`` interpolated at ``median`` along the probe
+    medians."""
+    m = np.asarray(medians, float)
+    order = np.argsort(m)
+    low = float(np.interp(median, m[order], np.asarray(below, float)[order]))
+    high = float(np.interp(median, m[order], np.asarray(above, float)[order]))
+    lo_c, hi_c = sorted(current)
+    lo = median - float(np.sqrt(max((median - lo_c) ** 2 - low**2, 0.0)))
+    hi = median + float(np.sqrt(max((hi_c - median) ** 2 - high**2, 0.0)))
+    return (lo, hi), (low, high)
+
+
+def estimate_region(
+    feature: str,
+    target: str,
+    probe: list[float],
+    medians: list[float],
+    below: list[float],
+    above: list[float],
+    current: tuple[float, float],
+    median: float,
+    quantile: float,
+) -> Region:
+    """The factor range whose renders show the current batch's excess spread (see
+    :func:`excess_interval`), as a uniform range: its [q, 1 - q] quantiles are the inverted
+    interval, so the support is wider by 1 / (1 - 2q). A range narrower than one probe
+    spacing is widened to it (the curve says nothing finer); a range pinned to one end of the
+    probes (the batch lies beyond them) stays a point there."""
+    (lo_f, hi_f), spread = excess_interval(current, median, medians, below, above)
+    region = invert_curve(feature, target, probe, medians, (lo_f, hi_f))
+    region.current = tuple(sorted(current))  # type: ignore[assignment]
+    region.method, region.current_median = "excess", median
+    region.excess, region.probe_spread = (lo_f, hi_f), spread
+    if region.range is None:
+        return region
+    x = np.sort(np.asarray(probe, float))
+    lo, hi = region.range
+    if not (lo == hi and lo in (x[0], x[-1])):
+        width = (hi - lo) / (1 - 2 * quantile)
+        lo, hi = lo - quantile * width, hi + quantile * width
+        centre = (lo + hi) / 2
+        i = int(np.clip(np.searchsorted(x, centre), 1, len(x) - 1))
+        step = float(x[i] - x[i - 1])
+        if hi - lo < step:
+            lo, hi = centre - step / 2, centre + step / 2
+        lo, hi = max(lo, float(x[0])), min(hi, float(x[-1]))
+    region.range = (float(lo), float(hi))
+    return region
