@@ -160,12 +160,11 @@ def choose(rows: list[dict]) -> str:
 def seed_spread(rows: list[dict]) -> str:
     """Per recipe and drift: the held-out figures' mean, 95 % t-interval and range over the
     fine-tune seeds (the same champion, targeted set and batches: only the seed moves)."""
-    from scipy import stats
+    from synthcv.tasks.stats import mean_ci
 
     def ci(v: list[float]) -> str:
-        a = 100 * np.asarray(v)
-        half = stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a))
-        return f"{a.mean():+.2f} ± {half:.2f} ({a.min():+.1f}…{a.max():+.1f})"
+        s = mean_ci([100 * x for x in v])
+        return f"{s['mean']:+.2f} ± {s['half']:.2f} ({100 * min(v):+.1f}…{100 * max(v):+.1f})"
 
     lines = [
         "| recipe | drift | seeds | held-out drifted gain | recovered (mean) | "

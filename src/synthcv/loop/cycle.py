@@ -92,7 +92,6 @@ def probe_rule(
     spec refuses is left out, and said."""
     q = cfg.targeted.quantile
     cur = (float(np.quantile(current_values, q)), float(np.quantile(current_values, 1 - q)))
-    centre = float(np.median(current_values))
     stage = sha256_text(json.dumps([overlay, augment], sort_keys=True))
     stage_dir = work / stage[:10]
     values, medians, below, above, refused = [], [], [], [], []
@@ -136,6 +135,7 @@ def probe_rule(
             "fewer than 3 probe values rendered; rule skipped",
         )
     elif cfg.targeted.spread == "excess":
+        centre = float(np.median(current_values))
         region = estimate_region(
             rule.feature, target, values, medians, below, above, cur, centre, q
         )
