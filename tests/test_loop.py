@@ -163,7 +163,8 @@ def test_regions_are_uniform_ranges_over_the_excess_spread():
 
 
 @needs_mnist
-def test_a_darker_batch_changes_only_light_factors(tmp_path):
+@pytest.mark.parametrize("spread", ["span", "excess"])
+def test_a_darker_batch_changes_only_light_factors(tmp_path, spread):
     x, y = load_mnist8000("train")
     ref = MonitorSet("ref", x[:300], y[:300])
     cur = MonitorSet("cur", (x[300:600] * 0.5).astype(np.uint8), y[300:600])
@@ -172,7 +173,13 @@ def test_a_darker_batch_changes_only_light_factors(tmp_path):
     )
     assert "foreground_level" in {f.feature for f in report.drifted_features}
     overlay, augment, regions = plan_targeted(
-        report, _cfg(tmp_path), cur, None, tmp_path / "work", lambda s: None, seed=3
+        report,
+        _cfg(tmp_path, targeted={"count": 12, "probe_count": 8, "spread": spread}),
+        cur,
+        None,
+        tmp_path / "work",
+        lambda s: None,
+        seed=3,
     )
     changed = {k for k in overlay if k not in ("extends", "seed")}
     assert changed == {"lights"} and augment == []
@@ -182,7 +189,7 @@ def test_a_darker_batch_changes_only_light_factors(tmp_path):
     lo, hi = overlay["lights"]["ambient"]["uniform"]
     assert 0.05 <= lo <= hi < 0.6  # darker than the champion's spec (ambient 0.8-1.0)
     light = next(r for r in regions if r["feature"] == "foreground_level")
-    assert light["range"] == pytest.approx([lo, hi])
+    assert light["range"] == pytest.approx([lo, hi]) and light["method"] == spread
 
 
 def test_the_gate_weighs_the_drifted_gain_against_the_broad_loss(tmp_path):

@@ -57,6 +57,9 @@ _CUBIC_STEPS = 8
 _SIMPLIFY = 1e-4  # outline simplification tolerance, relative to the ink height
 _PINCH = 1e-5  # outward offset, relative to the ink height, that opens point contacts
 _CREASE_DEG = 35.0  # wall vertices split at outline corners sharper than this
+# Thinning takes at most this share of a glyph's mean stroke half-width (area / perimeter), so a
+# negative ``stroke`` makes every font thin rather than making the thinnest ones vanish.
+_MAX_THINNING = 0.8
 
 
 @functools.cache
@@ -288,7 +291,9 @@ def glyph_outline(
     ``fit="ink"`` scales the drawn character to exactly ``height`` (so a "7" and a "1" are the
     same height); ``fit="em"`` makes ``height`` the font size (em), keeping relative sizes.
     ``stroke`` grows (> 0) or thins (< 0) every stroke by that fraction of the height, and
-    ``shear`` slants the glyph by that many degrees (positive leans right), so one font yields
+    thinning stops at 0.8 of the glyph's own mean stroke half-width (its area over its
+    perimeter), so thin fonts saturate instead of vanishing while thicker ones and the hand
+    go on thinning (:func:`thinning_limit`). ``shear`` slants the glyph by that many degrees (positive leans right), so one font yields
     the pen-width and slant variety of handwriting. ``wobble`` bends the outline with a smooth
     random field of that amplitude (fraction of the height) seeded by ``style``.
 
@@ -429,6 +434,7 @@ def _restyle(geom: Any, grow: float, shear: float, where: str) -> Any:
     if shear:
         geom = affinity.skew(geom, xs=shear, origin=(0, 0))
     if grow:
+        grow = max(grow, -thinning_limit(geom))
         geom = geom.buffer(grow, join_style="round", quad_segs=4)
         if geom.is_empty or geom.area <= 0:
             raise AssetError(f"{where}: stroke {grow!r} thins the glyph away; use a larger value")
@@ -437,6 +443,16 @@ def _restyle(geom: Any, grow: float, shear: float, where: str) -> Any:
         geom = geom.buffer(_PINCH * h, join_style="mitre")
         geom = geom.simplify(_SIMPLIFY * h, preserve_topology=True)
     return geom
+
+
+def thinning_limit(geom: Any) -> float:
+    """How far (outline units) thinning may erode ``geom``: a share of its mean half-width.
+
+    A stroke of width w and length L has area ~ wL and perimeter ~ 2L, so area / perimeter is
+    half the mean stroke width, and never more than the largest inscribed radius: eroding by
+    less leaves every glyph some ink. Hairlines thinner than the mean may still break.
+    """
+    return _MAX_THINNING * float(geom.area) / float(geom.length)
 
 
 def _ring(coords: Any) -> np.ndarray:
