@@ -293,9 +293,10 @@ def glyph_outline(
     ``stroke`` grows (> 0) or thins (< 0) every stroke by that fraction of the height, and
     thinning stops at 0.8 of the glyph's own mean stroke half-width (its area over its
     perimeter), so thin fonts saturate instead of vanishing while thicker ones and the hand
-    go on thinning (:func:`thinning_limit`). ``shear`` slants the glyph by that many degrees (positive leans right), so one font yields
-    the pen-width and slant variety of handwriting. ``wobble`` bends the outline with a smooth
-    random field of that amplitude (fraction of the height) seeded by ``style``.
+    go on thinning (:func:`thinning_limit`). ``shear`` slants the glyph by that many degrees
+    (positive leans right), so one font yields the pen-width and slant variety of handwriting.
+    ``wobble`` bends the outline with a smooth random field of that amplitude (fraction of the
+    height) seeded by ``style``.
 
     ``font="hand"`` draws digits with a round pen along stroke skeletons (see
     :mod:`synthcv.assets.handwriting`): ``style`` picks one of a few ways of writing the digit
