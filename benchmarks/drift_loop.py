@@ -123,10 +123,34 @@ def digit_splits(split: str = "file") -> dict[str, tuple[np.ndarray, np.ndarray]
 
 
 def acc(model, x: np.ndarray, y: np.ndarray) -> float:
+    return float(correct(model, x, y).mean())
+
+
+def correct(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-digit correctness (1/0), so changes on the same digits can be paired."""
     from synthcv.tasks.data import ArraySet
     from synthcv.tasks.train import evaluate
 
-    return float(evaluate(model, ArraySet(x, y))["acc"])
+    return evaluate(model, ArraySet(x, y))["correct"].astype(np.float64)
+
+
+def paired_figures(
+    base: np.ndarray, before: np.ndarray, after: np.ndarray, broad_after: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """95 % paired-bootstrap intervals (over the held-out digits) of what the targets judge.
+
+    ``base``: the champion on the undrifted held-out digits; ``before``/``after``: the champion
+    and a model on the same digits drifted; ``broad_after``: that model undrifted. The recovery
+    target (gain >= half the drop) holds with confidence only when ``vs_half_drop`` stays above
+    0, and the broad target when ``broad_change`` stays above -0.005.
+    """
+    from synthcv.tasks.stats import paired_mean_ci
+
+    return {
+        "gain": paired_mean_ci(after - before),
+        "vs_half_drop": paired_mean_ci((after - before) - 0.5 * (base - before)),
+        "broad_change": paired_mean_ci(broad_after - base),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -194,7 +218,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.gate_broad == "pool":
         np.savez("broad-pool.npz", images=pool_x, labels=pool_y)
         gate_broad = "broad-pool.npz"
-    base_test = acc(champion, held_x, held_y)
+    held = (held_x, held_y)
+    base_c = correct(champion, held_x, held_y)
+    base_test = float(base_c.mean())
     rows = []
     for kind in args.drifts.split(","):
         rng = np.random.default_rng(DRIFTS.index(kind))
@@ -246,9 +272,17 @@ def main(argv: list[str] | None = None) -> None:
             cand = load_model_version(f"digits-{slug}", decision["candidate_version"])
             if decision["outcome"] == "promoted":
                 final = cand
-        before, after = acc(champion, hx, hy), acc(final, hx, hy)
+        c_before, c_after = correct(champion, hx, hy), correct(final, hx, hy)
+        before, after = float(c_before.mean()), float(c_after.mean())
         cand_held = acc(cand, hx, hy) if cand is not None else None
         drop = base_test - before
+        paired = None  # the class-prior held-out set is a resample, not the same digits
+        if kind != "class prior":
+            paired = {"after": paired_figures(base_c, c_before, c_after, correct(final, *held))}
+            if cand is not None:
+                paired["candidate"] = paired_figures(
+                    base_c, c_before, correct(cand, hx, hy), correct(cand, *held)
+                )
         row = {
             "drift": kind,
             "outcome": decision["outcome"],
@@ -270,7 +304,9 @@ def main(argv: list[str] | None = None) -> None:
             "broad_test_before": base_test,
             "broad_test_after": acc(final, held_x, held_y),
             "broad_test_candidate": acc(cand, held_x, held_y) if cand is not None else None,
-            "seconds": round(seconds, 1),
+            "paired_ci": paired,
+            # the loop pass's own time (a re-run finds the batch done and reads it back)
+            "seconds": round(float(decision.get("seconds", seconds)), 1),
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -324,6 +360,31 @@ def markdown(r: dict) -> str:
             f"{pct(x['heldout_after'])} ({rec}; candidate {pct(x['heldout_candidate'])}) | "
             f"{pct(x['broad_test_before'])} → {pct(x['broad_test_after'])} | "
             f"{pct(x['gate_broad_before'])} → {pct(x['gate_broad_candidate'])} | {x['seconds']} |"
+        )
+    lines += [
+        "",
+        "Paired 95 % intervals over the held-out digits, points (targets: gain minus half the "
+        "drop above 0; broad change above -0.5):",
+        "",
+        "| drift | gain | gain − half the drop | broad change | candidate: gain − half the drop "
+        "| candidate: broad change |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def ci(c: dict | None) -> str:
+        if c is None:
+            return "—"
+        return f"{100 * c['mean']:+.1f} [{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}]"
+
+    for x in r["rows"]:
+        pc = x.get("paired_ci")
+        if not pc:
+            continue
+        a, c = pc["after"], pc.get("candidate") or {}
+        lines.append(
+            f"| {x['drift']} | {ci(a['gain'])} | {ci(a['vs_half_drop'])} | "
+            f"{ci(a['broad_change'])} | {ci(c.get('vs_half_drop'))} | "
+            f"{ci(c.get('broad_change'))} |"
         )
     lines.append(
         f"\nFalse alarms: {r['false_alarms']} of {r['undrifted_batches']} undrifted "

@@ -87,7 +87,8 @@ def test_make_renderer_validates_options():
 
 def test_a_spec_and_its_resolved_json_are_the_same_spec():
     """Workers get ``spec.resolved()`` and re-validate it; it must seed the same samples."""
-    for path in sorted((REPO / "examples").glob("*.yaml")):
+    specs = [*(REPO / "examples").glob("*.yaml"), *(REPO / "benchmarks").glob("*.yaml")]
+    for path in sorted(specs):
         s = load_spec(path)
         r = Spec.model_validate(json.loads(json.dumps(s.resolved())))
         assert r == s and r.scene_hash == s.scene_hash, path.name

@@ -13,7 +13,7 @@ from synthcv.tasks.data import balanced_subset, load_source, load_synthcv_datase
 from synthcv.tasks.domain import MatchDomain
 from synthcv.tasks.sampling import MixtureBatchSampler
 from synthcv.tasks.slices import MISSING, bin_labels, slice_metrics
-from synthcv.tasks.stats import mean_ci, wilson
+from synthcv.tasks.stats import mean_ci, paired_mean_ci, wilson
 
 
 # --- mixture sampler -------------------------------------------------------------------------
@@ -189,6 +189,23 @@ def test_wilson_and_mean_ci_known_values() -> None:
     s = mean_ci([1.0, 2.0, 3.0])
     assert s["mean"] == 2.0 and s["half"] == pytest.approx(4.3027 / math.sqrt(3), rel=1e-4)
     assert math.isnan(mean_ci([0.5])["half"])
+
+
+def test_paired_interval_tells_a_few_items_from_noise() -> None:
+    # 5 of 500 digits gained, none lost: a gain of 1 point, known to about +-0.9 (normal approx)
+    gained = np.zeros(500)
+    gained[:5] = 1
+    s = paired_mean_ci(gained)
+    assert s["mean"] == pytest.approx(0.01) and s["n"] == 500
+    assert s["lo"] == pytest.approx(0.01 - 0.0087, abs=0.003) and s["lo"] >= 0
+    assert s["hi"] == pytest.approx(0.01 + 0.0087, abs=0.003)
+    # 5 gained and 5 lost: no change, and the interval says it could be +-1 point
+    mixed = gained.copy()
+    mixed[5:10] = -1
+    m = paired_mean_ci(mixed)
+    assert m["lo"] < 0 < m["hi"] and m["hi"] - m["lo"] > 0.01
+    assert paired_mean_ci(mixed) == m  # seeded
+    assert paired_mean_ci(np.zeros(50)) == {"mean": 0.0, "lo": 0.0, "hi": 0.0, "n": 50}
 
 
 # --- training warps ------------------------------------------------------------------------
