@@ -450,8 +450,9 @@ def thinning_limit(geom: Any) -> float:
     """How far (outline units) thinning may erode ``geom``: a share of its mean half-width.
 
     A stroke of width w and length L has area ~ wL and perimeter ~ 2L, so area / perimeter is
-    half the mean stroke width, and never more than the largest inscribed radius: eroding by
-    less leaves every glyph some ink. Hairlines thinner than the mean may still break.
+    half the mean stroke width, below the largest inscribed radius of stroke-like shapes:
+    eroding by less leaves every built-in glyph some ink (tests/test_glyph_style.py), and a
+    glyph that still vanishes is an AssetError. Hairlines thinner than the mean may break.
     """
     return _MAX_THINNING * float(geom.area) / float(geom.length)
 
