@@ -55,6 +55,15 @@ def test_thinning_saturates_per_glyph_instead_of_erasing_it(font):
         assert tm.is_watertight and tm.volume > 0
 
 
+def test_no_bundled_font_loses_a_digit_to_thinning():
+    from synthcv.assets.glyphs import available_fonts
+
+    for font in ["hand", *available_fonts("0123456789")]:
+        for char in "0123456789":
+            g = glyph_outline(char, font, 1.0, stroke=-0.5)
+            assert not g.is_empty and g.area > 0, (font, char)
+
+
 def test_thick_strokes_go_on_thinning_where_thin_fonts_have_stopped():
     def area(font: str, stroke: float) -> float:
         return glyph_outline("4", font, 1.0, stroke=stroke).area
