@@ -134,6 +134,13 @@ def correct(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return evaluate(model, ArraySet(x, y))["correct"].astype(np.float64)
 
 
+def predictions(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    from synthcv.tasks.data import ArraySet
+    from synthcv.tasks.train import evaluate
+
+    return evaluate(model, ArraySet(x, y))["pred"]
+
+
 def paired_figures(
     base: np.ndarray, before: np.ndarray, after: np.ndarray, broad_after: np.ndarray
 ) -> dict[str, dict[str, float]]:
