@@ -247,6 +247,47 @@ def test_flourish_changes_only_the_ends_and_is_recorded(tmp_path):
         synthcv.load_spec(examples / "digits_hand.yaml", overrides=bad)
 
 
+def _pieces(geom) -> int:
+    return len(getattr(geom, "geoms", [geom]))
+
+
+def test_pen_pressure_varies_the_width_so_thinning_breaks_thin_parts(tmp_path):
+    from synthcv.spec import SpecError
+
+    plain_breaks = pressed_breaks = 0
+    for char in "0123456789":
+        for s in range(4):
+            plain = hand_outline(char, s, 0.1)
+            assert hand_outline(char, s, 0.1, pressure=0.0).equals(plain)  # 0: the round pen
+            pressed = hand_outline(char, s, 0.1, pressure=0.7)
+            assert pressed.equals(hand_outline(char, s, 0.1, pressure=0.7))  # seeded by style
+            assert _pieces(pressed) == _pieces(plain)  # a pen that presses and lifts, unbroken
+            # the same skeleton: the ink overlaps, but its width is no longer the pen's
+            assert pressed.intersection(plain).area > 0.5 * plain.area
+            assert not pressed.equals(plain)
+            # thinning a constant pen thins it everywhere; a pressed one breaks where it was thin
+            plain_breaks += _pieces(glyph_outline(char, "hand", 1.0, stroke=-0.03, style=s)) - 1
+            pressed_breaks += (
+                _pieces(glyph_outline(char, "hand", 1.0, stroke=-0.03, style=s, pressure=0.7)) - 1
+            )
+    assert plain_breaks <= 2 and pressed_breaks >= 10, (plain_breaks, pressed_breaks)
+    solid = _solid(build_mesh({"glyph": "8", "font": "hand", "pressure": 0.7, "stroke": -0.03}))
+    assert solid.is_watertight and solid.volume > 0
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    over = {"objects": {"defaults": {"asset": {"font": "hand", "pressure": {"uniform": [0, 1]}}}}}
+    spec = synthcv.load_spec(examples / "digits_hand.yaml", overrides=over)
+    synthcv.generate(spec, tmp_path / "d", count=6, progress=False)
+    ds = synthcv.open_dataset(tmp_path / "d")
+    values = [ds[i]["objects"][0]["glyph.pressure"] for i in range(len(ds))]
+    assert all(0 <= v <= 1 for v in values) and len(set(values)) > 1
+    bad = {"objects": {"defaults": {"asset": {"pressure": 1.5}}}}
+    with pytest.raises(
+        SpecError, match=r"asset\.pressure: got 1\.5, expected a number in \[0, 1\]"
+    ):
+        synthcv.load_spec(examples / "digits_hand.yaml", overrides=bad)
+
+
 @pytest.mark.parametrize(
     ("asset", "pattern"),
     [
@@ -257,6 +298,7 @@ def test_flourish_changes_only_the_ends_and_is_recorded(tmp_path):
         ({"glyph": "7", "font": "hand", "aspect": 5}, r"aspect got 5.0, expected a width factor"),
         ({"glyph": "7", "font": "hand", "repertoire": 1.5}, r"repertoire got 1.5, expected one"),
         ({"glyph": "7", "font": "hand", "flourish": -1}, r"flourish got -1.0, expected a number"),
+        ({"glyph": "7", "font": "hand", "pressure": 2}, r"pressure got 2.0, expected a number"),
     ],
 )
 def test_bad_hand_assets_are_explained(asset, pattern):

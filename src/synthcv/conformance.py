@@ -91,12 +91,16 @@ OBJECT_FIELDS: dict[str, tuple[str, ...]] = {
     "glyph.aspect": ("asset", "aspect"),
     "glyph.repertoire": ("asset", "repertoire"),
     "glyph.flourish": ("asset", "flourish"),
+    "glyph.pressure": ("asset", "pressure"),
 }
 #: Per-object factors that shape an object's footprint: placement with ``max_overlap`` keeps
 #: only objects that found room, so the kept ones are selected on these.
 FOOTPRINT_FIELDS = frozenset(
     {"scale", "glyph.text", "glyph.font"}
-    | {f"glyph.{k}" for k in ("stroke", "shear", "wobble", "aspect", "repertoire", "flourish")}
+    | {
+        f"glyph.{k}"
+        for k in ("stroke", "shear", "wobble", "aspect", "repertoire", "flourish", "pressure")
+    }
 )
 #: Scene factors recorded after rounding the draw (``max(0, round(x))``).
 ROUNDED = frozenset({"objects.count", "distractors.count", "sensor.jpeg_quality"})

@@ -547,12 +547,13 @@ class AssetSpec(StrictModel):
     aspect: num(0.3, 3) | None = None  # glyph: width against height, 1 = as drawn
     repertoire: num(1, 2) | None = None  # glyph, hand font: which set of ways of writing
     flourish: num(0, 4) | None = None  # glyph, hand font: overshoot, gaps and hooks at stroke ends
+    pressure: num(0, 1) | None = None  # glyph, hand font: pen width varying along each stroke
     keypoints: dict[str, tuple[Coord, Coord, Coord]] | None = None
     phase: Fraction | None = None  # person: where in the clip
     build: num(0.7, 1.5) | None = None  # type: ignore[valid-type]  # person: girth
 
     HASH_STABLE_OPTIONAL: ClassVar[frozenset[str]] = frozenset(
-        {"person", "phase", "build", "aspect", "repertoire", "flourish"}
+        {"person", "phase", "build", "aspect", "repertoire", "flourish", "pressure"}
     )
 
     @model_validator(mode="after")

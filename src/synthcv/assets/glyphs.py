@@ -45,7 +45,8 @@ from synthcv.scene import Mesh
 DEFAULT_FONT = "DejaVuSans"
 GLYPH_KEYS = (
     *("glyph", "font", "height", "depth", "fit"),
-    *("stroke", "shear", "wobble", "style", "aspect", "repertoire", "flourish", "keypoints"),
+    *("stroke", "shear", "wobble", "style", "aspect", "repertoire", "flourish", "pressure"),
+    "keypoints",
 )
 FIT_MODES = ("ink", "em")
 # Never listed: a placeholder font that draws a box with the code range for every character.
@@ -285,6 +286,7 @@ def glyph_outline(
     aspect: float | None = None,
     repertoire: int = DEFAULT_REPERTOIRE,
     flourish: float = 0.0,
+    pressure: float = 0.0,
 ) -> Any:
     """The glyph's filled 2D region (shapely, metres), centred on its ink bounding box.
 
@@ -334,6 +336,8 @@ def glyph_outline(
     aspect = None if aspect is None else float(aspect)
     if not (isinstance(flourish, int | float) and 0 <= flourish <= 4):
         raise AssetError(f"{where}: flourish got {flourish!r}, expected a number in [0, 4]")
+    if not (isinstance(pressure, int | float) and 0 <= pressure <= 1):
+        raise AssetError(f"{where}: pressure got {pressure!r}, expected a number in [0, 1]")
     if isinstance(style, float) and style.is_integer():
         style = int(style)
     if not (isinstance(style, int | np.integer) and not isinstance(style, bool) and style >= 0):
@@ -357,6 +361,7 @@ def glyph_outline(
                 aspect=aspect,
                 repertoire=repertoire,
                 flourish=float(flourish),
+                pressure=float(pressure),
             )
         )
     else:
@@ -578,6 +583,7 @@ def build_glyph(asset: Mapping[str, Any]) -> Mesh:
         aspect=None if asset.get("aspect") is None else float(asset["aspect"]),
         repertoire=asset.get("repertoire", DEFAULT_REPERTOIRE),
         flourish=float(asset.get("flourish", 0.0)),
+        pressure=float(asset.get("pressure", 0.0)),
     )
     verts, faces, uvs = [], [], []
     offset = 0
@@ -600,7 +606,7 @@ def glyph_factors(asset: Mapping[str, Any], mesh: Mesh) -> dict[str, Any]:
         "glyph.text": str(asset["glyph"]),
         "glyph.font": str(asset.get("font", DEFAULT_FONT)),
     }
-    for k in ("stroke", "shear", "wobble", "aspect", "flourish"):
+    for k in ("stroke", "shear", "wobble", "aspect", "flourish", "pressure"):
         if k in asset:
             out[f"glyph.{k}"] = float(asset[k])
     if "repertoire" in asset:
