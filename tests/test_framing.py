@@ -165,7 +165,8 @@ def test_mnist_acquisition_example_frames_its_digits_like_mnist(tiny):
     sides, centroids = [], []
     for i in range(12):
         rgb = render_sample(spec, i, tiny).result.rgb[..., 0].astype(np.float64)
-        assert np.median(rgb) == 0 and rgb.max() == 255
+        # black ground, white ink: a pen that lifts (pressure) may cover no whole pixel
+        assert np.median(rgb) == 0 and rgb.max() >= 245
         yy, xx = np.mgrid[:28, :28]
         centroids.append([(xx * rgb).sum() / rgb.sum(), (yy * rgb).sum() / rgb.sum()])
         sides.append(ink_stats(rgb > 30)[0])
