@@ -176,6 +176,12 @@ def main(argv: list[str] | None = None) -> None:
         help="finetune.interpolate (WiSE-FT share of the fine-tuned weights; 1: off)",
     )
     p.add_argument(
+        "--distill",
+        type=float,
+        default=0.0,
+        help="finetune.distill (weight of distillation from the champion on the replay; 0: off)",
+    )
+    p.add_argument(
         "--recalibrate-bn",
         type=int,
         default=0,
@@ -262,6 +268,7 @@ def main(argv: list[str] | None = None) -> None:
                     "finetune": {
                         "epochs": args.epochs,
                         "interpolate": args.interpolate,
+                        "distill": args.distill,
                         "recalibrate_bn": args.recalibrate_bn,
                     },
                     "gate": {"broad": gate_broad, "tolerance": 0.5},
@@ -340,6 +347,11 @@ def main(argv: list[str] | None = None) -> None:
         "split": args.split,
         "gate_broad": args.gate_broad,
         "spread": args.spread,
+        "finetune": {
+            "interpolate": args.interpolate,
+            "recalibrate_bn": args.recalibrate_bn,
+            "distill": args.distill,
+        },
         "seconds": round(time.perf_counter() - t_start, 1),
         "machine": f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "
         f"torch threads {__import__('torch').get_num_threads()}",
