@@ -220,7 +220,6 @@ def test_stroke_ends_overshoot_stop_short_and_hook_within_their_bounds():
 
 
 def test_flourish_changes_only_the_ends_and_is_recorded(tmp_path):
-    from synthcv.spec import SpecError
 
     for char in "0123456789":
         for s in range(4):
@@ -235,16 +234,24 @@ def test_flourish_changes_only_the_ends_and_is_recorded(tmp_path):
         for c in "17"
         for s in range(4)
     )
+    _recorded_and_validated(tmp_path, "flourish", 5, r"got 5, expected a number in \[0, 4\]")
+
+
+def _recorded_and_validated(tmp_path: Path, key: str, bad: float, pattern: str) -> None:
+    """A hand parameter drawn per sample lands in the objects table as ``glyph.<key>``, and an
+    out-of-range value is refused with its spec path."""
+    from synthcv.spec import SpecError
+
     examples = Path(__file__).resolve().parents[1] / "examples"
-    over = {"objects": {"defaults": {"asset": {"font": "hand", "flourish": {"uniform": [0, 1]}}}}}
+    over = {"objects": {"defaults": {"asset": {"font": "hand", key: {"uniform": [0, 1]}}}}}
     spec = synthcv.load_spec(examples / "digits_hand.yaml", overrides=over)
-    synthcv.generate(spec, tmp_path / "d", count=12, progress=False)
+    synthcv.generate(spec, tmp_path / "d", count=8, progress=False)
     ds = synthcv.open_dataset(tmp_path / "d")
-    values = [ds[i]["objects"][0]["glyph.flourish"] for i in range(len(ds))]
+    values = [ds[i]["objects"][0][f"glyph.{key}"] for i in range(len(ds))]
     assert all(0 <= v <= 1 for v in values) and len(set(values)) > 1
-    bad = {"objects": {"defaults": {"asset": {"flourish": 5}}}}
-    with pytest.raises(SpecError, match=r"asset\.flourish: got 5, expected a number in \[0, 4\]"):
-        synthcv.load_spec(examples / "digits_hand.yaml", overrides=bad)
+    wrong = {"objects": {"defaults": {"asset": {key: bad}}}}
+    with pytest.raises(SpecError, match=rf"asset\.{key}: {pattern}"):
+        synthcv.load_spec(examples / "digits_hand.yaml", overrides=wrong)
 
 
 def _pieces(geom) -> int:
@@ -252,7 +259,6 @@ def _pieces(geom) -> int:
 
 
 def test_pen_pressure_varies_the_width_so_thinning_breaks_thin_parts(tmp_path):
-    from synthcv.spec import SpecError
 
     plain_breaks = pressed_breaks = 0
     for char in "0123456789":
@@ -274,18 +280,7 @@ def test_pen_pressure_varies_the_width_so_thinning_breaks_thin_parts(tmp_path):
     solid = _solid(build_mesh({"glyph": "8", "font": "hand", "pressure": 0.7, "stroke": -0.03}))
     assert solid.is_watertight and solid.volume > 0
 
-    examples = Path(__file__).resolve().parents[1] / "examples"
-    over = {"objects": {"defaults": {"asset": {"font": "hand", "pressure": {"uniform": [0, 1]}}}}}
-    spec = synthcv.load_spec(examples / "digits_hand.yaml", overrides=over)
-    synthcv.generate(spec, tmp_path / "d", count=6, progress=False)
-    ds = synthcv.open_dataset(tmp_path / "d")
-    values = [ds[i]["objects"][0]["glyph.pressure"] for i in range(len(ds))]
-    assert all(0 <= v <= 1 for v in values) and len(set(values)) > 1
-    bad = {"objects": {"defaults": {"asset": {"pressure": 1.5}}}}
-    with pytest.raises(
-        SpecError, match=r"asset\.pressure: got 1\.5, expected a number in \[0, 1\]"
-    ):
-        synthcv.load_spec(examples / "digits_hand.yaml", overrides=bad)
+    _recorded_and_validated(tmp_path, "pressure", 1.5, r"got 1\.5, expected a number in \[0, 1\]")
 
 
 @pytest.mark.parametrize(
