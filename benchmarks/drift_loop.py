@@ -126,19 +126,28 @@ def acc(model, x: np.ndarray, y: np.ndarray) -> float:
     return float(correct(model, x, y).mean())
 
 
-def correct(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per-digit correctness (1/0), so changes on the same digits can be paired."""
-    from synthcv.tasks.data import ArraySet
-    from synthcv.tasks.train import evaluate
-
-    return evaluate(model, ArraySet(x, y))["correct"].astype(np.float64)
-
-
 def predictions(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     from synthcv.tasks.data import ArraySet
     from synthcv.tasks.train import evaluate
 
     return evaluate(model, ArraySet(x, y))["pred"]
+
+
+def correct(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-digit correctness (1/0), so changes on the same digits can be paired."""
+    return (predictions(model, x, y) == y).astype(np.float64)
+
+
+def drift_slug(kind: str) -> str:
+    """The name a drift's batch file, loop config and loop folder carry."""
+    return kind.split(" /")[0].replace(" ", "-")
+
+
+def fmt_paired(c: dict | None) -> str:
+    """'+1.2 [+0.3, +2.0]' in points, from :func:`paired_figures`' intervals."""
+    if c is None:
+        return "—"
+    return f"{100 * c['mean']:+.1f} [{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}]"
 
 
 def paired_figures(
@@ -244,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
             sel = rng.permutation(len(pool_x))[: args.batch]
             bx, by = apply_drift(kind, pool_x[sel], rng), pool_y[sel]
             hx, hy = apply_drift(kind, held_x, rng), held_y
-        slug = kind.split(" /")[0].replace(" ", "-")
+        slug = drift_slug(kind)
         np.savez(f"batch-{slug}.npz", images=bx, labels=by)
         cfg_path = Path(f"loop-{slug}.yaml")
         cfg_path.write_text(
@@ -390,20 +399,15 @@ def markdown(r: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
 
-    def ci(c: dict | None) -> str:
-        if c is None:
-            return "—"
-        return f"{100 * c['mean']:+.1f} [{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}]"
-
     for x in r["rows"]:
         pc = x.get("paired_ci")
         if not pc:
             continue
         a, c = pc["after"], pc.get("candidate") or {}
         lines.append(
-            f"| {x['drift']} | {ci(a['gain'])} | {ci(a['vs_half_drop'])} | "
-            f"{ci(a['broad_change'])} | {ci(c.get('vs_half_drop'))} | "
-            f"{ci(c.get('broad_change'))} |"
+            f"| {x['drift']} | {fmt_paired(a['gain'])} | {fmt_paired(a['vs_half_drop'])} | "
+            f"{fmt_paired(a['broad_change'])} | {fmt_paired(c.get('vs_half_drop'))} | "
+            f"{fmt_paired(c.get('broad_change'))} |"
         )
     lines.append(
         f"\nFalse alarms: {r['false_alarms']} of {r['undrifted_batches']} undrifted "

@@ -108,11 +108,9 @@ def drifted_val(dl, champion, candidates: list[Path], val: tuple[np.ndarray, np.
     from synthcv.monitor.features import image_features
     from synthcv.tasks.classifier_io import load_classifier
 
-    kinds = {k.split(" /")[0].replace(" ", "-"): k for k in dl.DRIFTS}
+    kinds = {dl.drift_slug(k): k for k in dl.DRIFTS}
     vx, vy = val
-
-    def ci(c: dict) -> str:
-        return f"{100 * c['mean']:+.1f} [{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}]"
+    ci = dl.fmt_paired
 
     print(
         "\nThe validation digits after each candidate's drift (paired 95 % intervals, points):\n"
@@ -127,8 +125,9 @@ def drifted_val(dl, champion, candidates: list[Path], val: tuple[np.ndarray, np.
             continue  # a class-prior batch is a resample, not a change of the digits
         model = load_classifier(path)[0]
         hx = dl.apply_drift(kind, vx, np.random.default_rng(dl.DRIFTS.index(kind)))
-        base, before = dl.correct(champion, vx, vy), dl.correct(champion, hx, vy)
-        after, broad = dl.correct(model, hx, vy), dl.correct(model, vx, vy)
+        pred_c, pred_a = dl.predictions(champion, hx, vy), dl.predictions(model, hx, vy)
+        before, after = (pred_c == vy).astype(float), (pred_a == vy).astype(float)
+        base, broad = dl.correct(champion, vx, vy), dl.correct(model, vx, vy)
         f = dl.paired_figures(base, before, after, broad)
         print(
             f"| {kind} | {100 * base.mean():.1f} → {100 * before.mean():.1f} | "
@@ -143,8 +142,6 @@ def drifted_val(dl, champion, candidates: list[Path], val: tuple[np.ndarray, np.
             parts.append(
                 f"{lo:.3f}–{hi:.3f}: {100 * before[m].mean():.1f} → {100 * after[m].mean():.1f}"
             )
-        pred_c = dl.predictions(champion, hx, vy)
-        pred_a = dl.predictions(model, hx, vy)
 
         def top(pred: np.ndarray) -> str:
             wrong = Counter(zip(vy[pred != vy].tolist(), pred[pred != vy].tolist(), strict=True))
