@@ -187,8 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--distill",
         type=float,
-        default=0.0,
-        help="finetune.distill (weight of distillation from the champion on the replay; 0: off)",
+        default=None,
+        help="finetune.distill (weight of distillation from the champion on the replay; 0: off; "
+        "default: the loop's, 1 for a classifier)",
     )
     p.add_argument(
         "--recalibrate-bn",
@@ -226,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     os.chdir(out)  # the MLflow store (mlflow.db) and every artifact live under --out
 
     from synthcv.loop import load_loop_config, run_loop
+    from synthcv.loop.model_kinds import Classification, distill_weight
     from synthcv.monitor.run import monitor_sets
     from synthcv.monitor.sources import MonitorSet, load_monitor_source
     from synthcv.tasks.classifier_io import load_classifier
@@ -277,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
                     "finetune": {
                         "epochs": args.epochs,
                         "interpolate": args.interpolate,
-                        "distill": args.distill,
+                        **({} if args.distill is None else {"distill": args.distill}),
                         "recalibrate_bn": args.recalibrate_bn,
                     },
                     "gate": {"broad": gate_broad, "tolerance": 0.5},
@@ -359,7 +361,9 @@ def main(argv: list[str] | None = None) -> None:
         "finetune": {
             "interpolate": args.interpolate,
             "recalibrate_bn": args.recalibrate_bn,
-            "distill": args.distill,
+            "distill": distill_weight(
+                load_loop_config(cfg_path), Classification()
+            ),  # as the fine-tunes ran it
         },
         "seconds": round(time.perf_counter() - t_start, 1),
         "machine": f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "

@@ -7,7 +7,9 @@ fine-tunes the champion once per recipe and drift:
     B  lr 2e-4, 80 % replay                      (a gentler step)
     C  lr 5e-4, 80 % replay + distillation 1.0   (Learning without Forgetting, T = 2: the
                                                  champion's soft answers on the replayed
-                                                 training digits, not on the drifted ones)
+                                                 training digits, not on the drifted ones;
+                                                 the loop's default for classifiers since
+                                                 2026-12-01)
     D  lr 2e-4, 80 % replay + distillation 1.0
     E  A, then WiSE-FT: the candidate's weights halfway back to the champion's (Wortsman et
        al. 2022; 0.5 is their choice when no data can set it)

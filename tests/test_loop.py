@@ -86,7 +86,7 @@ def test_the_default_mapping_loads_and_bad_ones_are_named(tmp_path):
 
 def test_the_example_loop_configs_validate_and_metrics_fit_the_kind(tmp_path):
     from synthcv.loop.config import load_loop_config
-    from synthcv.loop.model_kinds import kind_of
+    from synthcv.loop.model_kinds import Classification, distill_weight, kind_of
     from synthcv.tasks.detector import DenseDetector
 
     root = Path(__file__).resolve().parents[1] / "examples" / "loop"
@@ -102,6 +102,11 @@ def test_the_example_loop_configs_validate_and_metrics_fit_the_kind(tmp_path):
     acc = scenes.model_copy(update={"gate": scenes.gate.model_copy(update={"metric": "accuracy"})})
     with pytest.raises(ValueError, match="AP50 or AP"):
         kind_of(det, acc)
+    # unset, distillation is the kind's default: on for a classifier, off for a detector
+    assert distill_weight(scenes, kind_of(det, scenes)) == 0.0
+    assert distill_weight(scenes, Classification()) == 1.0
+    off = scenes.finetune.model_copy(update={"distill": 0.0})
+    assert distill_weight(scenes.model_copy(update={"finetune": off}), Classification()) == 0.0
     # what a detector cannot do is refused as soon as the champion is loaded
     for field, value, says in (
         ("recalibrate_bn", 20, "recalibrate_bn: for classifiers only"),
@@ -259,6 +264,12 @@ def test_the_loop_gates_promotes_and_never_redoes_a_batch(tmp_path, monkeypatch)
         return len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
 
     assert str(client.get_model_version_by_alias("digits", "champion").version) == "1"
+    # the candidate's run records the fine-tune as it ran: a classifier distils by default
+    (cand_run,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        "tags.mlflow.runName LIKE 'candidate %'",
+    )
+    assert cfg.finetune.distill is None and cand_run.data.params["finetune.distill"] == "1.0"
     v2 = client.get_model_version("digits", "2")
     assert v2.tags["synthcv.gate"] == "refused" and v2.tags["synthcv.parent_version"] == "1"
     work = Path(cfg.out) / "batches" / first["key"]

@@ -60,8 +60,9 @@ class FinetuneSpec(_Strict):
     #: share of each batch drawn from the champion's training data (the rest: targeted)
     replay: float = Field(0.8, ge=0, lt=1)
     #: weight of distillation from the champion on the replayed training data (Learning
-    #: without Forgetting); 0: off
-    distill: float = Field(0.0, ge=0)
+    #: without Forgetting); 0: off; unset: the kind's default (:func:`distill_weight`:
+    #: 1 for a classifier, as benchmarks/drift_loop.py chose it; 0 for a detector)
+    distill: float | None = Field(None, ge=0)
     temperature: float = Field(2.0, gt=0)
     #: WiSE-FT (Wortsman et al. 2022): the candidate's weights are this share of the fine-tuned
     #: ones plus the rest of the champion's; 1: the fine-tuned weights as they are

@@ -31,7 +31,13 @@ from synthcv.loop.mapping import (
     merge,
     nested,
 )
-from synthcv.loop.model_kinds import Classification, ModelKind, kind_of, load_bootstrap
+from synthcv.loop.model_kinds import (
+    Classification,
+    ModelKind,
+    finetune_record,
+    kind_of,
+    load_bootstrap,
+)
 from synthcv.monitor.drift import DriftReport
 from synthcv.monitor.sources import MonitorSet, load_monitor_source
 
@@ -490,7 +496,7 @@ def _pass(
     verdict = gate(cfg, champ.model, candidate, current, broad, kind)
     with tracked_run(
         "loop-candidate",
-        {"finetune": cfg.finetune.model_dump(), "gate": cfg.gate.model_dump()},
+        {"finetune": finetune_record(cfg, kind), "gate": cfg.gate.model_dump()},
         {"targeted": targeted.digest, "current": current.digest},
         nested=True,
         run_name=f"candidate {key}",

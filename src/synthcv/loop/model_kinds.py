@@ -46,7 +46,7 @@ def kind_of(model: Any, cfg: LoopConfig) -> ModelKind:
     from synthcv.tasks.detector import DenseDetector
 
     if isinstance(model, DenseDetector):
-        if cfg.finetune.distill > 0:
+        if cfg.finetune.distill:
             raise ValueError("finetune.distill: distillation is for classifiers; set it to 0")
         if cfg.finetune.recalibrate_bn:
             raise ValueError("finetune.recalibrate_bn: for classifiers only; set it to 0")
@@ -54,6 +54,24 @@ def kind_of(model: Any, cfg: LoopConfig) -> ModelKind:
     if cfg.gate.metric not in (None, "accuracy"):
         raise ValueError(f"gate.metric {cfg.gate.metric}: a classifier is gated on accuracy")
     return Classification()
+
+
+#: ``finetune.distill`` when the config leaves it unset, per kind. Classifiers distil: on the
+#: digits drift benchmark (docs/monitoring.md, 2026-12-01) it halved what the thinner-strokes
+#: candidate forgot on the decision data and lost nothing elsewhere by the rule fixed
+#: beforehand; detectors have no distillation loss.
+DEFAULT_DISTILL = {"classifier": 1.0, "detector": 0.0}
+
+
+def distill_weight(cfg: LoopConfig, kind: ModelKind) -> float:
+    """The distillation weight a fine-tune of ``kind`` uses under ``cfg``."""
+    d = cfg.finetune.distill
+    return DEFAULT_DISTILL[kind.name] if d is None else d
+
+
+def finetune_record(cfg: LoopConfig, kind: ModelKind) -> dict[str, Any]:
+    """``cfg.finetune`` as the fine-tune ran it (the kind's default filled in), for lineage."""
+    return {**cfg.finetune.model_dump(), "distill": distill_weight(cfg, kind)}
 
 
 def load_bootstrap(ref: str) -> tuple[Any, str]:
@@ -125,11 +143,11 @@ class Classification:
             batch_size=f.batch_size,
             lr=f.lr,
             steps_per_epoch=steps,
-            distill=f.distill,
+            distill=distill_weight(cfg, self),
             distill_temperature=f.temperature,
             distill_sources=(0,),  # the champion speaks for its training data, not the drift
         )
-        teacher = champion if f.distill > 0 else None
+        teacher = champion if fit_cfg.distill > 0 else None
         fit(model, sources, ratios, fit_cfg, f.seed, teacher=teacher, checkpoint=checkpoint)
         model = interpolate_weights(champion, model, f.interpolate)
         if f.recalibrate_bn:
