@@ -176,7 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--drifts", default=",".join(DRIFTS))
     p.add_argument("--batch", type=int, default=300)
     p.add_argument("--targeted", type=int, default=2000)
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument(
+        "--epochs", type=int, default=None, help="finetune.epochs (default: the loop's, 4)"
+    )
     p.add_argument("--undrifted", type=int, default=50, help="batches for the false-alarm rate")
     p.add_argument(
         "--interpolate",
@@ -227,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     os.chdir(out)  # the MLflow store (mlflow.db) and every artifact live under --out
 
     from synthcv.loop import load_loop_config, run_loop
-    from synthcv.loop.model_kinds import Classification, distill_weight
+    from synthcv.loop.model_kinds import Classification, distill_weight, epochs_for
     from synthcv.monitor.run import monitor_sets
     from synthcv.monitor.sources import MonitorSet, load_monitor_source
     from synthcv.tasks.classifier_io import load_classifier
@@ -277,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
                         "spread": args.spread,
                     },
                     "finetune": {
-                        "epochs": args.epochs,
+                        **({} if args.epochs is None else {"epochs": args.epochs}),
                         "interpolate": args.interpolate,
                         **({} if args.distill is None else {"distill": args.distill}),
                         "recalibrate_bn": args.recalibrate_bn,
@@ -361,9 +363,9 @@ def main(argv: list[str] | None = None) -> None:
         "finetune": {
             "interpolate": args.interpolate,
             "recalibrate_bn": args.recalibrate_bn,
-            "distill": distill_weight(
-                load_loop_config(cfg_path), Classification()
-            ),  # as the fine-tunes ran it
+            # as the fine-tunes ran them
+            "distill": distill_weight(load_loop_config(cfg_path), Classification()),
+            "epochs": epochs_for(load_loop_config(cfg_path), Classification()),
         },
         "seconds": round(time.perf_counter() - t_start, 1),
         "machine": f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "

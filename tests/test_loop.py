@@ -86,7 +86,7 @@ def test_the_default_mapping_loads_and_bad_ones_are_named(tmp_path):
 
 def test_the_example_loop_configs_validate_and_metrics_fit_the_kind(tmp_path):
     from synthcv.loop.config import load_loop_config
-    from synthcv.loop.model_kinds import Classification, distill_weight, kind_of
+    from synthcv.loop.model_kinds import Classification, distill_weight, epochs_for, kind_of
     from synthcv.tasks.detector import DenseDetector
 
     root = Path(__file__).resolve().parents[1] / "examples" / "loop"
@@ -107,6 +107,13 @@ def test_the_example_loop_configs_validate_and_metrics_fit_the_kind(tmp_path):
     assert distill_weight(scenes, Classification()) == 1.0
     off = scenes.finetune.model_copy(update={"distill": 0.0})
     assert distill_weight(scenes.model_copy(update={"finetune": off}), Classification()) == 0.0
+    # and so is the number of epochs: 4 for a classifier, 2 for a detector, unless set
+    digits = load_loop_config(root / "digits.yaml")
+    assert digits.finetune.epochs is None and epochs_for(digits, Classification()) == 4
+    unset = scenes.model_copy(
+        update={"finetune": scenes.finetune.model_copy(update={"epochs": None})}
+    )
+    assert epochs_for(unset, kind_of(det, unset)) == 2 and epochs_for(scenes, Classification()) == 2
     # what a detector cannot do is refused as soon as the champion is loaded
     for field, value, says in (
         ("recalibrate_bn", 20, "recalibrate_bn: for classifiers only"),
@@ -269,7 +276,9 @@ def test_the_loop_gates_promotes_and_never_redoes_a_batch(tmp_path, monkeypatch)
         [e.experiment_id for e in client.search_experiments()],
         "tags.mlflow.runName LIKE 'candidate %'",
     )
-    assert cfg.finetune.distill is None and cand_run.data.params["finetune.distill"] == "1.0"
+    params = cand_run.data.params
+    assert cfg.finetune.distill is None and params["finetune.distill"] == "1.0"
+    assert cfg.finetune.epochs is None and params["finetune.epochs"] == "4"
     v2 = client.get_model_version("digits", "2")
     assert v2.tags["synthcv.gate"] == "refused" and v2.tags["synthcv.parent_version"] == "1"
     work = Path(cfg.out) / "batches" / first["key"]

@@ -53,7 +53,9 @@ class TargetedSpec(_Strict):
 
 
 class FinetuneSpec(_Strict):
-    epochs: int = Field(2, ge=1)
+    #: passes over the targeted set; unset: the kind's default (:func:`epochs_for`: 4 for a
+    #: classifier, as benchmarks/drift_loop.py chose it; 2 for a detector)
+    epochs: int | None = Field(None, ge=1)
     steps_per_epoch: int | None = Field(None, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(5e-4, gt=0)
