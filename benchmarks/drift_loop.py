@@ -289,7 +289,8 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
         t0 = time.perf_counter()
-        decision = run_loop(load_loop_config(cfg_path), say=lambda s: print(s, flush=True))
+        cfg = load_loop_config(cfg_path)
+        decision = run_loop(cfg, say=lambda s: print(s, flush=True))
         seconds = time.perf_counter() - t0
         final = champion
         cand = None
@@ -364,8 +365,8 @@ def main(argv: list[str] | None = None) -> None:
             "interpolate": args.interpolate,
             "recalibrate_bn": args.recalibrate_bn,
             # as the fine-tunes ran them
-            "distill": distill_weight(load_loop_config(cfg_path), Classification()),
-            "epochs": epochs_for(load_loop_config(cfg_path), Classification()),
+            "distill": distill_weight(cfg, Classification()),
+            "epochs": epochs_for(cfg, Classification()),
         },
         "seconds": round(time.perf_counter() - t_start, 1),
         "machine": f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs, "

@@ -27,7 +27,6 @@ halves' drop is a handful of digits, this says whether a candidate recovers at a
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import json
 import sys
@@ -56,11 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = p.parse_args(argv)
     announce()
-    spec = importlib.util.spec_from_file_location(
-        "drift_loop", Path(__file__).with_name("drift_loop.py")
-    )
-    dl = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(dl)
+    import drift_loop as dl  # beside this file (sys.path above)
 
     from synthcv.tasks.classifier_io import load_classifier
     from synthcv.tasks.data import ArraySet

@@ -22,7 +22,6 @@ writers, unseen by champion and candidates) after the same rotation. Nothing her
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
@@ -50,11 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, default=3, help="fine-tune seeds 0..N-1 per variant")
     args = p.parse_args(argv)
     announce()
-    spec = importlib.util.spec_from_file_location(
-        "drift_loop", Path(__file__).with_name("drift_loop.py")
-    )
-    dl = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(dl)  # type: ignore[union-attr]
+    import drift_loop as dl  # beside this file (sys.path above)
 
     from synthcv.loop.config import load_loop_config
     from synthcv.loop.model_kinds import Classification

@@ -27,7 +27,6 @@ digits, drifted and not) is printed for every recipe but decides nothing.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -64,11 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = p.parse_args(argv)
     announce()
-    spec = importlib.util.spec_from_file_location(
-        "drift_loop", Path(__file__).with_name("drift_loop.py")
-    )
-    dl = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(dl)  # type: ignore[union-attr]
+    import drift_loop as dl  # beside this file (sys.path above)
 
     from synthcv.loop.config import load_loop_config
     from synthcv.loop.model_kinds import Classification
