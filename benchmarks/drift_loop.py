@@ -187,6 +187,13 @@ def main(argv: list[str] | None = None) -> None:
         help="finetune.interpolate (WiSE-FT share of the fine-tuned weights; 1: off)",
     )
     p.add_argument(
+        "--freeze-bn",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="finetune.freeze_bn (BatchNorm in inference mode through the fine-tune; default: "
+        "the loop's)",
+    )
+    p.add_argument(
         "--distill",
         type=float,
         default=None,
@@ -229,7 +236,12 @@ def main(argv: list[str] | None = None) -> None:
     os.chdir(out)  # the MLflow store (mlflow.db) and every artifact live under --out
 
     from synthcv.loop import load_loop_config, run_loop
-    from synthcv.loop.model_kinds import Classification, distill_weight, epochs_for
+    from synthcv.loop.model_kinds import (
+        Classification,
+        distill_weight,
+        epochs_for,
+        freeze_bn_for,
+    )
     from synthcv.monitor.run import monitor_sets
     from synthcv.monitor.sources import MonitorSet, load_monitor_source
     from synthcv.tasks.classifier_io import load_classifier
@@ -283,6 +295,7 @@ def main(argv: list[str] | None = None) -> None:
                         "interpolate": args.interpolate,
                         **({} if args.distill is None else {"distill": args.distill}),
                         "recalibrate_bn": args.recalibrate_bn,
+                        **({} if args.freeze_bn is None else {"freeze_bn": args.freeze_bn}),
                     },
                     "gate": {"broad": gate_broad, "tolerance": 0.5},
                 }
@@ -364,6 +377,7 @@ def main(argv: list[str] | None = None) -> None:
         "finetune": {
             "interpolate": args.interpolate,
             "recalibrate_bn": args.recalibrate_bn,
+            "freeze_bn": freeze_bn_for(cfg, Classification()),
             # as the fine-tunes ran them
             "distill": distill_weight(cfg, Classification()),
             "epochs": epochs_for(cfg, Classification()),

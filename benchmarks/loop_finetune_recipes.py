@@ -8,11 +8,14 @@ fine-tunes the champion once per recipe and drift:
     C  lr 5e-4, 80 % replay + distillation 1.0   (Learning without Forgetting, T = 2: the
                                                  champion's soft answers on the replayed
                                                  training digits, not on the drifted ones;
-                                                 the loop's default for classifiers since
+                                                 the loop's default for classifiers
                                                  2026-12-01)
     D  lr 2e-4, 80 % replay + distillation 1.0
     E  A, then WiSE-FT: the candidate's weights halfway back to the champion's (Wortsman et
        al. 2022; 0.5 is their choice when no data can set it)
+    F  C with BatchNorm frozen: its layers in inference mode through the fine-tune, so the
+       champion's statistics normalise every batch and stay as they were (the loop's
+       default for classifiers since 2026-12-02)
 
 The choice is made on the decision half only, by a rule fixed before running: the recipe with
 the largest mean gain on the drifted batches among those whose mean loss on the undrifted
@@ -39,12 +42,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import announce
 
-RECIPES = {
-    "A": {"lr": 5e-4, "distill": 0.0},
-    "B": {"lr": 2e-4, "distill": 0.0},
-    "C": {"lr": 5e-4, "distill": 1.0},
-    "D": {"lr": 2e-4, "distill": 1.0},
-    "E": {"lr": 5e-4, "distill": 0.0, "interpolate": 0.5},
+RECIPES = {  # A-E as measured before BatchNorm could be frozen
+    "A": {"lr": 5e-4, "distill": 0.0, "freeze_bn": False},
+    "B": {"lr": 2e-4, "distill": 0.0, "freeze_bn": False},
+    "C": {"lr": 5e-4, "distill": 1.0, "freeze_bn": False},
+    "D": {"lr": 2e-4, "distill": 1.0, "freeze_bn": False},
+    "E": {"lr": 5e-4, "distill": 0.0, "interpolate": 0.5, "freeze_bn": False},
+    "F": {"lr": 5e-4, "distill": 1.0, "freeze_bn": True},
 }
 DRIFTS = ["darker / low contrast", "blur", "heavier strokes", "thinner strokes", "rotation"]
 
@@ -60,6 +64,11 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help="fine-tune each recipe with finetune.seed 0..N-1 (N > 1: how much one fine-tune's "
         "figures move with its seed alone; written to finetune_recipes_seeds.json)",
+    )
+    p.add_argument(
+        "--json",
+        help="file name (in --from) for the results; default finetune_recipes.json, or "
+        "finetune_recipes_seeds.json with --seeds > 1",
     )
     args = p.parse_args(argv)
     announce()
@@ -132,7 +141,9 @@ def main(argv: list[str] | None = None) -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "command": " ".join([sys.executable, *sys.argv]),
     }
-    name = "finetune_recipes.json" if args.seeds == 1 else "finetune_recipes_seeds.json"
+    name = args.json or (
+        "finetune_recipes.json" if args.seeds == 1 else "finetune_recipes_seeds.json"
+    )
     (src / name).write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))
     if args.seeds > 1:

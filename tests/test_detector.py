@@ -138,6 +138,32 @@ def test_a_detector_overfits_eight_images():
     assert again["bbox"]["AP50"] == r["bbox.AP50"]
 
 
+def test_frozen_batchnorm_fine_tune_keeps_the_detectors_statistics():
+    """DetFitConfig.freeze_batchnorm (the loop's finetune.freeze_bn): every BatchNorm layer
+    keeps its running statistics through training while the convolutions learn; without it
+    they move."""
+    from synthcv.tasks import detector_train as dt
+
+    data = toy_scenes(4, seed=3)
+    torch.manual_seed(0)
+    start = DenseDetector(3, ("detection",), width=8, input_size=64).state_dict()
+
+    def tuned(freeze: bool) -> dict:
+        model = DenseDetector(3, ("detection",), width=8, input_size=64)
+        model.load_state_dict(start)
+        cfg = dt.DetFitConfig(epochs=2, batch_size=4, steps_per_epoch=2, freeze_batchnorm=freeze)
+        dt.fit(model, [data], None, cfg, seed=0)
+        return model.state_dict()
+
+    frozen, free = tuned(True), tuned(False)
+    stats = [k for k in start if "running_" in k]
+    convs = [k for k in start if k.endswith(".weight") and start[k].dim() == 4]
+    assert stats and convs
+    assert all(torch.equal(frozen[k], start[k]) for k in stats)
+    assert not any(torch.equal(free[k], start[k]) for k in stats)
+    assert not any(torch.equal(frozen[k], start[k]) for k in convs)
+
+
 def test_checkpoint_and_torchscript_predict_like_the_model(tmp_path):
     from synthcv.tasks import detector_train as dt
     from synthcv.tasks.audit import load_model

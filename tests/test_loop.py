@@ -86,7 +86,13 @@ def test_the_default_mapping_loads_and_bad_ones_are_named(tmp_path):
 
 def test_the_example_loop_configs_validate_and_metrics_fit_the_kind(tmp_path):
     from synthcv.loop.config import load_loop_config
-    from synthcv.loop.model_kinds import Classification, distill_weight, epochs_for, kind_of
+    from synthcv.loop.model_kinds import (
+        Classification,
+        distill_weight,
+        epochs_for,
+        freeze_bn_for,
+        kind_of,
+    )
     from synthcv.tasks.detector import DenseDetector
 
     root = Path(__file__).resolve().parents[1] / "examples" / "loop"
@@ -114,6 +120,11 @@ def test_the_example_loop_configs_validate_and_metrics_fit_the_kind(tmp_path):
         update={"finetune": scenes.finetune.model_copy(update={"epochs": None})}
     )
     assert epochs_for(unset, kind_of(det, unset)) == 2 and epochs_for(scenes, Classification()) == 2
+    # and whether BatchNorm stays frozen: yes for a classifier, no for a detector, unless set
+    assert digits.finetune.freeze_bn is None and freeze_bn_for(digits, Classification())
+    assert not freeze_bn_for(scenes, kind_of(det, scenes))
+    thawed = digits.finetune.model_copy(update={"freeze_bn": False})
+    assert not freeze_bn_for(digits.model_copy(update={"finetune": thawed}), Classification())
     # what a detector cannot do is refused as soon as the champion is loaded
     for field, value, says in (
         ("recalibrate_bn", 20, "recalibrate_bn: for classifiers only"),
@@ -279,6 +290,7 @@ def test_the_loop_gates_promotes_and_never_redoes_a_batch(tmp_path, monkeypatch)
     params = cand_run.data.params
     assert cfg.finetune.distill is None and params["finetune.distill"] == "1.0"
     assert cfg.finetune.epochs is None and params["finetune.epochs"] == "4"
+    assert cfg.finetune.freeze_bn is None and params["finetune.freeze_bn"] == "True"
     v2 = client.get_model_version("digits", "2")
     assert v2.tags["synthcv.gate"] == "refused" and v2.tags["synthcv.parent_version"] == "1"
     work = Path(cfg.out) / "batches" / first["key"]
@@ -541,7 +553,13 @@ def test_wise_ft_moves_the_candidate_between_champion_and_fine_tune(tmp_path):
     def tuned(share: float):
         cfg = _cfg(
             tmp_path,
-            finetune={"epochs": 1, "steps_per_epoch": 3, "batch_size": 8, "interpolate": share},
+            finetune={
+                "epochs": 1,
+                "steps_per_epoch": 3,
+                "batch_size": 8,
+                "interpolate": share,
+                "freeze_bn": False,  # statistics that move, to be blended
+            },
         )
         return Classification().finetune(cfg, champion, targeted)
 
@@ -556,8 +574,46 @@ def test_wise_ft_moves_the_candidate_between_champion_and_fine_tune(tmp_path):
             assert torch.equal(h[k], f[k]), k
     assert interpolate_weights(champion, full, 1.0) is full  # 1: untouched
     # the default keeps batch keys computed before the field existed; another share is new work
-    default, wise = _cfg(tmp_path), _cfg(tmp_path, finetune={"interpolate": 0.5})
+    # (BatchNorm frozen, a later default, keeps them when set off: what the code did then)
+    default = _cfg(tmp_path, finetune={"freeze_bn": False})
+    wise = _cfg(tmp_path, finetune={"interpolate": 0.5, "freeze_bn": False})
     dump = default.model_dump(exclude={"current", "out"})
-    del dump["finetune"]["interpolate"], dump["finetune"]["recalibrate_bn"]
+    for key in ("interpolate", "recalibrate_bn", "freeze_bn"):
+        del dump["finetune"][key]
     old_digest = hashlib.sha256(json.dumps(dump, sort_keys=True, default=str).encode()).hexdigest()
     assert default.digest() == old_digest and wise.digest() != old_digest
+
+
+def test_frozen_batchnorm_keeps_the_champions_statistics_while_the_weights_learn(tmp_path):
+    """finetune.freeze_bn: every BatchNorm layer normalises with, and keeps, the champion's
+    running statistics (run_epochs puts BatchNorm back in inference mode each epoch, after
+    model.train()); convolutions and BatchNorm's scale/shift still move. A new batch
+    key; unset, a classifier freezes."""
+    from synthcv.loop.model_kinds import Classification
+    from synthcv.tasks.data import ArraySet
+    from synthcv.tasks.model import SmallCNN
+
+    torch.manual_seed(0)
+    champion = SmallCNN(10, 1, width=4).eval()
+    tx, ty = load_mnist8000("test")
+    targeted = ArraySet(1.0 - tx[:32], ty[:32], name="targeted")  # inverted: new statistics
+    tune = {"epochs": 2, "steps_per_epoch": 3, "batch_size": 8}
+
+    def tuned(freeze: bool):
+        cfg = _cfg(tmp_path, finetune={**tune, "freeze_bn": freeze})
+        return Classification().finetune(cfg, champion, targeted).state_dict()
+
+    c, frozen, free = champion.state_dict(), tuned(True), tuned(False)
+    stats = [k for k in c if "running_" in k]
+    assert stats
+    for k in stats:
+        assert torch.equal(frozen[k], c[k]), k
+        assert not torch.equal(free[k], c[k]), k
+    for k in ("features.0.0.weight", "features.0.1.weight", "features.0.1.bias"):
+        assert not torch.equal(frozen[k], c[k]), k
+    off = _cfg(tmp_path, finetune={"freeze_bn": False}).digest()
+    assert _cfg(tmp_path, finetune={"freeze_bn": True}).digest() != off
+    assert _cfg(tmp_path).digest() != off  # the new default is new work
+    # unset, a classifier's fine-tune freezes: the same candidate as an explicit true
+    unset = Classification().finetune(_cfg(tmp_path, finetune=tune), champion, targeted)
+    assert all(torch.equal(unset.state_dict()[k], frozen[k]) for k in frozen)

@@ -72,6 +72,11 @@ class FinetuneSpec(_Strict):
     #: after ``interpolate``, re-estimate BatchNorm's running statistics on this many batches
     #: of the fine-tune's own replay + targeted mix (classifiers; 0: the blended statistics)
     recalibrate_bn: int = Field(0, ge=0)
+    #: BatchNorm layers in inference mode through the fine-tune: the champion's statistics
+    #: normalise every batch and are kept; unset: the kind's default (:func:`freeze_bn_for`:
+    #: on for a classifier, as benchmarks/loop_finetune_recipes.py chose it; off for a
+    #: detector, where it was not measured)
+    freeze_bn: bool | None = None
     seed: int = 0
 
 
@@ -113,8 +118,12 @@ class LoopConfig(_Strict):
         """What decides a batch's outcome, bar the batch itself: a re-run with the same digest
         and batch is the same work."""
         d = self.model_dump(exclude={"current", "out"})
-        for key, default in (("interpolate", 1.0), ("recalibrate_bn", 0)):
-            if d["finetune"][key] == default:  # added later: their defaults keep old keys
+        for key, default in (
+            ("interpolate", 1.0),
+            ("recalibrate_bn", 0),
+            ("freeze_bn", False),
+        ):
+            if d["finetune"][key] == default:  # added later: the old behaviour keeps old keys
                 del d["finetune"][key]
         return sha256_text(json.dumps(d, sort_keys=True, default=str))
 

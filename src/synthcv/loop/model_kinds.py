@@ -70,6 +70,13 @@ DEFAULT_DISTILL = {"classifier": 1.0, "detector": 0.0}
 DEFAULT_EPOCHS = {"classifier": 4, "detector": 2}
 
 
+#: ``finetune.freeze_bn`` when the config leaves it unset, per kind. A classifier keeps its
+#: BatchNorm statistics: on the same benchmark the fine-tunes lost less on the undrifted
+#: decision digits and gained as much on the drifted batches (docs/monitoring.md); a
+#: detector's stay free (not measured with frozen BatchNorm; ``freeze_bn: true`` does it).
+DEFAULT_FREEZE_BN = {"classifier": True, "detector": False}
+
+
 def distill_weight(cfg: LoopConfig, kind: ModelKind) -> float:
     """The distillation weight a fine-tune of ``kind`` uses under ``cfg``."""
     d = cfg.finetune.distill
@@ -82,12 +89,19 @@ def epochs_for(cfg: LoopConfig, kind: ModelKind) -> int:
     return DEFAULT_EPOCHS[kind.name] if e is None else e
 
 
+def freeze_bn_for(cfg: LoopConfig, kind: ModelKind) -> bool:
+    """Whether a fine-tune of ``kind`` under ``cfg`` keeps BatchNorm in inference mode."""
+    f = cfg.finetune.freeze_bn
+    return DEFAULT_FREEZE_BN[kind.name] if f is None else f
+
+
 def finetune_record(cfg: LoopConfig, kind: ModelKind) -> dict[str, Any]:
     """``cfg.finetune`` as the fine-tune ran it (the kind's defaults filled in), for lineage."""
     return {
         **cfg.finetune.model_dump(),
         "distill": distill_weight(cfg, kind),
         "epochs": epochs_for(cfg, kind),
+        "freeze_bn": freeze_bn_for(cfg, kind),
     }
 
 
@@ -163,6 +177,7 @@ class Classification:
             distill=distill_weight(cfg, self),
             distill_temperature=f.temperature,
             distill_sources=(0,),  # the champion speaks for its training data, not the drift
+            freeze_batchnorm=freeze_bn_for(cfg, self),
         )
         teacher = champion if fit_cfg.distill > 0 else None
         fit(model, sources, ratios, fit_cfg, f.seed, teacher=teacher, checkpoint=checkpoint)
@@ -278,6 +293,7 @@ class Detection:
             batch_size=f.batch_size,
             lr=f.lr,
             steps_per_epoch=steps,
+            freeze_batchnorm=freeze_bn_for(cfg, self),
         )
         fit(model, sources, ratios, fit_cfg, f.seed, checkpoint=checkpoint)
         return interpolate_weights(champion, model, f.interpolate).eval()

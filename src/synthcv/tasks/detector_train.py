@@ -88,6 +88,8 @@ class DetFitConfig:
     geometric: Jitter | None = None  # warps moving boxes, masks and keypoints with the pixels
     flip: float = 0.0  # probability of a left-right mirror (keypoints swap left/right twins)
     loss_weights: tuple[tuple[str, float], ...] = ()
+    #: BatchNorm in inference mode while the rest trains (:func:`run_epochs`): for fine-tunes
+    freeze_batchnorm: bool = False
 
 
 #: Loss weights (CenterNet's for heatmap / offset / size; the rest balanced by hand on a
@@ -293,6 +295,7 @@ def fit(
         "training detector",
         generators=[gen],
         checkpoint=checkpoint,
+        freeze_batchnorm=cfg.freeze_batchnorm,
     )
 
 

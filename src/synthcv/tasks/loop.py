@@ -121,6 +121,9 @@ def read_checkpoint(ckpt: Checkpoint) -> dict[str, Any] | None:
     return payload
 
 
+BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
 def run_epochs(
     model: nn.Module,
     sizes: Sequence[int],
@@ -134,6 +137,7 @@ def run_epochs(
     description: str = "training",
     generators: Sequence[torch.Generator] = (),
     checkpoint: Checkpoint | None = None,
+    freeze_batchnorm: bool = False,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place for ``schedule``; ``step(batch)`` turns a batch of
     ``(source, index)`` pairs into a loss. Returns one metrics dict per epoch: ``train.*`` (the
@@ -145,7 +149,13 @@ def run_epochs(
     finished stage only restores its weights and returns its history) and the state is saved
     as training goes; ``on_epoch`` is called again for the restored epochs, so a fresh
     tracking run of a resumed experiment holds every epoch's metrics.
+
+    ``freeze_batchnorm`` keeps every BatchNorm layer in inference mode while the rest trains:
+    batches are normalised by the statistics the model arrived with, which stay as they were
+    (the layers' scale and shift still learn) — the usual way to fine-tune, since a mixture of
+    old and new data would otherwise move the statistics every old image is normalised by.
     """
+    frozen = [m for m in model.modules() if isinstance(m, BATCHNORMS)] if freeze_batchnorm else []
     opt = torch.optim.AdamW(model.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
     total = schedule.steps * schedule.epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -195,6 +205,8 @@ def run_epochs(
         with InterruptGuard():
             while at.epoch <= schedule.epochs:
                 model.train()
+                for m in frozen:
+                    m.eval()
                 sampler = MixtureBatchSampler(
                     sizes, ratios, schedule.batch_size, schedule.steps, seed * 1000 + at.epoch
                 )

@@ -54,6 +54,8 @@ class FitConfig:
     #: which sources (by position) the teacher speaks for; None: all. Learning without
     #: Forgetting distils on the old data only: on new data the teacher is what must change
     distill_sources: tuple[int, ...] | None = None
+    #: BatchNorm in inference mode while the rest trains (:func:`run_epochs`): for fine-tunes
+    freeze_batchnorm: bool = False
 
 
 def evaluate(model: nn.Module, data: ArraySet, batch_size: int = 512) -> dict[str, Any]:
@@ -175,4 +177,5 @@ def fit(
         progress,
         generators=[gen],
         checkpoint=checkpoint,
+        freeze_batchnorm=cfg.freeze_batchnorm,
     )
