@@ -16,6 +16,8 @@ fine-tunes the champion once per recipe and drift:
     F  C with BatchNorm frozen: its layers in inference mode through the fine-tune, so the
        champion's statistics normalise every batch and stay as they were (the loop's
        default for classifiers since 2026-12-02)
+    G  F with distillation 2.0: twice the pull towards the champion's soft answers on the
+       replayed training digits
 
 The choice is made on the decision half only, by a rule fixed before running: the recipe with
 the largest mean gain on the drifted batches among those whose mean loss on the undrifted
@@ -49,6 +51,7 @@ RECIPES = {  # A-E as measured before BatchNorm could be frozen
     "D": {"lr": 2e-4, "distill": 1.0, "freeze_bn": False},
     "E": {"lr": 5e-4, "distill": 0.0, "interpolate": 0.5, "freeze_bn": False},
     "F": {"lr": 5e-4, "distill": 1.0, "freeze_bn": True},
+    "G": {"lr": 5e-4, "distill": 2.0, "freeze_bn": True},
 }
 DRIFTS = ["darker / low contrast", "blur", "heavier strokes", "thinner strokes", "rotation"]
 
