@@ -72,8 +72,8 @@ DEFAULT_EPOCHS = {"classifier": 4, "detector": 2}
 
 #: ``finetune.freeze_bn`` when the config leaves it unset, per kind. A classifier keeps its
 #: BatchNorm statistics: on the same benchmark the fine-tunes lost less on the undrifted
-#: decision digits and gained as much on the drifted batches (docs/monitoring.md); a
-#: detector's stay free (not measured with frozen BatchNorm; ``freeze_bn: true`` does it).
+#: decision digits and gained as much on the drifted batches (README, "BatchNorm frozen by
+#: default"); a detector's stay free (not measured frozen; ``freeze_bn: true`` does it).
 DEFAULT_FREEZE_BN = {"classifier": True, "detector": False}
 
 
