@@ -138,6 +138,29 @@ def correct(model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (predictions(model, x, y) == y).astype(np.float64)
 
 
+def drift_draws(
+    kind: str, pool_x: np.ndarray, held_x: np.ndarray, batch: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An image drift's production batch (drawn from the pool) and drifted held-out half, in
+    the order of one generator seeded by the drift: the benchmarks that re-read a run call
+    this to get the same images back. Returns (batch indices, batch images, held images)."""
+    rng = np.random.default_rng(DRIFTS.index(kind))
+    sel = rng.permutation(len(pool_x))[:batch]
+    return sel, apply_drift(kind, pool_x[sel], rng), apply_drift(kind, held_x, rng)
+
+
+def targeted_set(work: Path, cfg, rendered: Path | None = None):
+    """A pass's targeted set as its fine-tune read it (the pass's augmentation and seed), from
+    ``work``/targeted or from ``rendered`` (another render of the overlay)."""
+    from synthcv.loop.cycle import batch_seed
+    from synthcv.loop.model_kinds import Classification
+
+    augment = json.loads((work / "regions.json").read_text())["augment"]
+    return Classification().load_rendered(
+        rendered or work / "targeted", cfg, augment, batch_seed(work.name)
+    )
+
+
 def drift_slug(kind: str) -> str:
     """The name a drift's batch file, loop config and loop folder carry."""
     return kind.split(" /")[0].replace(" ", "-")
@@ -261,14 +284,13 @@ def main(argv: list[str] | None = None) -> None:
     base_test = float(base_c.mean())
     rows = []
     for kind in args.drifts.split(","):
-        rng = np.random.default_rng(DRIFTS.index(kind))
         if kind == "class prior":
+            rng = np.random.default_rng(DRIFTS.index(kind))
             bx, by = class_prior_batch(pool_x, pool_y, args.batch, rng)
             hx, hy = class_prior_batch(held_x, held_y, len(held_x), rng)
         else:
-            sel = rng.permutation(len(pool_x))[: args.batch]
-            bx, by = apply_drift(kind, pool_x[sel], rng), pool_y[sel]
-            hx, hy = apply_drift(kind, held_x, rng), held_y
+            sel, bx, hx = drift_draws(kind, pool_x, held_x, args.batch)
+            by, hy = pool_y[sel], held_y
         slug = drift_slug(kind)
         np.savez(f"batch-{slug}.npz", images=bx, labels=by)
         cfg_path = Path(f"loop-{slug}.yaml")

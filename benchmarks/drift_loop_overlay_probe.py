@@ -29,8 +29,6 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import announce
 
-DRIFT_NAMES = {"darker": "darker / low contrast"}
-
 
 def replaced(overlay: dict[str, Any], sets: list[str]) -> dict[str, Any]:
     """``overlay`` with each ``PATH=JSON`` field replaced whole."""
@@ -78,15 +76,10 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     generate(overlay, out, count=cfg.targeted.count, progress=False, on_empty="allow")
     print(f"rendered {cfg.targeted.count} in {time.perf_counter() - t0:.0f} s", flush=True)
-    augment = json.loads((work / "regions.json").read_text())["augment"]
-    seed = int(work.name[:8], 16) % 1_000_000  # the loop's own render/augment seed
-    targeted = Classification().load_rendered(out, cfg, augment, seed)
-    kind = DRIFT_NAMES.get(args.drift, args.drift.replace("-", " "))
+    targeted = dl.targeted_set(work, cfg, rendered=out)  # the pass's augmentation and seed
+    kind = next(k for k in dl.DRIFTS if dl.drift_slug(k) == args.drift)
     batch = np.load(f"batch-{args.drift}.npz")
-    rng = np.random.default_rng(dl.DRIFTS.index(kind))  # replay drift_loop.py's draws
-    sel = rng.permutation(len(dec_x))[: len(batch["labels"])]
-    dl.apply_drift(kind, dec_x[sel], rng)
-    drifted_held = dl.apply_drift(kind, held_x, rng)
+    drifted_held = dl.drift_draws(kind, dec_x, held_x, len(batch["labels"]))[2]
     before = {
         "batch": dl.acc(champion, batch["images"], batch["labels"]),
         "pool": dl.acc(champion, dec_x, dec_y),

@@ -61,18 +61,13 @@ def main(argv: list[str] | None = None) -> None:
     src = args.src.resolve()
     work = next((src / "loop-rotation/batches").iterdir())
     cfg = load_loop_config(src / "loop-rotation.yaml")
-    augment = json.loads((work / "regions.json").read_text())["augment"]
-    seed = int(work.name[:8], 16) % 1_000_000
     kind = Classification()
     champion = load_classifier(str(src / "champion.pt"))[0]
     split = json.loads((src / "drift_loop.json").read_text()).get("split", "file")
     splits = dl.digit_splits(split)
     (vx, vy), (px, py), (hx, hy) = splits["val"], splits["pool"], splits["held"]
     batch = np.load(src / "batch-rotation.npz")
-    rng = np.random.default_rng(dl.DRIFTS.index("rotation"))  # replay drift_loop.py's draws
-    sel = rng.permutation(len(px))[: len(batch["labels"])]
-    dl.apply_drift("rotation", px[sel], rng)
-    hdx = dl.apply_drift("rotation", hx, rng)
+    hdx = dl.drift_draws("rotation", px, hx, len(batch["labels"]))[2]
     vdx = dl.apply_drift("rotation", vx, np.random.default_rng(dl.DRIFTS.index("rotation")))
     base = {
         "batch": dl.acc(champion, batch["images"], batch["labels"]),
@@ -85,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     print("champion", json.dumps(base), flush=True)
 
     def loop_set():
-        return kind.load_rendered(work / "targeted", cfg, augment, seed)
+        return dl.targeted_set(work, cfg)
 
     def oracle_set():
         out = src / "rotation-oracle"
@@ -101,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
             synthcv = Path(sys.executable).with_name("synthcv")
             cmd = [synthcv, "generate", out / "overlay.yaml", "--out", out / "targeted"]
             subprocess.run([*map(str, cmd), "--count", str(cfg.targeted.count)], check=True)
-        return kind.load_rendered(out / "targeted", cfg, augment, seed)
+        return dl.targeted_set(work, cfg, rendered=out / "targeted")
 
     def real_set():
         train = load_compare_source(cfg.reference, None, 0, cfg.mnist)

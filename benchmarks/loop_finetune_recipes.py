@@ -102,14 +102,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{kind}: no targeted set (the loop stopped before rendering); skipped")
             continue
         cfg = load_loop_config(f"loop-{slug}.yaml")
-        augment = json.loads((work / "regions.json").read_text())["augment"]
-        seed = int(work.name[:8], 16) % 1_000_000
-        targeted = Classification().load_rendered(work / "targeted", cfg, augment, seed)
+        targeted = dl.targeted_set(work, cfg)
         batch = np.load(f"batch-{slug}.npz")
-        rng = np.random.default_rng(dl.DRIFTS.index(kind))  # replay drift_loop.py's draws
-        sel = rng.permutation(len(dec_x))[: len(batch["labels"])]
-        dl.apply_drift(kind, dec_x[sel], rng)
-        hx = dl.apply_drift(kind, held_x, rng)
+        hx = dl.drift_draws(kind, dec_x, held_x, len(batch["labels"]))[2]
         before = {
             "batch": dl.acc(champion, batch["images"], batch["labels"]),
             "held_drift": dl.acc(champion, hx, held_y),

@@ -76,6 +76,12 @@ def _render(spec: dict[str, Any], out: Path, count: int, workers: int = 1) -> Pa
     return out
 
 
+def batch_seed(key: str) -> int:
+    """The seed a batch's targeted set is rendered and augmented with: from its key, so a
+    resumed pass (or a benchmark re-reading the batch's folder) draws the same images."""
+    return int(key[:8], 16) % 1_000_000
+
+
 def _base_spec(cfg: LoopConfig, seed: int) -> dict[str, Any]:
     return {"extends": str(Path(cfg.champion.spec).resolve()), "seed": seed}
 
@@ -446,7 +452,7 @@ def _pass(
         if sample.labels is None and kind.name == "classifier"
         else None
     )
-    seed = int(key[:8], 16) % 1_000_000
+    seed = batch_seed(key)
     overlay, augment, regions = plan_targeted(report, cfg, sample, predicted, work, say, seed, kind)
     write_text_atomic(work / "overlay.yaml", yaml.safe_dump(overlay, sort_keys=False))
     write_text_atomic(
