@@ -18,6 +18,8 @@ fine-tunes the champion once per recipe and drift:
        default for classifiers since 2026-12-02)
     G  F with distillation 2.0: twice the pull towards the champion's soft answers on the
        replayed training digits
+    H  F with half the replay drawn from the 10 % of the champion's training digits it holds
+       with the lowest margin (finetune.replay_focus 0.5): the digits nearest its boundary
 
 The choice is made on the decision half only, by a rule fixed before running: the recipe with
 the largest mean gain on the drifted batches among those whose mean loss on the undrifted
@@ -52,6 +54,7 @@ RECIPES = {  # A-E as measured before BatchNorm could be frozen
     "E": {"lr": 5e-4, "distill": 0.0, "interpolate": 0.5, "freeze_bn": False},
     "F": {"lr": 5e-4, "distill": 1.0, "freeze_bn": True},
     "G": {"lr": 5e-4, "distill": 2.0, "freeze_bn": True},
+    "H": {"lr": 5e-4, "distill": 1.0, "freeze_bn": True, "replay_focus": 0.5},
 }
 DRIFTS = ["darker / low contrast", "blur", "heavier strokes", "thinner strokes", "rotation"]
 

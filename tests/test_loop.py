@@ -129,6 +129,7 @@ def test_the_example_loop_configs_validate_and_metrics_fit_the_kind(tmp_path):
     for field, value, says in (
         ("recalibrate_bn", 20, "recalibrate_bn: for classifiers only"),
         ("distill", 1.0, "distillation is for classifiers"),
+        ("replay_focus", 0.5, "replay_focus: for classifiers only"),
     ):
         tune = scenes.finetune.model_copy(update={field: value})
         with pytest.raises(ValueError, match=says):
@@ -578,7 +579,7 @@ def test_wise_ft_moves_the_candidate_between_champion_and_fine_tune(tmp_path):
     default = _cfg(tmp_path, finetune={"freeze_bn": False})
     wise = _cfg(tmp_path, finetune={"interpolate": 0.5, "freeze_bn": False})
     dump = default.model_dump(exclude={"current", "out"})
-    for key in ("interpolate", "recalibrate_bn", "freeze_bn"):
+    for key in ("interpolate", "recalibrate_bn", "freeze_bn", "replay_focus", "focus_quantile"):
         del dump["finetune"][key]
     old_digest = hashlib.sha256(json.dumps(dump, sort_keys=True, default=str).encode()).hexdigest()
     assert default.digest() == old_digest and wise.digest() != old_digest
@@ -617,3 +618,77 @@ def test_frozen_batchnorm_keeps_the_champions_statistics_while_the_weights_learn
     # unset, a classifier's fine-tune freezes: the same candidate as an explicit true
     unset = Classification().finetune(_cfg(tmp_path, finetune=tune), champion, targeted)
     assert all(torch.equal(unset.state_dict()[k], frozen[k]) for k in frozen)
+
+
+class Margins(nn.Module):
+    """Answers each known image with logits of a chosen margin over the runner-up: a model
+    whose least certain images the test fixes."""
+
+    in_channels = 1
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, margins: np.ndarray) -> None:
+        super().__init__()
+        self.table = {}
+        for i, y, m in zip(images, labels, margins, strict=True):
+            logits = torch.zeros(10)
+            logits[int(y)], logits[(int(y) + 1) % 10] = float(m), 0.5  # m < 0.5: wrong
+            self.table[_key(i)] = logits
+        self.unused = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        images = (x[:, 0] * 255).round().to(torch.uint8).numpy()
+        return torch.stack([self.table[_key(i)] for i in images])
+
+
+def test_a_focused_replay_draws_from_the_training_images_the_champion_is_least_sure_of(
+    tmp_path, monkeypatch
+):
+    """finetune.replay_focus: that share of the replay comes from the ``focus_quantile`` of
+    the champion's training images with the smallest margin p(true) − max p(other), and the
+    champion distils on both replay sources, never on the targeted one."""
+    import synthcv.tasks.train as train_module
+    from synthcv.loop.model_kinds import Classification, Detection, least_certain
+    from synthcv.tasks.data import ArraySet
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 40)
+    logit_gaps = rng.uniform(-2, 6, 40)
+    model = Margins(images, labels, logit_gaps)
+    data = ArraySet(images, labels, name="reference")
+    picked = least_certain(model, data, 0.1)
+    assert len(picked) == 4
+    # brute force: the margin is monotone in the logit gap the model was given
+    assert np.array_equal(picked.images, images[np.sort(np.argsort(logit_gaps)[:4])])
+
+    seen = {}
+
+    def spy(model, sources, ratios, cfg, seed, **kw):
+        seen.update(names=[s.name for s in sources], ratios=ratios, cfg=cfg)
+        seen["sizes"] = [len(s) for s in sources]
+        return []
+
+    monkeypatch.setattr(train_module, "fit", spy)
+    monkeypatch.setattr(
+        "synthcv.tasks.compare.load_compare_source", lambda *a, **k: data, raising=True
+    )
+    targeted = ArraySet(images[:16], labels[:16], name="targeted")
+    focused = _cfg(tmp_path, finetune={"replay_focus": 0.5, "focus_quantile": 0.25})
+    Classification().finetune(focused, model, targeted)
+    assert seen["names"] == ["reference", "reference", "targeted"]
+    assert seen["sizes"] == [40, 10, 16]
+    assert np.allclose(seen["ratios"], [0.4, 0.4, 0.2])
+    assert seen["cfg"].distill_sources == (0, 1)
+    plain_steps = seen["cfg"].steps_per_epoch
+    Classification().finetune(_cfg(tmp_path), model, targeted)
+    assert seen["names"] == ["reference", "targeted"] and seen["cfg"].distill_sources == (0,)
+    assert seen["cfg"].steps_per_epoch == plain_steps  # an epoch still shows each target once
+
+    # the batch key: unset keeps the old one (quantile ignored), a focus is new work
+    plain = _cfg(tmp_path).digest()
+    assert _cfg(tmp_path, finetune={"focus_quantile": 0.3}).digest() == plain
+    assert focused.digest() != plain
+    with pytest.raises(ValueError, match="replay_focus"):
+        _cfg(tmp_path, finetune={"replay": 0, "replay_focus": 0.5}, targeted={"count": 100})
+    with pytest.raises(ValueError, match="replay_focus: for classifiers only"):
+        Detection().finetune(focused, model, targeted)

@@ -61,6 +61,12 @@ class FinetuneSpec(_Strict):
     lr: float = Field(5e-4, gt=0)
     #: share of each batch drawn from the champion's training data (the rest: targeted)
     replay: float = Field(0.8, ge=0, lt=1)
+    #: share of that replay drawn from the training images the champion is least sure of: the
+    #: lowest ``focus_quantile`` of its margin p(true) − max p(other), the images nearest its
+    #: decision boundary, which a uniform replay seldom shows (uncertainty-focused rehearsal,
+    #: as Rainbow Memory, Bang et al. 2021, fills its memory); 0: uniform replay. Classifiers
+    replay_focus: float = Field(0.0, ge=0, le=1)
+    focus_quantile: float = Field(0.1, gt=0, le=0.5)
     #: weight of distillation from the champion on the replayed training data (Learning
     #: without Forgetting); 0: off; unset: the kind's default (:func:`distill_weight`:
     #: 1 for a classifier, as benchmarks/drift_loop.py chose it; 0 for a detector)
@@ -112,6 +118,8 @@ class LoopConfig(_Strict):
     def _check(self) -> LoopConfig:
         if self.finetune.replay == 0 and self.targeted.count < self.finetune.batch_size:
             raise ValueError("finetune.replay 0 trains on the targeted set alone: make it larger")
+        if self.finetune.replay == 0 and self.finetune.replay_focus > 0:
+            raise ValueError("finetune.replay_focus focuses the replay: finetune.replay is 0")
         return self
 
     def digest(self) -> str:
@@ -122,9 +130,12 @@ class LoopConfig(_Strict):
             ("interpolate", 1.0),
             ("recalibrate_bn", 0),
             ("freeze_bn", False),
+            ("replay_focus", 0.0),
         ):
             if d["finetune"][key] == default:  # added later: the old behaviour keeps old keys
                 del d["finetune"][key]
+        if "replay_focus" not in d["finetune"]:
+            del d["finetune"]["focus_quantile"]  # means nothing without a focus
         return sha256_text(json.dumps(d, sort_keys=True, default=str))
 
 

@@ -50,6 +50,8 @@ def kind_of(model: Any, cfg: LoopConfig) -> ModelKind:
             raise ValueError("finetune.distill: distillation is for classifiers; set it to 0")
         if cfg.finetune.recalibrate_bn:
             raise ValueError("finetune.recalibrate_bn: for classifiers only; set it to 0")
+        if cfg.finetune.replay_focus:
+            raise ValueError("finetune.replay_focus: for classifiers only; set it to 0")
         return Detection(cfg.gate.metric or "AP50")
     if cfg.gate.metric not in (None, "accuracy"):
         raise ValueError(f"gate.metric {cfg.gate.metric}: a classifier is gated on accuracy")
@@ -72,8 +74,9 @@ DEFAULT_EPOCHS = {"classifier": 4, "detector": 2}
 
 #: ``finetune.freeze_bn`` when the config leaves it unset, per kind. A classifier keeps its
 #: BatchNorm statistics: on the same benchmark the fine-tunes lost less on the undrifted
-#: decision digits and gained as much on the drifted batches (README, "BatchNorm frozen by
-#: default"); a detector's stay free (not measured frozen; ``freeze_bn: true`` does it).
+#: decision digits and gained as much on the drifted batches (docs/drift_loop_benchmark.md,
+#: "BatchNorm frozen by default"); a detector's stay free (not measured frozen;
+#: ``freeze_bn: true`` does it).
 DEFAULT_FREEZE_BN = {"classifier": True, "detector": False}
 
 
@@ -168,7 +171,8 @@ class Classification:
         broad = load_compare_source(cfg.reference, None, 0, cfg.mnist)
         model = copy.deepcopy(champion)
         f = cfg.finetune
-        sources, ratios, steps = _replay_plan(cfg, broad, targeted)
+        focus = least_certain(champion, broad, f.focus_quantile) if f.replay_focus else None
+        sources, ratios, steps = _replay_plan(cfg, broad, targeted, focus)
         fit_cfg = FitConfig(
             epochs=epochs_for(cfg, self),
             batch_size=f.batch_size,
@@ -176,7 +180,8 @@ class Classification:
             steps_per_epoch=steps,
             distill=distill_weight(cfg, self),
             distill_temperature=f.temperature,
-            distill_sources=(0,),  # the champion speaks for its training data, not the drift
+            # the champion speaks for its training data (every replay source), not the drift
+            distill_sources=tuple(range(len(sources) - 1)),
             freeze_batchnorm=freeze_bn_for(cfg, self),
         )
         teacher = champion if fit_cfg.distill > 0 else None
@@ -284,6 +289,8 @@ class Detection:
         from synthcv.tasks.detector_train import DetFitConfig, fit
 
         f = cfg.finetune
+        if f.replay_focus:  # kind_of refuses it first; a direct call is refused too
+            raise ValueError("finetune.replay_focus: for classifiers only; set it to 0")
         reference = _aligned(load_monitor_source(cfg.reference, None, 0, cfg.mnist), champion)
         targeted = _aligned(targeted, champion)
         model = copy.deepcopy(champion).train()
@@ -406,15 +413,37 @@ def recalibrate_batchnorm(
     return model
 
 
+def least_certain(model: Any, data: Any, quantile: float) -> Any:
+    """The share ``quantile`` of a labelled :class:`ArraySet` that ``model`` holds with the
+    smallest margin p(true) − max p(other), in their original order: the training images
+    nearest its decision boundary, the ones a fine-tune moves first."""
+    from synthcv.monitor.model_checks import run_classifier
+
+    probs = run_classifier(model, data.images).probs
+    rows = np.arange(len(data))
+    true = probs[rows, data.labels]
+    probs[rows, data.labels] = -np.inf
+    margin = true - probs.max(axis=1)
+    keep = max(1, round(quantile * len(data)))
+    return data.take(np.sort(np.argsort(margin, kind="stable")[:keep]))
+
+
 def _replay_plan(
-    cfg: LoopConfig, reference: Any, targeted: Any
+    cfg: LoopConfig, reference: Any, targeted: Any, focus: Any = None
 ) -> tuple[list[Any], list[float] | None, int]:
     """(sources, their shares of each batch, steps per epoch): ``replay`` of every batch from
-    the champion's training data, the rest targeted; by default an epoch is as many steps as
-    it takes to show each targeted sample once."""
+    the champion's training data, the rest targeted, the targeted set always last; with
+    ``focus`` (:func:`least_certain` images) ``replay_focus`` of the replay comes from it. By
+    default an epoch is as many steps as it takes to show each targeted sample once."""
     f = cfg.finetune
-    sources = [reference, targeted] if f.replay > 0 else [targeted]
-    ratios = [f.replay, 1 - f.replay] if f.replay > 0 else None
+    if f.replay == 0:
+        sources, ratios = [targeted], None
+    elif focus is not None and f.replay_focus > 0:
+        sources = [reference, focus, targeted]
+        share = f.replay * f.replay_focus
+        ratios = [f.replay - share, share, 1 - f.replay]
+    else:
+        sources, ratios = [reference, targeted], [f.replay, 1 - f.replay]
     per_batch = max(1, round(f.batch_size * (1 - f.replay)))
     return sources, ratios, f.steps_per_epoch or max(1, len(targeted) // per_batch)
 
