@@ -155,3 +155,59 @@ def test_experiment_cli_runs_a_yaml_config(tmp_path: Path, monkeypatch) -> None:
     res = CliRunner().invoke(app, ["experiment", "run", str(bad), "--no-track"])
     assert res.exit_code == 2  # an invalid config is an input error, reported without traceback
     assert "train.sources: unknown source 'a'" in res.output and "Traceback" not in res.output
+
+
+def test_a_stage_with_frozen_batchnorm_keeps_the_statistics_it_started_with(
+    tmp_path: Path,
+) -> None:
+    """``freeze_bn`` on a stage: BatchNorm normalises with, and keeps, the statistics the model
+    came with while the weights learn (for both task kinds); off, the run's fingerprint is the
+    one it had before the field existed, so older runs still resume."""
+    import hashlib
+    import json
+
+    import torch
+
+    from synthcv.tasks.data import ArraySet
+    from synthcv.tasks.experiment import StageSpec, run_fingerprint
+    from synthcv.tasks.model import SmallCNN
+    from synthcv.tasks.task_kinds import Classification, InstanceTasks
+
+    data = np.load(quadrant_digits(tmp_path / "q.npz", 64, 0))
+    srcs = [ArraySet(255 - data["images"], data["labels"], name="inverted")]  # new statistics
+
+    def tuned(freeze: bool) -> dict:
+        torch.manual_seed(0)
+        model = SmallCNN(4, 1, width=4)
+        start = {k: v.clone() for k, v in model.state_dict().items()}
+        stage = StageSpec(
+            sources={"inverted": 1.0},
+            epochs=1,
+            steps_per_epoch=3,
+            batch_size=16,
+            jitter=False,
+            freeze_bn=freeze,
+        )
+        kind = Classification(load_config(_cfg(tmp_path)), 4)
+        kind.fit(model, srcs, None, stage, 0, {}, None, False)
+        return {"start": start, "end": model.state_dict()}
+
+    frozen, free = tuned(True), tuned(False)
+    stats = [k for k in frozen["start"] if "running_" in k]
+    assert stats
+    for k in stats:
+        assert torch.equal(frozen["end"][k], frozen["start"][k]), k
+        assert not torch.equal(free["end"][k], free["start"][k]), k
+    assert not torch.equal(
+        frozen["end"]["features.0.0.weight"], frozen["start"]["features.0.0.weight"]
+    )
+    assert InstanceTasks.fit_config(StageSpec(sources={"a": 1.0}, freeze_bn=True)).freeze_batchnorm
+
+    cfg = load_config(_cfg(tmp_path))
+    dump = cfg.model_dump(mode="json", exclude={"name", "seeds", "slices", "log_model", "threads"})
+    for stage in ("train", "finetune"):
+        del dump[stage]["freeze_bn"]
+    old = hashlib.sha256(json.dumps({"config": dump, "inputs": {}}, sort_keys=True).encode())
+    assert run_fingerprint(cfg, {}) == old.hexdigest()
+    on = cfg.model_copy(update={"finetune": cfg.finetune.model_copy(update={"freeze_bn": True})})
+    assert run_fingerprint(on, {}) != old.hexdigest()

@@ -76,6 +76,10 @@ class StageSpec(_Strict):
     flip: float = Field(0.0, ge=0, le=1)  # instance tasks: left-right mirror probability
     photometric: bool | PhotometricSpec = True  # instance tasks
     replay: ReplaySpec | None = None
+    #: BatchNorm layers in inference mode through the stage: the statistics the model came
+    #: with (a pre-training stage's) normalise every batch and are kept, while every weight
+    #: learns; the usual way to fine-tune a pre-trained network on a small or shifted set
+    freeze_bn: bool = False
 
 
 class ModelSpec(_Strict):
@@ -622,6 +626,9 @@ def run_fingerprint(cfg: ExperimentConfig, records: dict[str, Any]) -> str:
     from synthcv.fileio import sha256_text
 
     fields = cfg.model_dump(mode="json", exclude=_NOT_FINGERPRINTED)
+    for stage in ("train", "finetune"):  # added later: off keeps older runs resumable
+        if fields.get(stage) and fields[stage].get("freeze_bn") is False:
+            del fields[stage]["freeze_bn"]
     inputs = {name: r.digest for name, r in sorted(records.items())}
     return sha256_text(json.dumps({"config": fields, "inputs": inputs}, sort_keys=True))
 

@@ -93,6 +93,7 @@ class Classification:
             weight_decay=stage.weight_decay,
             steps_per_epoch=stage.steps_per_epoch,
             jitter=_options(stage.jitter, Jitter),
+            freeze_batchnorm=stage.freeze_bn,
         )
         return fit(model, srcs, ratios, cfg, seed, evals, on_epoch, progress, checkpoint=checkpoint)
 
@@ -255,6 +256,7 @@ class InstanceTasks:
             photometric=_options(stage.photometric, Photometric),
             geometric=_options(jitter, Jitter),
             flip=stage.flip,
+            freeze_batchnorm=stage.freeze_bn,
         )
 
     def _predict(self, model: Any, data: Any) -> list[Any]:
