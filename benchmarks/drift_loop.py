@@ -75,11 +75,10 @@ def class_prior_batch(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Gener
 
 def train_champion(path: Path, seed: int = 0) -> None:
     from synthcv.tasks.classifier_io import save_classifier
-    from synthcv.tasks.compare import load_compare_source
-    from synthcv.tasks.model import SmallCNN
+    from synthcv.tasks.compare import load_compare_source, reference_model
     from synthcv.tasks.train import FitConfig, fit
 
-    model = SmallCNN(10, 1)
+    model = reference_model(seed)  # the initial weights seeded too (before 2026-12-02 not)
     fit(
         model,
         [load_compare_source("mnist:train-part")],

@@ -169,3 +169,20 @@ def test_a_synthcv_dataset_is_compared_with_its_factors_and_conformance(tmp_path
     assert r.returncode == 0, r.stderr
     assert "| glyph.font |" in r.stdout  # realism sliced by the font
     assert "Factor conformance" in r.stdout and "0 flagged" in r.stdout
+
+
+def test_the_reference_network_starts_from_its_seed_whatever_ran_before():
+    """The default feature space is "seed 0" on every machine: its initial weights come from
+    the seed, not from torch's global generator (which imports and earlier models advance)."""
+    import torch
+
+    from synthcv.tasks.compare import reference_model
+
+    first = reference_model(0).state_dict()
+    torch.randn(1000)  # whatever else drew random numbers before
+    again, other = reference_model(0).state_dict(), reference_model(1).state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not torch.equal(first["features.0.0.weight"], other["features.0.0.weight"])
+    state = torch.random.get_rng_state()
+    reference_model(0)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's stream untouched
