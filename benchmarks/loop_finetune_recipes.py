@@ -166,7 +166,7 @@ def paired_versus(rows: list[dict]) -> str:
     from synthcv.tasks.stats import paired_mean_ci
 
     def bits(r: dict, key: str) -> np.ndarray:
-        return np.frombuffer(r[key].encode(), np.uint8) - ord("0")
+        return np.frombuffer(r[key].encode(), np.uint8).astype(np.int64) - ord("0")
 
     recipes = list(dict.fromkeys(r["recipe"] for r in rows))
     by = {(r["recipe"], r["drift"], r.get("seed", 0)): r for r in rows if "held_correct" in r}
