@@ -64,7 +64,8 @@ class FinetuneSpec(_Strict):
     #: share of that replay drawn from the training images the champion is least sure of: the
     #: lowest ``focus_quantile`` of its margin p(true) − max p(other), the images nearest its
     #: decision boundary, which a uniform replay seldom shows (uncertainty-focused rehearsal,
-    #: as Rainbow Memory, Bang et al. 2021, fills its memory); 0: uniform replay. Classifiers
+    #: as Rainbow Memory, Bang et al. 2021, fills its memory); 0: uniform replay (measured,
+    #: not adopted: docs/drift_loop_benchmark.md). Classifiers only
     replay_focus: float = Field(0.0, ge=0, le=1)
     focus_quantile: float = Field(0.1, gt=0, le=0.5)
     #: weight of distillation from the champion on the replayed training data (Learning
