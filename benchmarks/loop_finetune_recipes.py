@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
                 "seconds": round(time.perf_counter() - t0, 1),
             }
             rows.append(row)
-            print(json.dumps({k: v for k, v in row.items() if not k.endswith("_correct")}))
+            shown = {k: v for k, v in row.items() if not k.endswith("_correct")}
+            print(json.dumps(shown), flush=True)
     chosen = choose(rows)
     result = {
         "rows": rows,
@@ -175,8 +176,9 @@ def paired_versus(rows: list[dict]) -> str:
         "|---|---|---|---|",
     ]
     for other in recipes[1:]:
-        pairs = [(by[k], by[(other, *k[1:])]) for k in by if k[0] == recipes[0]]
-        pairs = [p for p in pairs if (other, p[0]["drift"], p[0].get("seed", 0)) in by]
+        pairs = [
+            (by[k], by[(other, *k[1:])]) for k in by if k[0] == recipes[0] and (other, *k[1:]) in by
+        ]
         for drift in [None, *dict.fromkeys(a["drift"] for a, _ in pairs)]:
             sel = [(a, b) for a, b in pairs if drift in (None, a["drift"])]
             if not sel:

@@ -438,7 +438,7 @@ def _replay_plan(
     f = cfg.finetune
     if f.replay == 0:
         sources, ratios = [targeted], None
-    elif focus is not None and f.replay_focus > 0:
+    elif focus is not None:
         sources = [reference, focus, targeted]
         share = f.replay * f.replay_focus
         ratios = [f.replay - share, share, 1 - f.replay]
