@@ -15,6 +15,9 @@ with ``--validation-only`` (the test digits are not even evaluated) and report t
     real-100+synthetic             real-100 mixed with synthetic, ``--synthetic-share`` of every
                                    batch synthetic (default 0.5)
     procedural+3D-aug              procedural with label-aware augmentations (and its control)
+    procedural+adabn               procedural, then BatchNorm re-estimated on the 6,300 real
+                                   training-part images *without their labels* (AdaBN): what
+                                   unlabelled real images buy; not a synthetic-only row
 
 Targets (issue #16): synthetic-only ≥ 97.0% (the value of 100 real labels); 100 real +
 synthetic ≥ 98.5%; PixelCNN samples only ≥ 90%. Every row trains
@@ -57,6 +60,7 @@ ROWS = [
     "real-100+synthetic",
     "procedural-intensity",
     "procedural-intensity+3D-aug",
+    "procedural+adabn",
 ]
 ALIASES = {"procedural->real-100": "procedural→real-100", "real-7000": "real-6300"}
 STEPS_PER_EPOCH = 110  # ≈ one pass over 7,000 images at batch 64
@@ -125,8 +129,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--jitter",
         default="",
         help="training warps for every row, e.g. 'shear=15,elastic=0.8,elastic_sigma=4' "
-        "(keys: shift, rotate, scale, shear, elastic, elastic_sigma; default: shift 2 px, "
-        "rotate 10°, scale 0.1)",
+        "(keys: shift, rotate, scale, shear, elastic, elastic_sigma, thickness; default: "
+        "shift 2 px, rotate 10°, scale 0.1)",
+    )
+    p.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.0,
+        help="label smoothing for every row's training (and fine-tuning) stage",
     )
     p.add_argument(
         "--synthetic-share",
@@ -235,6 +245,8 @@ def row_config(
         "batch_size": 64,
         "jitter": jitter,
     }
+    if args.label_smoothing:
+        stage["label_smoothing"] = args.label_smoothing
     need_proc = "procedural" in row or row == "real-100+synthetic"
     if need_proc and proc is None:
         return "no procedural digits (pass --procedural DIR or --generate-procedural N)"
@@ -249,6 +261,9 @@ def row_config(
         sources = {"real100": 1.0}
     elif row == "procedural":
         sources = {"procedural": 1.0}
+    elif row == "procedural+adabn":
+        sources = {"procedural": 1.0}
+        stage = {**stage, "adapt_bn": {"source": "real6300", "batches": 100}}
     elif row == "pixelcnn":
         sources = {"pixelcnn": 1.0}
     elif row == "procedural+pixelcnn":
@@ -259,7 +274,7 @@ def row_config(
         ft_epochs = args.finetune_epochs or max(1, args.epochs // 3)
         extra = {
             "finetune": {
-                "jitter": jitter,
+                **{k: v for k, v in stage.items() if k in ("jitter", "label_smoothing")},
                 "sources": {"real100": 1.0},
                 "epochs": ft_epochs,
                 "lr": 5e-4,
@@ -286,6 +301,7 @@ def row_config(
                 part.update({"procedural": w / 2, "procedural_second": w / 2})
     evals = ["real_val"] if args.validation_only else ["real_val", "real_test"]
     used = set(sources) | set(evals) | set(extra.get("finetune", {}).get("sources", {}))
+    used |= {stage["adapt_bn"]["source"]} if "adapt_bn" in stage else set()
     return {
         "name": f"digits_tstr/{row}",
         "recipe": recipe,

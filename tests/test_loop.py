@@ -501,10 +501,10 @@ def test_batchnorm_recalibration_sets_the_statistics_of_the_mix_and_nothing_else
     """After blending, every BatchNorm layer's running mean is re-measured on the fine-tune's
     own mix: for the first layer, exactly the mean of the first convolution's output over the
     drawn images; weights are untouched; the digest keeps old keys at the default 0."""
-    from synthcv.loop.model_kinds import Classification, recalibrate_batchnorm
+    from synthcv.loop.model_kinds import Classification
     from synthcv.tasks.data import ArraySet
     from synthcv.tasks.model import SmallCNN
-    from synthcv.tasks.train import to_tensor
+    from synthcv.tasks.train import recalibrate_batchnorm, to_tensor
 
     torch.manual_seed(0)
     model = SmallCNN(10, 1, width=4).eval()

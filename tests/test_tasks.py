@@ -226,6 +226,31 @@ def test_jitter_identity_determinism_and_elastic_size() -> None:
     assert float(px.std()) == pytest.approx(2.0, rel=0.05)
 
 
+def test_thickness_jitter_grows_and_thins_strokes_within_one_pixel() -> None:
+    """``thickness`` widens some digits' ink and narrows others', never past the 3x3 dilation
+    or erosion, and at 0 it leaves the warp's draws (so earlier runs) exactly as they were."""
+    import torch
+    import torch.nn.functional as F
+
+    from synthcv.tasks.warps import Jitter
+
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 6:22, 12:15] = 1.0  # a vertical bar 3 px wide: 48 ink pixels
+    still = {"shift": 0, "rotate": 0, "scale": 0}
+    out = Jitter(**still, thickness=1.0)(x, torch.Generator().manual_seed(0))
+    dilated = F.max_pool2d(x, 3, stride=1, padding=1)
+    eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)
+    assert bool((out >= eroded - 1e-5).all() and (out <= dilated + 1e-5).all())
+    ink = out.sum((1, 2, 3))
+    assert (ink > 48 + 10).sum() > 10 and (ink < 48 - 10).sum() > 10  # both ways, often
+    again = Jitter(**still, thickness=1.0)(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    warp = {"shear": 15, "elastic": 0.8}
+    a = Jitter(**warp)(x, torch.Generator().manual_seed(3))
+    b = Jitter(**warp, thickness=0.0)(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
 # --- distillation (Learning without Forgetting) -------------------------------------------------
 
 

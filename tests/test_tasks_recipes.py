@@ -157,6 +157,129 @@ def test_experiment_cli_runs_a_yaml_config(tmp_path: Path, monkeypatch) -> None:
     assert "train.sources: unknown source 'a'" in res.output and "Traceback" not in res.output
 
 
+def test_adapt_bn_recovers_a_model_from_a_domain_shift_without_labels(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A model trained on one camera meets another (a quarter of the contrast, the black level
+    raised to 60): ``adapt_bn`` re-measures BatchNorm on the new camera's images alone (their
+    labels are scrambled, so they cannot help) and wins back what the unadapted model lost;
+    the field's source is checked."""
+    from synthcv.validation import ConfigError
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def new_camera(src: Path, dst: Path, scramble: bool) -> Path:
+        d = np.load(src)
+        images = (d["images"].astype(np.float32) * 0.25 + 60).astype(np.uint8)
+        labels = np.random.default_rng(5).permutation(d["labels"]) if scramble else d["labels"]
+        np.savez(dst, images=images, labels=labels)
+        return dst
+
+    train = quadrant_digits(tmp_path / "train.npz", 400, 0)
+    test = new_camera(quadrant_digits(tmp_path / "t.npz", 200, 1), tmp_path / "test.npz", False)
+    unlabelled = new_camera(train, tmp_path / "unlabelled.npz", True)
+
+    def accuracy(adapt: dict | None) -> float:
+        stage = {"sources": {"train": 1.0}, "epochs": 1, "steps_per_epoch": 40, "jitter": False}
+        if adapt:
+            stage["adapt_bn"] = adapt
+        cfg = {
+            "name": "adabn",
+            "seeds": [0],
+            "data": {
+                "train": {"kind": "samples", "path": str(train)},
+                "unlabelled": {"kind": "samples", "path": str(unlabelled)},
+                "test": {"kind": "samples", "path": str(test)},
+            },
+            "train": {**stage, "batch_size": 32},
+            "eval": ["test"],
+            "model": {"width": 8},
+            "log_model": False,
+            "threads": 1,
+        }
+        res = run_experiment(load_config(cfg), out=tmp_path / f"r{bool(adapt)}", progress=False)
+        return res["summary"]["test"]["mean"]
+
+    plain, adapted = accuracy(None), accuracy({"source": "unlabelled", "batches": 10})
+    assert plain < 0.8 and adapted > 0.95, (plain, adapted)
+    with pytest.raises(ConfigError, match=r"train\.adapt_bn\.source.*unknown source 'nope'"):
+        load_config(
+            _cfg(tmp_path, train={"sources": {"broad": 1.0}, "adapt_bn": {"source": "nope"}})
+        )
+
+
+def test_label_smoothing_caps_the_confidence_a_model_learns(tmp_path: Path) -> None:
+    """``label_smoothing`` on a classification stage trains toward softened targets: a model
+    that fits its data stays below the smoothed target's confidence, one without it does not;
+    instance tasks refuse it with the field named; off, older runs' fingerprints hold."""
+    import hashlib
+    import json
+
+    import torch
+
+    from synthcv.tasks.data import ArraySet
+    from synthcv.tasks.experiment import StageSpec, run_fingerprint
+    from synthcv.tasks.model import SmallCNN
+    from synthcv.tasks.task_kinds import Classification
+    from synthcv.validation import ConfigError
+
+    data = np.load(quadrant_digits(tmp_path / "q.npz", 64, 0))
+    srcs = [ArraySet(data["images"], data["labels"], name="q")]
+
+    def confidence(smoothing: float) -> float:
+        torch.manual_seed(0)
+        model = SmallCNN(4, 1, width=8, dropout=0.0)
+        stage = StageSpec(
+            sources={"q": 1.0},
+            epochs=1,
+            steps_per_epoch=150,
+            batch_size=32,
+            lr=5e-3,
+            jitter=False,
+            label_smoothing=smoothing,
+        )
+        Classification(load_config(_cfg(tmp_path)), 4).fit(
+            model, srcs, None, stage, 0, {}, None, False
+        )
+        model.eval()
+        with torch.no_grad():
+            x = torch.from_numpy(data["images"]).float().div(255).unsqueeze(1)
+            p = model(x).softmax(1)
+        assert (p.argmax(1).numpy() == data["labels"]).mean() == 1.0  # both fit the data
+        return float(p.max(1).values.mean())
+
+    # smoothing 0.4 over 4 classes: the optimum puts 1 - 0.4 + 0.1 = 0.7 on the true class
+    assert confidence(0.0) > 0.97
+    assert confidence(0.4) < 0.8
+
+    detection = {
+        "name": "det",
+        "tasks": ["detection"],
+        "data": {"s": {"kind": "dataset", "path": str(tmp_path)}},
+        "train": {"sources": {"s": 1.0}, "label_smoothing": 0.1},
+        "eval": ["s"],
+    }
+    with pytest.raises(ConfigError, match=r"train\.label_smoothing.*classification"):
+        load_config(detection)
+    detection["train"] = {"sources": {"s": 1.0}, "jitter": {"thickness": 0.5}}
+    with pytest.raises(ConfigError, match=r"train\.jitter\.thickness.*classification"):
+        load_config(detection)
+    detection["train"] = {"sources": {"s": 1.0}, "adapt_bn": {"source": "s"}}
+    with pytest.raises(ConfigError, match=r"train\.adapt_bn.*classification"):
+        load_config(detection)
+
+    cfg = load_config(_cfg(tmp_path, train={"sources": {"broad": 1.0}, "jitter": {"shear": 5}}))
+    dump = cfg.model_dump(mode="json", exclude={"name", "seeds", "slices", "log_model", "threads"})
+    for stage in ("train", "finetune"):
+        for key in ("freeze_bn", "label_smoothing", "adapt_bn"):
+            del dump[stage][key]
+    del dump["train"]["jitter"]["thickness"]
+    old = hashlib.sha256(json.dumps({"config": dump, "inputs": {}}, sort_keys=True).encode())
+    assert run_fingerprint(cfg, {}) == old.hexdigest()
+    on = cfg.model_copy(update={"train": cfg.train.model_copy(update={"label_smoothing": 0.1})})
+    assert run_fingerprint(on, {}) != old.hexdigest()
+
+
 def test_a_stage_with_frozen_batchnorm_keeps_the_statistics_it_started_with(
     tmp_path: Path,
 ) -> None:
@@ -206,7 +329,8 @@ def test_a_stage_with_frozen_batchnorm_keeps_the_statistics_it_started_with(
     cfg = load_config(_cfg(tmp_path))
     dump = cfg.model_dump(mode="json", exclude={"name", "seeds", "slices", "log_model", "threads"})
     for stage in ("train", "finetune"):
-        del dump[stage]["freeze_bn"]
+        for key in ("freeze_bn", "label_smoothing", "adapt_bn"):
+            del dump[stage][key]
     old = hashlib.sha256(json.dumps({"config": dump, "inputs": {}}, sort_keys=True).encode())
     assert run_fingerprint(cfg, {}) == old.hexdigest()
     on = cfg.model_copy(update={"finetune": cfg.finetune.model_copy(update={"freeze_bn": True})})

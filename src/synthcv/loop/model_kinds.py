@@ -188,6 +188,8 @@ class Classification:
         fit(model, sources, ratios, fit_cfg, f.seed, teacher=teacher, checkpoint=checkpoint)
         model = interpolate_weights(champion, model, f.interpolate)
         if f.recalibrate_bn:
+            from synthcv.tasks.train import recalibrate_batchnorm
+
             recalibrate_batchnorm(model, sources, ratios, f.batch_size, f.recalibrate_bn, f.seed)
         return model.eval()
 
@@ -366,51 +368,6 @@ def interpolate_weights(champion: Any, finetuned: Any, share: float) -> Any:
     }
     finetuned.load_state_dict(mixed)
     return finetuned
-
-
-def recalibrate_batchnorm(
-    model: Any,
-    sources: list[Any],
-    ratios: list[float] | None,
-    batch_size: int,
-    batches: int,
-    seed: int,
-) -> Any:
-    """Re-estimate every BatchNorm layer's running mean and variance, in place, as the plain
-    average over ``batches`` batches drawn from ``sources`` in ``ratios`` (the fine-tune's own
-    mix). Blending two networks' weights (``interpolate``) blends their statistics too, but the
-    blended network's activations are not the blend of theirs (Jordan et al., "REPAIR", 2023,
-    measure the collapse); recomputing them is the usual repair. Nothing else changes."""
-    import torch
-
-    from synthcv.tasks.train import to_tensor
-
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return model
-    rng = np.random.default_rng([seed, 0xB4])
-    shares = ratios or [1.0 / len(sources)] * len(sources)
-    counts = [max(1, round(batch_size * r)) for r in shares]
-    channels = getattr(model, "in_channels", 1)
-    model.eval()
-    saved = {m: m.momentum for m in norms}
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches below
-        m.train()
-    try:
-        with torch.no_grad():
-            for _ in range(batches):
-                parts = [
-                    src.images[rng.integers(0, len(src), size=k)]
-                    for src, k in zip(sources, counts, strict=True)
-                ]
-                model(to_tensor(np.concatenate(parts), channels))
-    finally:
-        for m in norms:
-            m.momentum = saved[m]
-        model.eval()
-    return model
 
 
 def least_certain(model: Any, data: Any, quantile: float) -> Any:

@@ -52,6 +52,9 @@ class JitterSpec(_Strict):
     shear: float = Field(0.0, ge=0, lt=60)
     elastic: float = Field(0.0, ge=0)
     elastic_sigma: float = Field(3.0, gt=0)
+    #: classification: ink thickened or thinned per image, a blend toward the 3x3 grey
+    #: dilation or erosion weighted uniformly in [-thickness, thickness]; 0 = off
+    thickness: float = Field(0.0, ge=0, le=1)
 
 
 class PhotometricSpec(_Strict):
@@ -63,6 +66,13 @@ class PhotometricSpec(_Strict):
     noise: float = Field(0.03, ge=0, le=1)
     blur: float = Field(1.0, ge=0, le=10)
     grayscale: float = Field(0.0, ge=0, le=1)
+
+
+class AdaptBatchNormSpec(_Strict):
+    """Unlabelled images of another domain re-estimate BatchNorm after a stage (AdaBN)."""
+
+    source: str  # a data source; its labels are not used
+    batches: int = Field(100, ge=1)  # of the stage's batch size, drawn with replacement
 
 
 class StageSpec(_Strict):
@@ -80,6 +90,13 @@ class StageSpec(_Strict):
     #: with (a pre-training stage's) normalise every batch and are kept, while every weight
     #: learns; the usual way to fine-tune a pre-trained network on a small or shifted set
     freeze_bn: bool = False
+    #: classification: cross-entropy against targets smoothed toward uniform (Szegedy et al.
+    #: 2016), so a model trained on one domain is less sure of cues another may lack
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    #: classification: after the stage, BatchNorm's running statistics are re-measured on a
+    #: source's images without their labels (AdaBN, Li et al. 2016), e.g. unlabelled real
+    #: images for a model trained on synthetic ones; every weight stays as trained
+    adapt_bn: AdaptBatchNormSpec | None = None
 
 
 class ModelSpec(_Strict):
@@ -150,6 +167,9 @@ class ExperimentConfig(_Strict):
 
         for s in self.train.sources:
             need("train.sources", s)
+        for where, st in (("train", self.train), ("finetune", self.finetune)):
+            if st is not None and st.adapt_bn is not None:
+                need(f"{where}.adapt_bn.source", st.adapt_bn.source)
         for s in self.eval:
             need("eval", s)
         if self.recipe == "finetune":
@@ -222,6 +242,20 @@ class ExperimentConfig(_Strict):
             raise FieldProblem(
                 "model.input_size", f"got {self.model.input_size}, expected a multiple of 16"
             )
+        for where, st in stages:
+            if st is None:
+                continue
+            if st.label_smoothing:
+                raise FieldProblem(
+                    f"{where}.label_smoothing", "is for classification (a class cross-entropy)"
+                )
+            if st.adapt_bn is not None:
+                raise FieldProblem(f"{where}.adapt_bn", "is for classification")
+            if isinstance(st.jitter, JitterSpec) and st.jitter.thickness:
+                raise FieldProblem(
+                    f"{where}.jitter.thickness",
+                    "is for classification: instance masks would not follow the ink",
+                )
         if "channels" not in self.model.model_fields_set:
             self.model = self.model.model_copy(update={"channels": 3})  # photos are colour
         for name, src in self.data.items():
@@ -342,6 +376,9 @@ class Runner:
             used |= set(cfg.finetune.sources)
             if cfg.finetune.replay:
                 used.add(cfg.finetune.replay.source)
+        for st in (cfg.train, cfg.finetune):
+            if st is not None and st.adapt_bn is not None:
+                used.add(st.adapt_bn.source)
         if cfg.slices:
             used.add(cfg.slices.source)
         return used
@@ -382,9 +419,17 @@ class Runner:
         ckpt = self._checkpoint(prefix)
         if ckpt is not None and ckpt.path.is_file():
             self.resumed.append(prefix)
-        return self.kind.fit(
+        history = self.kind.fit(
             model, srcs, ratios, st, seed, evals, on_epoch, self.progress, checkpoint=ckpt
         )
+        if st.adapt_bn is not None:  # after the checkpointed stage, so a resume repeats it
+            from synthcv.tasks.train import recalibrate_batchnorm
+
+            unlabelled = self.source(st.adapt_bn.source, seed)
+            recalibrate_batchnorm(
+                model, [unlabelled], None, st.batch_size, st.adapt_bn.batches, seed
+            )
+        return history
 
     def _checkpoint(self, prefix: str) -> Any:
         """The stage named by its metric prefix (``s0/``, ``s1/pretrain/``, ``n100/s0/``) keeps
@@ -627,8 +672,14 @@ def run_fingerprint(cfg: ExperimentConfig, records: dict[str, Any]) -> str:
 
     fields = cfg.model_dump(mode="json", exclude=_NOT_FINGERPRINTED)
     for stage in ("train", "finetune"):  # added later: off keeps older runs resumable
-        if fields.get(stage) and fields[stage].get("freeze_bn") is False:
-            del fields[stage]["freeze_bn"]
+        st = fields.get(stage)
+        if not st:
+            continue
+        for key in ("freeze_bn", "label_smoothing", "adapt_bn"):
+            if key in st and not st[key]:
+                del st[key]
+        if isinstance(st.get("jitter"), dict) and not st["jitter"].get("thickness", 1):
+            del st["jitter"]["thickness"]
     inputs = {name: r.digest for name, r in sorted(records.items())}
     return sha256_text(json.dumps({"config": fields, "inputs": inputs}, sort_keys=True))
 

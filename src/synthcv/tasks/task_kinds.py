@@ -94,6 +94,7 @@ class Classification:
             steps_per_epoch=stage.steps_per_epoch,
             jitter=_options(stage.jitter, Jitter),
             freeze_batchnorm=stage.freeze_bn,
+            label_smoothing=stage.label_smoothing,
         )
         return fit(model, srcs, ratios, cfg, seed, evals, on_epoch, progress, checkpoint=checkpoint)
 

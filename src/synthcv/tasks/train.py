@@ -179,3 +179,45 @@ def fit(
         checkpoint=checkpoint,
         freeze_batchnorm=cfg.freeze_batchnorm,
     )
+
+
+def recalibrate_batchnorm(
+    model: Any,
+    sources: list[Any],
+    ratios: list[float] | None,
+    batch_size: int,
+    batches: int,
+    seed: int,
+) -> Any:
+    """Re-estimate every BatchNorm layer's running mean and variance, in place, as the plain
+    average over ``batches`` batches drawn from ``sources`` in ``ratios`` (labels unused).
+    Two uses: after blending two networks' weights (the loop's ``interpolate``), whose
+    activations are not the blend of theirs (Jordan et al., "REPAIR", 2023, measure the
+    collapse); and to adapt a model trained on one domain to another's unlabelled images
+    (AdaBN, Li et al. 2016: a stage's ``adapt_bn``). Nothing else changes."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return model
+    rng = np.random.default_rng([seed, 0xB4])
+    shares = ratios or [1.0 / len(sources)] * len(sources)
+    counts = [max(1, round(batch_size * r)) for r in shares]
+    channels = getattr(model, "in_channels", 1)
+    model.eval()
+    saved = {m: m.momentum for m in norms}
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+        m.train()
+    try:
+        with torch.no_grad():
+            for _ in range(batches):
+                parts = [
+                    src.images[rng.integers(0, len(src), size=k)]
+                    for src, k in zip(sources, counts, strict=True)
+                ]
+                model(to_tensor(np.concatenate(parts), channels))
+    finally:
+        for m in norms:
+            m.momentum = saved[m]
+        model.eval()
+    return model

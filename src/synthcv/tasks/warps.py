@@ -28,12 +28,30 @@ class Jitter:
     shear: float = 0.0
     elastic: float = 0.0
     elastic_sigma: float = 3.0
+    #: ink width: each image blended toward its 3x3 grey dilation (weight > 0) or erosion
+    #: (< 0), the weight uniform in [-thickness, thickness]. Classification only: it changes
+    #: pixels, not geometry, so instance masks would not follow it
+    thickness: float = 0.0
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         theta, field = self.sample(x.shape[0], x.shape[2], x.shape[3], gen)
-        return F.grid_sample(
+        x = F.grid_sample(
             x, sampling_grid(theta, field, x), padding_mode="zeros", align_corners=False
         )
+        # Drawn after the warp so that thickness 0 leaves every earlier run's draws as they were.
+        return self.rethicken(x, gen) if self.thickness > 0 else x
+
+    def rethicken(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Bright strokes on a dark ground (MNIST's polarity) grow or shrink by up to one
+        pixel a side; on dark ink the same draw shrinks or grows it, and the range is
+        symmetric, so either polarity gets both."""
+        n = x.shape[0]
+        weight = (torch.rand(n, generator=gen) * 2 - 1) * self.thickness
+        weight = weight.view(n, 1, 1, 1).to(x.dtype)
+        dilated = F.max_pool2d(x, 3, stride=1, padding=1)
+        eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)
+        grow, shrink = weight.clamp_min(0), (-weight).clamp_min(0)
+        return x + grow * (dilated - x) + shrink * (eroded - x)
 
     def sample(
         self, n: int, h: int, w: int, gen: torch.Generator
