@@ -144,27 +144,33 @@ def test_the_original_repertoire_still_draws_the_same_digits():
         assert explicit == got
 
 
-def test_repertoire_2_adds_ways_of_writing_4_6_and_8_and_nothing_else():
+@pytest.mark.parametrize(("older", "added"), [(1, {"4": 2, "6": 2, "8": 2}), (2, {"2": 1, "7": 2})])
+def test_a_new_repertoire_adds_its_ways_of_writing_and_nothing_else(older, added):
+    """Repertoire 2 adds 4s, 6s and 8s to the original hand; 3 adds a 2 and two 7s to 2.
+    Every other digit, and every style that picks an older template, is drawn as before."""
+    newer = older + 1
     for char in "0123456789":
-        n1, n2 = hand_variants(char, 1), hand_variants(char, 2)
-        assert n2 == len(TEMPLATES[char])
-        if char in "468":
-            assert n2 == n1 + 2
+        n_old, n_new = hand_variants(char, older), hand_variants(char, newer)
+        if char in added:
+            assert n_new == n_old + added[char]
             # every template is drawn, the new ones included, as style runs
-            assert {hand_variant(char, s, 2) for s in range(20)} == set(range(n2))
-            new = [s for s in range(20) if hand_variant(char, s, 2) >= n1]
+            assert {hand_variant(char, s, newer) for s in range(40)} == set(range(n_new))
+            new = [s for s in range(40) if hand_variant(char, s, newer) >= n_old]
             assert new and all(
-                not hand_outline(char, s, 0.0, repertoire=2).equals(
-                    hand_outline(char, s, 0.0, repertoire=1)
+                not hand_outline(char, s, 0.0, repertoire=newer).equals(
+                    hand_outline(char, s, 0.0, repertoire=older)
                 )
                 for s in new
             )
         else:
-            assert n2 == n1
+            assert n_new == n_old
             for s in range(8):
-                assert hand_outline(char, s, 0.1, repertoire=2).equals(hand_outline(char, s, 0.1))
-    with pytest.raises(ValueError, match=r"repertoire 3 is not one of \[1, 2\]"):
-        hand_variants("4", 3)
+                assert hand_outline(char, s, 0.1, repertoire=newer).equals(
+                    hand_outline(char, s, 0.1, repertoire=older)
+                )
+    assert all(hand_variants(c, 3) == len(TEMPLATES[c]) for c in "0123456789")
+    with pytest.raises(ValueError, match=r"repertoire 4 is not one of \[1, 2, 3\]"):
+        hand_variants("4", 4)
 
 
 def test_repertoire_is_recorded_and_validated_in_a_spec(tmp_path):
@@ -185,10 +191,10 @@ def test_repertoire_is_recorded_and_validated_in_a_spec(tmp_path):
     rows = [ds[i]["objects"][0] for i in range(len(ds))]
     assert all(r["glyph.repertoire"] == 2 for r in rows)
     assert all(0 <= r["glyph.variant"] < hand_variants(r["glyph.text"], 2) for r in rows)
-    with pytest.raises(SpecError, match=r"asset\.repertoire: got 3, expected a number in \[1, 2\]"):
+    with pytest.raises(SpecError, match=r"asset\.repertoire: got 4, expected a number in \[1, 3\]"):
         synthcv.load_spec(
             examples / "digits_hand.yaml",
-            overrides={"objects": {"defaults": {"asset": {"repertoire": 3}}}},
+            overrides={"objects": {"defaults": {"asset": {"repertoire": 4}}}},
         )
 
 

@@ -545,7 +545,7 @@ class AssetSpec(StrictModel):
     # glyph: seed of the bend and of the hand font's way of writing
     style: num(0, 2**32 - 1) | None = None
     aspect: num(0.3, 3) | None = None  # glyph: width against height, 1 = as drawn
-    repertoire: num(1, 2) | None = None  # glyph, hand font: which set of ways of writing
+    repertoire: num(1, 3) | None = None  # glyph, hand font: which set of ways of writing
     flourish: num(0, 4) | None = None  # glyph, hand font: overshoot, gaps and hooks at stroke ends
     pressure: num(0, 1) | None = None  # glyph, hand font: pen width varying along each stroke
     keypoints: dict[str, tuple[Coord, Coord, Coord]] | None = None

@@ -310,8 +310,9 @@ def glyph_outline(
     round; a printed font scales its outline.
 
     ``repertoire`` (hand only) is the set of ways of writing ``style`` picks from: 1, the
-    original hand, or 2, which adds open 4s, two 6s and two 8s (``REPERTOIRES``); printed
-    fonts ignore it, so one spec may choose between the hand and fonts.
+    original hand, 2, which adds open 4s, two 6s and two 8s, or 3, which adds an L-like 2
+    and two 7s (``REPERTOIRES``); printed fonts ignore it, so one spec may choose between
+    the hand and fonts.
 
     ``flourish`` (hand only, 0..4) is how a hand starts and stops its strokes: ends that
     overshoot or stop short (loops left open, bars past a stem) and the hook of the pen's

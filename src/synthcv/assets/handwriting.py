@@ -94,6 +94,12 @@ TEMPLATES: dict[str, list[list[Stroke]]] = {
             ],
             [[(0.3, 0.03), (0.55, 0.0), (0.8, 0.06)]],
         ],
+        [  # repertoire 3: L-like, a short top hook, a near-vertical descender, a flat base
+            [
+                [(0.06, 0.8), (0.2, 0.98), (0.36, 0.96), (0.4, 0.8), (0.3, 0.45), (0.2, 0.02)],
+                [(0.2, 0.02), (0.45, 0.03), (0.7, 0.06)],
+            ]
+        ],
     ],
     "3": [
         [
@@ -221,6 +227,24 @@ TEMPLATES: dict[str, list[list[Stroke]]] = {
         [[[(0.0, 1.0), (0.64, 1.0)], [(0.64, 1.0), (0.26, 0.0)]], [[(0.18, 0.5), (0.6, 0.52)]]],
         [[[(0.0, 0.94), (0.3, 1.0), (0.64, 1.0)], [(0.64, 1.0), (0.44, 0.6), (0.3, 0.0)]]],
         [[[(0.0, 0.86), (0.02, 1.0)], [(0.02, 1.0), (0.62, 1.0)], [(0.62, 1.0), (0.36, 0.0)]]],
+        [  # repertoire 3: a rounded corner, then a stem falling nearly straight down
+            [
+                [
+                    (0.02, 0.9),
+                    (0.2, 0.98),
+                    (0.42, 1.0),
+                    (0.58, 0.94),
+                    (0.6, 0.78),
+                    (0.52, 0.5),
+                    (0.44, 0.22),
+                    (0.42, 0.0),
+                ]
+            ]
+        ],
+        [  # repertoire 3: crossed, a nearly upright stem, the bar reaching both sides of it
+            [[(0.04, 1.0), (0.6, 1.0)], [(0.6, 1.0), (0.5, 0.55), (0.44, 0.0)]],
+            [[(0.2, 0.5), (0.5, 0.53), (0.72, 0.55)]],
+        ],
     ],
     "8": [
         [
@@ -318,15 +342,25 @@ def is_hand_font(font: object) -> bool:
 
 # How often each template is written, where not all equally: most people write a plain "1".
 # Most write a looped "2" (the descender curls over itself before the base).
-TEMPLATE_WEIGHTS: dict[str, list[int]] = {"1": [4, 1, 1], "2": [2, 3, 1, 2], "7": [3, 2, 1, 1]}
+TEMPLATE_WEIGHTS: dict[str, list[int]] = {
+    "1": [4, 1, 1],
+    "2": [2, 3, 1, 2, 2],
+    "7": [3, 2, 1, 1, 2, 2],
+}
 
 #: The hand's repertoires: which templates a digit may be written with. Repertoire 1 is the
 #: original hand, kept as it was so that a spec draws the same digits it always drew; 2 adds
 #: the ways of writing a 4, 6 and 8 that real *training* digits use and no digit of repertoire
 #: 1 resembled (open 4s with a tall stem, a large-looped and a b-like 6, an 8 with a small top
-#: loop and an open-topped 8). Per repertoire: how many of a digit's templates it uses (all
-#: when the digit is not listed). New templates are only ever appended, in a new repertoire.
-REPERTOIRES: dict[int, dict[str, int]] = {1: {"4": 3, "6": 2, "8": 2}, 2: {}}
+#: loop and an open-topped 8); 3 adds an L-like 2, a round-cornered 7 and a crossed 7 with an
+#: upright stem, the ways of writing behind the real training digits a repertoire-2 model
+#: misread most after 8s. Per repertoire: how many of a digit's templates it uses (all when
+#: the digit is not listed). New templates are only ever appended, in a new repertoire.
+REPERTOIRES: dict[int, dict[str, int]] = {
+    1: {"2": 4, "4": 3, "6": 2, "7": 4, "8": 2},
+    2: {"2": 4, "7": 4},
+    3: {},
+}
 DEFAULT_REPERTOIRE = 1
 
 
