@@ -335,3 +335,18 @@ def test_a_stage_with_frozen_batchnorm_keeps_the_statistics_it_started_with(
     assert run_fingerprint(cfg, {}) == old.hexdigest()
     on = cfg.model_copy(update={"finetune": cfg.finetune.model_copy(update={"freeze_bn": True})})
     assert run_fingerprint(on, {}) != old.hexdigest()
+
+
+def test_every_shipped_experiment_config_validates() -> None:
+    """The experiment configs the README and docs tell users to run (examples/experiments and
+    benchmarks/experiments) stay valid as the config schema grows."""
+    repo = Path(__file__).resolve().parents[1]
+    configs = sorted(
+        [
+            *(repo / "examples" / "experiments").glob("*.yaml"),
+            *(repo / "benchmarks" / "experiments").glob("*.yaml"),
+        ]
+    )
+    assert len(configs) >= 11
+    for path in configs:
+        assert load_config(path).name, path.name
