@@ -301,7 +301,8 @@ def row_config(
                 part.update({"procedural": w / 2, "procedural_second": w / 2})
     evals = ["real_val"] if args.validation_only else ["real_val", "real_test"]
     used = set(sources) | set(evals) | set(extra.get("finetune", {}).get("sources", {}))
-    used |= {stage["adapt_bn"]["source"]} if "adapt_bn" in stage else set()
+    if "adapt_bn" in stage:
+        used.add(stage["adapt_bn"]["source"])
     return {
         "name": f"digits_tstr/{row}",
         "recipe": recipe,

@@ -55,6 +55,24 @@ def _cfg(tmp_path: Path, **over) -> dict:
     return cfg
 
 
+def _fingerprint_before_stage_options(cfg) -> str:
+    """The resume fingerprint ``cfg`` had before the stage options added later existed
+    (``freeze_bn``, ``label_smoothing``, ``adapt_bn``, ``jitter.thickness``): what an older
+    run's checkpoints carry, so leaving the options unset must reproduce it."""
+    import hashlib
+    import json
+
+    dump = cfg.model_dump(mode="json", exclude={"name", "seeds", "slices", "log_model", "threads"})
+    for stage in ("train", "finetune"):
+        for key in ("freeze_bn", "label_smoothing", "adapt_bn"):
+            del dump[stage][key]
+        if isinstance(dump[stage]["jitter"], dict):
+            del dump[stage]["jitter"]["thickness"]
+    return hashlib.sha256(
+        json.dumps({"config": dump, "inputs": {}}, sort_keys=True).encode()
+    ).hexdigest()
+
+
 def test_finetune_with_replay_forgets_less_than_without(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     res = run_experiment(
@@ -212,8 +230,6 @@ def test_label_smoothing_caps_the_confidence_a_model_learns(tmp_path: Path) -> N
     """``label_smoothing`` on a classification stage trains toward softened targets: a model
     that fits its data stays below the smoothed target's confidence, one without it does not;
     instance tasks refuse it with the field named; off, older runs' fingerprints hold."""
-    import hashlib
-    import json
 
     import torch
 
@@ -269,15 +285,10 @@ def test_label_smoothing_caps_the_confidence_a_model_learns(tmp_path: Path) -> N
         load_config(detection)
 
     cfg = load_config(_cfg(tmp_path, train={"sources": {"broad": 1.0}, "jitter": {"shear": 5}}))
-    dump = cfg.model_dump(mode="json", exclude={"name", "seeds", "slices", "log_model", "threads"})
-    for stage in ("train", "finetune"):
-        for key in ("freeze_bn", "label_smoothing", "adapt_bn"):
-            del dump[stage][key]
-    del dump["train"]["jitter"]["thickness"]
-    old = hashlib.sha256(json.dumps({"config": dump, "inputs": {}}, sort_keys=True).encode())
-    assert run_fingerprint(cfg, {}) == old.hexdigest()
+    old = _fingerprint_before_stage_options(cfg)
+    assert run_fingerprint(cfg, {}) == old
     on = cfg.model_copy(update={"train": cfg.train.model_copy(update={"label_smoothing": 0.1})})
-    assert run_fingerprint(on, {}) != old.hexdigest()
+    assert run_fingerprint(on, {}) != old
 
 
 def test_a_stage_with_frozen_batchnorm_keeps_the_statistics_it_started_with(
@@ -286,8 +297,6 @@ def test_a_stage_with_frozen_batchnorm_keeps_the_statistics_it_started_with(
     """``freeze_bn`` on a stage: BatchNorm normalises with, and keeps, the statistics the model
     came with while the weights learn (for both task kinds); off, the run's fingerprint is the
     one it had before the field existed, so older runs still resume."""
-    import hashlib
-    import json
 
     import torch
 
@@ -327,14 +336,10 @@ def test_a_stage_with_frozen_batchnorm_keeps_the_statistics_it_started_with(
     assert InstanceTasks.fit_config(StageSpec(sources={"a": 1.0}, freeze_bn=True)).freeze_batchnorm
 
     cfg = load_config(_cfg(tmp_path))
-    dump = cfg.model_dump(mode="json", exclude={"name", "seeds", "slices", "log_model", "threads"})
-    for stage in ("train", "finetune"):
-        for key in ("freeze_bn", "label_smoothing", "adapt_bn"):
-            del dump[stage][key]
-    old = hashlib.sha256(json.dumps({"config": dump, "inputs": {}}, sort_keys=True).encode())
-    assert run_fingerprint(cfg, {}) == old.hexdigest()
+    old = _fingerprint_before_stage_options(cfg)
+    assert run_fingerprint(cfg, {}) == old
     on = cfg.model_copy(update={"finetune": cfg.finetune.model_copy(update={"freeze_bn": True})})
-    assert run_fingerprint(on, {}) != old.hexdigest()
+    assert run_fingerprint(on, {}) != old
 
 
 def test_every_shipped_experiment_config_validates() -> None:

@@ -678,8 +678,9 @@ def run_fingerprint(cfg: ExperimentConfig, records: dict[str, Any]) -> str:
         for key in ("freeze_bn", "label_smoothing", "adapt_bn"):
             if key in st and not st[key]:
                 del st[key]
-        if isinstance(st.get("jitter"), dict) and not st["jitter"].get("thickness", 1):
-            del st["jitter"]["thickness"]
+        jitter = st.get("jitter")
+        if isinstance(jitter, dict) and jitter.get("thickness") == 0:
+            del jitter["thickness"]
     inputs = {name: r.digest for name, r in sorted(records.items())}
     return sha256_text(json.dumps({"config": fields, "inputs": inputs}, sort_keys=True))
 
