@@ -12,6 +12,11 @@ steps (``--steps`` of ``--batch``):
     synthetic→real-small pre-train on synthetic for half the steps, fine-tune on real-small
     real-small+synthetic real-small and synthetic, ``--synthetic-share`` of every batch
                          synthetic (default half)
+    real-small+fitted    real-small and scenes of digits drawn from templates fitted to
+                         real-small's own 100 digits (``--fitted``, written by
+                         benchmarks/digits_fitted_strokes.py --pick scenes): no real digit
+                         beyond real-small's; ``--fitted-share`` of every batch fitted,
+                         ``--fitted-synthetic-share`` synthetic, the rest real-small
 
 Targets from the issue: synthetic AP50 ≥ 0.9 × real AP50; real-small+synthetic ≥ real.
 
@@ -39,7 +44,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import announce
 
-ROWS = ["real", "real-small", "synthetic", "synthetic→real-small", "real-small+synthetic"]
+ROWS = [
+    "real",
+    "real-small",
+    "synthetic",
+    "synthetic→real-small",
+    "real-small+synthetic",
+    "real-small+fitted",
+]
 ALIASES = {"synthetic->real-small": "synthetic→real-small"}
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,6 +97,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(choose it on --validation-only runs)",
     )
     p.add_argument(
+        "--fitted",
+        type=Path,
+        default=None,
+        help="digits drawn from templates fitted to real-small's 100 (an .npz; "
+        "benchmarks/digits_fitted_strokes.py --pick scenes --only-fitted): the "
+        "real-small+fitted row composes them into DATA/fitted_small",
+    )
+    p.add_argument("--fitted-share", type=float, default=0.5, help="real-small+fitted row")
+    p.add_argument(
+        "--fitted-synthetic-share",
+        type=float,
+        default=0.0,
+        help="share of synthetic scenes in the real-small+fitted row (the rest real-small)",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="continue interrupted rows from their checkpoints (a resumed row's seconds cover "
@@ -99,6 +126,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not 0.0 < args.synthetic_share < 1.0:
         p.error(f"--synthetic-share must lie strictly between 0 and 1, got {args.synthetic_share}")
+    if not 0.0 < args.fitted_share < 1.0 or args.fitted_synthetic_share < 0.0:
+        p.error("--fitted-share must lie strictly between 0 and 1, --fitted-synthetic-share ≥ 0")
+    if args.fitted_share + args.fitted_synthetic_share >= 1.0:
+        p.error("--fitted-share + --fitted-synthetic-share must leave a share for real-small")
+    if "real-small+fitted" in args.rows and args.fitted is None:
+        p.error("the real-small+fitted row needs --fitted DIGITS.npz")
     announce()
     return args
 
@@ -125,6 +158,8 @@ def prepare(args: argparse.Namespace) -> dict[str, Path]:
             compose_digit_scenes(
                 paths[key], split, count, seed=seed, n_source=n_source, mnist_path=args.mnist
             )
+    if args.fitted is not None:
+        paths["fitted"] = _fitted_scenes(args)
     from synthcv.spec import load_spec
 
     spec = load_spec(args.spec).with_count(args.synthetic)
@@ -142,6 +177,21 @@ def prepare(args: argparse.Namespace) -> dict[str, Path]:
     return paths
 
 
+def _fitted_scenes(args: argparse.Namespace) -> Path:
+    """Scenes of the fitted digits, laid out as real-small's (same count, layout and seed)."""
+    from synthcv.digit_scenes import compose_digit_scenes
+    from synthcv.fileio import sha256_file
+
+    path = args.data / "fitted_small"
+    ann = path / "annotations.json"
+    if not ann.is_file():
+        print(f"[data] composing {args.real_scenes} scenes of {args.fitted} → {path}")
+        compose_digit_scenes(path, count=args.real_scenes, seed=3, digits_npz=args.fitted)
+    elif json.loads(ann.read_text())["info"]["digits_sha256"] != sha256_file(args.fitted):
+        sys.exit(f"error: {path} was composed from other digits than {args.fitted}")
+    return path
+
+
 def row_config(row: str, args: argparse.Namespace, paths: dict[str, Path]) -> dict[str, Any]:
     steps_per_epoch = max(1, args.steps // args.epochs)
 
@@ -155,6 +205,7 @@ def row_config(row: str, args: argparse.Namespace, paths: dict[str, Path]) -> di
         "real": coco("real", "train"),
         "real_small": coco("real_small", "train"),
         "synthetic": {"kind": "dataset", "path": str(paths["synthetic"])},
+        **({"fitted": coco("fitted")} if "fitted" in paths else {}),
         "real_val": coco("real", "val"),  # tuning happened here, never on real_test
         "real_test": coco("real_test"),
     }
@@ -179,6 +230,11 @@ def row_config(row: str, args: argparse.Namespace, paths: dict[str, Path]) -> di
         "real-small+synthetic": {
             "real_small": 1.0 - args.synthetic_share,
             "synthetic": args.synthetic_share,
+        },
+        "real-small+fitted": {
+            "real_small": 1.0 - args.fitted_share - args.fitted_synthetic_share,
+            "fitted": args.fitted_share,
+            **({"synthetic": args.fitted_synthetic_share} if args.fitted_synthetic_share else {}),
         },
     }[row]
     cfg: dict[str, Any] = {
@@ -250,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         label = row
         if row == "real-small+synthetic":
             label = f"{row} ({args.synthetic_share:g} synthetic)"
+        if row == "real-small+fitted":
+            label = (
+                f"{row} ({args.fitted_share:g} fitted, {args.fitted_synthetic_share:g} synthetic)"
+            )
         seconds: Any = round(time.time() - t0, 1)
         if res["resumed"]:
             seconds = f"{seconds} (resumed)"

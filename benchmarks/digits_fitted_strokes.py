@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import announce
 
+REAL_SMALL_SEED = 3  # benchmarks/digit_scenes_detection.py composes real-small with seed 3
 FITTED_REPERTOIRE = 99  # where the fitted templates are put for hand_outline to draw
 SUPERSAMPLE = 4
 
@@ -193,6 +194,15 @@ def main(argv: list[str] | None = None) -> None:
         default="fitted",
         help="pen width of the fitted set: each real digit's own (ink / skeleton), or the hand's",
     )
+    p.add_argument(
+        "--pick",
+        choices=("balanced", "scenes"),
+        default="balanced",
+        help="which real digits to fit: a balanced draw from the 6,300 training-part digits "
+        "(classification), or exactly the 100 of the digit scenes' real-small set "
+        "(synthcv.digit_scenes.source_subset of the 7,000 training digits, seed 3)",
+    )
+    p.add_argument("--only-fitted", action="store_true", help="skip hand.npz")
     args = p.parse_args(argv)
     announce()
     from synthcv.assets import handwriting as hw
@@ -200,9 +210,14 @@ def main(argv: list[str] | None = None) -> None:
     from synthcv.tasks.data import balanced_subset
 
     tx, ty = load_mnist8000("train")
-    part = validation_part(len(tx), "train")
-    tx, ty = tx[part], ty[part]
-    pick = balanced_subset(ty, args.real, args.seed)
+    if args.pick == "scenes":
+        from synthcv.digit_scenes import source_subset
+
+        pick = source_subset(ty, args.real, REAL_SMALL_SEED)
+    else:
+        part = validation_part(len(tx), "train")
+        tx, ty = tx[part], ty[part]
+        pick = balanced_subset(ty, args.real, args.seed)
     fitted: dict[str, list] = {str(c): [] for c in range(10)}
     for i in pick:
         t = fit_template(tx[i].squeeze())
@@ -230,7 +245,10 @@ def main(argv: list[str] | None = None) -> None:
 
     hw.hand_variant = fitted_variant
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, rep in (("fitted", FITTED_REPERTOIRE), ("hand", args.repertoire)):
+    sets = [("fitted", FITTED_REPERTOIRE)] + (
+        [] if args.only_fitted else [("hand", args.repertoire)]
+    )
+    for name, rep in sets:
         rng = np.random.default_rng(args.seed + 1)
         images, labels = render_set(
             args.count, fitted, rng, rep, args.flourish, fitted_pen=args.pen == "fitted"
@@ -238,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         np.savez_compressed(args.out / f"{name}.npz", images=images, labels=labels)
         print(f"wrote {args.out / name}.npz: {len(images)} digits")
     sheet = np.vstack(
-        [np.hstack(list(np.load(args.out / f"{n}.npz")["images"][:20])) for n in ("fitted", "hand")]
+        [np.hstack(list(np.load(args.out / f"{n}.npz")["images"][:20])) for n, _ in sets]
     )
     from PIL import Image
 

@@ -95,6 +95,71 @@ def test_n_source_restricts_to_a_balanced_subset(tmp_path):
         compose_digit_scenes(tmp_path / "t", split="val", count=1)
 
 
+def _digits_npz(path: Path, labels: list[int]) -> Path:
+    """Made-up 'digits': a bright bar whose length encodes the label, so a scene's ink says
+    which source digit it came from."""
+    images = np.zeros((len(labels), 28, 28), np.uint8)
+    for i, c in enumerate(labels):
+        images[i, 4:24, 12:16] = 255
+        images[i, 4:6, 12 : 14 + 1 + int(c)] = 255
+    np.savez(path, images=images, labels=np.asarray(labels))
+    return path
+
+
+def test_scenes_from_another_source_of_digits(tmp_path):
+    """The real layout composes any digits (generated ones, fitted ones): the labels are the
+    file's, the boxes are tight around their ink, and the info names the file, not MNIST."""
+    from synthcv.digit_scenes import compose_digit_scenes, source_subset
+    from synthcv.fileio import sha256_file
+    from synthcv.tasks.coco_data import load_coco
+
+    labels = [i % 10 for i in range(30)]
+    npz = _digits_npz(tmp_path / "d.npz", labels)
+    out = compose_digit_scenes(tmp_path / "s", count=5, size=96, seed=1, digits_npz=npz)
+    data = json.loads((out / "annotations.json").read_text())
+    assert data["info"]["split"] == "npz" and data["info"]["digits_npz"] == "d.npz"
+    assert data["info"]["digits_sha256"] == sha256_file(npz) and "mnist_sha256" not in data["info"]
+    s = load_coco(out, out / "annotations.json")
+    n = 0
+    for t in s.targets:
+        for k in range(len(t)):
+            src = int(t.factors["source_index"][k])
+            assert int(s.categories[t.labels[k]]) == labels[src]
+            ys, xs = np.nonzero(t.masks[k])
+            x, y, w, h = t.boxes[k]
+            assert (x, y, x + w, y + h) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            n += 1
+    assert n >= 10
+    sub = compose_digit_scenes(
+        tmp_path / "t", count=5, size=96, seed=1, digits_npz=npz, n_source=10
+    )
+    anns = json.loads((sub / "annotations.json").read_text())["annotations"]
+    assert {a["source_index"] for a in anns} <= set(source_subset(np.array(labels), 10, 1).tolist())
+
+
+def test_scenes_from_a_bad_digits_file_name_the_file_and_write_nothing(tmp_path):
+    from synthcv.digit_scenes import compose_digit_scenes
+
+    bad = _digits_npz(tmp_path / "bad.npz", [1, 2, 12, 3])
+    with pytest.raises(
+        ValueError, match=r"bad\.npz: labels must be digits 0\.\.9; labels\[2\] is 12"
+    ):
+        compose_digit_scenes(tmp_path / "s", count=1, digits_npz=bad)
+    res = _invoke("realdata", "digit-scenes", "--out", tmp_path / "x", "--digits", bad)
+    assert res.exit_code == 2 and "labels[2] is 12" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "x").exists()
+    res = _invoke(
+        "realdata", "digit-scenes", "--out", tmp_path / "x", "--digits", tmp_path / "no.npz"
+    )
+    assert res.exit_code == 2 and "no.npz" in res.output
+    good = _digits_npz(tmp_path / "good.npz", list(range(10)))
+    res = _invoke(
+        "realdata", "digit-scenes", "--out", tmp_path / "ok", "--digits", good, "--count", "2"
+    )
+    assert res.exit_code == 0, res.output
+    assert "wrote 2 scenes of good.npz" in res.output
+
+
 def _invoke(*args: str):
     from synthcv.cli import _register, app
 

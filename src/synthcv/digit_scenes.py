@@ -28,6 +28,11 @@ test) and ``gain``. Image ``i`` is a pure function of (``seed``, ``i``, the para
 the same call writes the same bytes. ``n_source`` limits the source digits to a class-balanced
 subset of N drawn with ``seed`` (the "real-small" setting, e.g. 100).
 
+The same layout composes any other digits (``digits_npz``: an ``.npz`` of grey square images
+and labels 0..9, e.g. a generative model's samples or digits drawn from templates fitted to a
+few real ones), so a second source of digits reaches a detector in exactly the real scenes'
+form and the two differ only in their digits.
+
 A layer-1 module: it writes the COCO JSON itself (``synthcv.tasks.coco_data.load_coco`` reads it).
 """
 
@@ -63,6 +68,30 @@ def source_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
         seen[c] = rank[pos] + 1
     order = np.lexsort((np.arange(len(perm)), rank))  # by rank, then by draw order
     return np.sort(perm[order[:n]])
+
+
+def _read_digits(file: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Grey digits and their labels 0..9 from an ``.npz``; every problem names the file."""
+    from synthcv.fileio import read_images_npz
+
+    if not file.is_file():
+        raise ValueError(f"{file}: no such file (digits_npz)")
+    images, labels = read_images_npz(file, labels_required=True)
+    assert labels is not None
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3 or images.shape[1] != images.shape[2] or len(images) == 0:
+        raise ValueError(
+            f"{file}: images must be grey squares uint8 (N, S, S) with N ≥ 1, got {images.shape}"
+        )
+    labels = labels.astype(np.int64)
+    bad = np.flatnonzero((labels < 0) | (labels > 9))
+    if bad.size:
+        raise ValueError(
+            f"{file}: labels must be digits 0..9; labels[{bad[0]}] is {labels[bad[0]]} "
+            f"({bad.size} outside)"
+        )
+    return images, labels
 
 
 def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
@@ -162,12 +191,20 @@ def compose_digit_scenes(
     seed: int = 0,
     n_source: int | None = None,
     mnist_path: str | os.PathLike[str] | None = None,
+    digits_npz: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write ``count`` real-digit scenes as COCO into ``out`` (``images/NNNNNN.png`` and
     ``annotations.json``), published whole; returns ``out``. Layout: module docstring.
 
-    ``out`` must not exist or be empty. Raises ``ValueError`` naming a bad parameter and
-    ``FileNotFoundError`` naming every path tried when the MNIST file is missing.
+    ``digits_npz`` composes the same scenes from any other digits instead of MNIST's (an
+    ``.npz`` of ``images`` uint8 (N, H, W) and ``labels`` 0..9: generated samples, digits drawn
+    from fitted templates), so a second source of digits can be compared with the real ones
+    under one layout; ``split`` and ``mnist_path`` are then unused and ``source_index`` is the
+    row in that file.
+
+    ``out`` must not exist or be empty. Raises ``ValueError`` naming a bad parameter (or the
+    file and what is wrong with it) and ``FileNotFoundError`` naming every path tried when the
+    MNIST file is missing.
     """
     from synthcv.format.codecs import write_png
 
@@ -185,13 +222,17 @@ def compose_digit_scenes(
         raise ValueError(f"max_iou: got {max_iou}, expected a number in [0, 1]")
     if n_source is not None and n_source < 1:
         raise ValueError(f"n_source: got {n_source}, expected at least 1")
-    file = find_mnist8000(mnist_path)
-    images, labels = load_mnist8000(split, file)  # type: ignore[arg-type]
-    offset = 0 if split == "train" else MNIST_TRAIN_COUNT
+    if digits_npz is not None:
+        file = Path(digits_npz)
+        images, labels = _read_digits(file)
+        offset, where = 0, str(file)
+    else:
+        file = find_mnist8000(mnist_path)
+        images, labels = load_mnist8000(split, file)  # type: ignore[arg-type]
+        offset = 0 if split == "train" else MNIST_TRAIN_COUNT
+        where = f"the {split} split"
     if n_source is not None and n_source > len(images):
-        raise ValueError(
-            f"n_source: got {n_source}, but the {split} split has {len(images)} digits"
-        )
+        raise ValueError(f"n_source: got {n_source}, but {where} has {len(images)} digits")
     pool = source_subset(labels, n_source, seed) if n_source is not None else np.arange(len(images))
     coco_images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
@@ -224,9 +265,13 @@ def compose_digit_scenes(
                 )
         data = {
             "info": {
-                "description": f"real MNIST digit scenes ({split} split)",
+                "description": (
+                    f"digit scenes composed from {file.name}"
+                    if digits_npz is not None
+                    else f"real MNIST digit scenes ({split} split)"
+                ),
                 "generator": "synthcv.digit_scenes.compose_digit_scenes",
-                "split": split,
+                "split": "npz" if digits_npz is not None else split,
                 "count": count,
                 "size": size,
                 "digits": list(digits),
@@ -234,8 +279,16 @@ def compose_digit_scenes(
                 "max_iou": max_iou,
                 "seed": seed,
                 "n_source": n_source,
-                "mnist_sha256": sha256_file(file),
-                "source_index": "row of mnist-real-8000.npz (train: < 7000, test: >= 7000)",
+                **(
+                    {"digits_npz": file.name, "digits_sha256": sha256_file(file)}
+                    if digits_npz is not None
+                    else {"mnist_sha256": sha256_file(file)}
+                ),
+                "source_index": (
+                    f"row of {file.name}"
+                    if digits_npz is not None
+                    else "row of mnist-real-8000.npz (train: < 7000, test: >= 7000)"
+                ),
             },
             "licenses": [],
             "categories": [

@@ -42,6 +42,13 @@ def digit_scenes(
         "--mnist",
         help="Path of mnist-real-8000.npz (default: $SYNTHCV_MNIST, then searched).",
     ),
+    digits: Path | None = typer.Option(
+        None,
+        "--digits",
+        help="Compose from these digits instead of MNIST's: an .npz of images uint8 (N,S,S) and "
+        "labels 0..9 (generated samples, digits from fitted templates). --split and --mnist "
+        "are then unused.",
+    ),
 ) -> None:
     """Compose multi-digit scenes from real MNIST digits, written as COCO (images/ +
     annotations.json): boxes, masks, categories "0".."9"."""
@@ -55,5 +62,7 @@ def digit_scenes(
         seed=seed,
         n_source=n_source,
         mnist_path=mnist,
+        digits_npz=digits,
     )
-    typer.echo(f"wrote {count} {split.value} scenes to {path}")
+    what = f"scenes of {digits.name}" if digits is not None else f"{split.value} scenes"
+    typer.echo(f"wrote {count} {what} to {path}")
