@@ -54,6 +54,9 @@ ROWS = [
 ]
 ALIASES = {"synthetic->real-small": "synthetic→real-small"}
 REPO = Path(__file__).resolve().parents[1]
+#: the seed of real-small's 100 source digits and of its scenes (the fitted row's scenes too;
+#: benchmarks/digits_fitted_strokes.py --pick scenes fits the same 100)
+REAL_SMALL_SEED = 3
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -149,7 +152,7 @@ def prepare(args: argparse.Namespace) -> dict[str, Path]:
     }
     made = [
         ("real", "train", args.real_scenes, 2, None),
-        ("real_small", "train", args.real_scenes, 3, 100),
+        ("real_small", "train", args.real_scenes, REAL_SMALL_SEED, 100),
         ("real_test", "test", args.test_scenes, 1, None),
     ]
     for key, split, count, seed, n_source in made:
@@ -186,7 +189,9 @@ def _fitted_scenes(args: argparse.Namespace) -> Path:
     ann = path / "annotations.json"
     if not ann.is_file():
         print(f"[data] composing {args.real_scenes} scenes of {args.fitted} → {path}")
-        compose_digit_scenes(path, count=args.real_scenes, seed=3, digits_npz=args.fitted)
+        compose_digit_scenes(
+            path, count=args.real_scenes, seed=REAL_SMALL_SEED, digits_npz=args.fitted
+        )
     elif json.loads(ann.read_text())["info"]["digits_sha256"] != sha256_file(args.fitted):
         sys.exit(f"error: {path} was composed from other digits than {args.fitted}")
     return path

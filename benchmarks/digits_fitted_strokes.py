@@ -34,8 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import announce
+from digit_scenes_detection import REAL_SMALL_SEED
 
-REAL_SMALL_SEED = 3  # benchmarks/digit_scenes_detection.py composes real-small with seed 3
 FITTED_REPERTOIRE = 99  # where the fitted templates are put for hand_outline to draw
 SUPERSAMPLE = 4
 
