@@ -17,6 +17,13 @@ steps (``--steps`` of ``--batch``):
                          benchmarks/digits_fitted_strokes.py --pick scenes): no real digit
                          beyond real-small's; ``--fitted-share`` of every batch fitted,
                          ``--fitted-synthetic-share`` synthetic, the rest real-small
+    procedural-scenes    synthcv's single procedural digits (examples/digits_mnist.yaml, the
+                         classification benchmark's synthetic digits; ``--procedural``), laid
+                         out by the real scenes' composer: scenes that differ from the real
+                         ones only in their digits; no real digit
+    real-small+procedural-scenes
+                         real-small and those scenes, ``--procedural-share`` of every batch
+                         (default a quarter)
 
 Targets from the issue: synthetic AP50 ≥ 0.9 × real AP50; real-small+synthetic ≥ real.
 
@@ -25,7 +32,7 @@ synthetic: ``synthcv generate examples/digit_scenes.yaml``) and reused afterward
 
 Examples::
 
-    python benchmarks/digit_scenes_detection.py                        # everything, 3 seeds
+    python benchmarks/digit_scenes_detection.py     # the issue's five rows, 3 seeds, 600 steps
     python benchmarks/digit_scenes_detection.py --rows real,synthetic --seeds 1 --steps 300
 """
 
@@ -44,32 +51,42 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import announce
 
-ROWS = [
+#: the issue's five rows: the default table
+ISSUE_ROWS = [
     "real",
     "real-small",
     "synthetic",
     "synthetic→real-small",
     "real-small+synthetic",
-    "real-small+fitted",
 ]
+#: rows that need a second source of digits (--fitted, --procedural): run when named
+ROWS = [*ISSUE_ROWS, "real-small+fitted", "procedural-scenes", "real-small+procedural-scenes"]
 ALIASES = {"synthetic->real-small": "synthetic→real-small"}
 REPO = Path(__file__).resolve().parents[1]
 #: the seed of real-small's 100 source digits and of its scenes (the fitted row's scenes too;
 #: benchmarks/digits_fitted_strokes.py --pick scenes fits the same 100)
 REAL_SMALL_SEED = 3
+#: the layout seed of the procedural digits' scenes (real 2, real-small 3, test 1)
+PROCEDURAL_SCENES_SEED = 4
+#: the geometric warps of every documented run (chosen on validation, README "Benchmarks")
+DEFAULT_JITTER = "shear=15,elastic=1.5,elastic_sigma=4"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--rows", default=",".join(ROWS), help="comma-separated rows to run")
+    p.add_argument(
+        "--rows",
+        default=",".join(ISSUE_ROWS),
+        help=f"comma-separated rows to run (default the issue's five; also {ROWS[5:]})",
+    )
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--steps", type=int, default=1500, help="gradient steps per row")
+    p.add_argument("--steps", type=int, default=600, help="gradient steps per row")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--width", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=5, help="evaluation points along the steps")
+    p.add_argument("--epochs", type=int, default=2, help="evaluation points along the steps")
     p.add_argument("--data", type=Path, default=Path("out/bench/digit_scenes"))
     p.add_argument("--out", type=Path, default=Path("out/bench/digit_scenes_detection"))
     p.add_argument("--real-scenes", type=int, default=2000)
@@ -87,10 +104,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
         "--jitter",
-        default="",
-        help="geometric warps for every row, moving boxes and masks with the pixels, e.g. "
-        "'shear=15,elastic=0.8,elastic_sigma=4' (keys: shift, rotate, scale, shear, elastic, "
-        "elastic_sigma; unset keys: shift 2 px, rotate 10°, scale 0.1); default: none",
+        default=DEFAULT_JITTER,
+        help="geometric warps for every row, moving boxes and masks with the pixels (keys: "
+        "shift, rotate, scale, shear, elastic, elastic_sigma; unset keys: shift 2 px, rotate "
+        f"10°, scale 0.1); default: the README table's {DEFAULT_JITTER!r}; 'none' for no warps",
     )
     p.add_argument(
         "--synthetic-share",
@@ -115,6 +132,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of synthetic scenes in the real-small+fitted row (the rest real-small)",
     )
     p.add_argument(
+        "--procedural",
+        type=Path,
+        default=None,
+        help="synthcv's single digits for the procedural-scenes rows: a dataset directory "
+        "rendered from examples/digits_mnist.yaml (framed as the classification harness frames "
+        "them) or an .npz of images and labels; composed into DATA/procedural_scenes",
+    )
+    p.add_argument(
+        "--procedural-share",
+        type=float,
+        default=0.25,
+        help="share of every batch from the procedural scenes in real-small+procedural-scenes",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="continue interrupted rows from their checkpoints (a resumed row's seconds cover "
@@ -135,6 +166,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--fitted-share + --fitted-synthetic-share must leave a share for real-small")
     if "real-small+fitted" in args.rows and args.fitted is None:
         p.error("the real-small+fitted row needs --fitted DIGITS.npz")
+    if not 0.0 < args.procedural_share < 1.0:
+        p.error(f"--procedural-share must lie in (0, 1), got {args.procedural_share}")
+    if "procedural-scenes" in args.rows and args.procedural is None:
+        p.error("the procedural-scenes rows need --procedural DIR (or DIGITS.npz)")
     announce()
     return args
 
@@ -163,6 +198,8 @@ def prepare(args: argparse.Namespace) -> dict[str, Path]:
             )
     if args.fitted is not None:
         paths["fitted"] = _fitted_scenes(args)
+    if args.procedural is not None:
+        paths["procedural"] = _procedural_scenes(args)
     from synthcv.spec import load_spec
 
     spec = load_spec(args.spec).with_count(args.synthetic)
@@ -197,6 +234,43 @@ def _fitted_scenes(args: argparse.Namespace) -> Path:
     return path
 
 
+def _procedural_scenes(args: argparse.Namespace) -> Path:
+    """Scenes of synthcv's single procedural digits, laid out by the real composer.
+
+    A dataset directory is first framed exactly as the classification harness reads it
+    (``kind: dataset``: MNIST's 20-px fit and centre of mass, the silhouette as ink) and written
+    to DATA/procedural_digits.npz, so both benchmarks see the same digits."""
+    import numpy as np
+
+    from synthcv.digit_scenes import compose_digit_scenes
+    from synthcv.fileio import atomic_path, sha256_file, write_json_atomic
+
+    digits = args.procedural
+    if digits.is_dir():
+        digits = args.data / "procedural_digits.npz"
+        manifest = json.loads((args.procedural / "manifest.json").read_text())
+        stamp = args.data / "procedural_digits.source.json"
+        source = {"path": str(args.procedural), "manifest_digest": manifest["manifest_digest"]}
+        if not digits.is_file() or json.loads(stamp.read_text()) != source:
+            from synthcv.tasks.data import load_source
+
+            print(f"[data] framing the digits of {args.procedural} → {digits}")
+            arr = load_source({"kind": "dataset", "path": str(args.procedural)}, name="procedural")
+            with atomic_path(digits) as tmp, open(tmp, "wb") as f:
+                np.savez_compressed(f, images=arr.images, labels=arr.labels)
+            write_json_atomic(stamp, source)
+    path = args.data / "procedural_scenes"
+    ann = path / "annotations.json"
+    if not ann.is_file():
+        print(f"[data] composing {args.real_scenes} scenes of {digits} → {path}")
+        compose_digit_scenes(
+            path, count=args.real_scenes, seed=PROCEDURAL_SCENES_SEED, digits_npz=digits
+        )
+    elif json.loads(ann.read_text())["info"]["digits_sha256"] != sha256_file(digits):
+        sys.exit(f"error: {path} was composed from other digits than {digits}")
+    return path
+
+
 def row_config(row: str, args: argparse.Namespace, paths: dict[str, Path]) -> dict[str, Any]:
     steps_per_epoch = max(1, args.steps // args.epochs)
 
@@ -211,6 +285,7 @@ def row_config(row: str, args: argparse.Namespace, paths: dict[str, Path]) -> di
         "real_small": coco("real_small", "train"),
         "synthetic": {"kind": "dataset", "path": str(paths["synthetic"])},
         **({"fitted": coco("fitted")} if "fitted" in paths else {}),
+        **({"procedural": coco("procedural")} if "procedural" in paths else {}),
         "real_val": coco("real", "val"),  # tuning happened here, never on real_test
         "real_test": coco("real_test"),
     }
@@ -222,7 +297,7 @@ def row_config(row: str, args: argparse.Namespace, paths: dict[str, Path]) -> di
         "batch_size": args.batch,
         "lr": args.lr,
     }
-    if args.jitter:
+    if args.jitter and args.jitter != "none":
         stage["jitter"] = {
             k.strip(): float(v)
             for k, v in (kv.split("=", 1) for kv in args.jitter.split(",") if kv.strip())
@@ -240,6 +315,11 @@ def row_config(row: str, args: argparse.Namespace, paths: dict[str, Path]) -> di
             "real_small": 1.0 - args.fitted_share - args.fitted_synthetic_share,
             "fitted": args.fitted_share,
             **({"synthetic": args.fitted_synthetic_share} if args.fitted_synthetic_share else {}),
+        },
+        "procedural-scenes": {"procedural": 1.0},
+        "real-small+procedural-scenes": {
+            "real_small": 1.0 - args.procedural_share,
+            "procedural": args.procedural_share,
         },
     }[row]
     cfg: dict[str, Any] = {
@@ -315,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
             label = (
                 f"{row} ({args.fitted_share:g} fitted, {args.fitted_synthetic_share:g} synthetic)"
             )
+        if row == "real-small+procedural-scenes":
+            label = f"{row} ({args.procedural_share:g} procedural)"
         seconds: Any = round(time.time() - t0, 1)
         if res["resumed"]:
             seconds = f"{seconds} (resumed)"
