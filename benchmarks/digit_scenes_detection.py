@@ -170,6 +170,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--procedural-share must lie in (0, 1), got {args.procedural_share}")
     if "procedural-scenes" in args.rows and args.procedural is None:
         p.error("the procedural-scenes rows need --procedural DIR (or DIGITS.npz)")
+    proc = args.procedural
+    if proc is not None and not (proc.is_file() or (proc / "manifest.json").is_file()):
+        p.error(f"--procedural {proc}: neither an .npz file nor a synthcv dataset directory")
     announce()
     return args
 
