@@ -60,7 +60,8 @@ ISSUE_ROWS = [
     "real-small+synthetic",
 ]
 #: rows that need a second source of digits (--fitted, --procedural): run when named
-ROWS = [*ISSUE_ROWS, "real-small+fitted", "procedural-scenes", "real-small+procedural-scenes"]
+SECOND_SOURCE_ROWS = ["real-small+fitted", "procedural-scenes", "real-small+procedural-scenes"]
+ROWS = [*ISSUE_ROWS, *SECOND_SOURCE_ROWS]
 ALIASES = {"synthetic->real-small": "synthetic→real-small"}
 REPO = Path(__file__).resolve().parents[1]
 #: the seed of real-small's 100 source digits and of its scenes (the fitted row's scenes too;
@@ -79,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--rows",
         default=",".join(ISSUE_ROWS),
-        help=f"comma-separated rows to run (default the issue's five; also {ROWS[5:]})",
+        help=f"comma-separated rows to run (default the issue's five; also {SECOND_SOURCE_ROWS})",
     )
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=600, help="gradient steps per row")
@@ -222,18 +223,21 @@ def prepare(args: argparse.Namespace) -> dict[str, Path]:
 
 def _fitted_scenes(args: argparse.Namespace) -> Path:
     """Scenes of the fitted digits, laid out as real-small's (same count, layout and seed)."""
+    return _composed_scenes(args, args.fitted, args.data / "fitted_small", REAL_SMALL_SEED)
+
+
+def _composed_scenes(args: argparse.Namespace, digits: Path, path: Path, seed: int) -> Path:
+    """``path``: scenes of ``digits`` (an .npz) in the real layout, composed once; scenes
+    composed earlier from other digits are refused (their annotations record the file's sha)."""
     from synthcv.digit_scenes import compose_digit_scenes
     from synthcv.fileio import sha256_file
 
-    path = args.data / "fitted_small"
     ann = path / "annotations.json"
     if not ann.is_file():
-        print(f"[data] composing {args.real_scenes} scenes of {args.fitted} → {path}")
-        compose_digit_scenes(
-            path, count=args.real_scenes, seed=REAL_SMALL_SEED, digits_npz=args.fitted
-        )
-    elif json.loads(ann.read_text())["info"]["digits_sha256"] != sha256_file(args.fitted):
-        sys.exit(f"error: {path} was composed from other digits than {args.fitted}")
+        print(f"[data] composing {args.real_scenes} scenes of {digits} → {path}")
+        compose_digit_scenes(path, count=args.real_scenes, seed=seed, digits_npz=digits)
+    elif json.loads(ann.read_text())["info"]["digits_sha256"] != sha256_file(digits):
+        sys.exit(f"error: {path} was composed from other digits than {digits}")
     return path
 
 
@@ -245,8 +249,7 @@ def _procedural_scenes(args: argparse.Namespace) -> Path:
     to DATA/procedural_digits.npz, so both benchmarks see the same digits."""
     import numpy as np
 
-    from synthcv.digit_scenes import compose_digit_scenes
-    from synthcv.fileio import atomic_path, sha256_file, write_json_atomic
+    from synthcv.fileio import atomic_path, write_json_atomic
 
     digits = args.procedural
     if digits.is_dir():
@@ -254,7 +257,8 @@ def _procedural_scenes(args: argparse.Namespace) -> Path:
         manifest = json.loads((args.procedural / "manifest.json").read_text())
         stamp = args.data / "procedural_digits.source.json"
         source = {"path": str(args.procedural), "manifest_digest": manifest["manifest_digest"]}
-        if not digits.is_file() or json.loads(stamp.read_text()) != source:
+        fresh = digits.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == source
+        if not fresh:
             from synthcv.tasks.data import load_source
 
             print(f"[data] framing the digits of {args.procedural} → {digits}")
@@ -262,16 +266,7 @@ def _procedural_scenes(args: argparse.Namespace) -> Path:
             with atomic_path(digits) as tmp, open(tmp, "wb") as f:
                 np.savez_compressed(f, images=arr.images, labels=arr.labels)
             write_json_atomic(stamp, source)
-    path = args.data / "procedural_scenes"
-    ann = path / "annotations.json"
-    if not ann.is_file():
-        print(f"[data] composing {args.real_scenes} scenes of {digits} → {path}")
-        compose_digit_scenes(
-            path, count=args.real_scenes, seed=PROCEDURAL_SCENES_SEED, digits_npz=digits
-        )
-    elif json.loads(ann.read_text())["info"]["digits_sha256"] != sha256_file(digits):
-        sys.exit(f"error: {path} was composed from other digits than {digits}")
-    return path
+    return _composed_scenes(args, digits, args.data / "procedural_scenes", PROCEDURAL_SCENES_SEED)
 
 
 def row_config(row: str, args: argparse.Namespace, paths: dict[str, Path]) -> dict[str, Any]:
